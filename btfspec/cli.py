@@ -1,0 +1,27 @@
+"""The ``btfspec`` console command: a click group; each area registers its commands here."""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+# One module per area; each exposes ``COMMANDS``, a list of click commands.
+COMMAND_MODULES = [
+    "btfspec.commands.doctor",
+]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="btfspec")
+def main() -> None:
+    """Declarative spec and fuzz-testing framework for BTF (BPF Type Format).
+
+    Exit status: 0 success or positive answer, 1 the negative answer a command exists
+    to give, 2 usage error or unreadable input.
+    """
+
+
+for _name in COMMAND_MODULES:
+    for _cmd in importlib.import_module(_name).COMMANDS:
+        main.add_command(_cmd)

@@ -1,0 +1,58 @@
+"""Shared CLI plumbing: exit codes, one-line errors, ``--json`` and ``--impl`` options."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from spec.errors import BtfError, InputError, errno_text
+
+EXIT_OK = 0
+EXIT_NEGATIVE = 1
+EXIT_USAGE = 2
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def fail(message: str, status: int = EXIT_USAGE) -> None:
+    """Print ``btfspec: message`` on stderr and exit with ``status``."""
+    click.echo(f"btfspec: {message}", err=True)
+    sys.exit(status)
+
+
+def guarded(func: F) -> F:
+    """Turn known exceptions into one-line errors: unreadable input -> 2, invalid BTF -> 1."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except InputError as exc:
+            fail(str(exc), EXIT_USAGE)
+        except BtfError as exc:
+            fail(f"invalid BTF: {exc} [{errno_text(exc.errno)}]", EXIT_NEGATIVE)
+        except BrokenPipeError:
+            sys.exit(EXIT_OK)
+        except KeyboardInterrupt:
+            fail("interrupted", 130)
+        return None
+
+    return wrapper  # type: ignore[return-value]
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Report as JSON on stdout.")
+
+
+def emit_json(obj: Any) -> None:
+    """Write ``obj`` as indented JSON on stdout."""
+    click.echo(json.dumps(obj, indent=2, sort_keys=False))
+
+
+def split_list(value: str | None) -> list[str]:
+    """Split a comma-separated option value into its non-empty items."""
+    return [v.strip() for v in (value or "").split(",") if v.strip()]

@@ -1,0 +1,38 @@
+"""Errors with the location they refer to, shared by every package."""
+
+from __future__ import annotations
+
+import errno as _errno
+
+
+def errno_text(err: int) -> str:
+    """Render a negative errno the way btfspec reports it: ``-EINVAL (22)``."""
+    pos = abs(err)
+    name = _errno.errorcode.get(pos, "E?")
+    return f"-{name} ({pos})"
+
+
+class BtfError(Exception):
+    """Malformed or unusable BTF; carries where (byte offset, type id) and the errno libbpf would use."""
+
+    def __init__(self, message: str, *, offset: int | None = None, type_id: int | None = None,
+                 errno: int = -_errno.EINVAL, rule: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.offset = offset
+        self.type_id = type_id
+        self.errno = errno
+        self.rule = rule
+
+    def __str__(self) -> str:
+        where = []
+        if self.type_id is not None:
+            where.append(f"type [{self.type_id}]")
+        if self.offset is not None:
+            where.append(f"byte offset {self.offset:#x}")
+        loc = (" at " + ", ".join(where)) if where else ""
+        return f"{self.message}{loc}"
+
+
+class InputError(Exception):
+    """An input file that cannot be read or recognised (CLI exit status 2)."""

@@ -1,0 +1,183 @@
+"""Fast codec derived from the Construct declarations in :mod:`spec.grammar`.
+
+Every record in BTF is a sequence of 32-bit words, so the fast path works on an ``array('I')``
+of the type section (byte-swapped once for the other byte order): an offset walk builds the
+index, and each type is decoded on demand into words. Record sizes, field names and which
+fields hold type ids or string offsets all come from ``grammar.tails`` — the layout is declared
+once.
+"""
+
+from __future__ import annotations
+
+import array
+import functools
+import struct
+import sys
+from dataclasses import dataclass
+
+from spec.errors import BtfError
+from spec.grammar import ByteOrder, byteorder_of, header_struct, record_formats, tails
+from spec.kinds import HDR_LEN, REF_KINDS, Kind
+
+NATIVE: ByteOrder = "little" if sys.byteorder == "little" else "big"
+
+
+@dataclass(frozen=True)
+class KindLayout:
+    """Word layout of one kind, derived from its Construct declaration."""
+
+    fixed_names: tuple[str, ...]
+    elem_names: tuple[str, ...]
+    fixed_signed: tuple[bool, ...]
+    elem_signed: tuple[bool, ...]
+    prefix_is_id: bool  # size_or_type holds a type id
+    fixed_ids: tuple[int, ...]  # positions in the fixed record that are type ids
+    elem_ids: tuple[int, ...]
+    elem_strs: tuple[int, ...]  # positions in each element that are string offsets
+
+    @property
+    def fixed_words(self) -> int:
+        return len(self.fixed_names)
+
+    @property
+    def elem_words(self) -> int:
+        return len(self.elem_names)
+
+
+ID_FIELDS = ("type", "index_type")
+STR_FIELDS = ("name_off",)
+
+
+@functools.cache
+def layouts() -> dict[int, KindLayout]:
+    """Layout per known kind (byte order does not change the word layout)."""
+    out: dict[int, KindLayout] = {}
+    for kind, (fixed, elem) in tails("little").items():
+        ffmt, fnames = record_formats(fixed)
+        efmt, enames = record_formats(elem)
+        out[int(kind)] = KindLayout(
+            fixed_names=fnames,
+            elem_names=enames,
+            fixed_signed=tuple(c == "i" for c in ffmt),
+            elem_signed=tuple(c == "i" for c in efmt),
+            prefix_is_id=kind in REF_KINDS or kind == Kind.FUNC_PROTO,
+            fixed_ids=tuple(i for i, n in enumerate(fnames) if n in ID_FIELDS),
+            elem_ids=tuple(i for i, n in enumerate(enames) if n in ID_FIELDS),
+            elem_strs=tuple(i for i, n in enumerate(enames) if n in STR_FIELDS),
+        )
+    return out
+
+
+@functools.cache
+def _step_tables() -> tuple[list[int], list[int]]:
+    """Per 5-bit kind value: words before the elements (-1 = unknown kind), words per element."""
+    fixed = [-1] * 32
+    elem = [0] * 32
+    for k, lay in layouts().items():
+        fixed[k] = 3 + lay.fixed_words
+        elem[k] = lay.elem_words
+    return fixed, elem
+
+
+@dataclass
+class Header:
+    """``struct btf_header`` as read from a blob (offsets relative to the end of the header)."""
+
+    order: ByteOrder = "little"
+    magic: int = 0xEB9F
+    version: int = 1
+    flags: int = 0
+    hdr_len: int = HDR_LEN
+    type_off: int = 0
+    type_len: int = 0
+    str_off: int = 0
+    str_len: int = 0
+    layout_off: int | None = None
+    layout_len: int | None = None
+
+
+def read_header(blob: bytes) -> Header:
+    """Decode and bounds-check the header (the checks any reader needs; rules live in the validator)."""
+    if len(blob) < HDR_LEN:
+        raise BtfError(f"truncated header: {len(blob)} bytes, need {HDR_LEN}", offset=0)
+    try:
+        order = byteorder_of(blob)
+    except ValueError as exc:
+        raise BtfError(str(exc), offset=0) from None
+    c = header_struct(order).parse(blob[:32] if len(blob) >= 32 else blob[:HDR_LEN] + b"\0" * 8)
+    hdr = Header(order, c.magic, c.version, c.flags, c.hdr_len, c.type_off, c.type_len, c.str_off, c.str_len)
+    if hdr.hdr_len >= 32:
+        if len(blob) < 32:
+            raise BtfError(f"hdr_len {hdr.hdr_len} but only {len(blob)} bytes", offset=4)
+        hdr.layout_off, hdr.layout_len = c.layout_off, c.layout_len
+    if hdr.hdr_len > len(blob):
+        raise BtfError(f"hdr_len {hdr.hdr_len} is past the end of the data ({len(blob)} bytes)", offset=4)
+    body = len(blob) - hdr.hdr_len
+    if hdr.type_off + hdr.type_len > body:
+        raise BtfError(f"type section [{hdr.type_off}, +{hdr.type_len}) is past the end of the data "
+                       f"({body} bytes after the header)", offset=8)
+    if hdr.str_off + hdr.str_len > body:
+        raise BtfError(f"string section [{hdr.str_off}, +{hdr.str_len}) is past the end of the data "
+                       f"({body} bytes after the header)", offset=16)
+    if hdr.type_off % 4:
+        raise BtfError(f"type section offset {hdr.type_off} is not 4-byte aligned", offset=8)
+    if hdr.layout_len and hdr.layout_off is not None and hdr.layout_off + hdr.layout_len > body:
+        raise BtfError(f"layout section [{hdr.layout_off}, +{hdr.layout_len}) is past the end of the data",
+                       offset=24)
+    return hdr
+
+
+def type_words(blob: bytes, hdr: Header) -> array.array:
+    """The type section as host-order 32-bit words (a copy, swapped when the blob is foreign-endian)."""
+    start = hdr.hdr_len + hdr.type_off
+    words = array.array("I")
+    words.frombytes(blob[start:start + hdr.type_len - hdr.type_len % 4])
+    if hdr.order != NATIVE:
+        words.byteswap()
+    return words
+
+
+def index_types(words: array.array, hdr: Header, start_id: int = 1) -> array.array:
+    """Offset walk: word offset of every type record; raises on unknown kinds and overruns."""
+    fixed, elem = _step_tables()
+    offsets = array.array("I")
+    append = offsets.append
+    pos = 0
+    n = len(words)
+    while pos + 3 <= n:
+        append(pos)
+        info = words[pos + 1]
+        k = (info >> 24) & 31
+        step = fixed[k]
+        if step < 0:
+            tid = start_id + len(offsets) - 1
+            raise BtfError(f"unsupported BTF kind {k}", type_id=tid,
+                           offset=hdr.hdr_len + hdr.type_off + 4 * pos)
+        pos += step + elem[k] * (info & 0xFFFF)
+    if pos != n or hdr.type_len % 4:
+        tid = start_id + len(offsets) - 1
+        if pos > n:
+            raise BtfError("type record runs past the end of the type section", type_id=tid,
+                           offset=hdr.hdr_len + hdr.type_off + 4 * offsets[-1])
+        raise BtfError(f"{hdr.type_len - 4 * pos} trailing bytes in the type section are not a whole record",
+                       offset=hdr.hdr_len + hdr.type_off + 4 * pos)
+    return offsets
+
+
+def pack_words(words: array.array | list[int], order: ByteOrder) -> bytes:
+    """Serialise 32-bit words in the given byte order."""
+    arr = words if isinstance(words, array.array) else array.array("I", words)
+    if order != NATIVE:
+        arr = array.array("I", arr)
+        arr.byteswap()
+    return arr.tobytes()
+
+
+def pack_header(hdr: Header) -> bytes:
+    """Serialise a header (``hdr_len`` bytes; bytes past the known fields are zero)."""
+    fmt = ("<" if hdr.order == "little" else ">") + "HBBIIIII"
+    out = struct.pack(fmt, hdr.magic, hdr.version, hdr.flags, hdr.hdr_len, hdr.type_off, hdr.type_len,
+                      hdr.str_off, hdr.str_len)
+    if hdr.hdr_len >= 32:
+        out += struct.pack(fmt[0] + "II", hdr.layout_off or 0, hdr.layout_len or 0)
+    return out[:hdr.hdr_len] + b"\0" * max(0, hdr.hdr_len - len(out))

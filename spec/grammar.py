@@ -1,0 +1,190 @@
+"""The BTF wire format, declared once with Construct.
+
+``grammar(byteorder)`` returns the whole-blob grammar (header, type section, string section,
+optional layout section) for one byte order. ``TAILS`` declares the trailing data of every kind;
+the fast codec in :mod:`spec.fastpath` derives its ``struct`` formats from these declarations,
+so there is one layout, not two.
+
+The grammar follows the compile-friendly shape measured in the reference notes: the type section
+is a ``RepeatUntil`` over ``Tell``/``Computed`` markers (no ``GreedyRange``/``FixedSized``/
+``CString``), kinds dispatch through ``Switch`` on ``this`` expressions, and the string section is
+plain ``Bytes`` split in Python. Construct's compiler takes shortcuts on corrupt data, so the
+interpreted grammar is the one used on untrusted input.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Literal
+
+from construct import (
+    Array,
+    Bytes,
+    Computed,
+    Construct,
+    Container,
+    Error,
+    FormatField,
+    If,
+    Int8ub,
+    Int8ul,
+    Int16ub,
+    Int16ul,
+    Int32sb,
+    Int32sl,
+    Int32ub,
+    Int32ul,
+    Pointer,
+    RepeatUntil,
+    Struct,
+    Switch,
+    Tell,
+    obj_,
+    this,
+)
+
+from spec.kinds import HDR_LEN, Kind
+
+ByteOrder = Literal["little", "big"]
+
+
+def _ints(order: ByteOrder) -> tuple[Construct, Construct, Construct, Construct]:
+    if order == "little":
+        return Int32ul, Int32sl, Int16ul, Int8ul
+    return Int32ub, Int32sb, Int16ub, Int8ub
+
+
+@functools.cache
+def tails(order: ByteOrder) -> dict[Kind, tuple[Struct | None, Struct | None]]:
+    """Per kind: (fixed trailing record, per-vlen element record), either may be ``None``."""
+    u32, s32, _, _ = _ints(order)
+    member = Struct("name_off" / u32, "type" / u32, "offset" / u32)
+    return {
+        Kind.INT: (Struct("int_data" / u32), None),
+        Kind.PTR: (None, None),
+        Kind.ARRAY: (Struct("type" / u32, "index_type" / u32, "nelems" / u32), None),
+        Kind.STRUCT: (None, member),
+        Kind.UNION: (None, member),
+        Kind.ENUM: (None, Struct("name_off" / u32, "val" / s32)),
+        Kind.FWD: (None, None),
+        Kind.TYPEDEF: (None, None),
+        Kind.VOLATILE: (None, None),
+        Kind.CONST: (None, None),
+        Kind.RESTRICT: (None, None),
+        Kind.FUNC: (None, None),
+        Kind.FUNC_PROTO: (None, Struct("name_off" / u32, "type" / u32)),
+        Kind.VAR: (Struct("linkage" / u32), None),
+        Kind.DATASEC: (None, Struct("type" / u32, "offset" / u32, "size" / u32)),
+        Kind.FLOAT: (None, None),
+        Kind.DECL_TAG: (Struct("component_idx" / s32), None),
+        Kind.TYPE_TAG: (None, None),
+        Kind.ENUM64: (None, Struct("name_off" / u32, "val_lo32" / u32, "val_hi32" / u32)),
+    }
+
+
+def record_formats(rec: Struct | None) -> tuple[str, tuple[str, ...]]:
+    """``struct`` format characters and field names of a flat Construct record (derivation helper)."""
+    if rec is None:
+        return "", ()
+    chars, names = [], []
+    for sc in rec.subcons:
+        field = sc.subcon
+        if not isinstance(field, FormatField):
+            raise TypeError(f"field {sc.name} is not a fixed-size integer")
+        chars.append(field.fmtstr[1:])
+        names.append(sc.name)
+    return "".join(chars), tuple(names)
+
+
+@functools.cache
+def header_struct(order: ByteOrder) -> Struct:
+    """The fixed part of ``struct btf_header`` plus the layout fields when ``hdr_len >= 32``."""
+    u32, _, u16, u8 = _ints(order)
+    return Struct(
+        "magic" / u16,
+        "version" / u8,
+        "flags" / u8,
+        "hdr_len" / u32,
+        "type_off" / u32,
+        "type_len" / u32,
+        "str_off" / u32,
+        "str_len" / u32,
+        "layout_off" / If(this.hdr_len >= 32, u32),
+        "layout_len" / If(this.hdr_len >= 32, u32),
+    )
+
+
+@functools.cache
+def type_record(order: ByteOrder) -> Struct:
+    """One type: the 12-byte common prefix, then the kind's trailing data."""
+    u32, _, _, u8 = _ints(order)
+    fixed_cases: dict[int, Construct] = {}
+    elem_cases: dict[int, Construct] = {}
+    for kind, (fixed, elem) in tails(order).items():
+        if fixed is not None:
+            fixed_cases[int(kind)] = fixed
+        if elem is not None:
+            elem_cases[int(kind)] = Array(this.vlen, elem)
+    known = {int(k): Computed(True) for k in Kind if k != Kind.UNKN}
+    return Struct(
+        "_start" / Tell,
+        "name_off" / u32,
+        "info" / u32,
+        "kind" / Computed((this.info >> 24) & 0x1F),
+        "vlen" / Computed(this.info & 0xFFFF),
+        "kflag" / Computed(this.info >> 31),
+        "_known" / Switch(this.kind, known, default=Error),
+        "size_or_type" / u32,
+        "fixed" / Switch(this.kind, fixed_cases),
+        "elems" / Switch(this.kind, elem_cases),
+        "_end" / Tell,
+        "_limit" / Computed(this._.hdr.hdr_len + this._.hdr.type_off + this._.hdr.type_len),
+    )
+
+
+@functools.cache
+def grammar(order: ByteOrder) -> Struct:
+    """Whole-blob grammar for one byte order; sections are located through the header offsets."""
+    u32, _, u16, u8 = _ints(order)
+    layout_entry = Struct("info_sz" / u8, "elem_sz" / u8, "flags" / u16)
+    return Struct(
+        "hdr" / header_struct(order),
+        "hdr_extra" / Bytes(this.hdr.hdr_len - (this.hdr.hdr_len >= 32) * 8 - HDR_LEN),
+        "types" / Pointer(
+            this.hdr.hdr_len + this.hdr.type_off,
+            If(this.hdr.type_len > 0, RepeatUntil(obj_._end >= obj_._limit, type_record(order))),
+        ),
+        "strings" / Pointer(this.hdr.hdr_len + this.hdr.str_off, Bytes(this.hdr.str_len)),
+        "layout" / If(
+            this.hdr.hdr_len >= 32,
+            Pointer(this.hdr.hdr_len + this.hdr.layout_off, Array(this.hdr.layout_len // 4, layout_entry)),
+        ),
+    )
+
+
+@functools.cache
+def compiled(order: ByteOrder) -> Construct:
+    """The compiled grammar: for data this project generated itself, never for untrusted input."""
+    return grammar(order).compile()
+
+
+def byteorder_of(blob: bytes) -> ByteOrder:
+    """Byte order from the magic (``9f eb`` little, ``eb 9f`` big); ``ValueError`` otherwise."""
+    if blob[:2] == b"\x9f\xeb":
+        return "little"
+    if blob[:2] == b"\xeb\x9f":
+        return "big"
+    raise ValueError(f"bad magic {blob[:2].hex() or '(empty)'}: not BTF")
+
+
+def parse(blob: bytes, *, use_compiled: bool = False) -> Container:
+    """Parse a whole blob with the reference codec (interpreted unless ``use_compiled``)."""
+    order = byteorder_of(blob)
+    g = compiled(order) if use_compiled else grammar(order)
+    return g.parse(blob)
+
+
+def build(obj: Any, order: ByteOrder, *, use_compiled: bool = False) -> bytes:
+    """Build a blob from a parsed (or hand-made) container; gaps between sections come out zero."""
+    g = compiled(order) if use_compiled else grammar(order)
+    return g.build(obj)

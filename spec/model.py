@@ -1,0 +1,400 @@
+"""The BTF model: types as raw 32-bit words with named accessors, id/name lookup, split bases.
+
+A :class:`Btf` parsed from bytes keeps the blob and a word-offset index and decodes a type only
+when it is asked for (vmlinux opens in a few times libbpf's ``btf__new``). Types are
+:class:`BtfType` records holding the raw words, so re-encoding is exact; accessors give the
+meaning of each field. Field iteration (:func:`id_fields`, :func:`str_fields`) follows libbpf's
+``btf_field_iter`` order and is derived from the grammar's field names.
+"""
+
+from __future__ import annotations
+
+import array
+from collections.abc import Callable, Iterator
+
+from spec.errors import BtfError
+from spec.fastpath import (
+    Header,
+    index_types,
+    layouts,
+    pack_header,
+    pack_words,
+    read_header,
+    type_words,
+)
+from spec.grammar import ByteOrder
+from spec.kinds import HDR_LEN, Kind, info_kflag, info_kind, info_vlen, kind_name
+
+
+class BtfType:
+    """One type record: ``name_off``, ``info``, ``size_type`` and the kind's trailing words."""
+
+    __slots__ = ("name_off", "info", "size_type", "fixed", "elems")
+
+    def __init__(self, name_off: int, info: int, size_type: int,
+                 fixed: tuple[int, ...] = (), elems: list[tuple[int, ...]] | None = None) -> None:
+        self.name_off = name_off
+        self.info = info
+        self.size_type = size_type
+        self.fixed = fixed
+        self.elems = elems if elems is not None else []
+
+    # --- info word -------------------------------------------------------------------------
+    @property
+    def kind(self) -> int:
+        return info_kind(self.info)
+
+    @property
+    def vlen(self) -> int:
+        return info_vlen(self.info)
+
+    @property
+    def kflag(self) -> int:
+        return info_kflag(self.info)
+
+    @property
+    def kind_name(self) -> str:
+        return kind_name(self.kind)
+
+    # --- named views -----------------------------------------------------------------------
+    @property
+    def size(self) -> int:
+        """``size`` of INT/STRUCT/UNION/ENUM/ENUM64/DATASEC/FLOAT."""
+        return self.size_type
+
+    @property
+    def type(self) -> int:
+        """Referenced id of PTR/TYPEDEF/modifiers/FUNC/VAR/DECL_TAG/TYPE_TAG/FWD, or ARRAY element."""
+        return self.fixed[0] if self.kind == Kind.ARRAY else self.size_type
+
+    @property
+    def int_encoding(self) -> int:
+        return (self.fixed[0] >> 24) & 0x0F
+
+    @property
+    def int_offset(self) -> int:
+        return (self.fixed[0] >> 16) & 0xFF
+
+    @property
+    def int_bits(self) -> int:
+        return self.fixed[0] & 0xFF
+
+    def copy(self) -> BtfType:
+        """An independent copy (elements are immutable tuples)."""
+        return BtfType(self.name_off, self.info, self.size_type, self.fixed, list(self.elems))
+
+    def words(self) -> list[int]:
+        """The record as 32-bit words."""
+        out = [self.name_off, self.info, self.size_type, *self.fixed]
+        for e in self.elems:
+            out.extend(e)
+        return out
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, BtfType) and self.words() == other.words()
+
+    def __hash__(self) -> int:
+        return hash(tuple(self.words()))
+
+    def __repr__(self) -> str:
+        return f"BtfType({self.kind_name}, name_off={self.name_off}, size_type={self.size_type}, " \
+               f"fixed={self.fixed}, elems={self.elems})"
+
+
+def s32(v: int) -> int:
+    """Reinterpret a u32 word as signed."""
+    return v - (1 << 32) if v & 0x80000000 else v
+
+
+def u32(v: int) -> int:
+    """Two's-complement u32 of a (possibly negative) int."""
+    return v & 0xFFFFFFFF
+
+
+def id_fields(t: BtfType) -> list[int]:
+    """Values of the type-id fields, in libbpf's field-iterator order."""
+    lay = layouts().get(t.kind)
+    if lay is None:
+        return []
+    out = [t.size_type] if lay.prefix_is_id else []
+    out.extend(t.fixed[i] for i in lay.fixed_ids)
+    for e in t.elems:
+        out.extend(e[i] for i in lay.elem_ids)
+    return out
+
+
+def str_fields(t: BtfType) -> list[int]:
+    """Values of the string-offset fields, in libbpf's field-iterator order."""
+    lay = layouts().get(t.kind)
+    out = [t.name_off]
+    if lay is not None:
+        for e in t.elems:
+            out.extend(e[i] for i in lay.elem_strs)
+    return out
+
+
+def map_ids(t: BtfType, fn: Callable[[int], int]) -> None:
+    """Replace every type-id field ``v`` with ``fn(v)`` in place, in iterator order."""
+    lay = layouts().get(t.kind)
+    if lay is None:
+        return
+    if lay.prefix_is_id:
+        t.size_type = fn(t.size_type)
+    if lay.fixed_ids:
+        f = list(t.fixed)
+        for i in lay.fixed_ids:
+            f[i] = fn(f[i])
+        t.fixed = tuple(f)
+    if lay.elem_ids:
+        for n, e in enumerate(t.elems):
+            le = list(e)
+            for i in lay.elem_ids:
+                le[i] = fn(le[i])
+            t.elems[n] = tuple(le)
+
+
+def map_strs(t: BtfType, fn: Callable[[int], int]) -> None:
+    """Replace every string-offset field ``s`` with ``fn(s)`` in place, in iterator order."""
+    t.name_off = fn(t.name_off)
+    lay = layouts().get(t.kind)
+    if lay is not None and lay.elem_strs:
+        for n, e in enumerate(t.elems):
+            le = list(e)
+            for i in lay.elem_strs:
+                le[i] = fn(le[i])
+            t.elems[n] = tuple(le)
+
+
+class Btf:
+    """A BTF object: own types and strings, plus an optional base (split BTF)."""
+
+    def __init__(self, *, base: Btf | None = None, order: ByteOrder | None = None,
+                 strings: bytes | None = None) -> None:
+        self.base = base
+        self.order: ByteOrder = order or (base.order if base is not None else "little")
+        self.start_id = base.type_cnt if base is not None else 1
+        self.start_str_off = base.str_len_total if base is not None else 0
+        self.header = Header(order=self.order)
+        self.raw: bytes | None = None  # the blob this object was parsed from (not kept in sync)
+        self._words: array.array | None = None
+        self._offsets: array.array | None = None
+        self._types: list[BtfType | None] = []
+        if strings is None:
+            strings = b"" if base is not None else b"\0"
+        self._strings = bytearray(strings)
+        self._str_index: dict[bytes, int] | None = None
+        self._name_index: dict[bytes, list[int]] | None = None
+
+    # --- construction ------------------------------------------------------------------------
+    @classmethod
+    def from_bytes(cls, blob: bytes, base: Btf | None = None) -> Btf:
+        """Parse a blob (lazily: types are decoded on access). Raises :class:`BtfError`."""
+        hdr = read_header(blob)
+        s0 = hdr.hdr_len + hdr.str_off
+        btf = cls(base=base, order=hdr.order, strings=blob[s0:s0 + hdr.str_len])
+        btf.header = hdr
+        btf.raw = blob
+        btf._words = type_words(blob, hdr)
+        btf._offsets = index_types(btf._words, hdr, btf.start_id)
+        btf._types = [None] * len(btf._offsets)
+        return btf
+
+    # --- sizes -------------------------------------------------------------------------------
+    @property
+    def nr_types(self) -> int:
+        """Number of own types (not counting void or the base)."""
+        return len(self._types)
+
+    @property
+    def type_cnt(self) -> int:
+        """libbpf's ``btf__type_cnt``: last id + 1 (counts void and the base)."""
+        return self.start_id + len(self._types)
+
+    @property
+    def str_len(self) -> int:
+        """Length of the own string section."""
+        return len(self._strings)
+
+    @property
+    def str_len_total(self) -> int:
+        """Offset where a split on top of this BTF starts its strings (v1.6: own ``str_len``)."""
+        return len(self._strings) if self.base is None else self.start_str_off + len(self._strings)
+
+    @property
+    def strings(self) -> bytes:
+        """The own string section."""
+        return bytes(self._strings)
+
+    # --- types -------------------------------------------------------------------------------
+    def type(self, type_id: int) -> BtfType:
+        """The type with this id (from the base when below ``start_id``); id 0 is not a record."""
+        if type_id < self.start_id:
+            if self.base is None or type_id <= 0:
+                raise BtfError(f"type id {type_id} is not a type record", type_id=type_id)
+            return self.base.type(type_id)
+        i = type_id - self.start_id
+        if i >= len(self._types):
+            raise BtfError(f"type id {type_id} is out of range (type_cnt {self.type_cnt})", type_id=type_id)
+        t = self._types[i]
+        if t is None:
+            t = self._decode(i)
+            self._types[i] = t
+        return t
+
+    def _decode(self, i: int) -> BtfType:
+        assert self._words is not None and self._offsets is not None
+        w = self._words
+        p = self._offsets[i]
+        info = w[p + 1]
+        lay = layouts()[(info >> 24) & 31]
+        q = p + 3 + lay.fixed_words
+        fixed = tuple(w[p + 3:q])
+        ew = lay.elem_words
+        if ew and info & 0xFFFF:
+            seg = w[q:q + ew * (info & 0xFFFF)]
+            elems = list(zip(*[iter(seg)] * ew, strict=True))
+        else:
+            elems = []
+        return BtfType(w[p], info, w[p + 2], fixed, elems)
+
+    def own_types(self) -> Iterator[tuple[int, BtfType]]:
+        """(id, type) for every own type, in id order."""
+        for i in range(len(self._types)):
+            yield self.start_id + i, self.type(self.start_id + i)
+
+    def all_types(self) -> Iterator[tuple[int, BtfType]]:
+        """(id, type) for the base's types and then the own ones."""
+        if self.base is not None:
+            yield from self.base.all_types()
+        yield from self.own_types()
+
+    def type_offset(self, type_id: int) -> int | None:
+        """Byte offset of an own type's record in the parsed blob (``None`` for built types)."""
+        if self._offsets is None or not self.start_id <= type_id < self.type_cnt:
+            return None
+        i = type_id - self.start_id
+        if i >= len(self._offsets):
+            return None
+        return self.header.hdr_len + self.header.type_off + 4 * self._offsets[i]
+
+    def add_type(self, t: BtfType) -> int:
+        """Append a type record; returns its id."""
+        self._types.append(t)
+        if self._offsets is not None:
+            self._offsets = None  # no longer mirrors the blob
+        self._name_index = None
+        return self.type_cnt - 1
+
+    def decode_all(self) -> None:
+        """Decode every own type now (the full-decode path)."""
+        types = self._types
+        for i, t in enumerate(types):
+            if t is None:
+                types[i] = self._decode(i)
+
+    # --- strings -----------------------------------------------------------------------------
+    def str_at(self, off: int) -> bytes | None:
+        """The NUL-terminated string at a (split-absolute) offset; ``None`` when invalid."""
+        if off < self.start_str_off:
+            return self.base.str_at(off) if self.base is not None else None
+        local = off - self.start_str_off
+        if local >= len(self._strings):
+            return None
+        end = self._strings.find(b"\0", local)
+        if end < 0:
+            return None
+        return bytes(self._strings[local:end])
+
+    def name(self, t_or_off: BtfType | int) -> str:
+        """Name as text (latin-1, so every byte survives); ``''`` for anonymous or invalid."""
+        off = t_or_off.name_off if isinstance(t_or_off, BtfType) else t_or_off
+        s = self.str_at(off)
+        return s.decode("latin-1") if s is not None else ""
+
+    def find_str(self, s: bytes) -> int | None:
+        """Offset of an exact string in this BTF or its base (base first), like ``btf__find_str``."""
+        if self.base is not None:
+            off = self.base.find_str(s)
+            if off is not None:
+                return off
+        if s == b"":
+            return 0
+        idx = self._own_str_index()
+        local = idx.get(s)
+        return None if local is None else self.start_str_off + local
+
+    def _own_str_index(self) -> dict[bytes, int]:
+        if self._str_index is None:
+            idx: dict[bytes, int] = {}
+            pos = 0
+            data = bytes(self._strings)
+            for piece in data.split(b"\0")[:-1]:
+                idx.setdefault(piece, pos)
+                pos += len(piece) + 1
+            self._str_index = idx
+        return self._str_index
+
+    def add_str(self, s: bytes | str, *, dedup: bool = True) -> int:
+        """Intern a string like ``btf__add_str`` (base first, exact-content dedup); returns its offset."""
+        if isinstance(s, str):
+            s = s.encode("latin-1")
+        if b"\0" in s:
+            raise ValueError("BTF strings cannot contain NUL")
+        if dedup:
+            off = self.find_str(s)
+            if off is not None:
+                return off
+        idx = self._own_str_index()
+        local = len(self._strings)
+        self._strings += s + b"\0"
+        idx.setdefault(s, local)
+        return self.start_str_off + local
+
+    def append_raw_strings(self, data: bytes) -> int:
+        """Append raw bytes to the string section (for hand-made layouts); returns their offset."""
+        local = len(self._strings)
+        self._strings += data
+        self._str_index = None
+        return self.start_str_off + local
+
+    # --- lookup ------------------------------------------------------------------------------
+    def find_by_name(self, name: str | bytes, kind: int | None = None) -> list[int]:
+        """Ids (base first) of types with this name, optionally of one kind."""
+        if isinstance(name, str):
+            name = name.encode("latin-1")
+        ids = list(self.base.find_by_name(name, kind)) if self.base is not None else []
+        if self._name_index is None:
+            index: dict[bytes, list[int]] = {}
+            for tid, t in self.own_types():
+                if t.name_off:
+                    s = self.str_at(t.name_off)
+                    if s is not None:
+                        index.setdefault(s, []).append(tid)
+            self._name_index = index
+        for tid in self._name_index.get(name, []):
+            if kind is None or self.type(tid).kind == kind:
+                ids.append(tid)
+        return ids
+
+    # --- output ------------------------------------------------------------------------------
+    def to_bytes(self, *, hdr_len: int | None = None, order: ByteOrder | None = None) -> bytes:
+        """Raw BTF like ``btf__raw_data``: header, types, strings, no gaps (24-byte header by default).
+
+        The header length defaults to the parsed one (at least 24) for parsed objects.
+        """
+        order = order or self.order
+        hl = hdr_len if hdr_len is not None else max(HDR_LEN, self.header.hdr_len if self.raw else HDR_LEN)
+        words: list[int] = []
+        for _, t in self.own_types():
+            words.extend(t.words())
+        types = pack_words(words, order)
+        hdr = Header(order=order, hdr_len=hl, type_off=0, type_len=len(types), str_off=len(types),
+                     str_len=len(self._strings))
+        if hl >= 32:
+            hdr.layout_off, hdr.layout_len = 0, 0
+        return pack_header(hdr) + types + bytes(self._strings)
+
+    def describe(self, type_id: int) -> str:
+        """Short human label: ``[id] KIND 'name'``."""
+        t = self.type(type_id)
+        return f"[{type_id}] {t.kind_name} '{self.name(t) if t.name_off else '(anon)'}'"
