@@ -286,11 +286,28 @@ class Btf:
         return self.type_cnt - 1
 
     def decode_all(self) -> None:
-        """Decode every own type now (the full-decode path)."""
-        types = self._types
-        for i, t in enumerate(types):
-            if t is None:
-                types[i] = self._decode(i)
+        """Decode every own type now (the full-decode path; one tight loop over the words)."""
+        if self._words is None or self._offsets is None:
+            return
+        w, types = self._words, self._types
+        fixed_words = [0] * 32
+        elem_words = [0] * 32
+        for k, lay in layouts().items():
+            fixed_words[k], elem_words[k] = lay.fixed_words, lay.elem_words
+        new = object.__new__
+        for i, p in enumerate(self._offsets):
+            if types[i] is not None:
+                continue
+            info = w[p + 1]
+            k = (info >> 24) & 31
+            q = p + 3 + fixed_words[k]
+            vlen = info & 0xFFFF
+            ew = elem_words[k]
+            t = new(BtfType)
+            t.name_off, t.info, t.size_type = w[p], info, w[p + 2]
+            t.fixed = tuple(w[p + 3:q])
+            t.elems = list(zip(*[iter(w[q:q + ew * vlen])] * ew, strict=True)) if ew and vlen else []
+            types[i] = t
 
     # --- strings -----------------------------------------------------------------------------
     def str_at(self, off: int) -> bytes | None:

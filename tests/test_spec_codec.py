@@ -1,0 +1,139 @@
+"""The Construct grammar and the derived fast path: byte-exact round trips and agreement."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from btfgen.samples import every_kind, small_split
+from spec import grammar
+from spec.errors import BtfError
+from spec.kinds import Kind
+from spec.model import Btf
+
+HOST = "/sys/kernel/btf/vmlinux"
+
+
+def host_vmlinux() -> bytes:
+    if not os.access(HOST, os.R_OK):
+        pytest.skip(f"{HOST} is not readable here (no CONFIG_DEBUG_INFO_BTF or not Linux)")
+    with open(HOST, "rb") as f:
+        return f.read()
+
+
+def assert_same_types(model: Btf, container) -> None:
+    """Every type decoded by the fast path equals the Construct codec's view of it."""
+    types = container.types or []
+    assert model.nr_types == len(types)
+    for (tid, t), c in zip(model.own_types(), types, strict=True):
+        assert (t.name_off, t.info, t.size_type) == (c.name_off, c.info, c.size_or_type), tid
+        fixed = tuple(v & 0xFFFFFFFF for k, v in (c.fixed or {}).items() if not k.startswith("_"))
+        assert t.fixed == fixed, tid
+        elems = [tuple(v & 0xFFFFFFFF for k, v in e.items() if not k.startswith("_")) for e in (c.elems or [])]
+        assert t.elems == elems, tid
+
+
+@pytest.mark.parametrize("order", ["little", "big"])
+def test_every_kind_round_trips_in_both_codecs(order: str) -> None:
+    blob = every_kind(order).to_bytes()
+    kinds = {t.kind for _, t in Btf.from_bytes(blob).own_types()}
+    assert kinds == set(Kind) - {Kind.UNKN}
+    c = grammar.parse(blob)
+    assert grammar.build(c, order) == blob
+    assert grammar.build(grammar.parse(blob, use_compiled=True), order, use_compiled=True) == blob
+    m = Btf.from_bytes(blob)
+    assert m.order == order
+    assert m.to_bytes() == blob
+    assert_same_types(m, c)
+
+
+def test_byte_orders_describe_the_same_types() -> None:
+    le = Btf.from_bytes(every_kind("little").to_bytes())
+    be = Btf.from_bytes(every_kind("big").to_bytes())
+    assert [t.words() for _, t in le.own_types()] == [t.words() for _, t in be.own_types()]
+    assert le.to_bytes(order="big") == be.to_bytes()
+
+
+def test_compiled_grammar_has_no_interpreted_fallbacks() -> None:
+    for order in ("little", "big"):
+        src = grammar.compiled(order).source
+        assert src.count("linkedparsers[") == 0
+        assert src.count("linkedbuilders[") == 0
+
+
+def test_split_ids_and_strings_continue_from_base() -> None:
+    base = Btf.from_bytes(every_kind().to_bytes())
+    split_blob = small_split(base).to_bytes()
+    split = Btf.from_bytes(split_blob, base)
+    assert split.start_id == base.type_cnt
+    assert split.start_str_off == base.str_len
+    assert split.to_bytes() == split_blob
+    tid = split.find_by_name("mod_state")[0]
+    assert tid >= base.type_cnt
+    head = split.type(tid).elems[0]
+    assert split.name(head[0]) == "head"
+    assert split.type(head[1]).kind == Kind.STRUCT  # resolved in the base
+    # The split's own strings reuse the base's ("int" is not added again).
+    assert b"int" not in split.strings.split(b"\0")
+    assert_same_types(split, grammar.parse(split_blob))
+
+
+def test_32_byte_header_is_parsed_and_kept() -> None:
+    blob = every_kind().to_bytes(hdr_len=32)
+    c = grammar.parse(blob)
+    assert c.hdr.hdr_len == 32 and c.hdr.layout_len == 0
+    assert grammar.build(c, "little") == blob
+    m = Btf.from_bytes(blob)
+    assert m.header.hdr_len == 32
+    assert m.to_bytes() == blob
+    assert m.to_bytes(hdr_len=24) == every_kind().to_bytes()
+
+
+def test_builder_can_skip_dedup_and_point_into_strings() -> None:
+    from spec.builder import Builder
+
+    b = Builder(dedup=False)
+    b.int("int", 4, 1)
+    b.int("int", 4, 1)
+    assert b.btf.strings == b"\0int\0int\0"
+    mid = b.btf.add_str("foobar") + 3
+    tid = b.typedef(None, 1, raw_name=mid)
+    assert b.btf.name(b.btf.type(tid)) == "bar"
+
+
+@pytest.mark.parametrize("blob, what", [
+    (b"", "truncated header"),
+    (b"\x9f\xeb\x01\x00" + b"\x18\x00\x00\x00" + b"\x00" * 8, "truncated header"),
+    (b"\x00\x00" + b"\x00" * 30, "bad magic"),
+    (bytes.fromhex("9feb0100" "18000000" "00000000" "ffffff00" "00000000" "01000000") + b"\0", "past the end"),
+])
+def test_structural_errors_are_btf_errors(blob: bytes, what: str) -> None:
+    with pytest.raises(BtfError) as exc:
+        Btf.from_bytes(blob)
+    assert what in str(exc.value)
+
+
+def test_unknown_kind_names_type_and_offset() -> None:
+    b = every_kind()
+    blob = bytearray(b.to_bytes())
+    blob[24 + 4 + 3] = 25  # kind byte of type [1] (little endian info word, top byte)
+    with pytest.raises(BtfError) as exc:
+        Btf.from_bytes(bytes(blob))
+    assert exc.value.type_id == 1 and exc.value.offset == 24
+
+
+def test_host_vmlinux_round_trips_byte_exactly() -> None:
+    blob = host_vmlinux()
+    m = Btf.from_bytes(blob)
+    m.decode_all()
+    assert m.to_bytes() == blob
+    assert m.find_by_name("task_struct", Kind.STRUCT)
+
+
+def test_host_vmlinux_construct_codec_round_trips_and_agrees() -> None:
+    blob = host_vmlinux()
+    c = grammar.parse(blob, use_compiled=True)  # our own trusted input: the compiled codec is allowed
+    assert grammar.build(c, grammar.byteorder_of(blob), use_compiled=True) == blob
+    m = Btf.from_bytes(blob)
+    assert_same_types(m, c)
