@@ -9,6 +9,7 @@ import click
 # One module per area; each exposes ``COMMANDS``, a list of click commands.
 COMMAND_MODULES = [
     "btfspec.commands.doctor",
+    "btfspec.commands.bench",
 ]
 
 
