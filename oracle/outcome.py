@@ -85,13 +85,12 @@ class Outcome:
             sizes = ", ".join(f"{k} {len(v)} B" for k, v in self.outputs.items())
             return f"ok ({sizes})" if sizes else "ok"
         if self.status == ERROR:
-            text = f"error {errno_text(self.errno)}"
-        else:
-            text = f"{self.status} ({self.detail})" if self.detail else self.status
-            tail = _last_line(self.log)
-            return f"{text}: {tail}" if tail else text
-        reason = _last_line(self.log) or self.detail
-        return f"{text}: {reason}" if reason else text
+            head = f"error {errno_text(self.errno)}"
+            reason = _last_line(self.log) or self.detail
+        else:  # timeout / crash: the detail (signal, limit) belongs in the head
+            head = f"{self.status} ({self.detail})" if self.detail else self.status
+            reason = _last_line(self.log)
+        return f"{head}: {reason}" if reason else head
 
     def __str__(self) -> str:
         return f"[{self.impl}] {self.describe()}" if self.impl else self.describe()

@@ -1,0 +1,75 @@
+"""Kernel acceptance backend (oracle.kernel): bpf(BPF_BTF_LOAD) on standalone BTF."""
+
+from __future__ import annotations
+
+import os
+import struct
+
+import pytest
+
+from oracle import kernel
+
+# Appendix A: distilled_base_multi.base_in = [1] INT 'int' size 4, [2] INT 'int' size 8
+MULTI_BASE = bytes.fromhex(
+    "9feb01001800000000000000200000002000000005000000010000000000000104000000200000010100000000000001"
+    "080000004000000100696e7400"
+)
+# Appendix A: distilled_base_multi.split_in (a split: its strings do not start with NUL)
+MULTI_SPLIT = bytes.fromhex(
+    "9feb01001800000000000000180000001800000000000000000000000000000201000000000000000000000a02000000"
+)
+# Appendix A: distilled_base.dist_base (a non-empty distilled base: sized 0-member structs/enums)
+DIST_BASE = bytes.fromhex(
+    "9feb01001800000000000000580000005800000027000000010000000000000104000000200000010500000000000004"
+    "0800000008000000000000050c0000000b00000000000006040000000e00000000000006080000001300000000000004"
+    "040000001c000000000000040400000000696e74007331007531006531006536343100656d6265646465640066726f6d"
+    "5f70726f746f00"
+)
+EMPTY = struct.pack("<HBBIIIII", 0xEB9F, 1, 0, 24, 0, 0, 0, 1) + b"\0"
+
+
+@pytest.fixture(autouse=True)
+def _needs_kernel() -> None:
+    reason = kernel.unavailable_reason()
+    if reason:
+        pytest.skip(f"BPF_BTF_LOAD unavailable: {reason}")
+
+
+def test_small_valid_btf_is_accepted() -> None:
+    out = kernel.kernel_load(MULTI_BASE)
+    assert (out.status, out.errno, out.impl) == ("ok", 0, "kernel")
+    assert kernel.kernel_load(DIST_BASE).ok
+
+
+def test_empty_btf_is_rejected() -> None:
+    out = kernel.kernel_load(EMPTY)
+    assert (out.status, out.errno) == ("error", -22)
+    assert out.log.strip().splitlines()[-1] == "No type found"
+    assert out.describe() == "error -EINVAL (22): No type found"
+
+
+def test_split_alone_is_rejected() -> None:
+    out = kernel.kernel_load(MULTI_SPLIT)
+    assert (out.status, out.errno) == ("error", -22)
+    assert "Invalid string section" in out.log
+
+
+@pytest.mark.parametrize("blob", [b"", b"garbage", b"\x9f\xeb\x01\x00" + b"\xff" * 20])
+def test_garbage_is_an_error_outcome(blob: bytes) -> None:
+    out = kernel.kernel_load(blob)
+    assert out.status == "error" and out.errno < 0
+    assert out.log.strip()
+
+
+def test_trailing_bytes_are_rejected() -> None:  # libbpf accepts them (Q18), the kernel does not
+    out = kernel.kernel_load(MULTI_BASE + b"\0\0\0\0")
+    assert (out.status, out.errno) == ("error", -22)
+    assert "Unsupported section found" in out.log
+
+
+def test_vmlinux_btf_is_accepted() -> None:
+    path = "/sys/kernel/btf/vmlinux"
+    if not os.path.exists(path):
+        pytest.skip(f"{path} does not exist")
+    with open(path, "rb") as f:
+        assert kernel.kernel_load(f.read()).ok
