@@ -1,0 +1,5 @@
+"""``python -m btfspec`` is the ``btfspec`` command."""
+
+from btfspec.cli import main
+
+main()

@@ -1,0 +1,84 @@
+"""The README's main job: what this machine can do, then every check btfspec has, with a short report.
+
+Run through ``scripts/run``; each step is an ordinary ``btfspec`` command, so the report shows the
+commands a person can re-run on their own.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+HOST = "/sys/kernel/btf/vmlinux"
+
+
+def _step(title: str, argv: list[str], *, quiet: bool = False) -> tuple[int, float]:
+    cmd = [sys.executable, "-m", "btfspec", *argv]
+    print(f"\n== {title}\n$ btfspec {shlex.join(argv)}", flush=True)
+    t0 = time.perf_counter()
+    out = subprocess.run(cmd, stdout=subprocess.PIPE if quiet else None, text=True)
+    dt = time.perf_counter() - t0
+    if quiet and out.stdout:
+        lines = out.stdout.splitlines()
+        for line in lines[:5]:
+            print(f"  {line}")
+        if len(lines) > 5:
+            print(f"  ... ({len(lines):,} lines)")
+    return out.returncode, dt
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run every step; exit 1 when any check gave a negative answer."""
+    argv = sys.argv[1:] if argv is None else argv
+    results: list[tuple[str, int, float]] = []
+
+    def record(title: str, args: list[str], quiet: bool = False) -> int:
+        rc, dt = _step(title, args, quiet=quiet)
+        results.append((title, rc, dt))
+        return rc
+
+    record("backends and tools", ["doctor"])
+    commands = subprocess.run([sys.executable, "-m", "btfspec", "--help"], capture_output=True, text=True).stdout
+    if os.access(HOST, os.R_OK):
+        if " validate " in commands:
+            record("validate host vmlinux (libbpf v1.6 rules)", ["validate", HOST, "--rules", "libbpf"])
+            record("validate host vmlinux (kernel rules)", ["validate", HOST, "--rules", "kernel"])
+        if " dump " in commands and shutil.which("bpftool"):
+            with tempfile.TemporaryDirectory() as tmp:
+                ours = os.path.join(tmp, "ours.txt")
+                t0 = time.perf_counter()
+                with open(ours, "wb") as f:
+                    rc = subprocess.run([sys.executable, "-m", "btfspec", "dump", HOST], stdout=f).returncode
+                dt = time.perf_counter() - t0
+                ref = subprocess.run(["bpftool", "btf", "dump", "file", HOST, "format", "raw"],
+                                     capture_output=True).stdout
+                with open(ours, "rb") as f:
+                    same = f.read() == ref
+                print(f"\n== raw dump of host vmlinux vs bpftool\n  {'byte-identical' if same else 'DIFFERENT'} "
+                      f"({len(ref):,} bytes of text)")
+                results.append(("dump host vmlinux == bpftool", 0 if rc == 0 and same else 1, dt))
+    else:
+        print(f"\n(skipping host checks: {HOST} is not readable)")
+    if " corpus " in commands:
+        record("replay the regression corpus", ["corpus", "run"])
+    if " fuzz " in commands:
+        record("default fuzz campaign", ["fuzz", *argv])
+    if " bench " in commands:
+        record("speed (ratios against libbpf/bpftool)", ["bench", "spec", "--repeat", "3"])
+
+    print("\n== report")
+    worst = 0
+    for title, rc, dt in results:
+        verdict = "ok" if rc == 0 else ("NEGATIVE" if rc == 1 else f"exit {rc}")
+        print(f"  {verdict:<9} {dt:7.1f}s  {title}")
+        worst = max(worst, 0 if rc == 0 else 1)
+    return worst
+
+
+if __name__ == "__main__":
+    sys.exit(main())
