@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -25,6 +26,15 @@ def fail(message: str, status: int = EXIT_USAGE) -> None:
     sys.exit(status)
 
 
+def quiet_stdout() -> None:
+    """Point stdout at /dev/null after a closed pipe (``| head``) so the final flush cannot fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
 def guarded(func: F) -> F:
     """Turn known exceptions into one-line errors: unreadable input -> 2, invalid BTF -> 1."""
 
@@ -37,6 +47,7 @@ def guarded(func: F) -> F:
         except BtfError as exc:
             fail(f"invalid BTF: {exc} [{errno_text(exc.errno)}]", EXIT_NEGATIVE)
         except BrokenPipeError:
+            quiet_stdout()
             sys.exit(EXIT_OK)
         except KeyboardInterrupt:
             fail("interrupted", 130)

@@ -58,8 +58,8 @@ def layouts() -> dict[int, KindLayout]:
         out[int(kind)] = KindLayout(
             fixed_names=fnames,
             elem_names=enames,
-            fixed_signed=tuple(c == "i" for c in ffmt),
-            elem_signed=tuple(c == "i" for c in efmt),
+            fixed_signed=tuple(c.islower() for c in ffmt),
+            elem_signed=tuple(c.islower() for c in efmt),
             prefix_is_id=kind in REF_KINDS or kind == Kind.FUNC_PROTO,
             fixed_ids=tuple(i for i, n in enumerate(fnames) if n in ID_FIELDS),
             elem_ids=tuple(i for i, n in enumerate(enames) if n in ID_FIELDS),

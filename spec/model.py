@@ -13,8 +13,7 @@ import array
 import functools
 import gc
 from collections.abc import Callable, Iterator
-
-import numpy as np
+from typing import Any
 
 from spec.errors import BtfError
 from spec.fastpath import (
@@ -31,8 +30,10 @@ from spec.kinds import HDR_LEN, Kind, info_kflag, info_kind, info_vlen, kind_nam
 
 
 @functools.cache
-def _word_tables() -> tuple[np.ndarray, np.ndarray]:
+def _word_tables() -> tuple[Any, Any]:
     """Per 5-bit kind value: fixed trailing words and words per element (0 for unknown kinds)."""
+    import numpy as np
+
     fw = np.zeros(32, np.int64)
     ew = np.zeros(32, np.int64)
     for k, lay in layouts().items():
@@ -271,6 +272,28 @@ class Btf:
             elems = []
         return BtfType(w[p], info, w[p + 2], fixed, elems)
 
+    def flat_words(self) -> tuple[array.array, array.array]:
+        """All own records as one host-order word array plus the start of each record in it.
+
+        A parsed object answers straight from its word index; records that were decoded (and
+        maybe edited) or added come from their objects. Read-only: do not modify the result.
+        """
+        words, offsets, types = self._words, self._offsets, self._types
+        if words is None or offsets is None:
+            flat, starts = array.array("I"), array.array("I")
+            for _, t in self.own_types():
+                starts.append(len(flat))
+                flat.extend(t.words())
+            return flat, starts
+        if types.count(None) == len(types):
+            return words, offsets
+        flat, starts = array.array("I", words), array.array("I", offsets)
+        for i, t in enumerate(types):
+            if t is not None:
+                starts[i] = len(flat)
+                flat.extend(t.words())
+        return flat, starts
+
     def own_types(self) -> Iterator[tuple[int, BtfType]]:
         """(id, type) for every own type, in id order."""
         for i in range(len(self._types)):
@@ -293,9 +316,10 @@ class Btf:
 
     def add_type(self, t: BtfType) -> int:
         """Append a type record; returns its id."""
-        self._types.append(t)
         if self._offsets is not None:
-            self._offsets = None  # no longer mirrors the blob
+            self.decode_all()  # every parsed record becomes an object; the word index is retired
+            self._offsets = self._words = None
+        self._types.append(t)
         self._name_index = None
         return self.type_cnt - 1
 
@@ -316,6 +340,8 @@ class Btf:
                 gc.enable()
 
     def _decode_all_vectorised(self) -> None:
+        import numpy as np  # imported here: it costs ~45 ms at start-up of every command
+
         fw_of, ew_of = _word_tables()
         words = np.frombuffer(self._words, dtype=np.uint32)
         offs = np.frombuffer(self._offsets, dtype=np.uint32).astype(np.int64)
