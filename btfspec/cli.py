@@ -10,6 +10,10 @@ import click
 COMMAND_MODULES = [
     "btfspec.commands.doctor",
     "btfspec.commands.bench",
+    "btfspec.commands.realdata",
+    "btfspec.commands.oracle_cmds",
+    "btfspec.commands.corpus",
+    "btfspec.commands.validate",
     "btfspec.commands.text",
 ]
 

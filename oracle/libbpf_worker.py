@@ -14,6 +14,7 @@ import ctypes
 import faulthandler
 import os
 import pickle
+import resource
 import signal
 import struct
 import sys
@@ -71,6 +72,17 @@ def _watch_parent(parent: int) -> None:
             os._exit(3)
 
 
+STACK_LIMIT = 8 << 20  # libbpf's recursion depth (quirk Q17) depends on it: make it the usual 8 MiB
+
+
+def _pin_stack_limit() -> None:
+    """Use an 8 MiB stack whatever ``ulimit -s`` says, so deep-chain crashes (Q17) are reproducible."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_STACK)
+    want = STACK_LIMIT if hard == resource.RLIM_INFINITY else min(STACK_LIMIT, hard)
+    if soft != want:
+        resource.setrlimit(resource.RLIMIT_STACK, (want, hard))
+
+
 def main() -> int:
     """Serve requests on stdin/stdout until EOF."""
     out = os.fdopen(os.dup(1), "wb")
@@ -78,6 +90,7 @@ def main() -> int:
     sys.stdout = sys.stderr
     inp = sys.stdin.buffer
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
+    _pin_stack_limit()
     faulthandler.enable(file=sys.stderr)
     threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
 

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import errno as _errno
 
+# Kernel-internal errno values that user space has no name for.
+KERNEL_ERRNOS = {524: "ENOTSUPP"}
+
 
 def errno_text(err: int) -> str:
     """Render a negative errno the way btfspec reports it: ``-EINVAL (22)``."""
     pos = abs(err)
-    name = _errno.errorcode.get(pos, "E?")
+    name = KERNEL_ERRNOS.get(pos) or _errno.errorcode.get(pos, "E?")
     return f"-{name} ({pos})"
 
 

@@ -137,3 +137,22 @@ def test_host_vmlinux_construct_codec_round_trips_and_agrees() -> None:
     assert grammar.build(c, grammar.byteorder_of(blob), use_compiled=True) == blob
     m = Btf.from_bytes(blob)
     assert_same_types(m, c)
+
+
+def test_fast_path_agrees_with_construct_on_generated_blobs() -> None:
+    from hypothesis import given
+
+    from btfgen.mutate import valid_btfs
+
+    @given(valid_btfs())
+    def check(case: tuple[str, bytes]) -> None:
+        _, blob = case
+        for order in ("little", "big"):
+            data = Btf.from_bytes(blob).to_bytes(order=order)
+            c = grammar.parse(data)
+            assert grammar.build(c, order) == data
+            m = Btf.from_bytes(data)
+            assert m.to_bytes() == data
+            assert_same_types(m, c)
+
+    check()

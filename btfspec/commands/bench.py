@@ -37,4 +37,32 @@ def bench_spec(path: str, repeat: int, as_json: bool) -> None:
         click.echo("  " + row.line())
 
 
+@bench.command("oracle")
+@click.option("--split", "split_path", metavar="F", help="Split BTF to use (default: a ~350-type module built "
+              "against --base).")
+@click.option("--base", "base_path", default=HOST_VMLINUX, show_default=True, metavar="F", help="Its base BTF.")
+@click.option("--repeat", default=5, show_default=True, help="Best of N runs.")
+@json_option
+@guarded
+def bench_oracle(split_path: str | None, base_path: str, repeat: int, as_json: bool) -> None:
+    """Distill and relocate of a module-sized split: the Python reference vs libbpf (target <= 20x)."""
+    from btfspec.bench import oracle_bench
+
+    base = load_input(base_path).btf
+    split = load_input(split_path).btf if split_path else None
+    try:
+        rows, info = oracle_bench.run(split or oracle_bench.build_module(base), base, repeat)
+    except ValueError as exc:
+        click.echo(f"bench oracle: cannot run: {exc}")
+        return
+    if as_json:
+        emit_json({"split": split_path or "generated", "base": base_path, **info, "rows": as_dict(rows)})
+        return
+    click.echo(f"bench oracle: {split_path or 'generated module'} ({info['split_types']:,} types) on {base_path} "
+               f"({info['base_types']:,} types; distilled base {info['distilled_base_types']} types), "
+               f"best of {repeat}")
+    for row in rows:
+        click.echo("  " + row.line())
+
+
 COMMANDS = [bench]

@@ -17,11 +17,14 @@ from spec.textparse import parse_text
 
 
 def load_btf(path: str, base_path: str | None) -> Btf:
-    """FILE as bpftool would dump it (see :func:`spec.loader.open_btf`)."""
+    """FILE as bpftool would dump it (see :func:`spec.loader.open_btf`); a module with ``.BTF.base``
+    and ``--base`` is relocated onto that base first, as ``bpftool -B`` does."""
     inp = load_input(path)
     if inp.base is not None and base_path is not None:
-        click.echo(f"btfspec: note: {path} has a .BTF.base section; relocation onto --base is not "
-                   "implemented yet, dumping it against its .BTF.base", err=True)
+        from oracle.module import relocated_view
+
+        base = open_standalone(base_path)
+        return parse_labeled(relocated_view(inp, base.raw or base.to_bytes()), path, base)
     return parse_labeled(inp.btf, path, implied_base(inp, base_path))
 
 

@@ -1,0 +1,100 @@
+"""``btfspec bench oracle``: distill and relocate of a module-sized split, Python reference vs libbpf.
+
+Both sides run end to end on bytes (parsing the full base included): the reference's
+``distill``/``relocate`` against libbpf's ``btf__new`` + ``btf__distill_base`` / ``btf__relocate`` +
+``btf__raw_data`` in process. The default input is a deterministic ~300-type split built against
+the host vmlinux (:func:`build_module`).
+"""
+
+from __future__ import annotations
+
+from btfspec.bench.timing import Row, best_of
+from spec.builder import Builder
+from spec.kinds import Kind
+from spec.model import Btf
+
+TARGET = 20.0
+# vmlinux types a typical module uses; missing ones are skipped (the result stays deterministic).
+EMBEDDED = ("list_head", "spinlock_t", "mutex", "atomic_t", "refcount_t", "work_struct", "hlist_node",
+            "rb_node", "wait_queue_head_t", "timer_list")
+POINTED = ("task_struct", "file", "inode", "sk_buff", "net_device", "device", "module", "page")
+SCALARS = ("u8", "u32", "u64", "pid_t", "size_t", "bool", "gfp_t", "int", "long unsigned int", "char")
+_CHAIN = (Kind.TYPEDEF, Kind.CONST, Kind.VOLATILE, Kind.RESTRICT, Kind.TYPE_TAG)
+
+
+def _first(base: Btf, name: str) -> int | None:
+    ids = [i for i in base.find_by_name(name) if base.type(i).kind != Kind.FWD]
+    return ids[0] if ids else None
+
+
+def _size(btf: Btf, tid: int) -> int:
+    t = btf.type(tid)
+    while t.kind in _CHAIN:
+        tid = t.type
+        t = btf.type(tid)
+    if t.kind == Kind.PTR:
+        return 8
+    if t.kind == Kind.ARRAY:
+        return t.fixed[2] * _size(btf, t.fixed[0])
+    return t.size
+
+
+def build_module(vmlinux: bytes, n_structs: int = 50) -> bytes:
+    """A split of about ``6 * n_structs`` types on ``vmlinux``: structs embedding and pointing at real
+    vmlinux types (list_head, mutex, task_struct, ...), typedefs, arrays, func protos and funcs."""
+    base = Btf.from_bytes(vmlinux)
+    emb = [i for i in (_first(base, n) for n in EMBEDDED) if i is not None]
+    ptd = [i for i in (_first(base, n) for n in POINTED) if i is not None]
+    sca = [i for i in (_first(base, n) for n in SCALARS) if i is not None]
+    if not emb or not ptd or not sca:
+        raise ValueError("the base lacks the common kernel types (list_head, task_struct, u32, ...)")
+    b = Builder(base)
+    int_id = _first(base, "int") or sca[0]
+    char_id = _first(base, "char") or sca[0]
+    prev_ptr = 0
+    for k in range(n_structs):
+        fields = [("node", emb[k % len(emb)]), ("owner", b.ptr(ptd[k % len(ptd)])),
+                  ("count", sca[k % len(sca)]), ("name", b.array(char_id, int_id, 16))]
+        if prev_ptr:
+            fields.append(("next", prev_ptr))
+        members: list[tuple[str | None, int, int, int]] = []
+        off = 0
+        for name, tid in fields:  # natural C layout, alignment capped at 8
+            size = max(_size(b.btf, tid), 1)
+            align = min(size, 8)
+            off = (off + align - 1) // align * align
+            members.append((name, tid, off * 8, 0))
+            off += size
+        sid = b.struct(f"btfspec_mod_obj{k}", (off + 7) // 8 * 8, members)
+        prev_ptr = b.ptr(sid)
+        b.typedef(f"btfspec_mod_obj{k}_t", sid)
+        proto = b.func_proto(int_id, [("obj", prev_ptr), ("flags", sca[(k + 1) % len(sca)])])
+        b.func(f"btfspec_mod_fn{k}", proto, 1)
+    return b.to_bytes()
+
+
+def run(split: bytes, base: bytes, repeat: int = 5) -> tuple[list[Row], dict[str, int]]:
+    """Time distill and relocate of ``split`` on ``base`` with the reference and with libbpf."""
+    from oracle import reference
+    from oracle.libbpf import get_libbpf, unavailable_reason
+
+    rows: list[Row] = []
+    dist = reference.distill(split, base)
+    if not dist.ok:
+        raise ValueError(f"the reference cannot distill this split: rc {dist.rc}: {' '.join(dist.log)[-200:]}")
+    assert dist.base is not None and dist.split is not None
+    new_base, new_split = dist.base, dist.split
+    info = {"split_types": Btf.from_bytes(split, base=Btf.from_bytes(base)).nr_types,
+            "base_types": Btf.from_bytes(base).nr_types, "distilled_base_types": Btf.from_bytes(new_base).nr_types}
+    lib = None if unavailable_reason() else get_libbpf()
+    lib_d = best_of(lambda: lib.distill_outcome(split, base), repeat) if lib else None
+    lib_r = best_of(lambda: lib.relocate_outcome(new_split, new_base, base), repeat) if lib else None
+    if lib_d is not None:
+        rows.append(Row("libbpf distill (baseline)", lib_d))
+    rows.append(Row("python distill", best_of(lambda: reference.distill(split, base), repeat),
+                    "libbpf distill", lib_d, TARGET))
+    if lib_r is not None:
+        rows.append(Row("libbpf relocate (baseline)", lib_r))
+    rows.append(Row("python relocate", best_of(lambda: reference.relocate(new_split, new_base, base), repeat),
+                    "libbpf relocate", lib_r, TARGET))
+    return rows, info

@@ -1,0 +1,276 @@
+"""``btfspec distill``, ``btfspec relocate`` and ``btfspec compare``: module-level operations.
+
+Exit status: 0 success (compare: every implementation agrees), 1 distill/relocate failed or the
+implementations disagree, 2 usage error or unreadable input.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from btfspec.clitools import EXIT_NEGATIVE, emit_json, fail, guarded, json_option, split_list
+from oracle import module
+from oracle.module import Module, OracleError, Result
+from oracle.outcome import Outcome
+from spec.errors import InputError, errno_text
+
+F = TypeVar("F", bound=Callable[..., Any])
+DEFAULT_TIMEOUT = 10.0
+
+
+def _oracle_guarded(func: F) -> F:
+    """:func:`guarded` plus OracleError -> one line, exit status 1."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except OracleError as exc:
+            fail(str(exc), EXIT_NEGATIVE)
+        return None
+
+    return guarded(wrapper)  # type: ignore[return-value]
+
+
+def _impl_options(multi: bool) -> Callable[[F], F]:
+    def deco(func: F) -> F:
+        help_impl = ("Comma-separated implementations to compare (python, python-strict, libbpf, cmd); "
+                     "the first is the reference the others are compared with." if multi else
+                     "Implementation: python (the reference), python-strict, libbpf or cmd.")
+        options = [
+            click.option("--impl", "impl_names", default="python,libbpf" if multi else "python",
+                         show_default=True, help=help_impl),
+            click.option("--distill-cmd", metavar="TEMPLATE",
+                         help="For --impl cmd: '{split} {base} {out_base} {out_split}' command template."),
+            click.option("--relocate-cmd", metavar="TEMPLATE",
+                         help="For --impl cmd: '{split} {distilled_base} {base} {out}' command template."),
+            click.option("--timeout", default=DEFAULT_TIMEOUT, show_default=True,
+                         help="Seconds per libbpf/cmd operation."),
+        ]
+        for opt in reversed(options):
+            func = opt(func)
+        return func
+    return deco
+
+
+def _make_impls(names: str, *, multi: bool, timeout: float, distill_cmd: str | None,
+                relocate_cmd: str | None) -> list[Any]:
+    """The implementations named by ``--impl``; InputError (exit 2) for unknown or unusable ones."""
+    from oracle import impls
+
+    try:
+        parsed = impls.parse_impl_list(split_list(names) or [names])
+        if "kernel" in parsed:
+            raise ValueError("the kernel implementation cannot distill or relocate (it only accepts/rejects BTF)")
+        if not multi and len(parsed) != 1:
+            raise ValueError(f"--impl takes one implementation here, got {', '.join(parsed)}")
+        if multi and len(parsed) < 2:
+            raise ValueError("compare needs at least two implementations, e.g. --impl python,libbpf")
+        return impls.make_impls(parsed, timeout=timeout, distill_cmd=distill_cmd, relocate_cmd=relocate_cmd)
+    except ValueError as exc:  # unknown names and ImplUnavailable
+        raise InputError(f"--impl: {exc}") from None
+
+
+def _single_impl(names: str, timeout: float, distill_cmd: str | None, relocate_cmd: str | None) -> Any:
+    """None for the plain Python reference (the module layer runs it with its id maps), else the impl."""
+    impl = _make_impls(names, multi=False, timeout=timeout, distill_cmd=distill_cmd, relocate_cmd=relocate_cmd)[0]
+    return None if impl.name == "python" else impl
+
+
+def _close(impl: Any) -> None:
+    close = getattr(impl, "close", None)
+    if callable(close):
+        close()
+
+
+# --------------------------------------------------------------------------------------------------
+# reporting
+# --------------------------------------------------------------------------------------------------
+
+_SECTION = {"split": ".BTF", "base": ".BTF.base"}
+
+
+def _result_dict(mod: Module, res: Result) -> dict[str, Any]:
+    ids = res.btf_ids
+    return {
+        "op": res.op,
+        "input": mod.path,
+        "base": mod.base_path,
+        "impl": res.impl,
+        "outputs": {role: {"bytes": len(blob), "types": res.types(role),
+                           "sha256": hashlib.sha256(blob).hexdigest()} for role, blob in res.outputs.items()},
+        "btf_ids": None if ids is None else {"remapped": ids.remapped, "changed": ids.changed,
+                                             "sets_sorted": ids.sets_sorted, "unresolved": ids.unresolved},
+        "written": res.written,
+        "warnings": res.warnings,
+        "log": res.outcome.log,
+    }
+
+
+def _report(mod: Module, res: Result, as_json: bool, head: str) -> None:
+    for w in res.warnings + (res.btf_ids.unresolved if res.btf_ids else []):
+        click.echo(f"btfspec: warning: {w}", err=True)
+    if as_json:
+        emit_json(_result_dict(mod, res))
+        return
+    click.echo(head)
+    ids = res.btf_ids
+    if ids is not None:
+        extra = f", {ids.sets_sorted} set(s) re-sorted" if ids.sets_sorted else ""
+        unres = f", {len(ids.unresolved)} unresolved (written as 0)" if ids.unresolved else ""
+        click.echo(f"  .BTF_ids: {ids.remapped} id(s) remapped ({ids.changed} changed){extra}{unres}")
+    for path in res.written:
+        click.echo(f"  wrote {path}")
+
+
+def _sizes(res: Result, roles: tuple[str, ...]) -> str:
+    return ", ".join(f"{_SECTION[r] if r in _SECTION else r} {res.types(r)} types ({len(res.outputs[r]):,} B)"
+                     for r in roles)
+
+
+# --------------------------------------------------------------------------------------------------
+# commands
+# --------------------------------------------------------------------------------------------------
+
+@click.command("distill")
+@click.argument("split")
+@click.option("--base", "base_path", metavar="BASE",
+              help="Base BTF SPLIT was built on (default for /sys/kernel/btf/<module>: vmlinux).")
+@_impl_options(multi=False)
+@click.option("-o", "--output", "out_elf", metavar="OUT.ko",
+              help="Write a copy of the ELF SPLIT with new .BTF, .BTF.base and .BTF_ids.")
+@click.option("--out-base", metavar="FILE", help="Write the distilled base as raw BTF.")
+@click.option("--out-split", metavar="FILE", help="Write the new split as raw BTF.")
+@json_option
+@_oracle_guarded
+def distill_cmd(split: str, base_path: str | None, impl_names: str, distill_cmd: str | None,
+                relocate_cmd: str | None, timeout: float, out_elf: str | None, out_base: str | None,
+                out_split: str | None, as_json: bool) -> None:
+    """Distill SPLIT's base, as pahole --btf_features=distilled_base and resolve_btfids -B do.
+
+    For an ELF module, -o writes a copy whose .BTF is the new split, .BTF.base the distilled base,
+    and whose .BTF_ids ids (located through the __BTF_ID__* symbols) are rewritten to the new ids.
+    """
+    if out_elf is None and out_base is None and out_split is None:
+        raise InputError("distill: say where to write: -o OUT.ko (ELF input) and/or --out-base F --out-split F")
+    mod = module.load_module(split, base_path)
+    if out_elf is not None and not mod.inp.is_elf:
+        raise InputError(f"{split}: -o writes an ELF copy and needs an ELF input; use --out-base/--out-split")
+    impl = _single_impl(impl_names, timeout, distill_cmd, relocate_cmd)
+    try:
+        res = module.distill(mod, impl)
+    finally:
+        _close(impl)
+    raw = {role: path for role, path in (("base", out_base), ("split", out_split)) if path}
+    module.write_outputs(mod, res, elf_out=out_elf, raw=raw)
+    _report(mod, res, as_json, f"distilled {split} against {mod.base_path} [{res.impl}]: "
+                               f"{_sizes(res, ('base', 'split'))}")
+
+
+@click.command("relocate")
+@click.argument("split")
+@click.option("--distilled-base", "dist_path", metavar="DB",
+              help="Distilled base SPLIT sits on (default: its .BTF.base section).")
+@click.option("--base", "base_path", metavar="BASE", required=True, help="Full base BTF to relocate onto.")
+@_impl_options(multi=False)
+@click.option("-o", "--output", "out", metavar="OUT", required=True,
+              help="Raw BTF; an ELF copy when SPLIT is an ELF and OUT ends in .ko.")
+@json_option
+@_oracle_guarded
+def relocate_cmd(split: str, dist_path: str | None, base_path: str, impl_names: str, distill_cmd: str | None,
+                 relocate_cmd: str | None, timeout: float, out: str, as_json: bool) -> None:
+    """Relocate SPLIT from its distilled base onto BASE, as the kernel does when it loads a module.
+
+    An ELF output gets the relocated .BTF, loses .BTF.base, and has its .BTF_ids remapped like the
+    kernel's btf_relocate_id().
+    """
+    from spec.sources import load_input
+
+    mod = module.load_module(split, base_path)
+    dist = load_input(dist_path).btf if dist_path else None
+    impl = _single_impl(impl_names, timeout, distill_cmd, relocate_cmd)
+    as_elf = mod.inp.is_elf and out.endswith(".ko")
+    if not as_elf:
+        mod.layout = None  # raw output: .BTF_ids stays behind
+    try:
+        assert mod.base is not None
+        res = module.relocate(mod, mod.base, dist, impl)
+    finally:
+        _close(impl)
+    if as_elf:
+        module.write_outputs(mod, res, elf_out=out)
+    else:
+        module.write_outputs(mod, res, raw={"split": out})
+    _report(mod, res, as_json, f"relocated {split} onto {base_path} [{res.impl}]: {_sizes(res, ('split',))}")
+
+
+def _outcome_dict(out: Outcome) -> dict[str, Any]:
+    return {"status": out.status, "errno": out.errno, "error": errno_text(out.errno) if out.errno else None,
+            "reason": module.reason_of(out) if not out.ok else None, "detail": out.detail,
+            "outputs": {role: {"bytes": len(b), "sha256": hashlib.sha256(b).hexdigest()}
+                        for role, b in out.outputs.items()}}
+
+
+@click.command("compare")
+@click.argument("split")
+@click.option("--base", "base_path", metavar="BASE", help="Base BTF SPLIT was built on.")
+@click.option("--target", "target_path", metavar="BASE2", help="Base to relocate onto (default: BASE).")
+@_impl_options(multi=True)
+@json_option
+@_oracle_guarded
+def compare_cmd(split: str, base_path: str | None, target_path: str | None, impl_names: str,
+                distill_cmd: str | None, relocate_cmd: str | None, timeout: float, as_json: bool) -> None:
+    """Distill SPLIT, relocate the result onto BASE2, with each implementation, and compare.
+
+    Exit 0 when all agree (output bytes and errno; python vs libbpf also accepts the two excused
+    libbpf quirks), 1 with both sides' bpftool-style text at the first differing type otherwise. A
+    module that already has .BTF.base is only relocated.
+    """
+    from spec.sources import load_input
+
+    mod = module.load_module(split, base_path)
+    target = load_input(target_path).btf if target_path else None
+    impls = _make_impls(impl_names, multi=True, timeout=timeout, distill_cmd=distill_cmd,
+                        relocate_cmd=relocate_cmd)
+    try:
+        cmp = module.compare(mod, impls, target)
+    finally:
+        for impl in impls:
+            _close(impl)
+    diff = cmp.difference
+    if as_json:
+        emit_json({"input": split, "base": mod.base_path, "target": target_path or mod.base_path,
+                   "impls": [i.name for i in impls], "agree": cmp.agree, "findings": cmp.findings,
+                   "stages": {op: {name: _outcome_dict(o) for name, o in outs.items()}
+                              for op, outs in cmp.stages.items()},
+                   "difference": diff.to_dict() if diff else None})
+    else:
+        click.echo(f"compare {split} (base {mod.base_path}, target {target_path or mod.base_path}): "
+                   f"{', '.join(i.name for i in impls)}")
+        for op, outs in cmp.stages.items():
+            for name, out in outs.items():
+                click.echo(f"  {op:<8} {name:<14} {out.describe()}")
+        for f in cmp.findings:
+            click.echo(f"  note: {f}")
+        if diff is None:
+            click.echo("all implementations agree")
+        else:
+            click.echo(f"DISAGREE at {diff.op} ({diff.a} vs {diff.b}): {diff.what}")
+            if diff.text_a or diff.text_b:
+                for name, text in ((diff.a, diff.text_a), (diff.b, diff.text_b)):
+                    click.echo(f"  {name}:")
+                    for line in text:
+                        click.echo(f"    {line}")
+                click.echo("  diff:")
+                for line in diff.diff:
+                    click.echo(f"    {line}")
+    if diff is not None:
+        raise SystemExit(EXIT_NEGATIVE)
+
+
+COMMANDS = [distill_cmd, relocate_cmd, compare_cmd]

@@ -1,0 +1,98 @@
+"""The libbpf v1.6 quirk catalogue (distill-relocate-behaviour.md §3) as data.
+
+:mod:`oracle.reference` records the id of every quirk whose trigger condition is met while it runs
+(in both modes) and, in strict mode, reports it with a log line built from :func:`strict_line`.
+``trigger`` says exactly when the id is recorded; ``strict`` says what ``python-strict`` does
+instead of imitating libbpf. Quirks marked ``reachable=False`` cannot be triggered through the
+bytes-in/bytes-out API (they need a libbpf object state) and are never recorded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Quirk:
+    """One catalogue entry."""
+
+    id: str
+    summary: str  # one line: what libbpf v1.6 does
+    trigger: str  # when oracle.reference records the id
+    strict: str  # what python-strict does instead
+    reachable: bool = True
+
+
+_ENTRIES = (
+    Quirk("Q1", "FWD matching tests the base struct/union's kflag, not the FWD's own struct/union flag",
+          "a distilled FWD meets a same-named base STRUCT/UNION and the two rules disagree",
+          "match a struct-FWD only to STRUCT and a union-FWD only to UNION"),
+    Quirk("Q2", "a distilled STRUCT/UNION matches a same-named base type of any kind",
+          "a distilled STRUCT/UNION would be accepted by a base type of another kind",
+          "require the same composite kind"),
+    Quirk("Q3", "an empty string at a non-zero name offset counts as a name",
+          "whether a type is named is decided for a non-zero name offset that points at ''",
+          "treat the type as anonymous (distill: descend and copy to the split; relocate: reject a "
+          "distilled one with -EINVAL, skip a base one)"),
+    Quirk("Q4", "base struct/union name counts are keyed by string offset, not content",
+          "counting by offset and by content give different candidate lists for a base type",
+          "count by string content"),
+    Quirk("Q5", "a cyclic modifier chain below a split struct/union member makes relocation loop forever",
+          "embedded marking meets a modifier/array cycle",
+          "fail with -ELOOP (python mode does the same instead of hanging)"),
+    Quirk("Q6", "an empty distilled base puts distill's pass 2 in base mode and drops the split copies",
+          "pass 1 emitted nothing while some base type was reached",
+          "choose the mode by pass and emit the part-(b) copies"),
+    Quirk("Q7", "the distilled name/size index keeps 31-bit sizes",
+          "a sized lookup returns a candidate whose 32-bit size differs from the base type's",
+          "compare full 32-bit sizes"),
+    Quirk("Q8", "distill copies anonymous INT/FLOAT/FWD into the distilled base",
+          "a reached base INT/FLOAT/FWD has an empty name",
+          "fail distill with -EINVAL"),
+    Quirk("Q9", "reserved info bits (16-23, 29-30) are ignored on parse and kept by copies",
+          "an input type has reserved info bits set",
+          "reject the input with -EINVAL (as the kernel does)"),
+    Quirk("Q10", "relocation rewrites ids before strings, so -ENOENT leaves the split half-relocated",
+          "relocation fails with -ENOENT on an unmapped string offset",
+          "same -ENOENT (no output either way)"),
+    Quirk("Q11", "relocating a BTF that is not split dereferences NULL",
+          "never (the bytes API always relocates a split)", "-", reachable=False),
+    Quirk("Q12", "FWD type and FUNC_PROTO return ids are never validated",
+          "an input FWD has a non-zero type, or a FUNC_PROTO return id is >= type_cnt "
+          "(python reads an out-of-range id map entry as 0)",
+          "reject the input with -EINVAL"),
+    Quirk("Q13", "relocation leaves a stale cached raw buffer of a modifiable BTF",
+          "never (the bytes API serialises fresh objects)", "-", reachable=False),
+    Quirk("Q14", "relocation ignores the target base's byte order",
+          "the target base and the split have different byte orders",
+          "fail relocation with -EINVAL"),
+    Quirk("Q15", "multi-level target bases give wrong string offsets",
+          "never (the target base is always parsed standalone)", "-", reachable=False),
+    Quirk("Q16", "the -ENOENT log line prints the string at offset 0 ('') instead of the unmapped one",
+          "relocation fails with -ENOENT on an unmapped string offset",
+          "print the real string"),
+    Quirk("Q17", "distill marks reachable base types recursively and can overflow the C stack",
+          "marking goes deeper than Q17_DEPTH levels (python uses a worklist and succeeds)",
+          "same result (nothing to correct)"),
+    Quirk("Q18", "raw parsing ignores version/flags and allows short headers, gaps and trailing bytes",
+          "an input has version != 1, flags != 0, hdr_len != 24 with non-zero bytes past 24, "
+          "hdr_len < 24, or a gap/trailing bytes between or after the sections",
+          "reject the input with -EINVAL (kernel rules)"),
+)
+
+QUIRKS: dict[str, Quirk] = {q.id: q for q in _ENTRIES}
+
+# Marking depth (levels of libbpf's recursion) from which Q17 is recorded.
+Q17_DEPTH = 10_000
+
+
+def describe(qid: str) -> str:
+    """``Q3: an empty string at a non-zero name offset counts as a name``."""
+    return f"{qid}: {QUIRKS[qid].summary}"
+
+
+def strict_line(qid: str, detail: str = "") -> str:
+    """The log line python-strict writes when it acts on a quirk."""
+    q = QUIRKS[qid]
+    tail = f" ({detail})" if detail else ""
+    return f"btfspec: strict: {qid} {q.summary}{tail}; strict: {q.strict}"

@@ -1,0 +1,849 @@
+"""Python reference implementation of libbpf v1.6 ``btf__distill_base`` and ``btf__relocate``.
+
+Bytes in, bytes out, following distill-relocate-behaviour.md §1-§2 and the libbpf v1.6 sources.
+
+Two modes:
+
+* ``python`` (``strict=False``): byte-identical to libbpf v1.6 on every input libbpf accepts, the
+  same negative errno on every input it rejects, and the same log lines (``libbpf: ...``, every
+  level, as :mod:`oracle.libbpf` captures them). Quirks Q1-Q10, Q12, Q14, Q16, Q18 are reproduced.
+  Where libbpf has no answer, python gives a deterministic one: a modifier cycle under a split
+  struct member (Q5, libbpf hangs) returns -ELOOP with a ``btfspec: Q5: ...`` line naming the
+  cycle; a deep base chain (Q17, libbpf overflows its C stack) just succeeds (worklists, no
+  recursion); an id map entry libbpf reads out of bounds (Q12: an unchecked FWD type or
+  FUNC_PROTO return id >= type_cnt) reads as 0 here.
+* ``python-strict`` (``strict=True``): "what a correct implementation should do". Every quirk has
+  one detection point; strict mode takes the corrected branch there (see each entry's ``strict``
+  in :mod:`oracle.quirks`): a corrected *decision* (Q1, Q2, Q3, Q4, Q6, Q7, Q16) changes the
+  result, a corrected *rule* (Q3 for a distilled type, Q8, Q9, Q12, Q14, Q18) fails the operation
+  with -EINVAL (Q5: -ELOOP), and the log gets a ``btfspec: strict: Qn ...`` line for each quirk.
+
+Both modes record in ``quirks`` every catalogue id whose trigger condition was met on their own
+path (first-fired order). Up to the first trigger both modes run identically, so an input gives
+an empty quirk list in one mode exactly when it does in the other, and the two modes can only
+differ on inputs with a non-empty list.
+"""
+
+from __future__ import annotations
+
+import errno as _errno
+import functools
+import struct
+import sys
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from oracle.outcome import ERROR, OK, Outcome
+from oracle.quirks import Q17_DEPTH, strict_line
+from spec.errors import BtfError
+from spec.fastpath import layouts
+from spec.kinds import COMPOSITE_KINDS, MODIFIER_KINDS, Kind, make_info
+from spec.model import Btf, BtfType, id_fields, map_ids, map_strs
+from spec.validate import validate
+
+IMPL = "python"
+IMPL_STRICT = "python-strict"
+
+EINVAL = -_errno.EINVAL
+ENOENT = -_errno.ENOENT
+ELOOP = -_errno.ELOOP
+ENOTSUP = -_errno.EOPNOTSUPP  # libbpf's -ENOTSUP is EOPNOTSUPP (95) on Linux
+
+NATIVE = sys.byteorder
+BTF_IS_EMBEDDED = 0xFFFFFFFF
+U32 = 0xFFFFFFFF
+RESERVED_INFO_BITS = 0x60FF0000  # bits 16-23 and 29-30 (ignored by v1.6, Q9)
+
+_MARKABLE = frozenset({Kind.INT, Kind.FLOAT, Kind.FWD, Kind.ARRAY, Kind.STRUCT, Kind.UNION, Kind.TYPEDEF,
+                       Kind.ENUM, Kind.ENUM64, Kind.PTR, Kind.CONST, Kind.RESTRICT, Kind.VOLATILE,
+                       Kind.FUNC_PROTO, Kind.TYPE_TAG})
+_TO_SPLIT = frozenset({Kind.ARRAY, Kind.TYPEDEF, Kind.PTR, Kind.CONST, Kind.RESTRICT, Kind.VOLATILE,
+                       Kind.FUNC_PROTO, Kind.TYPE_TAG})
+_BASE_LEAF = frozenset({Kind.INT, Kind.FLOAT, Kind.FWD})
+_ENUMS = frozenset({Kind.ENUM, Kind.ENUM64})
+_DIST_KINDS = frozenset({Kind.INT, Kind.FLOAT, Kind.ENUM, Kind.STRUCT, Kind.UNION, Kind.FWD})
+_SIZED_KEY = frozenset({Kind.INT, Kind.FLOAT, Kind.ENUM, Kind.ENUM64})
+_KEYED = _SIZED_KEY | COMPOSITE_KINDS | {Kind.FWD}
+# Kinds whose size_or_type id libbpf's sanity check validates: all but FWD and FUNC_PROTO (Q12).
+_CHECKED_REF = frozenset(k for k, lay in layouts().items() if lay.prefix_is_id) - {Kind.FWD, Kind.FUNC_PROTO}
+
+
+# --- results -------------------------------------------------------------------------------------
+
+@dataclass
+class DistillResult:
+    """Outcome of :func:`distill`; ``base``/``split`` are ``None`` unless ``rc == 0``.
+
+    ``id_map[old_id]`` is libbpf's final map: the new id of a reached base type (its provisional,
+    unchanged id when Q6 dropped it), ``old - diff`` for a split id, 0 elsewhere.
+    """
+
+    rc: int
+    base: bytes | None = None
+    split: bytes | None = None
+    log: list[str] = field(default_factory=list)
+    id_map: list[int] = field(default_factory=list)
+    quirks: list[str] = field(default_factory=list)
+    strict: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.rc == 0
+
+    def outcome(self) -> Outcome:
+        """As an :class:`Outcome` (outputs ``base``/``split``; ``detail`` = comma-joined quirk ids)."""
+        outputs = {"base": self.base or b"", "split": self.split or b""} if self.ok else {}
+        return _outcome(self.rc, outputs, self.log, self.quirks, self.strict)
+
+
+@dataclass
+class RelocateResult:
+    """Outcome of :func:`relocate`; ``split`` is ``None`` unless ``rc == 0``.
+
+    ``id_map[old_id]`` (old ids of the split on its distilled base) is the new id: what the
+    kernel keeps as ``base_id_map`` to remap ``.BTF_ids``. Empty on failure.
+    """
+
+    rc: int
+    split: bytes | None = None
+    log: list[str] = field(default_factory=list)
+    id_map: list[int] = field(default_factory=list)
+    quirks: list[str] = field(default_factory=list)
+    strict: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.rc == 0
+
+    def outcome(self) -> Outcome:
+        """As an :class:`Outcome` (output ``split``; ``detail`` = comma-joined quirk ids)."""
+        return _outcome(self.rc, {"split": self.split or b""} if self.ok else {}, self.log, self.quirks,
+                        self.strict)
+
+
+def _outcome(rc: int, outputs: dict[str, bytes], log: list[str], quirks: list[str], strict: bool) -> Outcome:
+    return Outcome(status=OK if rc == 0 else ERROR, errno=rc, outputs=outputs, log="".join(x + "\n" for x in log),
+                   impl=IMPL_STRICT if strict else IMPL, detail=",".join(quirks))
+
+
+# --- one run: log, quirk bookkeeping, the mode switch -----------------------------------------------
+
+class _Fail(Exception):
+    def __init__(self, err: int) -> None:
+        super().__init__(err)
+        self.errno = err
+
+
+class _Run:
+    """Log and quirk record of one operation; the only place where the two modes differ."""
+
+    def __init__(self, strict: bool) -> None:
+        self.strict = strict
+        self.log: list[str] = []
+        self._quirks: dict[str, str] = {}
+
+    @property
+    def quirks(self) -> list[str]:
+        return list(self._quirks)
+
+    def warn(self, msg: str) -> None:
+        """A libbpf ``pr_warn`` line."""
+        self.log.append("libbpf: " + msg)
+
+    def fail(self, err: int, msg: str | None = None) -> _Fail:
+        if msg is not None:
+            self.warn(msg)
+        return _Fail(err)
+
+    def flag(self, qid: str, detail: str = "") -> None:
+        """Record that ``qid``'s trigger condition was met."""
+        if qid not in self._quirks:
+            self._quirks[qid] = detail
+            if self.strict:
+                self.log.append(strict_line(qid, detail))
+
+    def choose(self, qid: str, libbpf: object, correct: object, detail: str = "") -> object:
+        """A quirky decision: record ``qid`` when the two answers differ; return this mode's answer."""
+        if libbpf != correct:
+            self.flag(qid, detail)
+        return correct if self.strict else libbpf
+
+    def enforce(self, qid: str, detail: str = "", err: int = EINVAL) -> None:
+        """A rule libbpf does not check: record ``qid``; strict mode fails here."""
+        self.flag(qid, detail)
+        if self.strict:
+            raise _Fail(err)
+
+    def named(self, btf: Btf, t: BtfType, tid: int) -> bool:
+        """Is ``t`` named? libbpf: ``name_off != 0``; strict: the name is non-empty (Q3)."""
+        if not t.name_off:
+            return False
+        if btf.str_at(t.name_off):
+            return True
+        self.flag("Q3", f"type [{tid}] name offset {t.name_off} points at ''")
+        return not self.strict
+
+
+# --- column view of a parsed BTF ----------------------------------------------------------------------
+
+@dataclass
+class _Cols:
+    """Own types of a BTF as numpy columns (word offsets into ``words`` and the first three words)."""
+
+    words: Any
+    offs: Any
+    name_off: Any
+    info: Any
+    size_type: Any
+
+    def __post_init__(self) -> None:
+        self.kind = (self.info >> 24) & 0x1F
+        self.vlen = self.info & 0xFFFF
+
+
+def _cols(btf: Btf) -> _Cols:
+    """Columns of ``btf``'s own types; a parsed object answers from its word index undecoded."""
+    import numpy as np
+
+    words_arr, starts = btf.flat_words()
+    words = np.frombuffer(words_arr, dtype=np.uint32) if len(words_arr) else np.zeros(0, np.uint32)
+    offs = np.frombuffer(starts, dtype=np.uint32).astype(np.int64) if len(starts) else np.zeros(0, np.int64)
+    if not len(offs):
+        return _Cols(words, offs, offs.astype(np.uint32), offs.astype(np.uint32), offs.astype(np.uint32))
+    return _Cols(words, offs, words[offs], words[offs + 1], words[offs + 2])
+
+
+# --- parsing (libbpf v1.6 btf_new: §8.5) ---------------------------------------------------------------
+
+@dataclass
+class _Parsed:
+    """A parsed input and its raw header fields."""
+
+    btf: Btf
+    cols: _Cols
+    raw: bytes
+    order: str
+    version: int
+    flags: int
+    hdr_len: int
+    type_off: int
+    type_len: int
+    str_off: int
+    str_len: int
+
+
+class _Bad(Exception):
+    """A parse-time rejection: the errno and libbpf's log lines (all levels, unprefixed)."""
+
+    def __init__(self, err: int, *lines: str) -> None:
+        super().__init__(err)
+        self.errno = err
+        self.lines = lines
+
+
+def _parse(blob: bytes, base: Btf | None, run: _Run, role: str) -> _Parsed:
+    """Parse like ``btf__new``/``btf__new_split``, then check the parse-level quirks (Q18, Q9, Q12).
+
+    The vectorised checks of :func:`_decode` accept fast; on a rejection :func:`spec.validate.validate`
+    (the project's statement of libbpf's parse rules) decides the errno.
+    """
+    blob = bytes(blob)
+    try:
+        p = _decode(blob, base)
+    except _Bad as bad:
+        run.log.extend("libbpf: " + line for line in bad.lines)
+        violations = validate(blob, base, rules="libbpf")
+        raise _Fail(violations[0].errno if violations else bad.errno) from None
+    _parse_quirks(p, run, role)
+    return p
+
+
+def _decode(blob: bytes, base: Btf | None) -> _Parsed:
+    """libbpf v1.6 ``btf_new``: header, string section, type section walk, sanity check (§8.5)."""
+    if len(blob) < 24:
+        raise _Bad(EINVAL, "BTF header not found")
+    if blob[:2] == b"\x9f\xeb":
+        order = "little"
+    elif blob[:2] == b"\xeb\x9f":
+        order = "big"
+    else:
+        raise _Bad(EINVAL, f"Invalid BTF magic: {int.from_bytes(blob[:2], NATIVE):x}")
+    _, version, flags, hdr_len, type_off, type_len, str_off, str_len = struct.unpack(
+        ("<" if order == "little" else ">") + "HBBIIIII", blob[:24])
+    if order != NATIVE and hdr_len != 24:
+        raise _Bad(ENOTSUP, f"Can't load BTF with non-native endianness due to unsupported header length "
+                            f"{hdr_len}")
+    if len(blob) < hdr_len:
+        raise _Bad(EINVAL, f"BTF header len {hdr_len} larger than data size {len(blob)}")
+    if len(blob) - hdr_len < str_off + str_len:
+        raise _Bad(EINVAL, f"Invalid BTF total size: {len(blob)}")
+    if type_off + type_len > str_off:
+        raise _Bad(EINVAL, f"Invalid BTF data sections layout: type data at {type_off} + {type_len}, "
+                           f"strings data at {str_off} + {str_len}")
+    if type_off % 4:
+        raise _Bad(EINVAL, "BTF type section is not aligned to 4 bytes")
+    strs = blob[hdr_len + str_off:hdr_len + str_off + str_len]
+    if not (base is not None and str_len == 0):
+        if not str_len or str_len - 1 > 0x7FFFFFFF or strs[-1] != 0:
+            raise _Bad(EINVAL, "Invalid BTF string section")
+        if base is None and strs[0] != 0:
+            raise _Bad(EINVAL, "Malformed BTF string section, did you forget to provide base BTF?")
+    # v1.6 never reads header bytes past 24; the model would interpret 24..32 as a layout section.
+    model_blob = blob if hdr_len < 32 else blob[:24] + bytes(8) + blob[32:]
+    try:
+        btf = Btf.from_bytes(model_blob, base)
+    except BtfError as exc:
+        raise _Bad(EINVAL, _walk_message(exc, model_blob, order)) from None
+    cols = _cols(btf)
+    _sanity_check(btf, cols)
+    return _Parsed(btf, cols, blob, order, version, flags, hdr_len, type_off, type_len, str_off, str_len)
+
+
+def _walk_message(exc: BtfError, blob: bytes, order: str) -> str:
+    """libbpf's message for a type-section walk error the model reported."""
+    if exc.message.startswith("unsupported BTF kind") and exc.offset is not None:
+        info = int.from_bytes(blob[exc.offset + 4:exc.offset + 8], order)  # type: ignore[arg-type]
+        return f"Unsupported BTF_KIND:{(info >> 24) & 0x1F}"
+    if exc.message.startswith("type record runs past"):
+        return f"BTF type [{exc.type_id}] is malformed"
+    return "BTF types data is malformed"
+
+
+@functools.cache
+def _sanity_tables() -> tuple[Any, Any, Any, Any, tuple[tuple[int, tuple[int, ...]], ...]]:
+    """From the grammar's layouts, per 5-bit kind: words before the elements, words per element, the
+    element word holding a string offset and the one holding a type id (-1: none); and the kinds
+    with fixed-record ids."""
+    import numpy as np
+
+    fixed, ew = np.zeros(32, np.int64), np.zeros(32, np.int64)
+    str_pos, id_pos = np.full(32, -1, np.int64), np.full(32, -1, np.int64)
+    fixed_ids = []
+    for k, lay in layouts().items():
+        assert len(lay.elem_strs) <= 1 and len(lay.elem_ids) <= 1
+        fixed[k], ew[k] = lay.fixed_words, lay.elem_words
+        str_pos[k] = lay.elem_strs[0] if lay.elem_strs else -1
+        id_pos[k] = lay.elem_ids[0] if lay.elem_ids else -1
+        if lay.fixed_ids:
+            fixed_ids.append((k, lay.fixed_ids))
+    return fixed, ew, str_pos, id_pos, tuple(fixed_ids)
+
+
+def _sanity_check(btf: Btf, cols: _Cols) -> None:
+    """libbpf ``btf_sanity_check`` over own types: every string offset valid, every id field below
+    type_cnt except FWD's and FUNC_PROTO's return (Q12), FUNC -> FUNC_PROTO. Vectorised detection;
+    the first bad type's message comes from :func:`_type_problem`."""
+    import numpy as np
+
+    if btf.nr_types == 0:
+        return
+    tc = btf.type_cnt
+    str_end = btf.start_str_off + btf.str_len
+    kind, words, offs = cols.kind, cols.words, cols.offs
+    fixed, ew, str_pos, id_pos, fixed_ids = _sanity_tables()
+    bad = cols.name_off >= str_end
+    bad |= np.isin(kind, list(_CHECKED_REF)) & (cols.size_type >= tc)
+    for k, positions in fixed_ids:
+        sel = np.flatnonzero(kind == k)
+        for i in positions:
+            bad[sel] |= words[offs[sel] + 3 + i] >= tc
+    func = np.flatnonzero((kind == Kind.FUNC) & (cols.size_type < tc))
+    if len(func):
+        tgt = cols.size_type[func].astype(np.int64)
+        own = tgt >= btf.start_id
+        tk = np.zeros(len(tgt), dtype=np.int64)
+        tk[own] = kind[tgt[own] - btf.start_id]
+        for j in np.flatnonzero(~own & (tgt > 0)):
+            tk[j] = btf.type(int(tgt[j])).kind
+        bad[func] |= tk != Kind.FUNC_PROTO
+    sel = np.flatnonzero((ew[kind] > 0) & (cols.vlen > 0))
+    if len(sel):  # every element of every type at once
+        cnt = cols.vlen[sel].astype(np.int64)
+        owner = np.repeat(sel, cnt)
+        within = np.arange(int(cnt.sum()), dtype=np.int64) - np.repeat(np.cumsum(cnt) - cnt, cnt)
+        ek = kind[owner]
+        start = offs[owner] + 3 + fixed[ek] + within * ew[ek]
+        sp, ip = str_pos[ek], id_pos[ek]
+        bad_el = ((sp >= 0) & (words[start + np.maximum(sp, 0)] >= str_end)) \
+            | ((ip >= 0) & (words[start + np.maximum(ip, 0)] >= tc))
+        bad[owner[bad_el]] = True
+    if bad.any():
+        tid = btf.start_id + int(np.argmax(bad))
+        raise _Bad(EINVAL, _type_problem(btf, tid) or f"btf: type [{tid}]: invalid")
+
+
+def _type_problem(btf: Btf, tid: int) -> str | None:
+    """libbpf ``btf_validate_type``'s warning for one type, or None if it is sane."""
+    t = btf.type(tid)
+    tc = btf.type_cnt
+    str_end = btf.start_str_off + btf.str_len
+
+    def bad_str(off: int, what: str) -> str | None:
+        return f"btf: type [{tid}]: invalid {what} (string offset {off})" if off >= str_end else None
+
+    def bad_id(ref: int) -> str | None:
+        return f"btf: type [{tid}]: invalid referenced type ID {ref}" if ref >= tc else None
+
+    problem = bad_str(t.name_off, "type name")
+    if problem:
+        return problem
+    k = t.kind
+    if k in _CHECKED_REF:
+        problem = bad_id(t.size_type)
+        if problem or k != Kind.FUNC:
+            return problem
+        target = btf.type(t.size_type).kind if t.size_type else Kind.UNKN
+        if target != Kind.FUNC_PROTO:
+            return f"btf: type [{tid}]: referenced type [{t.size_type}] is not FUNC_PROTO"
+        return None
+    if k == Kind.ARRAY:
+        return bad_id(t.fixed[0]) or bad_id(t.fixed[1])
+    for e in t.elems:
+        if k in COMPOSITE_KINDS:
+            problem = bad_str(e[0], "field name") or bad_id(e[1])
+        elif k in _ENUMS:
+            problem = bad_str(e[0], "enum name")
+        elif k == Kind.FUNC_PROTO:
+            problem = bad_str(e[0], "param name") or bad_id(e[1])
+        elif k == Kind.DATASEC:
+            problem = bad_id(e[0])
+        if problem:
+            return problem
+    return None
+
+
+def _parse_quirks(p: _Parsed, run: _Run, role: str) -> None:
+    """Q18 (lenient header), Q9 (reserved info bits), Q12 (unchecked FWD/FUNC_PROTO ids)."""
+    import numpy as np
+
+    cols = p.cols
+    tail = p.raw[24:p.hdr_len]
+    problems = [f"version {p.version}" if p.version != 1 else "", f"flags {p.flags}" if p.flags else "",
+                f"hdr_len {p.hdr_len} < 24" if p.hdr_len < 24 else "",
+                f"non-zero header bytes past 24 (hdr_len {p.hdr_len})" if any(tail) else "",
+                "gap before the type section" if p.type_off else "",
+                "gap between the type and string sections" if p.str_off != p.type_off + p.type_len else "",
+                "trailing bytes" if p.hdr_len + p.str_off + p.str_len != len(p.raw) else ""]
+    problems = [x for x in problems if x]
+    if problems:
+        run.enforce("Q18", f"{role}: " + ", ".join(problems))
+    btf = p.btf
+    if btf.nr_types == 0:
+        return
+    reserved = np.flatnonzero(cols.info & RESERVED_INFO_BITS)
+    if len(reserved):
+        i = int(reserved[0])
+        run.enforce("Q9", f"{role} type [{btf.start_id + i}] info {int(cols.info[i]):#010x}")
+    kind = cols.kind
+    odd = np.flatnonzero(((kind == Kind.FWD) & (cols.size_type != 0))
+                         | ((kind == Kind.FUNC_PROTO) & (cols.size_type >= btf.type_cnt)))
+    if len(odd):
+        i = int(odd[0])
+        run.enforce("Q12", f"{role} type [{btf.start_id + i}] {Kind(int(kind[i])).name} "
+                           f"refers to id {int(cols.size_type[i])}")
+
+
+# --- distill (§1) ---------------------------------------------------------------------------------
+
+def distill(split: bytes, base: bytes, *, strict: bool = False) -> DistillResult:
+    """``btf__distill_base`` of ``split`` (raw split BTF on ``base``): new base + new split bytes."""
+    run = _Run(strict)
+    try:
+        b = _parse(base, None, run, "base")
+        s = _parse(split, b.btf, run, "split")
+        new_base, new_split, id_map = _distill(s.btf, run)
+    except _Fail as f:
+        return DistillResult(f.errno, log=run.log, quirks=run.quirks, strict=strict)
+    return DistillResult(0, new_base.to_bytes(hdr_len=24), new_split.to_bytes(hdr_len=24), run.log,
+                         id_map, run.quirks, strict)
+
+
+def _distill(src: Btf, run: _Run) -> tuple[Btf, Btf, list[int]]:
+    split_start = src.start_id
+    n = src.type_cnt
+    id_map = [0] * n
+    marked = _mark(src, split_start, id_map, run)
+    smap: dict[int, int] = {}
+    new_base = Btf(order=src.order)
+    _emit(src, new_base, marked, id_map, smap, True, run)
+    new_split = Btf(base=new_base)
+    for i in range(split_start, n):
+        _copy(src, new_split, src.type(i), smap)
+    to_base = run.choose("Q6", bool(marked) and new_split.start_id == 1, False,
+                         "no base type went to the distilled base; pass 2 ran in base mode")
+    _emit(src, new_split, marked, id_map, smap, to_base, run)
+
+    diff = split_start - new_base.type_cnt
+
+    def remap(v: int) -> int:
+        m = id_map[v] if v < n else 0  # Q12: libbpf reads past id_map here; we read 0
+        if m:
+            return m
+        return (v - diff) & U32 if v >= split_start else v
+
+    for i in range(1, new_split.type_cnt):
+        map_ids(new_split.type(i), remap)
+    for i in range(split_start, n):
+        id_map[i] = remap(i)
+    return new_base, new_split, id_map
+
+
+def _mark(src: Btf, split_start: int, id_map: list[int], run: _Run) -> list[int]:
+    """Mark reachable base types (``btf_add_distilled_type_ids``) in libbpf's depth-first order,
+    with an explicit stack. Returns the marked ids, ascending."""
+    marked: list[int] = []
+    deep = False
+    for i in range(split_start, src.type_cnt):
+        stack: list[Iterator[int]] = [iter(id_fields(src.type(i)))]
+        while stack:
+            for ref in stack[-1]:
+                if ref == 0 or ref >= split_start or id_map[ref] > 0:
+                    continue
+                t = src.type(ref)
+                if t.kind not in _MARKABLE:
+                    raise run.fail(EINVAL, f"unexpected reference to base type[{ref}] of kind [{t.kind}] "
+                                           "when creating distilled base BTF.")
+                id_map[ref] = ref
+                marked.append(ref)
+                if t.kind in COMPOSITE_KINDS and run.named(src, t, ref):
+                    continue
+                stack.append(iter(id_fields(t)))
+                if len(stack) > Q17_DEPTH and not deep:
+                    deep = True
+                    run.flag("Q17", f"marking depth above {Q17_DEPTH} below split type [{i}]")
+                break
+            else:
+                stack.pop()
+    marked.sort()
+    return marked
+
+
+def _emit(src: Btf, dst: Btf, marked: list[int], id_map: list[int], smap: dict[int, int],
+          to_base: bool, run: _Run) -> None:
+    """One emission pass (``btf_add_distilled_types``) in base or split mode."""
+    next_id = dst.type_cnt
+    for i in marked:
+        t = src.type(i)
+        k = t.kind
+        if k in _BASE_LEAF:
+            if not to_base:
+                continue
+            if not (t.name_off and src.str_at(t.name_off)):
+                run.named(src, t, i)  # records Q3 for an empty string at a non-zero offset
+                run.enforce("Q8", f"base type [{i}] {Kind(k).name} is anonymous")
+            _copy(src, dst, t, smap)
+        elif k in COMPOSITE_KINDS or k in _ENUMS:
+            named = run.named(src, t, i)
+            if named != to_base:
+                continue
+            if not to_base:
+                _copy(src, dst, t, smap)
+            else:
+                name = src.str_at(t.name_off) or b""
+                if k in _ENUMS:
+                    size = t.size
+                    if not size or size & (size - 1) or size > 8:
+                        raise run.fail(EINVAL)  # btf__add_enum: no log line
+                    k = Kind.ENUM
+                name_off = dst.add_str(name) if name else 0
+                dst.add_type(BtfType(name_off, make_info(k), t.size))
+        elif k in _TO_SPLIT:
+            if to_base:
+                continue
+            _copy(src, dst, t, smap)
+        else:  # unreachable after marking
+            raise run.fail(EINVAL, f"unexpected kind when adding base type '{src.name(t)}'[{i}] of kind "
+                                   f"[{k}] to distilled base BTF.")
+        id_map[i] = next_id
+        next_id += 1
+
+
+def _copy(src: Btf, dst: Btf, t: BtfType, smap: dict[int, int]) -> int:
+    """``btf_add_type``: verbatim record (raw info word kept), strings re-added through ``smap``."""
+    c = t.copy()
+
+    def rewrite(off: int) -> int:
+        if not off:
+            return 0
+        mapped = smap.get(off)
+        if mapped is None:
+            mapped = dst.add_str(src.str_at(off) or b"")
+            smap[off] = mapped
+        return mapped
+
+    map_strs(c, rewrite)
+    return dst.add_type(c)
+
+
+# --- relocate (§2) ---------------------------------------------------------------------------------
+
+def relocate(split: bytes, distilled_base: bytes, base: bytes, *, strict: bool = False) -> RelocateResult:
+    """``btf__relocate`` of ``split`` (raw split BTF on ``distilled_base``) onto ``base``.
+
+    The output is what ``btf__raw_data`` returns for the relocated split parsed from raw bytes:
+    the input blob with type records rewritten in place (header, gaps and trailing bytes kept);
+    for a foreign-endian split, libbpf's re-serialisation (header, types, strings).
+    """
+    run = _Run(strict)
+    try:
+        d = _parse(distilled_base, None, run, "distilled base")
+        s = _parse(split, d.btf, run, "split")
+        b = _parse(base, None, run, "base")
+        out, id_map = _relocate(s, d.btf, b, run)
+    except _Fail as f:
+        return RelocateResult(f.errno, log=run.log, quirks=run.quirks, strict=strict)
+    return RelocateResult(0, out, run.log, id_map, run.quirks, strict)
+
+
+def _relocate(sp: _Parsed, dist: Btf, bp: _Parsed, run: _Run) -> tuple[bytes, list[int]]:
+    btf, base = sp.btf, bp.btf
+    if base.order != btf.order:
+        run.enforce("Q14", f"split is {btf.order}-endian, target base is {base.order}-endian")
+    nr_dist, nr_base, nr_types = dist.type_cnt, base.type_cnt, btf.type_cnt
+    for i in range(1, nr_dist):
+        t = dist.type(i)
+        if t.kind not in _DIST_KINDS:
+            raise run.fail(EINVAL, f"type [{i}] in distilled based BTF has unexpected kind [{t.kind}]")
+        if not t.name_off:
+            raise run.fail(EINVAL, f"type [{i}], kind [{t.kind}] is invalid for distilled base BTF; "
+                                   "it is anonymous")
+        if not run.named(dist, t, i):
+            raise _Fail(EINVAL)  # strict only: Q3, an empty name is anonymous
+    id_map = [0] * nr_types
+    for i in range(nr_dist, nr_types):
+        id_map[i] = (i + nr_base - nr_dist) & U32
+    str_map: dict[int, int] = {}
+    index = _DistIndex(dist)
+    _mark_embedded(btf, nr_dist, nr_types, id_map, run)
+    _match_base(bp, dist, index, id_map, str_map, run)
+    for i in range(1, nr_dist):
+        if id_map[i] in (0, BTF_IS_EMBEDDED):
+            raise run.fail(EINVAL, f"distilled base BTF type '{dist.name(dist.type(i))}' [{i}] is not "
+                                   "mapped to base BTF id")
+    _rewrite_split(sp, dist, base, id_map, str_map, run)
+    return _raw_output(sp), id_map
+
+
+@dataclass(frozen=True)
+class _Entry:
+    size31: int
+    size: int
+    id: int
+
+
+class _DistIndex:
+    """The sorted name/size index of the distilled base (void included), grouped by name.
+
+    Within a name, entries are in ``cmp_btf_name_size`` order (31-bit size descending; glibc's
+    qsort is a stable merge sort, so ties keep id order).
+    """
+
+    def __init__(self, dist: Btf) -> None:
+        groups: dict[bytes, list[_Entry]] = {}
+        groups.setdefault(b"", []).append(_Entry(0, 0, 0))
+        for i in range(1, dist.type_cnt):
+            t = dist.type(i)
+            groups.setdefault(dist.str_at(t.name_off) or b"", []).append(_Entry(t.size & 0x7FFFFFFF, t.size, i))
+        for entries in groups.values():
+            entries.sort(key=lambda e: -e.size31)
+        self.groups = groups
+
+    def lookup(self, name: bytes, sized: bool, size: int, *, full: bool = False) -> list[_Entry]:
+        """Entries with this name (and this size if ``sized``; 31-bit compare unless ``full``)."""
+        entries = self.groups.get(name, [])
+        if not sized:
+            return entries
+        if full:
+            return [e for e in entries if e.size == size]
+        return [e for e in entries if e.size31 == size & 0x7FFFFFFF]
+
+
+def _mark_embedded(btf: Btf, nr_dist: int, nr_types: int, id_map: list[int], run: _Run) -> None:
+    """``btf_mark_embedded_composite_type_ids`` for every split composite, with a cycle check (Q5)."""
+    for i in range(nr_dist, nr_types):
+        t = btf.type(i)
+        if t.kind not in COMPOSITE_KINDS:
+            continue
+        for j, nxt in enumerate(id_fields(t)):
+            chain: dict[int, None] = {}
+            while nxt:
+                c = btf.type(nxt)
+                if c.kind in MODIFIER_KINDS or c.kind == Kind.ARRAY:
+                    chain[nxt] = None
+                    nxt = c.type
+                    if nxt in chain:
+                        ids = list(chain)
+                        cycle = " -> ".join(f"[{x}]" for x in ids[ids.index(nxt):] + [nxt])
+                        run.flag("Q5", f"cycle {cycle} below member {j} of [{i}]")
+                        run.log.append(f"btfspec: Q5: cyclic modifier chain {cycle} below member {j} of "
+                                       f"type [{i}]; libbpf v1.6 loops forever here")
+                        raise _Fail(ELOOP)
+                    continue
+                if c.kind in COMPOSITE_KINDS and nxt < nr_dist:
+                    id_map[nxt] = BTF_IS_EMBEDDED
+                break
+
+
+def _match_base(bp: _Parsed, dist: Btf, index: _DistIndex, id_map: list[int], str_map: dict[int, int],
+                run: _Run) -> None:
+    """``btf_relocate_map_distilled_base``: scan the base in id order and map distilled ids."""
+    base = bp.btf
+    nr_dist = dist.type_cnt
+    found = _named_base_types(base, bp.cols, index.groups.keys())
+    by_off = Counter(off for _, off, _, k in found if k in COMPOSITE_KINDS)
+    by_name = Counter(name for _, _, name, k in found if k in COMPOSITE_KINDS)
+    for bid, name_off, name, bk in found:
+        bt = base.type(bid)
+        if not run.named(base, bt, bid):
+            continue  # strict only: Q3, an empty name is anonymous
+        size = bt.size
+        if bk in _SIZED_KEY:
+            sized_lib = sized_ok = True
+        elif bk == Kind.FWD:
+            sized_lib = sized_ok = False
+        else:
+            sized_lib, sized_ok = by_off[name_off] > 1, by_name[name] > 1
+        cands = index.lookup(name, sized_lib, size)
+        by_content = index.lookup(name, sized_ok, size)
+        exact = index.lookup(name, sized_ok, size, full=True)
+        if cands != by_content:
+            run.flag("Q4", f"base [{bid}] '{name.decode('latin-1')}': {by_off[name_off]} composite(s) at "
+                           f"offset {name_off}, {by_name[name]} by name")
+        if by_content != exact:
+            run.flag("Q7", f"base [{bid}] '{name.decode('latin-1')}' size {size:#x}")
+        for e in exact if run.strict else cands:
+            if e.id == 0 or e.id >= nr_dist:
+                raise run.fail(EINVAL, f"base BTF id [{bid}] maps to invalid distilled base BTF id [{e.id}]")
+            dt = dist.type(e.id)
+            if not _compatible(dt, e.id, bt, bid, id_map[e.id] == BTF_IS_EMBEDDED, run):
+                continue
+            prev = id_map[e.id]
+            if prev and prev != BTF_IS_EMBEDDED:
+                raise run.fail(EINVAL, f"distilled base BTF type '{name.decode('latin-1')}' [{e.id}], size "
+                                       f"{size} has multiple candidates of the same size (ids [{bid}, {prev}]) "
+                                       "in base BTF")
+            id_map[e.id] = bid
+            str_map[dt.name_off] = name_off
+
+
+def _compatible(dt: BtfType, did: int, bt: BtfType, bid: int, embedded: bool, run: _Run) -> bool:
+    """The per-candidate compatibility check (a mismatch means: try the next candidate)."""
+    dk, bk = dt.kind, bt.kind
+    if dk == Kind.FWD:
+        if bk == Kind.FWD:
+            return dt.kflag == bt.kflag
+        if bk not in COMPOSITE_KINDS:
+            return False
+        lib = bt.kflag == (bk == Kind.UNION)
+        ok = dt.kflag == (bk == Kind.UNION)
+        return bool(run.choose("Q1", lib, ok, f"distilled FWD [{did}] kflag {dt.kflag} vs base "
+                                              f"{Kind(bk).name} [{bid}] kflag {bt.kflag}"))
+    if dk == Kind.INT:
+        return bk == Kind.INT and bt.int_encoding == dt.int_encoding
+    if dk == Kind.FLOAT:
+        return bk == Kind.FLOAT
+    if dk == Kind.ENUM:
+        return bk in _ENUMS
+    if dk in COMPOSITE_KINDS:
+        size_ok = not embedded or bt.size == dt.size
+        return bool(run.choose("Q2", size_ok, size_ok and bk == dk,
+                               f"distilled {Kind(dk).name} [{did}] vs base {Kind(bk).name} [{bid}]"))
+    return False
+
+
+def _named_base_types(base: Btf, cols: _Cols, names: Iterable[bytes]) -> list[tuple[int, int, bytes, int]]:
+    """(id, name_off, name, kind), ascending id, of every base type libbpf's scan builds a key for
+    (``name_off != 0``, kind INT/FLOAT/ENUM/ENUM64/FWD/STRUCT/UNION) whose name is one of ``names``.
+
+    Vectorised: a (length, first byte, last byte) fingerprint filters the candidates, then the
+    exact names are compared, so only a handful of base types are decoded.
+    """
+    import numpy as np
+
+    wanted = set(names)
+    if not len(cols.offs):
+        return []
+    sel = np.flatnonzero((cols.name_off != 0) & np.isin(cols.kind, list(_KEYED)))
+    strings = base.strings
+    buf = np.frombuffer(strings, dtype=np.uint8)
+    no = cols.name_off[sel].astype(np.int64) - base.start_str_off
+    nul = np.flatnonzero(buf == 0)
+    end = nul[np.searchsorted(nul, no)]
+    length = end - no
+    code = np.where(length == 0, 0, (length << 16) | (buf[no].astype(np.int64) << 8) | buf[end - 1])
+    codes = [0 if not w else (len(w) << 16) | (w[0] << 8) | w[-1] for w in wanted]
+    keep = np.flatnonzero(np.isin(code, codes))
+    out = []
+    for j in keep:
+        name = strings[no[j]:end[j]]
+        if name in wanted:
+            i = int(sel[j])
+            out.append((base.start_id + i, int(cols.name_off[i]), name, int(cols.kind[i])))
+    return out
+
+
+def _rewrite_split(sp: _Parsed, dist: Btf, base: Btf, id_map: list[int], str_map: dict[int, int],
+                   run: _Run) -> None:
+    """Rewrite the split's own records in place: all ids first, then strings (-ENOENT: Q10)."""
+    btf = sp.btf
+    nr_types = len(id_map)
+
+    def new_id(v: int) -> int:
+        return id_map[v] if v < nr_types else 0  # Q12: libbpf reads past id_map here; we read 0
+
+    own = [btf.type(i) for i in range(btf.start_id, btf.type_cnt)]
+    for t in own:
+        map_ids(t, new_id)
+    dist_str_len, base_str_len = dist.str_len, base.str_len
+
+    def new_off(s: int) -> int:
+        if not s:
+            return 0
+        if s >= dist_str_len:
+            return (s + base_str_len - dist_str_len) & U32
+        mapped = str_map.get(s, 0)
+        if not mapped:
+            run.flag("Q10", f"string offset {s}")
+            shown = run.choose("Q16", "", dist.name(s), f"offset {s}")
+            raise run.fail(ENOENT, f"string '{shown}' [offset {s}] is not mapped to base BTF")
+        return mapped
+
+    for t in own:
+        map_strs(t, new_off)
+
+
+def _raw_output(sp: _Parsed) -> bytes:
+    """``btf__raw_data`` of the relocated split: the edited raw buffer (native order) or libbpf's
+    re-serialisation of a foreign-endian one (24-byte header as read, types, strings)."""
+    btf = sp.btf
+    out = bytearray(sp.raw)
+    fmt = ("<" if sp.order == "little" else ">") + "I"
+    pack = struct.Struct(fmt).pack_into
+    for tid in range(btf.start_id, btf.type_cnt):
+        pos = btf.type_offset(tid)
+        assert pos is not None
+        for k, w in enumerate(btf.type(tid).words()):
+            pack(out, pos + 4 * k, w)
+    if sp.order == NATIVE:
+        return bytes(out)
+    types = sp.hdr_len + sp.type_off
+    strs = sp.hdr_len + sp.str_off
+    return bytes(out[:sp.hdr_len] + out[types:types + sp.type_len] + out[strs:strs + sp.str_len])
+
+
+# --- Outcome wrappers ---------------------------------------------------------------------------------
+
+def distill_outcome(split: bytes, base: bytes, *, strict: bool = False) -> Outcome:
+    """:func:`distill` as an :class:`Outcome` (impl ``python`` or ``python-strict``)."""
+    return distill(split, base, strict=strict).outcome()
+
+
+def relocate_outcome(split: bytes, distilled_base: bytes, base: bytes, *, strict: bool = False) -> Outcome:
+    """:func:`relocate` as an :class:`Outcome` (impl ``python`` or ``python-strict``)."""
+    return relocate(split, distilled_base, base, strict=strict).outcome()
+
+
+__all__ = ["DistillResult", "IMPL", "IMPL_STRICT", "RelocateResult", "distill", "distill_outcome",
+           "relocate", "relocate_outcome"]

@@ -1,0 +1,794 @@
+"""Distill statistics over many kernel modules, like the figures of the distilled-base patch series.
+
+:func:`collect_modules` finds the modules (a directory of ``.ko``/raw split ``.btf`` files, a
+``fetch-kernel`` package directory, or a text file listing paths); :func:`run_stats` distills each
+against the base in a process pool (each worker loads the base once and keeps one implementation)
+and, optionally, relocates the result onto another kernel's vmlinux and looks for *stale copies*;
+:func:`summarize` computes the figures; :func:`write_csv` and :func:`plot_histogram` write files.
+
+A stale copy is a base type that distillation copied into the new split (an anonymous
+struct/union/enum, a typedef, an array, a pointer or other modifier, a function prototype) that has
+no structurally identical type in the base it was relocated onto: relocation only rewrites the ids
+of the copy, so the module then describes the type as it was in the old kernel.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import io
+import math
+import os
+import re
+import statistics
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from oracle.kernels import MANIFEST, VMLINUX_BTF, module_name, read_manifest
+from oracle.outcome import Outcome
+from spec.errors import BtfError, InputError, errno_text
+from spec.fastpath import index_types, layouts, type_words
+from spec.kinds import Kind
+from spec.model import Btf
+from spec.sources import load_input, write_atomic
+
+# What the patch series reported (v4 cover letter).
+SERIES_V4 = {"modules": 2667, "mean": 1556, "stddev": 1563, "total": "5.3Mb",
+             "source": "cover letter of the distilled base BTF patch series v4 (Alan Maguire, bpf-next, 2024)"}
+MODULE_SUFFIXES = (".ko", ".ko.xz", ".ko.zst", ".ko.gz", ".btf", ".btf.zst", ".btf.xz", ".btf.gz")
+_TERMINAL_KINDS = (Kind.INT, Kind.FLOAT, Kind.FWD)
+_NAMED_TERMINAL_KINDS = (Kind.STRUCT, Kind.UNION, Kind.ENUM, Kind.ENUM64)
+MAX_STALE_LISTED = 5
+
+
+@dataclass(frozen=True)
+class ModuleRef:
+    """One module to measure: display name and path of a ``.ko`` or raw split BTF file."""
+
+    name: str
+    path: str
+
+
+@dataclass
+class ModuleRow:
+    """Per-module figures (sizes in bytes; type counts exclude void and the base)."""
+
+    name: str
+    path: str
+    status: str = "ok"  # ok | error | timeout | crash | unreadable | skipped
+    errno: int = 0
+    reason: str = ""
+    split_types: int | None = None
+    split_bytes: int | None = None
+    base_types: int | None = None
+    base_bytes: int | None = None
+    new_split_types: int | None = None
+    new_split_bytes: int | None = None
+    copied_types: int | None = None
+    seconds: float = 0.0
+    reloc_status: str = ""  # "" when no relocation was asked for
+    reloc_errno: int = 0
+    reloc_reason: str = ""
+    stale_copies: int | None = None  # copied types that differ in the target ("differs")
+    gone_copies: int | None = None  # copied types the target has nowhere ("gone")
+    stale_examples: list[str] = field(default_factory=list)
+
+
+CSV_FIELDS = [f for f in ModuleRow.__dataclass_fields__ if f != "stale_examples"] + ["stale_examples"]
+
+
+# --------------------------------------------------------------------------------------------------
+# inputs
+# --------------------------------------------------------------------------------------------------
+
+def _is_module_file(name: str) -> bool:
+    return name.endswith(MODULE_SUFFIXES) and not name.startswith("vmlinux") and not name.endswith(".btf.base")
+
+
+def collect_modules(source: str) -> tuple[list[ModuleRef], str | None]:
+    """The modules named by ``source`` and the base it implies (a package directory's vmlinux.btf).
+
+    ``source`` is a ``fetch-kernel`` package directory (its manifest lists the modules), any
+    directory (searched recursively for ``.ko[.xz|.zst|.gz]`` and ``.btf[.zst|.xz|.gz]``, files
+    called ``vmlinux*`` excluded; a ``vmlinux.btf[.zst|.xz|.gz]`` at its top is the implied base),
+    or a text file with one path per line (``#`` comments; relative paths are relative to the
+    file). Raises InputError when it is none of these or lists nothing.
+    """
+    src = Path(source)
+    if src.is_dir():
+        manifest = read_manifest(src)
+        if manifest is not None:
+            refs = [ModuleRef(m["name"], str(src / m["btf"])) for m in manifest["modules"]]
+            return refs, str(src / manifest["vmlinux"]["btf"])
+        if (src / MANIFEST).exists():
+            raise InputError(f"{src / MANIFEST}: incomplete or unreadable extraction (run fetch-kernel again)")
+        found = sorted(str(Path(d) / f) for d, _, files in os.walk(src) for f in files if _is_module_file(f))
+        refs = [ModuleRef(module_name(p), p) for p in found]
+        base = next((str(src / f"{VMLINUX_BTF}{z}") for z in ("", ".zst", ".xz", ".gz")
+                     if (src / f"{VMLINUX_BTF}{z}").is_file()), None)
+        if not refs:
+            raise InputError(f"{src}: no module files (*.ko, *.btf, optionally .xz/.zst/.gz) in this directory")
+        return refs, base
+    try:
+        text = src.read_text(errors="replace")
+    except OSError as e:
+        raise InputError(f"{src}: cannot read: {e.strerror or e}") from None
+    if "\0" in text[:4096]:
+        raise InputError(f"{src}: not a directory or a text file listing module paths")
+    refs = []
+    for line in text.splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            path = line if os.path.isabs(line) else str(src.parent / line)
+            refs.append(ModuleRef(module_name(path), path))
+    if not refs:
+        raise InputError(f"{src}: the list names no module files")
+    return refs, None
+
+
+# --------------------------------------------------------------------------------------------------
+# stale copies
+# --------------------------------------------------------------------------------------------------
+
+_WILD = 1 << 32  # "any type" in a candidate key (a reference that is compared structurally)
+_FIRST_ELEM_KINDS = (Kind.STRUCT, Kind.UNION, Kind.FUNC_PROTO)  # elements (name_off, type, ...)
+
+
+class BaseIndex:
+    """Vectorised lookups over a parsed base BTF: twins of split types, types by name, referrers.
+
+    Two types are the same when they have the same kind, name, info word, sizes, member names and
+    offsets, and their references are the same: a reference to a base type only matches that very
+    id (relocation maps named STRUCT/UNION/ENUM/ENUM64, INT, FLOAT and FWD by id), a reference to
+    a split type is compared recursively. Candidates for a twin share the info word, the name and,
+    when it is a size or a reference to such a base type, the size/type word.
+    """
+
+    def __init__(self, base: Btf) -> None:
+        if base.raw is None or base.base is not None:
+            raise ValueError("BaseIndex needs a base BTF parsed from bytes")
+        self.btf = base
+        words = type_words(base.raw, base.header)
+        offs = index_types(words, base.header, base.start_id)
+        self.words = np.frombuffer(words, dtype=np.uint32) if len(words) else np.zeros(0, np.uint32)
+        self.offs = np.frombuffer(offs, dtype=np.uint32).astype(np.int64) if len(offs) else np.zeros(0, np.int64)
+        self.name = self.words[self.offs]
+        info = self.words[self.offs + 1]
+        st = self.words[self.offs + 2].astype(np.int64)
+        kind = (info >> 24) & 31
+        term_kinds = np.isin(kind, [int(k) for k in _TERMINAL_KINDS])
+        named_kinds = np.isin(kind, [int(k) for k in _NAMED_TERMINAL_KINDS])
+        self.term = term_kinds | (named_kinds & (self.name != 0))
+        self.kind = kind
+        pid = np.zeros(32, bool)
+        for k, lay in layouts().items():
+            pid[k] = lay.prefix_is_id
+        n = len(self.offs)
+        ref_ok = (st == 0) | ((st >= 1) & (st <= n) & self.term[np.clip(st - 1, 0, n - 1)]) if n else st == 0
+        kst = np.where(~pid[kind] | ref_ok, st, _WILD)
+        self._pid = pid
+        self._infos, self._names, self._ksts = info.tolist(), self.name.tolist(), kst.tolist()
+        self._terms = self.term.tolist()
+        words, offsets, kinds = self.words.tolist(), self.offs.tolist(), kind.tolist()
+        infos, names, ksts, terms = self._infos, self._names, self._ksts, self._terms
+        array_kind, first_kinds = int(Kind.ARRAY), {int(k) for k in _FIRST_ELEM_KINDS}
+
+        def ref(r: int) -> Any:  # as _ref, inlined for speed
+            return r if r == 0 or terms[r - 1] else (infos[r - 1], names[r - 1], ksts[r - 1])
+
+        by_key: dict[tuple[Any, ...], list[int]] = {}
+        for i in range(n):
+            p, k, kst = offsets[i], kinds[i], ksts[i]
+            third = ref(words[p + 2]) if kst == _WILD else kst
+            if k == array_kind:
+                first: tuple[Any, ...] = (ref(words[p + 3]), words[p + 5])
+            elif k in first_kinds and infos[i] & 0xFFFF:
+                first = (words[p + 3], ref(words[p + 4]))
+            else:
+                first = ()
+            key = (infos[i], names[i], third, first)
+            lst = by_key.get(key)
+            if lst is None:
+                by_key[key] = [i + 1]
+            else:
+                lst.append(i + 1)
+        self._by_key = by_key
+
+    def _ref(self, r: int) -> Any:
+        """Key part for a reference from a base type: the id when compared by id, else its record's level."""
+        if r == 0 or self._terms[r - 1]:
+            return r
+        return self._infos[r - 1], self._names[r - 1], self._ksts[r - 1]
+
+    def _base_name(self, btf: Btf, off: int) -> int:
+        """The base string offset of a (split) string offset; -1 when the base lacks the string."""
+        if off < self.btf.str_len_total:
+            return off
+        text = btf.str_at(off)
+        found = self.btf.find_str(text) if text is not None else None
+        return found if found is not None else -1
+
+    def _split_ref(self, btf: Btf, r: int) -> Any:
+        """Key part for a reference from a split type (compare :meth:`_ref`)."""
+        if r < self.btf.type_cnt:
+            return self._ref(r)
+        t = btf.type(r)
+        lay = layouts().get(t.kind)
+        st = t.size_type
+        if lay is not None and lay.prefix_is_id and st and not (st < self.btf.type_cnt and self._terms[st - 1]):
+            st = _WILD
+        return t.info, self._base_name(btf, t.name_off), st
+
+    def _key(self, btf: Btf, tid: int) -> tuple[Any, ...]:
+        """The candidate key of split type ``tid`` (equal to its twin's key in :attr:`_by_key`)."""
+        t = btf.type(tid)
+        level = self._split_ref(btf, tid)
+        third = self._split_ref(btf, t.size_type) if level[2] == _WILD else level[2]
+        first: tuple[Any, ...] = ()
+        if t.kind == Kind.ARRAY:
+            first = (self._split_ref(btf, t.fixed[0]), t.fixed[2])
+        elif t.kind in _FIRST_ELEM_KINDS and t.elems:
+            first = (self._base_name(btf, t.elems[0][0]), self._split_ref(btf, t.elems[0][1]))
+        return level[0], level[1], third, first
+
+    def same(self, btf: Btf, a: int, b: int, memo: dict[tuple[int, int], bool]) -> bool:
+        """Is type ``a`` of split ``btf`` (on this base) the same as base type ``b``?"""
+        if a < self.btf.type_cnt or b == 0:
+            return a == b
+        key = (a, b)
+        got = memo.get(key)
+        if got is not None:
+            return got
+        memo[key] = True  # a cycle back to this pair does not make them differ
+        ta, tb = btf.type(a), self.btf.type(b)
+        lay = layouts().get(ta.kind)
+        res = ta.info == tb.info and self._base_name(btf, ta.name_off) == tb.name_off and lay is not None
+        if res and lay is not None:
+            res = (self.same(btf, ta.size_type, tb.size_type, memo) if lay.prefix_is_id
+                   else ta.size_type == tb.size_type)
+            for i, (x, y) in enumerate(zip(ta.fixed, tb.fixed, strict=True)):
+                res = res and (self.same(btf, x, y, memo) if i in lay.fixed_ids else x == y)
+            for ea, eb in zip(ta.elems, tb.elems, strict=True):
+                for i, (x, y) in enumerate(zip(ea, eb, strict=True)):
+                    if not res:
+                        break
+                    if i in lay.elem_ids:
+                        res = self.same(btf, x, y, memo)
+                    elif i in lay.elem_strs:
+                        res = self._base_name(btf, x) == y
+                    else:
+                        res = x == y
+        memo[key] = res
+        return res
+
+    def twin(self, btf: Btf, tid: int, memo: dict[tuple[int, int], bool]) -> int | None:
+        """A base type that is the same as type ``tid`` of split ``btf`` (on this base), or None."""
+        for cand in self._by_key.get(self._key(btf, tid), ()):
+            if self.same(btf, tid, cand, memo):
+                return cand
+        return None
+
+    def named(self, name: str, kind: int) -> list[int]:
+        """Ids of base types of ``kind`` called ``name``."""
+        off = self.btf.find_str(name.encode("latin-1"))
+        if not off:
+            return []
+        return [int(i) + 1 for i in np.nonzero((self.name == off) & (self.kind == kind))[0]]
+
+    def referrers(self, tid: int) -> list[tuple[int, Label]]:
+        """(parent id, label) of every reference to ``tid`` from another base type."""
+        pos = np.nonzero(self.words == tid)[0]
+        owners = np.unique(np.searchsorted(self.offs, pos, side="right") - 1)
+        out = []
+        for o in owners.tolist():
+            pid = o + 1
+            out.extend((pid, label) for label, child in _edges(self.btf, self.btf.type(pid)) if child == tid)
+        return out
+
+
+Label = tuple[Any, ...]
+_ROOT_KINDS = (Kind.STRUCT, Kind.UNION, Kind.TYPEDEF, Kind.FUNC, Kind.VAR)
+_MAX_PATHS, _MAX_SCANS, _MAX_DEPTH = 8, 200, 8
+
+
+def _edges(btf: Btf, t: Any) -> list[tuple[Label, int]]:
+    """(label, referenced id) of a type's references, labelled so they can be followed in another BTF."""
+    lay = layouts().get(t.kind)
+    if lay is None or t.kind in (Kind.DATASEC, Kind.DECL_TAG):
+        return []
+    out: list[tuple[Label, int]] = []
+    if lay.prefix_is_id:
+        out.append((("ret",) if t.kind == Kind.FUNC_PROTO else ("t",), t.size_type))
+    out.extend(((lay.fixed_names[i],), t.fixed[i]) for i in lay.fixed_ids)
+    for n, e in enumerate(t.elems):
+        for i in lay.elem_ids:
+            if t.kind in (Kind.STRUCT, Kind.UNION):
+                name = btf.str_at(e[lay.elem_strs[0]]) if lay.elem_strs else b""
+                out.append((("m", name) if name else ("m#", n), e[i]))
+            else:
+                out.append((("p", n), e[i]))
+    return out
+
+
+def _label_text(label: Label) -> str:
+    tag = label[0]
+    if tag == "m":
+        return "." + label[1].decode("latin-1")
+    if tag == "m#":
+        return f".<member {label[1]}>"
+    if tag == "p":
+        return f"(arg {label[1]})"
+    if tag == "ret":
+        return "()"
+    return "->" if tag == "t" else f"[{tag}]"
+
+
+@dataclass(frozen=True)
+class StaleCopy:
+    """A copied type with no identical twin in the target base.
+
+    ``verdict`` is ``"differs"`` when a path that reaches the copy's original in the source base
+    (from a named struct/union/typedef/function/variable) reaches a different type in the target,
+    ``"gone"`` when no such path exists in the target (or no source base was given).
+    """
+
+    type_id: int
+    verdict: str
+    text: str
+
+
+class StaleFinder:
+    """Finds copied types in a split relocated onto ``target`` that the target does not contain.
+
+    With ``source`` (the base the module was distilled from) it also locates each such copy in the
+    source and follows the same path in the target to say whether the type *differs* or is *gone*.
+    Indexes are built on first use.
+    """
+
+    def __init__(self, target: Btf, source: Btf | None = None) -> None:
+        self.target = target
+        self.source = source
+        self._new: BaseIndex | None = None
+        self._old: BaseIndex | None = None
+
+    @property
+    def new(self) -> BaseIndex:
+        """Index of the target base."""
+        if self._new is None:
+            self._new = BaseIndex(self.target)
+        return self._new
+
+    @property
+    def old(self) -> BaseIndex | None:
+        """Index of the source base (None without one)."""
+        if self._old is None and self.source is not None:
+            self._old = BaseIndex(self.source)
+        return self._old
+
+    def missing(self, relocated: Btf, first_copy: int) -> list[int]:
+        """Ids (``>= first_copy``) of copies in ``relocated`` (a split on the target) with no twin."""
+        memo: dict[tuple[int, int], bool] = {}
+        return [tid for tid in range(first_copy, relocated.type_cnt) if self.new.twin(relocated, tid, memo) is None]
+
+    def classify(self, relocated: Btf, first_copy: int, on_source: Btf | None = None) -> list[StaleCopy]:
+        """:meth:`missing` copies with a verdict; ``on_source`` is the same split relocated onto the source."""
+        out = []
+        memo: dict[tuple[int, int], bool] = {}
+        old_memo: dict[tuple[int, int], bool] = {}
+        old = self.old if on_source is not None else None
+        for tid in self.missing(relocated, first_copy):
+            desc = _describe(relocated, tid)
+            twin = None
+            if old is not None and on_source is not None:
+                twin = old.twin(on_source, on_source.start_id + (tid - relocated.start_id), old_memo)
+            if twin is None:
+                out.append(StaleCopy(tid, "gone", f"{desc}: not in the target"))
+                continue
+            found = self._follow_paths(old, twin, functools.partial(self.new.same, relocated, tid, memo=memo))
+            if found is None:
+                out.append(StaleCopy(tid, "gone", f"{desc}: not in the target (no path to it there)"))
+            else:
+                path, got = found
+                out.append(StaleCopy(tid, "differs", f"{desc}: {path} is {_describe(self.target, got)} in the target"))
+        return out
+
+    def _root_paths(self, old: BaseIndex, tid: int) -> list[tuple[int, list[Label]]]:
+        """Paths from named source types down to ``tid`` (breadth first, bounded)."""
+        out: list[tuple[int, list[Label]]] = []
+        queue: list[tuple[int, list[Label]]] = [(tid, [])]
+        seen = {tid}
+        scans = 0
+        while queue and len(out) < _MAX_PATHS and scans < _MAX_SCANS:
+            cur, path = queue.pop(0)
+            scans += 1
+            for pid, label in old.referrers(cur):
+                p = old.btf.type(pid)
+                if p.kind in _ROOT_KINDS and p.name_off:
+                    out.append((pid, [label, *path]))
+                elif pid not in seen and len(path) < _MAX_DEPTH:
+                    seen.add(pid)
+                    queue.append((pid, [label, *path]))
+        return out
+
+    def _follow_paths(self, old: BaseIndex, twin: int, is_same: Callable[[int], bool]) -> tuple[str, int] | None:
+        """(path text, target id) of the first source path that resolves in the target, or None."""
+        for root, path in self._root_paths(old, twin):
+            r = old.btf.type(root)
+            name = old.btf.name(r)
+            for cand in self.new.named(name, r.kind):
+                cur: int | None = cand
+                for label in path:
+                    cur = _child(self.target, cur, label) if cur else None
+                if cur and not is_same(cur):
+                    return f"{r.kind_name.lower()} {name}" + "".join(_label_text(lb) for lb in path), cur
+        return None
+
+
+def _child(btf: Btf, tid: int, label: Label) -> int | None:
+    for lb, child in _edges(btf, btf.type(tid)):
+        if lb == label:
+            return child or None
+    return None
+
+
+def _describe(btf: Btf, tid: int) -> str:
+    t = btf.type(tid)
+    extra = f", {t.vlen} {'params' if t.kind == Kind.FUNC_PROTO else 'members'}" if t.vlen else ""
+    size = f", size {t.size}" if t.kind in (Kind.STRUCT, Kind.UNION, Kind.ENUM, Kind.ENUM64) else ""
+    return f"[{tid}] {t.kind_name} '{btf.name(t) or '(anon)'}'{size}{extra}"
+
+
+# --------------------------------------------------------------------------------------------------
+# the worker side
+# --------------------------------------------------------------------------------------------------
+
+@dataclass
+class _WorkerState:
+    impl: Any
+    base: bytes
+    base_btf: Btf
+    target: bytes | None
+    finder: StaleFinder | None
+
+
+_STATE: list[_WorkerState] = []
+
+
+def make_impl(name: str, timeout: float) -> Any:
+    """The implementation used for distill and relocate (``oracle.impls``; ValueError if unusable)."""
+    from oracle.impls import make_impls
+
+    return make_impls([name], timeout=timeout)[0]
+
+
+def _load_base(path: str, role: str) -> bytes:
+    inp = load_input(path)
+    if inp.base is not None:
+        raise InputError(f"{path}: the {role} has a .BTF.base section: it is a module, not vmlinux")
+    return inp.btf
+
+
+def _init_worker(base_path: str, impl: str, target_path: str | None, timeout: float) -> None:
+    base = _load_base(base_path, "base")
+    target = _load_base(target_path, "relocation target") if target_path else None
+    base_btf = Btf.from_bytes(base)
+    finder = StaleFinder(Btf.from_bytes(target), base_btf) if target is not None else None
+    _STATE[:] = [_WorkerState(make_impl(impl, timeout), base, base_btf, target, finder)]
+
+
+def _reason(out: Outcome) -> str:
+    return out.describe()
+
+
+def _count(blob: bytes, base: Btf | None) -> int | None:
+    try:
+        return Btf.from_bytes(blob, base=base).nr_types
+    except BtfError:
+        return None
+
+
+def measure(ref: ModuleRef) -> ModuleRow:
+    """Distill (and optionally relocate) one module in a worker set up by :func:`_init_worker`."""
+    st = _STATE[0]
+    row = ModuleRow(ref.name, ref.path)
+    started = time.perf_counter()
+    try:
+        inp = load_input(ref.path)
+    except (InputError, BtfError) as e:
+        row.status, row.reason = "unreadable", str(e)
+        return row
+    row.split_bytes = len(inp.btf)
+    if inp.base is not None:
+        row.status, row.reason = "skipped", "already has a .BTF.base (distilled at build time)"
+        return row
+    row.split_types = _count(inp.btf, st.base_btf)
+    out = st.impl.distill(inp.btf, st.base)
+    row.seconds = time.perf_counter() - started
+    if not out.ok:
+        row.status, row.errno, row.reason = out.status, out.errno, _reason(out)
+        return row
+    dbase, nsplit = out.outputs["base"], out.outputs["split"]
+    row.base_bytes, row.new_split_bytes = len(dbase), len(nsplit)
+    try:
+        dbtf = Btf.from_bytes(dbase)
+        row.base_types = dbtf.nr_types
+        row.new_split_types = _count(nsplit, dbtf)
+    except BtfError:
+        pass
+    if row.new_split_types is not None and row.split_types is not None:
+        row.copied_types = row.new_split_types - row.split_types
+    if st.target is not None:
+        _relocate(st, row, dbase, nsplit)
+    row.seconds = time.perf_counter() - started
+    return row
+
+
+def _relocate(st: _WorkerState, row: ModuleRow, dbase: bytes, nsplit: bytes) -> None:
+    assert st.target is not None and st.finder is not None
+    rel = st.impl.relocate(nsplit, dbase, st.target)
+    row.reloc_status = rel.status
+    if not rel.ok:
+        row.reloc_errno, row.reloc_reason = rel.errno, _reason(rel)
+        row.reloc_reason += _size_hint(row.reloc_reason, dbase, st.finder.new)
+        return
+    if row.split_types is None:
+        return
+    try:
+        relocated = Btf.from_bytes(rel.outputs["split"], base=st.finder.target)
+        first = relocated.start_id + row.split_types
+        on_source = None
+        if st.finder.missing(relocated, first):  # locate them in the source base to judge them
+            back = st.impl.relocate(nsplit, dbase, st.base)
+            if back.ok:
+                on_source = Btf.from_bytes(back.outputs["split"], base=st.base_btf)
+        found = st.finder.classify(relocated, first, on_source)
+    except (BtfError, RecursionError) as e:
+        row.reloc_reason = f"stale-copy check failed: {e}"
+        return
+    row.stale_copies = sum(1 for f in found if f.verdict == "differs")
+    row.gone_copies = sum(1 for f in found if f.verdict == "gone")
+    row.stale_examples = [f"{f.verdict}: {f.text}" for f in found[:MAX_STALE_LISTED]]
+
+
+_UNMAPPED = re.compile(r"distilled base BTF type '([^']*)' \[(\d+)\] is not mapped")
+
+
+def _size_hint(reason: str, dbase: bytes, target: BaseIndex) -> str:
+    """`` (size 736 in the distilled base; struct device is 744 in the target)`` for an unmapped type."""
+    m = _UNMAPPED.search(reason)
+    if not m:
+        return ""
+    try:
+        t = Btf.from_bytes(dbase).type(int(m.group(2)))
+    except BtfError:
+        return ""
+    if t.kind not in (Kind.STRUCT, Kind.UNION):
+        return ""
+    sizes = sorted({target.btf.type(i).size for i in target.named(m.group(1), t.kind)})
+    there = ", ".join(map(str, sizes)) if sizes else "absent"
+    return f" (size {t.size} in the distilled base; {t.kind_name.lower()} {m.group(1)} is {there} in the target)"
+
+
+# --------------------------------------------------------------------------------------------------
+# the driver
+# --------------------------------------------------------------------------------------------------
+
+@dataclass
+class StatsRun:
+    """Everything one :func:`run_stats` call produced."""
+
+    rows: list[ModuleRow]
+    base: str
+    impl: str
+    jobs: int
+    seconds: float
+    target: str | None = None
+
+
+def _crash_row(ref: ModuleRef, why: str) -> ModuleRow:
+    return ModuleRow(ref.name, ref.path, status="crash", reason=why)
+
+
+def _pool_round(items: list[tuple[int, ModuleRef]], jobs: int, initargs: tuple[Any, ...],
+                done: Callable[[int, ModuleRow], None]) -> list[tuple[int, ModuleRef]]:
+    """Run ``items`` in one pool; returns those whose worker died (the pool broke under them)."""
+    broken: list[tuple[int, ModuleRef]] = []
+    with ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker, initargs=initargs) as pool:
+        futures: dict[Future[ModuleRow], tuple[int, ModuleRef]] = {pool.submit(measure, r): (i, r)
+                                                                   for i, r in items}
+        for fut in as_completed(futures):
+            i, ref = futures[fut]
+            try:
+                done(i, fut.result())
+            except BrokenProcessPool:
+                broken.append((i, ref))
+            except Exception as e:  # a bug in measure(): reported per module, never silently dropped
+                done(i, _crash_row(ref, f"{type(e).__name__}: {e}"))
+    return broken
+
+
+def run_stats(refs: list[ModuleRef], base: str, *, impl: str = "libbpf", jobs: int | None = None,
+              target: str | None = None, timeout: float = 10.0,
+              progress: Callable[[ModuleRow], None] | None = None) -> StatsRun:
+    """Distill every module against ``base`` (and relocate onto ``target`` when given).
+
+    ``jobs`` processes (default: all cores); ``jobs == 1`` runs in this process. A worker process
+    that dies takes only its module down: such modules are retried one per fresh process and
+    reported as ``crash`` if that dies too. Raises InputError when the base cannot be loaded and
+    ValueError when the implementation is unusable.
+    """
+    jobs = max(1, jobs or os.cpu_count() or 1)
+    initargs = (base, impl, target, timeout)
+    started = time.monotonic()
+    rows: dict[int, ModuleRow] = {}
+
+    def done(i: int, row: ModuleRow) -> None:
+        rows[i] = row
+        if progress:
+            progress(row)
+
+    items = list(enumerate(refs))
+    if jobs == 1 or len(refs) == 1:
+        saved = list(_STATE)
+        try:
+            _init_worker(*initargs)
+            for i, r in items:
+                done(i, measure(r))
+        finally:
+            _close_state()
+            _STATE[:] = saved
+    else:
+        _load_base(base, "base")  # fail early and clearly, before starting workers
+        if target:
+            _load_base(target, "relocation target")
+        probe = make_impl(impl, timeout)  # raises ValueError (ImplUnavailable) with the reason
+        close = getattr(probe, "close", None)
+        if callable(close):
+            close()
+        broken = _pool_round(items, min(jobs, len(refs)), initargs, done)
+        for item in broken:
+            for i, r in _pool_round([item], 1, initargs, done):
+                done(i, _crash_row(r, "the worker process died (even when run alone)"))
+    ordered = [rows[i] for i in sorted(rows)]
+    return StatsRun(ordered, base, impl, jobs, time.monotonic() - started, target)
+
+
+def _close_state() -> None:
+    for st in _STATE:
+        close = getattr(st.impl, "close", None)
+        if callable(close):
+            close()
+
+
+# --------------------------------------------------------------------------------------------------
+# figures
+# --------------------------------------------------------------------------------------------------
+
+_NUM = re.compile(r"\b\d+\b|0x[0-9a-f]+")
+_QUOTED = re.compile(r"'[^']*'")
+_HINT = re.compile(r" \(size \d+ in the distilled base;.*\)$")
+
+
+def reason_key(errno: int, reason: str) -> str:
+    """Failure reason with ids and names blanked, for grouping (``-EINVAL (22): ... type [N] ...``)."""
+    text = reason.split(": ", 1)[1] if reason.startswith(("error ", "crash", "timeout")) and ": " in reason else reason
+    text = _NUM.sub("N", _QUOTED.sub("'…'", _HINT.sub("", text)))
+    head = errno_text(errno) if errno else ""
+    return f"{head}: {text}" if head and text else head or text or "unknown"
+
+
+def _spread(values: list[int]) -> dict[str, float | int]:
+    if not values:
+        return {"count": 0}
+    return {"count": len(values), "mean": statistics.fmean(values), "pstdev": statistics.pstdev(values),
+            "total": sum(values), "min": min(values), "median": statistics.median(values), "max": max(values)}
+
+
+def summarize(run: StatsRun, top: int = 10) -> dict[str, Any]:
+    """The patch-series figures and more, as plain data (see ``btfspec stats --json``)."""
+    rows = run.rows
+    ok = [r for r in rows if r.status == "ok" and r.base_bytes is not None]
+    failed = [r for r in rows if r.status != "ok"]
+    by_reason = Counter(reason_key(r.errno, r.reason) for r in failed)
+    by_status = Counter(r.status for r in rows)
+    split_before = [r.split_bytes for r in ok if r.split_bytes is not None]
+    split_after = [r.new_split_bytes for r in ok if r.new_split_bytes is not None]
+    largest = sorted(ok, key=lambda r: (-(r.base_bytes or 0), r.name))[:top]
+    out: dict[str, Any] = {
+        "modules": len(rows),
+        "distilled": len(ok),
+        "failed": len(failed),
+        "status": dict(by_status),
+        "base": run.base,
+        "impl": run.impl,
+        "distilled_base_bytes": _spread([r.base_bytes for r in ok if r.base_bytes is not None]),
+        "distilled_base_types": _spread([r.base_types for r in ok if r.base_types is not None]),
+        "split_bytes_before": _spread(split_before),
+        "split_bytes_after": _spread(split_after),
+        "copied_types": _spread([r.copied_types for r in ok if r.copied_types is not None]),
+        "failures_by_reason": dict(by_reason.most_common()),
+        "failures": [{"name": r.name, "path": r.path, "status": r.status, "errno": r.errno, "reason": r.reason}
+                     for r in failed],
+        "largest": [{"name": r.name, "base_bytes": r.base_bytes, "base_types": r.base_types,
+                     "split_bytes": r.split_bytes, "new_split_bytes": r.new_split_bytes} for r in largest],
+        "series_v4": SERIES_V4,
+        "timing": {"seconds": round(run.seconds, 3), "jobs": run.jobs,
+                   "seconds_per_module": round(run.seconds / len(rows), 5) if rows else None},
+    }
+    if run.target:
+        out["relocation"] = _relocation_summary(run.target, ok)
+    return out
+
+
+def _relocation_summary(target: str, ok: list[ModuleRow]) -> dict[str, Any]:
+    tried = [r for r in ok if r.reloc_status]
+    good = [r for r in tried if r.reloc_status == "ok"]
+    bad = [r for r in tried if r.reloc_status != "ok"]
+    stale = [r for r in good if r.stale_copies or r.gone_copies]
+    return {
+        "target": target,
+        "relocated": len(tried),
+        "ok": len(good),
+        "failed": len(bad),
+        "failures_by_reason": dict(Counter(reason_key(r.reloc_errno, r.reloc_reason) for r in bad).most_common()),
+        "failures_by_type": dict(Counter(m.group(1) for r in bad if (m := _UNMAPPED.search(r.reloc_reason)))
+                                 .most_common()),
+        "failures": [{"name": r.name, "path": r.path, "reason": r.reloc_reason} for r in bad],
+        "modules_with_stale_copies": sum(1 for r in good if r.stale_copies),
+        "stale_copies": sum(r.stale_copies or 0 for r in good),
+        "modules_with_gone_copies": sum(1 for r in good if r.gone_copies),
+        "gone_copies": sum(r.gone_copies or 0 for r in good),
+        "stale": [{"name": r.name, "path": r.path, "stale_copies": r.stale_copies, "gone_copies": r.gone_copies,
+                   "examples": r.stale_examples}
+                  for r in sorted(stale, key=lambda r: (-(r.stale_copies or 0), -(r.gone_copies or 0), r.name))],
+    }
+
+
+def write_csv(rows: Iterable[ModuleRow], path: str) -> None:
+    """The per-module table as CSV (written atomically)."""
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=CSV_FIELDS, lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        d = asdict(r)
+        d["seconds"] = f"{r.seconds:.4f}"
+        d["stale_examples"] = "; ".join(r.stale_examples)
+        w.writerow({k: "" if d[k] is None else d[k] for k in CSV_FIELDS})
+    write_atomic(path, buf.getvalue().encode())
+
+
+def plot_histogram(run: StatsRun, path: str, title: str | None = None) -> None:
+    """PNG histogram of distilled base sizes with mean and stddev marked (matplotlib, Agg)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise InputError("--plot needs matplotlib: pip install -e '.[campaign]'") from None
+    sizes = [r.base_bytes for r in run.rows if r.status == "ok" and r.base_bytes is not None]
+    if not sizes:
+        raise InputError("--plot: no module was distilled, nothing to plot")
+    mean, sd = statistics.fmean(sizes), statistics.pstdev(sizes)
+    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
+    bins = max(10, min(60, int(math.sqrt(len(sizes)) * 2)))
+    ax.hist(sizes, bins=bins, color="#4c72b0", edgecolor="white")
+    ax.axvline(mean, color="#c44e52", label=f"mean {mean:,.0f} B")
+    ax.axvspan(max(0.0, mean - sd), mean + sd, color="#c44e52", alpha=0.12, label=f"±1 stddev ({sd:,.0f} B)")
+    ax.set_xlabel("distilled base (.BTF.base) size, bytes")
+    ax.set_ylabel("modules")
+    ax.set_title(title or f"{len(sizes)} modules, total {sum(sizes):,} B")
+    ax.legend()
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    write_atomic(path, buf.getvalue())
