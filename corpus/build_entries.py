@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import errno
 import hashlib
+import json
 import os
 import platform
 import re
@@ -176,213 +177,24 @@ def distilled_base_inputs() -> tuple[bytes, bytes]:
     return pair(base, split)
 
 
-BTF1_LINES = [
-    "[1] INT 'int' size=4 bits_offset=0 nr_bits=32 encoding=SIGNED",
-    "[2] PTR '(anon)' type_id=1",
-    "[3] STRUCT 's1' size=8 vlen=1\n\t'f1' type_id=2 bits_offset=0",
-    "[4] STRUCT '(anon)' size=12 vlen=2\n\t'f1' type_id=1 bits_offset=0\n\t'f2' type_id=3 bits_offset=32",
-    "[5] INT 'unsigned int' size=4 bits_offset=0 nr_bits=32 encoding=(none)",
-    "[6] UNION 'u1' size=12 vlen=2\n\t'f1' type_id=1 bits_offset=0\n\t'f2' type_id=2 bits_offset=0",
-    "[7] UNION '(anon)' size=4 vlen=1\n\t'f1' type_id=1 bits_offset=0",
-    "[8] ENUM 'e1' encoding=UNSIGNED size=4 vlen=1\n\t'v1' val=1",
-    "[9] ENUM '(anon)' encoding=UNSIGNED size=4 vlen=1\n\t'av1' val=2",
-    "[10] ENUM64 'e641' encoding=SIGNED size=8 vlen=1\n\t'v1' val=1024",
-    "[11] ENUM64 '(anon)' encoding=SIGNED size=8 vlen=1\n\t'v1' val=1025",
-    "[12] STRUCT 'unneeded' size=4 vlen=1\n\t'f1' type_id=1 bits_offset=0",
-    "[13] STRUCT 'embedded' size=4 vlen=1\n\t'f1' type_id=1 bits_offset=0",
-    "[14] FUNC_PROTO '(anon)' ret_type_id=1 vlen=1\n\t'p1' type_id=1",
-    "[15] ARRAY '(anon)' type_id=1 index_type_id=1 nr_elems=3",
-    "[16] STRUCT 'from_proto' size=4 vlen=1\n\t'f1' type_id=1 bits_offset=0",
-    "[17] UNION 'u1' size=4 vlen=1\n\t'f1' type_id=1 bits_offset=0",
-]
-BTF2_LINES = [
-    "[18] PTR '(anon)' type_id=3",
-    "[19] PTR '(anon)' type_id=4",
-    "[20] CONST '(anon)' type_id=6",
-    "[21] RESTRICT '(anon)' type_id=7",
-    "[22] VOLATILE '(anon)' type_id=8",
-    "[23] TYPEDEF 'et' type_id=9",
-    "[24] CONST '(anon)' type_id=10",
-    "[25] PTR '(anon)' type_id=11",
-    "[26] STRUCT 'with_embedded' size=4 vlen=1\n\t'f1' type_id=13 bits_offset=0",
-    "[27] FUNC 'fn' type_id=14 linkage=static",
-    "[28] TYPEDEF 'arraytype' type_id=15",
-    "[29] FUNC_PROTO '(anon)' ret_type_id=1 vlen=1\n\t'p1' type_id=16",
-]
-BTF4_LINES = [
-    "[1] INT 'int' size=4 bits_offset=0 nr_bits=32 encoding=SIGNED",
-    "[2] STRUCT 's1' size=8 vlen=0",
-    "[3] UNION 'u1' size=12 vlen=0",
-    "[4] ENUM 'e1' encoding=UNSIGNED size=4 vlen=0",
-    "[5] ENUM 'e641' encoding=UNSIGNED size=8 vlen=0",
-    "[6] STRUCT 'embedded' size=4 vlen=0",
-    "[7] STRUCT 'from_proto' size=4 vlen=0",
-    "[8] PTR '(anon)' type_id=2",
-    "[9] PTR '(anon)' type_id=20",
-    "[10] CONST '(anon)' type_id=3",
-    "[11] RESTRICT '(anon)' type_id=21",
-    "[12] VOLATILE '(anon)' type_id=4",
-    "[13] TYPEDEF 'et' type_id=22",
-    "[14] CONST '(anon)' type_id=5",
-    "[15] PTR '(anon)' type_id=23",
-    "[16] STRUCT 'with_embedded' size=4 vlen=1\n\t'f1' type_id=6 bits_offset=0",
-    "[17] FUNC 'fn' type_id=24 linkage=static",
-    "[18] TYPEDEF 'arraytype' type_id=25",
-    "[19] FUNC_PROTO '(anon)' ret_type_id=1 vlen=1\n\t'p1' type_id=7",
-    "[20] STRUCT '(anon)' size=12 vlen=2\n\t'f1' type_id=1 bits_offset=0\n\t'f2' type_id=2 bits_offset=32",
-    "[21] UNION '(anon)' size=4 vlen=1\n\t'f1' type_id=1 bits_offset=0",
-    "[22] ENUM '(anon)' encoding=UNSIGNED size=4 vlen=1\n\t'av1' val=2",
-    "[23] ENUM64 '(anon)' encoding=SIGNED size=8 vlen=1\n\t'v1' val=1025",
-    "[24] FUNC_PROTO '(anon)' ret_type_id=1 vlen=1\n\t'p1' type_id=1",
-    "[25] ARRAY '(anon)' type_id=1 index_type_id=1 nr_elems=3",
-]
-RELOCATED_LINES = BTF1_LINES + [
-    "[18] PTR '(anon)' type_id=3",
-    "[19] PTR '(anon)' type_id=30",
-    "[20] CONST '(anon)' type_id=6",
-    "[21] RESTRICT '(anon)' type_id=31",
-    "[22] VOLATILE '(anon)' type_id=8",
-    "[23] TYPEDEF 'et' type_id=32",
-    "[24] CONST '(anon)' type_id=10",
-    "[25] PTR '(anon)' type_id=33",
-    "[26] STRUCT 'with_embedded' size=4 vlen=1\n\t'f1' type_id=13 bits_offset=0",
-    "[27] FUNC 'fn' type_id=34 linkage=static",
-    "[28] TYPEDEF 'arraytype' type_id=35",
-    "[29] FUNC_PROTO '(anon)' ret_type_id=1 vlen=1\n\t'p1' type_id=16",
-    "[30] STRUCT '(anon)' size=12 vlen=2\n\t'f1' type_id=1 bits_offset=0\n\t'f2' type_id=3 bits_offset=32",
-    "[31] UNION '(anon)' size=4 vlen=1\n\t'f1' type_id=1 bits_offset=0",
-    "[32] ENUM '(anon)' encoding=UNSIGNED size=4 vlen=1\n\t'av1' val=2",
-    "[33] ENUM64 '(anon)' encoding=SIGNED size=8 vlen=1\n\t'v1' val=1025",
-    "[34] FUNC_PROTO '(anon)' ret_type_id=1 vlen=1\n\t'p1' type_id=1",
-    "[35] ARRAY '(anon)' type_id=1 index_type_id=1 nr_elems=3",
-]
-
-# Appendix A.1 (verbatim) and A.2 (corrected relocation outputs)
-A = {
-    "distilled_base.base_in": (
-        "9feb0100180000000000000088010000880100004d0000000100000000000001040000002000000100000000000000020100"
-        "000005000000010000040800000008000000020000000000000000000000020000040c000000080000000100000000000000"
-        "0b00000003000000200000000e0000000000000104000000200000001b000000020000050c00000008000000010000000000"
-        "00000b00000002000000000000000000000001000005040000000800000001000000000000001e0000000100000604000000"
-        "2100000001000000000000000100000604000000240000000200000028000000010000930800000021000000000400000000"
-        "00000000000001000093080000002100000001040000000000002d0000000100000404000000080000000100000000000000"
-        "360000000100000404000000080000000100000000000000000000000100000d010000003f00000001000000000000000000"
-        "0003000000000100000001000000030000004200000001000004040000000800000001000000000000001b00000001000005"
-        "0400000008000000010000000000000000696e7400733100663100663200756e7369676e656420696e740075310065310076"
-        "3100617631006536343100756e6e656564656400656d6265646465640070310066726f6d5f70726f746f00"
-    ),
-    "distilled_base.split_in": (
-        "9feb01001800000000000000a4000000a40000001e0000000000000000000002030000000000000000000002040000000000"
-        "00000000000a06000000000000000000000b070000000000000000000009080000004d000000000000080900000000000000"
-        "0000000a0a00000000000000000000020b000000500000000100000404000000080000000d000000000000005e0000000000"
-        "000c0e00000061000000000000080f000000000000000100000d010000003f00000010000000657400776974685f656d6265"
-        "6464656400666e0061727261797479706500"
-    ),
-    "distilled_base.dist_base": (
-        "9feb010018000000000000005800000058000000270000000100000000000001040000002000000105000000000000040800"
-        "000008000000000000050c0000000b00000000000006040000000e0000000000000608000000130000000000000404000000"
-        "1c000000000000040400000000696e74007331007531006531006536343100656d6265646465640066726f6d5f70726f746f"
-        "00"
-    ),
-    "distilled_base.dist_split": (
-        "9feb0100180000000000000038010000380100002e0000000000000000000002020000000000000000000002140000000000"
-        "00000000000a03000000000000000000000b1500000000000000000000090400000027000000000000081600000000000000"
-        "0000000a050000000000000000000002170000002a00000001000004040000003800000006000000000000003b0000000000"
-        "000c180000003e0000000000000819000000000000000100000d01000000480000000700000000000000020000040c000000"
-        "3800000001000000000000004b00000002000000200000000000000001000005040000003800000001000000000000000000"
-        "000001000006040000004e00000002000000000000000100009308000000520000000104000000000000000000000100000d"
-        "010000004800000001000000000000000000000300000000010000000100000003000000657400776974685f656d62656464"
-        "656400663100666e006172726179747970650070310066320061763100763100"
-    ),
-    "distilled_base.relocated_split (A.2)": (
-        "9feb0100180000000000000038010000380100002e00000000000000000000020300000000000000000000021e0000000000"
-        "00000000000a06000000000000000000000b1f0000000000000000000009080000004d000000000000082000000000000000"
-        "0000000a0a0000000000000000000002210000005000000001000004040000005e0000000d00000000000000610000000000"
-        "000c22000000640000000000000823000000000000000100000d010000006e0000001000000000000000020000040c000000"
-        "5e00000001000000000000007100000003000000200000000000000001000005040000005e00000001000000000000000000"
-        "000001000006040000007400000002000000000000000100009308000000780000000104000000000000000000000100000d"
-        "010000006e00000001000000000000000000000300000000010000000100000003000000657400776974685f656d62656464"
-        "656400663100666e006172726179747970650070310066320061763100763100"
-    ),
-    "multi.base_in": (
-        "9feb010018000000000000002000000020000000050000000100000000000001040000002000000101000000000000010800"
-        "00004000000100696e7400"
-    ),
-    "multi.split_in": (
-        "9feb01001800000000000000180000001800000000000000000000000000000201000000000000000000000a02000000"
-    ),
-    "missing_err.reloc_base": (
-        "9feb010018000000000000001000000010000000050000000100000000000001040000002000000100696e7400"
-    ),
-    "multi_err.base_in": (
-        "9feb010018000000000000002000000020000000050000000100000000000001040000002000000101000000000000010400"
-        "00002000000100696e7400"
-    ),
-    "multi_err2.split_in": "9feb010018000000000000000c0000000c00000000000000000000000000000201000000",
-    "embedded_err.base_in": (
-        "9feb0100180000000000000028000000280000000b0000000100000000000001040000002000000105000000010000040400"
-        "000008000000010000000000000000696e7400733100663100"
-    ),
-    "embedded_err.split_in": (
-        "9feb010018000000000000001800000018000000110000000b00000001000004080000001900000002000000000000007769"
-        "74685f656d62656464656400653100"
-    ),
-    "embedded_err.dist_base": "9feb010018000000000000000c0000000c0000000400000001000000000000040400000000733100",
-    "embedded_err.dist_split": (
-        "9feb010018000000000000001800000018000000110000000400000001000004080000001200000001000000000000007769"
-        "74685f656d62656464656400653100"
-    ),
-    "embedded_err.reloc_base": (
-        "9feb0100180000000000000028000000280000000b0000000100000000000001040000002000000105000000010000040800"
-        "000008000000010000000000000000696e7400733100663100"
-    ),
-    "endianness.base_in": "eb9f010000000018000000000000001000000010000000050000000101000000000000040100002000696e7400",
-    "endianness.split_in": "eb9f010000000018000000000000000c0000000c00000000000000000200000000000001",
-    "E6.base_in": (
-        "9feb01001800000000000000d4000000d4000000230000000100000000000001040000002000000105000000010000040400"
-        "00000800000001000000000000000000000000000002020000000a0000000000001004000000100000000000000802000000"
-        "00000000010000040400000013000000030000000000000015000000010000060400000018000000010000001a0000000000"
-        "0087000000001d0000000000001203000000000000000000000a06000000000000000000000904000000000000000100000d"
-        "070000002100000008000000000000000000000300000000010000000b0000000200000000696e74007a7a006100666c6f61"
-        "740074640078006161004100667700746167007100"
-    ),
-    "E6.split_in": (
-        "9feb0100180000000000000060000000600000000000000005000000000000080d00000000000000000000020c0000000000"
-        "0000000000020a0000000000000000000002090000000000000000000002050000000100000002000004080000000a000000"
-        "0100000000000000150000000700000020000000"
-    ),
-    "E6.dist_base": (
-        "9feb010018000000000000004000000040000000140000000100000000000001040000002000000105000000000000040400"
-        "00000800000000000010040000000e000000000000060400000011000000000000870000000000696e74007a7a00666c6f61"
-        "7400616100667700"
-    ),
-    "E6.dist_split": (
-        "9feb01001800000000000000e0000000e00000000b0000000500000000000008130000000000000000000002120000000000"
-        "0000000000021000000000000000000000020f00000000000000000000020d00000001000000020000040800000008000000"
-        "01000000000000000e0000000400000020000000000000000000000202000000140000000000000802000000000000000100"
-        "000404000000170000000c0000000000000019000000000000120c000000000000000000000a0e0000000000000000000009"
-        "03000000000000000100000d040000001d000000050000000000000000000003000000000100000011000000020000007464"
-        "007800746167007100"
-    ),
-    "E6.relocated (A.2)": (
-        "9feb01001800000000000000e0000000e00000000b00000005000000000000081b00000000000000000000021a0000000000"
-        "000000000002180000000000000000000002170000000000000000000002150000000100000002000004080000000a000000"
-        "0100000000000000150000000700000020000000000000000000000202000000230000000000000802000000000000000100"
-        "000404000000260000001400000000000000280000000000001214000000000000000000000a160000000000000000000009"
-        "04000000000000000100000d070000002c000000080000000000000000000003000000000100000019000000020000007464"
-        "007800746167007100"
-    ),
-    "E10.dist_base": "9feb0100180000000000000000000000000000000100000000",
-    "E10.dist_split": "9feb010018000000000000000c0000000c000000020000000100000000000004000000007800",
-}
+# The notes' data, one copy for the whole repository: Appendix A.1 with the A.2 corrected relocation
+# outputs substituted, and the VALIDATE_RAW_BTF strings of §5.
+DATA = ROOT.parent / "tests" / "data"
+APPENDIX_A = json.loads((DATA / "appendix_a.json").read_text())["cases"]
+RAW_BTF_TEXT = json.loads((DATA / "raw_btf_text.json").read_text())["cases"]
+BTF1_LINES = RAW_BTF_TEXT["distilled_base"]["btf1"]
+BTF4_LINES = RAW_BTF_TEXT["distilled_base"]["btf4_distilled_split"]
+RELOCATED_LINES = BTF1_LINES + RAW_BTF_TEXT["distilled_base"]["relocated_split"]
+E6_TEXT = RAW_BTF_TEXT["edge_E6_ordering"]["distilled_split"]
 
 
 def spec_distilled_base() -> Spec:
+    a = APPENDIX_A["distilled_base"]
     base, split = distilled_base_inputs()
     steps = distill_relocate(r_notes="ok")
-    steps[0].hex = {"base": A["distilled_base.dist_base"], "split": A["distilled_base.dist_split"]}
+    steps[0].hex = {"base": a["dist_base"], "split": a["dist_split"]}
     steps[0].text = {"split": BTF4_LINES}
-    steps[1].hex = {"split": A["distilled_base.relocated_split (A.2)"]}
+    steps[1].hex = {"split": a["relocated_split"]}
     steps[1].text = {"split": RELOCATED_LINES}
     steps[1].note = ("Appendix A.1's relocated_split equals dist_split (stale raw data, Q13); "
                      "this is the corrected A.2 value")
@@ -392,7 +204,7 @@ def spec_distilled_base() -> Spec:
                 description="btf1 (17 base types) and btf2 (12 split types) exactly as the selftest builds them. "
                             "Distill keeps 7 types in the new base; u1 resolves to [6] by size (two u1 at the "
                             "same string offset), e641 (distilled ENUM size 8) to ENUM64 [10].",
-                input_hex={"base.btf": A["distilled_base.base_in"], "split.btf": A["distilled_base.split_in"]})
+                input_hex={"base.btf": a["base_in"], "split.btf": a["split_in"]})
 
 
 def two_ints(size2: int) -> Callable[[Builder], None]:
@@ -413,53 +225,62 @@ MULTI_LINES = ["[1] INT 'int' size=4 bits_offset=0 nr_bits=32 encoding=SIGNED",
 
 
 def spec_multi() -> Spec:
+    a = APPENDIX_A["distilled_base_multi"]
     base, split = pair(two_ints(8), ptr_const)
     steps = distill_relocate(r_notes="ok")
-    steps[0].hex = {"base": A["multi.base_in"], "split": A["multi.split_in"]}
+    steps[0].hex = {"base": a["base_in"], "split": a["split_in"]}
     steps[0].text = {"split": MULTI_LINES}
-    steps[1].hex = {"split": A["multi.split_in"]}
+    steps[1].hex = {"split": a["split_in"]}
     steps[1].text = {"split": MULTI_LINES}
     return Spec("distilled_base_multi", "selftest", "distill+relocate",
                 "two INT 'int' of different sizes: both kept in the distilled base, relocation picks by size",
                 {"base.btf": base, "split.btf": split}, steps, selftest("distilled_base_multi", "§5.2"),
-                input_hex={"base.btf": A["multi.base_in"], "split.btf": A["multi.split_in"]})
+                input_hex={"base.btf": a["base_in"], "split.btf": a["split_in"]})
 
 
 def spec_missing_err() -> Spec:
+    multi = APPENDIX_A["distilled_base_multi"]
+    missing = APPENDIX_A["distilled_base_missing_err"]
     base, split = pair(two_ints(8), ptr_const)
     steps = distill_relocate("target.btf", r_notes=EINVAL)
-    steps[0].hex = {"base": A["multi.base_in"], "split": A["multi.split_in"]}
+    steps[0].hex = {"base": multi["base_in"], "split": multi["split_in"]}
     return Spec("distilled_base_missing_err", "selftest", "distill+relocate",
                 "the distilled 8-byte int has no match in a target holding only the 4-byte int: -EINVAL",
                 {"base.btf": base, "split.btf": split, "target.btf": standalone(int_only)}, steps,
                 selftest("distilled_base_missing_err", "§5.3"),
-                input_hex={"base.btf": A["multi.base_in"], "split.btf": A["multi.split_in"],
-                           "target.btf": A["missing_err.reloc_base"]})
+                input_hex={"base.btf": multi["base_in"], "split.btf": multi["split_in"],
+                           "target.btf": missing["reloc_base"]})
 
 
 def spec_multi_err() -> Spec:
+    multi_err = APPENDIX_A["distilled_base_multi_err"]
+    multi = APPENDIX_A["distilled_base_multi"]
     base, split = pair(two_ints(4), ptr_const)
     steps = distill_relocate(r_notes=EINVAL)
-    steps[0].hex = {"base": A["multi_err.base_in"], "split": A["multi.split_in"]}
+    steps[0].hex = {"base": multi_err["base_in"], "split": multi["split_in"]}
     return Spec("distilled_base_multi_err", "selftest", "distill+relocate",
                 "two identical INT 'int' size 4 in the base: relocation finds multiple candidates, -EINVAL",
                 {"base.btf": base, "split.btf": split}, steps, selftest("distilled_base_multi_err", "§5.4"),
-                input_hex={"base.btf": A["multi_err.base_in"], "split.btf": A["multi.split_in"]})
+                input_hex={"base.btf": multi_err["base_in"], "split.btf": multi["split_in"]})
 
 
 def spec_multi_err2() -> Spec:
+    missing = APPENDIX_A["distilled_base_missing_err"]
+    multi_err2 = APPENDIX_A["distilled_base_multi_err2"]
+    multi_err = APPENDIX_A["distilled_base_multi_err"]
     base, split = pair(int_only, ptr_to(1))
     steps = distill_relocate("target.btf", r_notes=EINVAL)
-    steps[0].hex = {"base": A["missing_err.reloc_base"], "split": A["multi_err2.split_in"]}
+    steps[0].hex = {"base": missing["reloc_base"], "split": multi_err2["split_in"]}
     return Spec("distilled_base_multi_err2", "selftest", "distill+relocate",
                 "relocating onto a target with two identical INT 'int': multiple candidates, -EINVAL",
                 {"base.btf": base, "split.btf": split, "target.btf": standalone(two_ints(4))}, steps,
                 selftest("distilled_base_multi_err2", "§5.5"),
-                input_hex={"base.btf": A["missing_err.reloc_base"], "split.btf": A["multi_err2.split_in"],
-                           "target.btf": A["multi_err.base_in"]})
+                input_hex={"base.btf": missing["reloc_base"], "split.btf": multi_err2["split_in"],
+                           "target.btf": multi_err["base_in"]})
 
 
 def spec_embedded_err() -> Spec:
+    a = APPENDIX_A["distilled_base_embedded_err"]
     def base_s1(size: int) -> Callable[[Builder], None]:
         def build(b: Builder) -> None:
             b.int("int", 4, INT_SIGNED)
@@ -468,15 +289,15 @@ def spec_embedded_err() -> Spec:
 
     base, split = pair(base_s1(4), lambda s: s.struct("with_embedded", 8, [("e1", 2, 0, 0)]))
     steps = distill_relocate("target.btf", r_notes=EINVAL)
-    steps[0].hex = {"base": A["embedded_err.dist_base"], "split": A["embedded_err.dist_split"]}
+    steps[0].hex = {"base": a["dist_base"], "split": a["dist_split"]}
     steps[0].text = {"split": ["[1] STRUCT 's1' size=4 vlen=0",
                                "[2] STRUCT 'with_embedded' size=8 vlen=1\n\t'e1' type_id=1 bits_offset=0"]}
     return Spec("distilled_base_embedded_err", "selftest", "distill+relocate",
                 "an embedded struct must keep its size: s1 (4) vs target s1 (8) is -EINVAL (v1.5.x returned 0)",
                 {"base.btf": base, "split.btf": split, "target.btf": standalone(base_s1(8))}, steps,
                 selftest("distilled_base_embedded_err", "§5.6"),
-                input_hex={"base.btf": A["embedded_err.base_in"], "split.btf": A["embedded_err.split_in"],
-                           "target.btf": A["embedded_err.reloc_base"]})
+                input_hex={"base.btf": a["base_in"], "split.btf": a["split_in"],
+                           "target.btf": a["reloc_base"]})
 
 
 def spec_vmlinux() -> Spec:
@@ -500,16 +321,17 @@ def spec_vmlinux() -> Spec:
 
 
 def spec_endianness() -> Spec:
+    a = APPENDIX_A["distilled_endianness"]
     base = standalone(int_only, order="big")
     split = split_on(base, ptr_to(1))
     step = Step("distill", "distill", {"split": "split.btf", "base": "base.btf"}, notes="ok",
-                hex={"base": A["endianness.base_in"], "split": A["endianness.split_in"]},
+                hex={"base": a["base_in"], "split": a["split_in"]},
                 text={"split": ["[1] INT 'int' size=4 bits_offset=0 nr_bits=32 encoding=SIGNED",
                                 "[2] PTR '(anon)' type_id=1"]})
     return Spec("distilled_endianness", "selftest", "distill",
                 "a big-endian base/split distills to big-endian outputs (the kernel rejects non-native BTF)",
                 {"base.btf": base, "split.btf": split}, [step], selftest("distilled_endianness", "§5.8"),
-                input_hex={"base.btf": A["endianness.base_in"], "split.btf": A["endianness.split_in"]})
+                input_hex={"base.btf": a["base_in"], "split.btf": a["split_in"]})
 
 
 # --- §5.9 extra cases ---------------------------------------------------------------------------------
@@ -608,30 +430,8 @@ def spec_e4() -> Spec:
                 files, steps, case("E4", "§5.9 E4"))
 
 
-E6_TEXT = [
-    "[1] INT 'int' size=4 bits_offset=0 nr_bits=32 encoding=SIGNED",
-    "[2] STRUCT 'zz' size=4 vlen=0",
-    "[3] FLOAT 'float' size=4",
-    "[4] ENUM 'aa' encoding=UNSIGNED size=4 vlen=0",
-    "[5] FWD 'fw' fwd_kind=union",
-    "[6] TYPEDEF 'zz' type_id=19",
-    "[7] PTR '(anon)' type_id=18",
-    "[8] PTR '(anon)' type_id=16",
-    "[9] PTR '(anon)' type_id=15",
-    "[10] PTR '(anon)' type_id=13",
-    "[11] STRUCT 'int' size=8 vlen=2\n\t'float' type_id=1 bits_offset=0\n\t'aa' type_id=4 bits_offset=32",
-    "[12] PTR '(anon)' type_id=2",
-    "[13] TYPEDEF 'td' type_id=2",
-    "[14] STRUCT '(anon)' size=4 vlen=1\n\t'x' type_id=12 bits_offset=0",
-    "[15] TYPE_TAG 'tag' type_id=12",
-    "[16] CONST '(anon)' type_id=14",
-    "[17] VOLATILE '(anon)' type_id=3",
-    "[18] FUNC_PROTO '(anon)' ret_type_id=4 vlen=1\n\t'q' type_id=5",
-    "[19] ARRAY '(anon)' type_id=1 index_type_id=17 nr_elems=2",
-]
-
-
 def spec_e6() -> Spec:
+    a = APPENDIX_A["edge_E6_ordering"]
     def base(b: Builder) -> None:
         b.int("int", 4, INT_SIGNED)                 # 1
         b.struct("zz", 4, [("a", 1, 0, 0)])         # 2
@@ -656,13 +456,13 @@ def spec_e6() -> Spec:
         s.struct("int", 8, [("float", 1, 0, 0), ("aa", 7, 32, 0)])  # 19
 
     b, s = pair(base, split)
-    steps = [distill_step(hex={"base": A["E6.dist_base"], "split": A["E6.dist_split"]}, text={"split": E6_TEXT}),
-             relocate_to("relocate", "base.btf", "ok", hex={"split": A["E6.relocated (A.2)"]},
+    steps = [distill_step(hex={"base": a["dist_base"], "split": a["dist_split"]}, text={"split": E6_TEXT}),
+             relocate_to("relocate", "base.btf", "ok", hex={"split": a["relocated"]},
                          note="Appendix A.1's edge_E6_ordering.relocated is stale (Q13); this is the A.2 value")]
     return Spec("E6-ordering-and-strings", "case", "distill+relocate",
                 "emission order (base-id order, no sorting) and string reuse between the new base and split",
                 {"base.btf": b, "split.btf": s}, steps, case("E6", "§5.9 E6, §1.5, §1.7"),
-                input_hex={"base.btf": A["E6.base_in"], "split.btf": A["E6.split_in"]})
+                input_hex={"base.btf": a["base_in"], "split.btf": a["split_in"]})
 
 
 def spec_e9() -> Spec:
@@ -687,8 +487,9 @@ def spec_e9() -> Spec:
 
 
 def spec_e10() -> Spec:
+    a = APPENDIX_A["edge_E10_no_base_refs"]
     b, s = pair(int_only, lambda s: s.struct("x", 0))
-    steps = [distill_step(hex={"base": A["E10.dist_base"], "split": A["E10.dist_split"]}),
+    steps = [distill_step(hex={"base": a["dist_base"], "split": a["dist_split"]}),
              relocate_to("relocate", "base.btf", "ok")]
     return Spec("E10-no-base-references", "case", "distill+relocate",
                 "a split that references nothing in the base: empty distilled base (25 bytes), relocation works",

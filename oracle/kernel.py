@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ctypes
 import errno as _errno
+import functools
 import os
 import platform
 import struct
@@ -81,14 +82,10 @@ def _log_tail(text: str, lines: int = LOG_TAIL_LINES) -> str:
     return "\n".join(kept[-lines:]) + ("\n" if kept else "")
 
 
-_unavailable_cache: list[str | None] = []
-
-
+@functools.cache
 def unavailable_reason() -> str | None:
     """Why BPF_BTF_LOAD cannot be used here (human text), or None. Probes once and caches."""
-    if not _unavailable_cache:
-        _unavailable_cache.append(_probe())
-    return _unavailable_cache[0]
+    return _probe()
 
 
 def _probe() -> str | None:

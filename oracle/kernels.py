@@ -12,8 +12,8 @@ and writes raw BTF into ``<cache>/<package>/``::
     manifest.json                        package, version, .deb sha256, counts, per-file sha256s
 
 ``manifest.json`` is written last, so its presence marks a complete extraction; a second call reuses
-it. Debian's 6.1 kernels are compressed with *legacy* LZ4 (magic ``02 21 4c 18``), which is not the
-LZ4 frame format :mod:`spec.sources` reads; :func:`decode_lz4_legacy` decodes it.
+it. Debian's 6.1 kernels are compressed with *legacy* LZ4 (magic ``02 21 4c 18``), which
+:func:`spec.sources.decode_lz4_legacy` decodes.
 """
 
 from __future__ import annotations
@@ -37,12 +37,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-import lz4.block
 import zstandard
 
 from spec.elf import is_elf, read_sections
 from spec.errors import InputError
-from spec.sources import decompress, read_bytes_any, write_atomic
+from spec.sources import LZ4_LEGACY_MAGIC, decode_lz4_legacy, decompress, read_bytes_any, write_atomic
 
 T = TypeVar("T")
 
@@ -50,9 +49,6 @@ MANIFEST = "manifest.json"
 VMLINUX_BTF = "vmlinux.btf"
 MODULES_DIR = "modules"
 VMLINUX_LIMIT = 1 << 30  # a decompressed kernel image larger than 1 GiB is refused
-LZ4_LEGACY_MAGIC = b"\x02\x21\x4c\x18"
-LZ4_LEGACY_BLOCK = 8 << 20  # every block but the last decompresses to exactly 8 MiB
-_LZ4_BLOCK_BOUND = LZ4_LEGACY_BLOCK + LZ4_LEGACY_BLOCK // 255 + 16  # LZ4_compressBound
 _MODULE_RE = re.compile(r"\.ko(\.(xz|zst|gz))?$")
 _PACKAGE_RE = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")  # Debian policy 5.6.1
 _CHUNK = 1 << 22
@@ -89,42 +85,6 @@ def _add(out: list[bytes], total: int, piece: bytes, limit: int, what: str) -> i
         raise InputError(f"{what} decompresses to more than {limit} bytes, refusing")
     out.append(piece)
     return total
-
-
-def decode_lz4_legacy(data: bytes, limit: int = VMLINUX_LIMIT, label: str = "lz4-legacy data") -> bytes:
-    """Decode the legacy LZ4 format (``lz4 -l``, used by the kernel's ``CONFIG_KERNEL_LZ4``).
-
-    Layout: the magic ``02 21 4c 18``, then blocks of ``u32 le compressed size`` + LZ4 block data,
-    each decompressing to 8 MiB except the last; a repeated magic starts a concatenated stream. The
-    stream ends after a short block, at the end of the data, or at a size word that cannot be a block
-    (a bzImage appends the u32 decompressed length). Raises InputError for a missing magic, a
-    corrupt first block, or output over ``limit`` bytes.
-    """
-    if not data.startswith(LZ4_LEGACY_MAGIC):
-        raise InputError(f"{label}: no legacy LZ4 magic (first bytes {data[:4].hex(' ')})")
-    magic = struct.unpack("<I", LZ4_LEGACY_MAGIC)[0]
-    out: list[bytes] = []
-    total, pos = 0, 4
-    while pos + 4 <= len(data):
-        size = struct.unpack_from("<I", data, pos)[0]
-        if size == magic:
-            pos += 4
-            continue
-        if size == 0 or size > len(data) - pos - 4 or size > _LZ4_BLOCK_BOUND:
-            break
-        try:
-            block = lz4.block.decompress(data[pos + 4:pos + 4 + size], uncompressed_size=LZ4_LEGACY_BLOCK)
-        except lz4.block.LZ4BlockError as e:
-            if out:
-                break  # not a block: whatever follows the stream
-            raise InputError(f"{label}: corrupt LZ4 block at byte offset {pos:#x}: {e}") from None
-        total = _add(out, total, block, limit, label)
-        pos += 4 + size
-        if len(block) < LZ4_LEGACY_BLOCK:
-            break
-    if not out:
-        raise InputError(f"{label}: no complete LZ4 block after the magic")
-    return b"".join(out)
 
 
 def _drain(dec: Any, data: bytes, limit: int, what: str) -> bytes:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import atexit
 import ctypes
 import errno as _errno
+import functools
 import importlib.util
 import os
 import pickle
@@ -37,6 +38,7 @@ import tempfile
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -99,14 +101,10 @@ def libbpf_path() -> str | None:
     return None
 
 
-_unavailable_cache: list[str | None] = []
-
-
+@functools.cache
 def unavailable_reason() -> str | None:
     """Why libbpf cannot be used here (human text), or None when it can. Cached."""
-    if not _unavailable_cache:
-        _unavailable_cache.append(_probe())
-    return _unavailable_cache[0]
+    return _probe()
 
 
 def _probe() -> str | None:
@@ -264,31 +262,33 @@ class LibBpf:
 
     # --- operations returning Outcomes -------------------------------------------------------------
 
-    def _parse_op(self, data: BytesLike, base: BytesLike | None = None) -> tuple[Outcome, int]:
-        data = _as_bytes(data, "data")
+    def _with_input(self, data: BytesLike, base: BytesLike | None, use: Callable[[int], Outcome]) -> Outcome:
+        """Parse ``data`` on its own (role ``input``) or as a split on ``base`` (parsed first) and return
+        ``use(btf)``, or the parse failure."""
+        data_b = _as_bytes(data, "data")
         base_b = None if base is None else _as_bytes(base, "base")
         with _lock, _Objects(self._lib) as objs:
             self._take_log()
             try:
                 base_ptr = None if base_b is None else self._new(objs, base_b, None, "base")
-                btf = self._new(objs, data, base_ptr, "split" if base_ptr else "input")
+                btf = self._new(objs, data_b, base_ptr, "split" if base_ptr else "input")
             except _ParseFailed as exc:
-                return self._parse_failure(exc), 0
-            cnt = int(self._lib.btf__type_cnt(btf))
-            return self._result(0, {}, f"type_cnt={cnt}"), cnt
+                return self._parse_failure(exc)
+            return use(btf)
+
+    def _parse_op(self, data: BytesLike, base: BytesLike | None = None) -> tuple[Outcome, int]:
+        counted: list[int] = []
+
+        def count(btf: int) -> Outcome:
+            counted.append(int(self._lib.btf__type_cnt(btf)))
+            return self._result(0, {}, f"type_cnt={counted[0]}")
+
+        out = self._with_input(data, base, count)
+        return out, counted[0] if counted else 0
 
     def roundtrip_outcome(self, data: BytesLike, base: BytesLike | None = None) -> Outcome:
         """Parse ``data`` (on ``base`` if given) and return ``btf__raw_data`` as ``outputs["raw"]``."""
-        data = _as_bytes(data, "data")
-        base_b = None if base is None else _as_bytes(base, "base")
-        with _lock, _Objects(self._lib) as objs:
-            self._take_log()
-            try:
-                base_ptr = None if base_b is None else self._new(objs, base_b, None, "base")
-                btf = self._new(objs, data, base_ptr, "split" if base_ptr else "input")
-            except _ParseFailed as exc:
-                return self._parse_failure(exc)
-            return self._result(0, {"raw": self._raw(btf)})
+        return self._with_input(data, base, lambda btf: self._result(0, {"raw": self._raw(btf)}))
 
     def distill_outcome(self, split: BytesLike, base: BytesLike) -> Outcome:
         """``btf__distill_base`` of ``split`` parsed on ``base``; outputs ``base`` and ``split``."""

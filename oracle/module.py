@@ -28,7 +28,7 @@ from typing import Any
 
 from oracle import btfids
 from oracle.outcome import CRASH, ERROR, TIMEOUT, Outcome
-from spec.elf import _create_temp, _remove_quietly, write_sections
+from spec.elf import create_temp, remove_quietly, replace_keeping_mode, write_sections
 from spec.errors import BtfError, InputError, errno_text
 from spec.kinds import Kind
 from spec.model import Btf
@@ -454,7 +454,7 @@ def write_outputs(mod: Module, result: Result, *, elf_out: str | None = None,
     warnings: list[str] = []
     try:
         for role, path in raw.items():
-            tmp = _create_temp(path)
+            tmp = create_temp(path)
             temps.append((tmp, path))
             try:
                 with open(tmp, "wb") as f:
@@ -477,15 +477,13 @@ def write_outputs(mod: Module, result: Result, *, elf_out: str | None = None,
                 warnings += write_sections(_elf_source(mod, tmpdir), elf_out, sections, remove)
             result.written.append(elf_out)
         for tmp, path in temps:
-            if os.path.exists(path):
-                os.chmod(tmp, os.stat(path).st_mode & 0o7777)
-            os.replace(tmp, path)
+            replace_keeping_mode(tmp, path)
             result.written.append(path)
     except OSError as e:
         raise InputError(f"cannot write outputs: {e.strerror or e}") from None
     finally:
         for tmp, _ in temps:
-            _remove_quietly(tmp)
+            remove_quietly(tmp)
     result.warnings += warnings
     return warnings
 

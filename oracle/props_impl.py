@@ -10,9 +10,10 @@ Each is a :class:`~oracle.property.Property` usable from pytest (``@given(prop.s
   names a quirk (it flags exactly the inputs where a quirk fired); every other implementation
   (``cmd``) must be identical.
 * **P4 acceptance** -- whatever an implementation returns as success is accepted by libbpf's parser
-  (base; split on base) and, for kernel-valid cases whose inputs the kernel accepts, by the kernel
-  (a split merged with its base, :func:`oracle.impls.merge_split`).  An empty distilled base
-  (quirk Q6) that the kernel rejects ("No type found") is a finding like any other.
+  (base; split on base) and, for kernel-valid cases (whose base and split the kernel accepts, whatever
+  the generator profile), by the kernel (a split merged with its base, :func:`oracle.impls.merge_split`).
+  An empty distilled base (quirk Q6) that the kernel rejects ("No type found") is a finding like any
+  other.
 * **P5 robustness** -- on mutated blobs (:mod:`btfgen.mutate`), standalone or split on a fixed base:
   the model parser raises only :class:`~spec.errors.BtfError`, the validator never raises nor reports
   an ``internal`` failure, the Python reference's distill/relocate return (never raise), each within
@@ -56,6 +57,7 @@ from oracle.impls import (
     RELOCATE,
     Implementation,
     agree,
+    known_finding,
     outcome_difference,
 )
 from oracle.outcome import CRASH, ERROR, OK, TIMEOUT, Outcome
@@ -227,10 +229,18 @@ def expectation(out: Outcome, files: dict[str, bytes], prefix: str, source: str 
     return exp
 
 
+def _role(name: str) -> str:
+    """``python.distill.base.btf`` -> ``distill.base``; ``split.btf`` -> ``split``."""
+    return ".".join(name.split(".")[-3:-1])
+
+
 def store(files: dict[str, bytes], name: str, data: bytes) -> str:
-    """Put ``data`` in ``files`` as ``name`` unless an identical file is already there; its name."""
+    """Put ``data`` in ``files`` as ``name`` unless an identical file of the same role (``distill.base``,
+    ``relocate.split``, ...; any implementation prefix) is already there; returns the name used.
+
+    Only same-role files are shared, so one file is never the split of two different bases."""
     for have, blob in files.items():
-        if blob == data:
+        if blob == data and _role(have) == _role(name):
             return have
     files[name] = data
     return name
@@ -247,16 +257,35 @@ def _source(impl: str) -> str:
     return {"libbpf": "libbpf v1.6", "kernel": f"BPF_BTF_LOAD on {os.uname().release}"}.get(impl, impl)
 
 
-def _ref_expect(calls: Calls, op: str, args: tuple[bytes, ...], files: dict[str, bytes], prefix: str,
-                fallback: tuple[str, Outcome] | None = None) -> dict[str, Any]:
-    """``{"default": libbpf's outcome}`` (or the fallback implementation's own key without libbpf)."""
-    if calls.impl("libbpf") is not None:
-        out = calls.libbpf_relocate(*args) if op == RELOCATE else calls.run("libbpf", op, *args)
-        return {"default": expectation(out, files, prefix, _source("libbpf"))}
-    if fallback is not None:
-        name, out = fallback
-        return {name: expectation(out, files, f"{name}.{prefix}", name)}
-    return {"default": {"skip": "no libbpf in the campaign that found this"}}
+def op_expect(calls: Calls, op: str, args: tuple[bytes, ...], files: dict[str, bytes], prefix: str, at_fault: str,
+              fallback: Outcome | None = None) -> dict[str, Any]:
+    """The ``expect`` of a distill/relocate step, in the corpus conventions (corpus/README.md).
+
+    ``default`` is libbpf's outcome; where libbpf hangs or crashes on a documented finding (Q5, Q17) and
+    the implementation at fault is not ``cmd`` (held to libbpf's exact behaviour by P3), ``libbpf`` gets
+    its own key with the finding and ``default`` holds python's answer; ``python-strict`` gets its own
+    key where it deliberately differs naming a quirk (unless it is the implementation at fault).
+    Without libbpf, ``at_fault``'s own outcome (``fallback``) is recorded under its own name.
+    """
+    if calls.impl("libbpf") is None:
+        if fallback is None:
+            return {"default": {"skip": "no libbpf in the campaign that found this"}}
+        return {at_fault: expectation(fallback, files, f"{at_fault}.{prefix}", at_fault)}
+    lib = calls.libbpf_relocate(*args) if op == RELOCATE else calls.run("libbpf", op, *args)
+    exp = {"default": expectation(lib, files, prefix, _source("libbpf"))}
+    if at_fault not in ("cmd", "python") and lib.status in (TIMEOUT, CRASH) and calls.impl("python") is not None:
+        py = calls.run("python", op, *args)
+        fid = known_finding(lib, py)
+        if fid:
+            exp = {"libbpf": {**expectation(lib, files, prefix, _source("libbpf")), "finding": fid},
+                   "default": expectation(py, files, prefix, "python")}
+    if at_fault != "python-strict" and calls.impl("python-strict") is not None:
+        strict = calls.run("python-strict", op, *args)
+        quirks = quirk_ids(strict)
+        if quirks and outcome_difference(lib, strict) is not None:
+            exp["python-strict"] = {**expectation(strict, files, f"python-strict.{prefix}", "python-strict"),
+                                    "quirks": quirks}
+    return exp
 
 
 # --------------------------------------------------------------------------------------------------
@@ -285,21 +314,21 @@ def _case_description(case: Any) -> str:
 
 def _p3_finding(case: Any, calls: Calls, name: str, op: str, why: str, lib: Outcome, got: Outcome,
                 lib_distill: Outcome, distill_ok: bool) -> Finding:
-    files: dict[str, bytes] = {"base.btf": case.base, "split.btf": case.split}
+    files: dict[str, bytes] = {"base.btf": case.base}
     steps: list[dict[str, Any]] = []
     if op == DISTILL or distill_ok:
+        files["split.btf"] = case.split
         note = f"{name}: {got.describe()}" if op == DISTILL else ""
         steps.append(_step("distill", DISTILL, {"split": "split.btf", "base": "base.btf"},
-                           {"default": expectation(lib_distill, files, "distill", _source("libbpf"))}, note))
+                           op_expect(calls, DISTILL, (case.split, case.base), files, "distill", name), note))
     if op == DISTILL:
         args: tuple[bytes, ...] = (case.split, case.base)
     else:
         dsplit = store(files, "distill.split.btf", lib_distill.outputs["split"])
         dbase = store(files, "distill.base.btf", lib_distill.outputs["base"])
-        steps.append(_step("relocate", RELOCATE, {"split": dsplit, "distilled_base": dbase, "target": "base.btf"},
-                           {"default": expectation(lib, files, "relocate", _source("libbpf"))},
-                           f"{name}: {got.describe()}"))
         args = (lib_distill.outputs["split"], lib_distill.outputs["base"], case.base)
+        steps.append(_step("relocate", RELOCATE, {"split": dsplit, "distilled_base": dbase, "target": "base.btf"},
+                           op_expect(calls, RELOCATE, args, files, "relocate", name), f"{name}: {got.describe()}"))
     quirks = calls.strict_quirks(op, *args)
     detail = outcome_difference(lib, got) or ""
     desc = (f"{_case_description(case)}. {op}: libbpf {lib.describe()}; {name} {got.describe()}. "
@@ -366,27 +395,34 @@ class _Acceptance:
         self.parser = "libbpf" if ctx.get("libbpf") is not None else (
             "python" if ctx.get("python") is not None and ACCEPT in ctx.impls["python"].capabilities else None)
         self.kernel: str | None = None
-        if ctx.get("kernel") is not None and getattr(case, "profile", ctx.profile) == "kernel-valid":
+        if ctx.get("kernel") is not None:  # a kernel-valid case: the kernel accepts its base and split
             base_ok = calls.run("kernel", ACCEPT, case.base, None).ok
-            split_ok = base_ok and calls.run("kernel", ACCEPT, case.split, case.base).ok
-            if split_ok:
+            if base_ok and calls.run("kernel", ACCEPT, case.split, case.base).ok:
                 self.kernel = "kernel"
             else:
-                coverage.record("note", "P4: kernel rejects a kernel-valid input (kernel part skipped)")
+                coverage.record("note", f"P4: kernel rejects a {getattr(case, 'profile', ctx.profile)} input")
 
     def verdicts(self, blob: bytes, base: bytes | None) -> list[tuple[str, Outcome]]:
         return [(a, self.calls.run(a, ACCEPT, blob, base)) for a in (self.parser, self.kernel) if a]
 
 
-def _accept_expect(acc: _Acceptance, blob: bytes, base: bytes | None) -> dict[str, Any]:
+def accept_expect(calls: Calls, blob: bytes, base: bytes | None, files: dict[str, bytes]) -> dict[str, Any]:
+    """The ``expect`` of an accept step: libbpf's parser as ``default`` (the validator's libbpf rules without
+    libbpf) and the kernel's verdict recorded for this host (a skip where BPF_BTF_LOAD was unavailable)."""
     exp: dict[str, Any] = {}
-    for who, out in acc.verdicts(blob, base):
-        e = expectation(out, {}, "", _source(who))
-        if who == "kernel":
-            e["recorded_on"] = this_host()
-            exp["kernel"] = e
-        else:
-            exp["default"] = e
+    if calls.impl("libbpf") is not None:
+        exp["default"] = expectation(calls.run("libbpf", ACCEPT, blob, base), files, "accept", _source("libbpf"))
+    else:
+        from spec.validate import validate
+
+        found = validate(blob, base, rules="libbpf")
+        exp["default"] = ({"status": OK, "source": "validator (libbpf rules)"} if not found else
+                          {"status": ERROR, "errno": found[0].errno, "source": "validator (libbpf rules)"})
+    if calls.impl("kernel") is not None:
+        out = calls.run("kernel", ACCEPT, blob, base)
+        exp["kernel"] = {**expectation(out, files, "kernel", _source("kernel")), "recorded_on": this_host()}
+    else:
+        exp["kernel"] = {"skip": "no kernel verdict recorded (BPF_BTF_LOAD was unavailable)"}
     return exp
 
 
@@ -422,7 +458,7 @@ def _p4_finding(case: Any, calls: Calls, acc: _Acceptance, name: str, d: Outcome
                 op: str, blob: bytes, on: bytes | None, who: str, verdict: Outcome) -> Finding:
     files: dict[str, bytes] = {"base.btf": case.base, "split.btf": case.split}
     steps: list[dict[str, Any]] = []
-    exp = _ref_expect(calls, DISTILL, (case.split, case.base), files, "distill", (name, d))
+    exp = op_expect(calls, DISTILL, (case.split, case.base), files, "distill", name, d)
     dbase = store(files, f"{name}.distill.base.btf", d.outputs["base"])
     dsplit = store(files, f"{name}.distill.split.btf", d.outputs["split"])
     steps.append(_step("distill", DISTILL, {"split": "split.btf", "base": "base.btf"}, exp,
@@ -431,14 +467,14 @@ def _p4_finding(case: Any, calls: Calls, acc: _Acceptance, name: str, d: Outcome
                ("accept-distill-split", dsplit, dbase, d.outputs["split"], d.outputs["base"])]
     if op == RELOCATE and r is not None:
         args = (d.outputs["split"], d.outputs["base"], case.base)
-        exp = _ref_expect(calls, RELOCATE, args, files, "relocate", (name, r))
+        exp = op_expect(calls, RELOCATE, args, files, "relocate", name, r)
         steps.append(_step("relocate", RELOCATE, {"split": dsplit, "distilled_base": dbase, "target": "base.btf"},
                            exp, f"{name}: {r.describe()}" if name != "libbpf" else ""))
         rsplit = store(files, f"{name}.relocate.split.btf", r.outputs["split"])
         accepts.append(("accept-relocate", rsplit, "base.btf", r.outputs["split"], case.base))
     for step_name, fname, base_name, data, base_data in accepts:
         inputs = {"btf": fname, **({"base": base_name} if base_name else {})}
-        steps.append(_step(step_name, ACCEPT, inputs, _accept_expect(acc, data, base_data)))
+        steps.append(_step(step_name, ACCEPT, inputs, accept_expect(calls, data, base_data, files)))
         if data == blob:
             break
     rules = "kernel" if who == "kernel" else "libbpf"
@@ -569,27 +605,11 @@ class _P5:
     def finding(self, impl: str, outcome: str, first: str, detail: str,
                 more: Callable[[dict[str, bytes]], list[dict[str, Any]]] | None = None) -> Finding:
         files, inputs = _p5_files(self.mode, self.blob)
-        steps = [_step("accept", ACCEPT, inputs, self.accept_expect(files))]
+        steps = [_step("accept", ACCEPT, inputs, accept_expect(self.calls, self.blob, self.base, files))]
         if more is not None:
             steps += more(files)
         return Finding("P5", impl, outcome, first, files, steps, None,
                        f"{self.mode} mutated blob ({self.desc}). {detail}")
-
-    def accept_expect(self, files: dict[str, bytes]) -> dict[str, Any]:
-        exp: dict[str, Any] = {}
-        if self.ctx.get("libbpf") is not None:
-            out = self.calls.run("libbpf", ACCEPT, self.blob, self.base)
-            exp["default"] = expectation(out, files, "accept", _source("libbpf"))
-        else:
-            from spec.validate import validate
-
-            found = validate(self.blob, self.base, rules="libbpf")
-            exp["default"] = ({"status": OK, "source": "validator (libbpf rules)"} if not found else
-                              {"status": ERROR, "errno": found[0].errno, "source": "validator (libbpf rules)"})
-        if self.ctx.get("kernel") is not None and self.mode == "standalone":
-            out = self.calls.run("kernel", ACCEPT, self.blob, None)
-            exp["kernel"] = {**expectation(out, files, "kernel", _source("kernel")), "recorded_on": this_host()}
-        return exp
 
     def bounded(self, who: str, what: str, fn: Callable[[], Any], allowed: tuple[type[BaseException], ...] = (),
                 more: Callable[[dict[str, bytes]], list[dict[str, Any]]] | None = None) -> tuple[bool, Any]:
@@ -677,17 +697,18 @@ class _P5:
                 def call(fn: Callable[..., Any] = fn, args: tuple[bytes, ...] = args, strict: bool = strict) -> Any:
                     return fn(*args, strict=strict)
 
-                def more(files: dict[str, bytes], op: str = op,
-                         args: tuple[bytes, ...] = args) -> list[dict[str, Any]]:
-                    return self.op_steps(files, op, args)
+                def more(files: dict[str, bytes], op: str = op, args: tuple[bytes, ...] = args,
+                         name: str = name) -> list[dict[str, Any]]:
+                    return self.op_steps(files, op, args, name)
 
                 self.bounded(name, f"reference {op}", call, more=more)
 
-    def op_steps(self, files: dict[str, bytes], op: str, args: tuple[bytes, ...]) -> list[dict[str, Any]]:
+    def op_steps(self, files: dict[str, bytes], op: str, args: tuple[bytes, ...],
+                 at_fault: str) -> list[dict[str, Any]]:
         """A step replaying ``op`` on ``args`` (stored in ``files``), expecting libbpf's status and errno."""
         roles = ("split", "base") if op == DISTILL else ("split", "distilled_base", "target")
         inputs = {role: store(files, f"{op}.{role}.btf", data) for role, data in zip(roles, args, strict=True)}
-        exp = _ref_expect(self.calls, op, args, {}, op)
+        exp = op_expect(self.calls, op, args, {}, op, at_fault)
         for e in exp.values():
             e.pop("outputs", None)  # outputs on hostile inputs are not stored: status and errno suffice
         return [_step(f"reference-{op}", op, inputs, exp)]

@@ -27,21 +27,18 @@ differ on inputs with a non-empty list.
 from __future__ import annotations
 
 import errno as _errno
-import functools
 import struct
 import sys
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
 from oracle.outcome import ERROR, OK, Outcome
 from oracle.quirks import Q17_DEPTH, strict_line
-from spec.errors import BtfError
-from spec.fastpath import layouts
+from spec.columns import Columns
 from spec.kinds import COMPOSITE_KINDS, MODIFIER_KINDS, Kind, make_info
 from spec.model import Btf, BtfType, id_fields, map_ids, map_strs
-from spec.validate import validate
+from spec.validate_libbpf import LibbpfParse, LibbpfReject, parse
 
 IMPL = "python"
 IMPL_STRICT = "python-strict"
@@ -66,66 +63,62 @@ _ENUMS = frozenset({Kind.ENUM, Kind.ENUM64})
 _DIST_KINDS = frozenset({Kind.INT, Kind.FLOAT, Kind.ENUM, Kind.STRUCT, Kind.UNION, Kind.FWD})
 _SIZED_KEY = frozenset({Kind.INT, Kind.FLOAT, Kind.ENUM, Kind.ENUM64})
 _KEYED = _SIZED_KEY | COMPOSITE_KINDS | {Kind.FWD}
-# Kinds whose size_or_type id libbpf's sanity check validates: all but FWD and FUNC_PROTO (Q12).
-_CHECKED_REF = frozenset(k for k, lay in layouts().items() if lay.prefix_is_id) - {Kind.FWD, Kind.FUNC_PROTO}
 
 
 # --- results -------------------------------------------------------------------------------------
 
 @dataclass
-class DistillResult:
+class _Result:
+    """What both operations return: the return code, libbpf's log lines, the id map, the quirks
+    whose trigger fired (first-fired order) and the mode."""
+
+    rc: int
+    log: list[str] = field(default_factory=list)
+    id_map: list[int] = field(default_factory=list)
+    quirks: list[str] = field(default_factory=list)
+    strict: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.rc == 0
+
+    def _outcome(self, outputs: dict[str, bytes | None]) -> Outcome:
+        """As an :class:`Outcome` (``outputs`` only on success; ``detail`` = comma-joined quirk ids)."""
+        kept = {k: v or b"" for k, v in outputs.items()} if self.ok else {}
+        return Outcome(status=OK if self.ok else ERROR, errno=self.rc, outputs=kept,
+                       log="".join(x + "\n" for x in self.log), impl=IMPL_STRICT if self.strict else IMPL,
+                       detail=",".join(self.quirks))
+
+
+@dataclass
+class DistillResult(_Result):
     """Outcome of :func:`distill`; ``base``/``split`` are ``None`` unless ``rc == 0``.
 
     ``id_map[old_id]`` is libbpf's final map: the new id of a reached base type (its provisional,
     unchanged id when Q6 dropped it), ``old - diff`` for a split id, 0 elsewhere.
     """
 
-    rc: int
     base: bytes | None = None
     split: bytes | None = None
-    log: list[str] = field(default_factory=list)
-    id_map: list[int] = field(default_factory=list)
-    quirks: list[str] = field(default_factory=list)
-    strict: bool = False
-
-    @property
-    def ok(self) -> bool:
-        return self.rc == 0
 
     def outcome(self) -> Outcome:
-        """As an :class:`Outcome` (outputs ``base``/``split``; ``detail`` = comma-joined quirk ids)."""
-        outputs = {"base": self.base or b"", "split": self.split or b""} if self.ok else {}
-        return _outcome(self.rc, outputs, self.log, self.quirks, self.strict)
+        """As an :class:`Outcome` (outputs ``base``/``split``)."""
+        return self._outcome({"base": self.base, "split": self.split})
 
 
 @dataclass
-class RelocateResult:
+class RelocateResult(_Result):
     """Outcome of :func:`relocate`; ``split`` is ``None`` unless ``rc == 0``.
 
     ``id_map[old_id]`` (old ids of the split on its distilled base) is the new id: what the
     kernel keeps as ``base_id_map`` to remap ``.BTF_ids``. Empty on failure.
     """
 
-    rc: int
     split: bytes | None = None
-    log: list[str] = field(default_factory=list)
-    id_map: list[int] = field(default_factory=list)
-    quirks: list[str] = field(default_factory=list)
-    strict: bool = False
-
-    @property
-    def ok(self) -> bool:
-        return self.rc == 0
 
     def outcome(self) -> Outcome:
-        """As an :class:`Outcome` (output ``split``; ``detail`` = comma-joined quirk ids)."""
-        return _outcome(self.rc, {"split": self.split or b""} if self.ok else {}, self.log, self.quirks,
-                        self.strict)
-
-
-def _outcome(rc: int, outputs: dict[str, bytes], log: list[str], quirks: list[str], strict: bool) -> Outcome:
-    return Outcome(status=OK if rc == 0 else ERROR, errno=rc, outputs=outputs, log="".join(x + "\n" for x in log),
-                   impl=IMPL_STRICT if strict else IMPL, detail=",".join(quirks))
+        """As an :class:`Outcome` (output ``split``)."""
+        return self._outcome({"split": self.split})
 
 
 # --- one run: log, quirk bookkeeping, the mode switch -----------------------------------------------
@@ -186,246 +179,32 @@ class _Run:
         return not self.strict
 
 
-# --- column view of a parsed BTF ----------------------------------------------------------------------
-
-@dataclass
-class _Cols:
-    """Own types of a BTF as numpy columns (word offsets into ``words`` and the first three words)."""
-
-    words: Any
-    offs: Any
-    name_off: Any
-    info: Any
-    size_type: Any
-
-    def __post_init__(self) -> None:
-        self.kind = (self.info >> 24) & 0x1F
-        self.vlen = self.info & 0xFFFF
-
-
-def _cols(btf: Btf) -> _Cols:
-    """Columns of ``btf``'s own types; a parsed object answers from its word index undecoded."""
-    import numpy as np
-
-    words_arr, starts = btf.flat_words()
-    words = np.frombuffer(words_arr, dtype=np.uint32) if len(words_arr) else np.zeros(0, np.uint32)
-    offs = np.frombuffer(starts, dtype=np.uint32).astype(np.int64) if len(starts) else np.zeros(0, np.int64)
-    if not len(offs):
-        return _Cols(words, offs, offs.astype(np.uint32), offs.astype(np.uint32), offs.astype(np.uint32))
-    return _Cols(words, offs, words[offs], words[offs + 1], words[offs + 2])
-
-
 # --- parsing (libbpf v1.6 btf_new: §8.5) ---------------------------------------------------------------
 
-@dataclass
-class _Parsed:
-    """A parsed input and its raw header fields."""
-
-    btf: Btf
-    cols: _Cols
-    raw: bytes
-    order: str
-    version: int
-    flags: int
-    hdr_len: int
-    type_off: int
-    type_len: int
-    str_off: int
-    str_len: int
-
-
-class _Bad(Exception):
-    """A parse-time rejection: the errno and libbpf's log lines (all levels, unprefixed)."""
-
-    def __init__(self, err: int, *lines: str) -> None:
-        super().__init__(err)
-        self.errno = err
-        self.lines = lines
-
-
-def _parse(blob: bytes, base: Btf | None, run: _Run, role: str) -> _Parsed:
-    """Parse like ``btf__new``/``btf__new_split``, then check the parse-level quirks (Q18, Q9, Q12).
-
-    The vectorised checks of :func:`_decode` accept fast; on a rejection :func:`spec.validate.validate`
-    (the project's statement of libbpf's parse rules) decides the errno.
-    """
-    blob = bytes(blob)
+def _parse(blob: bytes, base: Btf | None, run: _Run, role: str) -> LibbpfParse:
+    """Parse like ``btf__new``/``btf__new_split`` (:func:`spec.validate_libbpf.parse`: libbpf's rules,
+    errno and log line), then check the parse-level quirks (Q18, Q9, Q12)."""
     try:
-        p = _decode(blob, base)
-    except _Bad as bad:
-        run.log.extend("libbpf: " + line for line in bad.lines)
-        violations = validate(blob, base, rules="libbpf")
-        raise _Fail(violations[0].errno if violations else bad.errno) from None
+        p = parse(bytes(blob), base)
+    except LibbpfReject as bad:
+        run.warn(bad.line)
+        raise _Fail(bad.errno) from None
     _parse_quirks(p, run, role)
     return p
 
 
-def _decode(blob: bytes, base: Btf | None) -> _Parsed:
-    """libbpf v1.6 ``btf_new``: header, string section, type section walk, sanity check (§8.5)."""
-    if len(blob) < 24:
-        raise _Bad(EINVAL, "BTF header not found")
-    if blob[:2] == b"\x9f\xeb":
-        order = "little"
-    elif blob[:2] == b"\xeb\x9f":
-        order = "big"
-    else:
-        raise _Bad(EINVAL, f"Invalid BTF magic: {int.from_bytes(blob[:2], NATIVE):x}")
-    _, version, flags, hdr_len, type_off, type_len, str_off, str_len = struct.unpack(
-        ("<" if order == "little" else ">") + "HBBIIIII", blob[:24])
-    if order != NATIVE and hdr_len != 24:
-        raise _Bad(ENOTSUP, f"Can't load BTF with non-native endianness due to unsupported header length "
-                            f"{hdr_len}")
-    if len(blob) < hdr_len:
-        raise _Bad(EINVAL, f"BTF header len {hdr_len} larger than data size {len(blob)}")
-    if len(blob) - hdr_len < str_off + str_len:
-        raise _Bad(EINVAL, f"Invalid BTF total size: {len(blob)}")
-    if type_off + type_len > str_off:
-        raise _Bad(EINVAL, f"Invalid BTF data sections layout: type data at {type_off} + {type_len}, "
-                           f"strings data at {str_off} + {str_len}")
-    if type_off % 4:
-        raise _Bad(EINVAL, "BTF type section is not aligned to 4 bytes")
-    strs = blob[hdr_len + str_off:hdr_len + str_off + str_len]
-    if not (base is not None and str_len == 0):
-        if not str_len or str_len - 1 > 0x7FFFFFFF or strs[-1] != 0:
-            raise _Bad(EINVAL, "Invalid BTF string section")
-        if base is None and strs[0] != 0:
-            raise _Bad(EINVAL, "Malformed BTF string section, did you forget to provide base BTF?")
-    # v1.6 never reads header bytes past 24; the model would interpret 24..32 as a layout section.
-    model_blob = blob if hdr_len < 32 else blob[:24] + bytes(8) + blob[32:]
-    try:
-        btf = Btf.from_bytes(model_blob, base)
-    except BtfError as exc:
-        raise _Bad(EINVAL, _walk_message(exc, model_blob, order)) from None
-    cols = _cols(btf)
-    _sanity_check(btf, cols)
-    return _Parsed(btf, cols, blob, order, version, flags, hdr_len, type_off, type_len, str_off, str_len)
-
-
-def _walk_message(exc: BtfError, blob: bytes, order: str) -> str:
-    """libbpf's message for a type-section walk error the model reported."""
-    if exc.message.startswith("unsupported BTF kind") and exc.offset is not None:
-        info = int.from_bytes(blob[exc.offset + 4:exc.offset + 8], order)  # type: ignore[arg-type]
-        return f"Unsupported BTF_KIND:{(info >> 24) & 0x1F}"
-    if exc.message.startswith("type record runs past"):
-        return f"BTF type [{exc.type_id}] is malformed"
-    return "BTF types data is malformed"
-
-
-@functools.cache
-def _sanity_tables() -> tuple[Any, Any, Any, Any, tuple[tuple[int, tuple[int, ...]], ...]]:
-    """From the grammar's layouts, per 5-bit kind: words before the elements, words per element, the
-    element word holding a string offset and the one holding a type id (-1: none); and the kinds
-    with fixed-record ids."""
-    import numpy as np
-
-    fixed, ew = np.zeros(32, np.int64), np.zeros(32, np.int64)
-    str_pos, id_pos = np.full(32, -1, np.int64), np.full(32, -1, np.int64)
-    fixed_ids = []
-    for k, lay in layouts().items():
-        assert len(lay.elem_strs) <= 1 and len(lay.elem_ids) <= 1
-        fixed[k], ew[k] = lay.fixed_words, lay.elem_words
-        str_pos[k] = lay.elem_strs[0] if lay.elem_strs else -1
-        id_pos[k] = lay.elem_ids[0] if lay.elem_ids else -1
-        if lay.fixed_ids:
-            fixed_ids.append((k, lay.fixed_ids))
-    return fixed, ew, str_pos, id_pos, tuple(fixed_ids)
-
-
-def _sanity_check(btf: Btf, cols: _Cols) -> None:
-    """libbpf ``btf_sanity_check`` over own types: every string offset valid, every id field below
-    type_cnt except FWD's and FUNC_PROTO's return (Q12), FUNC -> FUNC_PROTO. Vectorised detection;
-    the first bad type's message comes from :func:`_type_problem`."""
-    import numpy as np
-
-    if btf.nr_types == 0:
-        return
-    tc = btf.type_cnt
-    str_end = btf.start_str_off + btf.str_len
-    kind, words, offs = cols.kind, cols.words, cols.offs
-    fixed, ew, str_pos, id_pos, fixed_ids = _sanity_tables()
-    bad = cols.name_off >= str_end
-    bad |= np.isin(kind, list(_CHECKED_REF)) & (cols.size_type >= tc)
-    for k, positions in fixed_ids:
-        sel = np.flatnonzero(kind == k)
-        for i in positions:
-            bad[sel] |= words[offs[sel] + 3 + i] >= tc
-    func = np.flatnonzero((kind == Kind.FUNC) & (cols.size_type < tc))
-    if len(func):
-        tgt = cols.size_type[func].astype(np.int64)
-        own = tgt >= btf.start_id
-        tk = np.zeros(len(tgt), dtype=np.int64)
-        tk[own] = kind[tgt[own] - btf.start_id]
-        for j in np.flatnonzero(~own & (tgt > 0)):
-            tk[j] = btf.type(int(tgt[j])).kind
-        bad[func] |= tk != Kind.FUNC_PROTO
-    sel = np.flatnonzero((ew[kind] > 0) & (cols.vlen > 0))
-    if len(sel):  # every element of every type at once
-        cnt = cols.vlen[sel].astype(np.int64)
-        owner = np.repeat(sel, cnt)
-        within = np.arange(int(cnt.sum()), dtype=np.int64) - np.repeat(np.cumsum(cnt) - cnt, cnt)
-        ek = kind[owner]
-        start = offs[owner] + 3 + fixed[ek] + within * ew[ek]
-        sp, ip = str_pos[ek], id_pos[ek]
-        bad_el = ((sp >= 0) & (words[start + np.maximum(sp, 0)] >= str_end)) \
-            | ((ip >= 0) & (words[start + np.maximum(ip, 0)] >= tc))
-        bad[owner[bad_el]] = True
-    if bad.any():
-        tid = btf.start_id + int(np.argmax(bad))
-        raise _Bad(EINVAL, _type_problem(btf, tid) or f"btf: type [{tid}]: invalid")
-
-
-def _type_problem(btf: Btf, tid: int) -> str | None:
-    """libbpf ``btf_validate_type``'s warning for one type, or None if it is sane."""
-    t = btf.type(tid)
-    tc = btf.type_cnt
-    str_end = btf.start_str_off + btf.str_len
-
-    def bad_str(off: int, what: str) -> str | None:
-        return f"btf: type [{tid}]: invalid {what} (string offset {off})" if off >= str_end else None
-
-    def bad_id(ref: int) -> str | None:
-        return f"btf: type [{tid}]: invalid referenced type ID {ref}" if ref >= tc else None
-
-    problem = bad_str(t.name_off, "type name")
-    if problem:
-        return problem
-    k = t.kind
-    if k in _CHECKED_REF:
-        problem = bad_id(t.size_type)
-        if problem or k != Kind.FUNC:
-            return problem
-        target = btf.type(t.size_type).kind if t.size_type else Kind.UNKN
-        if target != Kind.FUNC_PROTO:
-            return f"btf: type [{tid}]: referenced type [{t.size_type}] is not FUNC_PROTO"
-        return None
-    if k == Kind.ARRAY:
-        return bad_id(t.fixed[0]) or bad_id(t.fixed[1])
-    for e in t.elems:
-        if k in COMPOSITE_KINDS:
-            problem = bad_str(e[0], "field name") or bad_id(e[1])
-        elif k in _ENUMS:
-            problem = bad_str(e[0], "enum name")
-        elif k == Kind.FUNC_PROTO:
-            problem = bad_str(e[0], "param name") or bad_id(e[1])
-        elif k == Kind.DATASEC:
-            problem = bad_id(e[0])
-        if problem:
-            return problem
-    return None
-
-
-def _parse_quirks(p: _Parsed, run: _Run, role: str) -> None:
+def _parse_quirks(p: LibbpfParse, run: _Run, role: str) -> None:
     """Q18 (lenient header), Q9 (reserved info bits), Q12 (unchecked FWD/FUNC_PROTO ids)."""
     import numpy as np
 
-    cols = p.cols
-    tail = p.raw[24:p.hdr_len]
-    problems = [f"version {p.version}" if p.version != 1 else "", f"flags {p.flags}" if p.flags else "",
-                f"hdr_len {p.hdr_len} < 24" if p.hdr_len < 24 else "",
-                f"non-zero header bytes past 24 (hdr_len {p.hdr_len})" if any(tail) else "",
-                "gap before the type section" if p.type_off else "",
-                "gap between the type and string sections" if p.str_off != p.type_off + p.type_len else "",
-                "trailing bytes" if p.hdr_len + p.str_off + p.str_len != len(p.raw) else ""]
+    cols, h = p.cols, p.hdr
+    tail = p.raw[24:h.hdr_len]
+    problems = [f"version {h.version}" if h.version != 1 else "", f"flags {h.flags}" if h.flags else "",
+                f"hdr_len {h.hdr_len} < 24" if h.hdr_len < 24 else "",
+                f"non-zero header bytes past 24 (hdr_len {h.hdr_len})" if any(tail) else "",
+                "gap before the type section" if h.type_off else "",
+                "gap between the type and string sections" if h.str_off != h.type_off + h.type_len else "",
+                "trailing bytes" if h.hdr_len + h.str_off + h.str_len != len(p.raw) else ""]
     problems = [x for x in problems if x]
     if problems:
         run.enforce("Q18", f"{role}: " + ", ".join(problems))
@@ -456,8 +235,8 @@ def distill(split: bytes, base: bytes, *, strict: bool = False) -> DistillResult
         new_base, new_split, id_map = _distill(s.btf, run)
     except _Fail as f:
         return DistillResult(f.errno, log=run.log, quirks=run.quirks, strict=strict)
-    return DistillResult(0, new_base.to_bytes(hdr_len=24), new_split.to_bytes(hdr_len=24), run.log,
-                         id_map, run.quirks, strict)
+    return DistillResult(0, run.log, id_map, run.quirks, strict, base=new_base.to_bytes(hdr_len=24),
+                         split=new_split.to_bytes(hdr_len=24))
 
 
 def _distill(src: Btf, run: _Run) -> tuple[Btf, Btf, list[int]]:
@@ -594,10 +373,10 @@ def relocate(split: bytes, distilled_base: bytes, base: bytes, *, strict: bool =
         out, id_map = _relocate(s, d.btf, b, run)
     except _Fail as f:
         return RelocateResult(f.errno, log=run.log, quirks=run.quirks, strict=strict)
-    return RelocateResult(0, out, run.log, id_map, run.quirks, strict)
+    return RelocateResult(0, run.log, id_map, run.quirks, strict, split=out)
 
 
-def _relocate(sp: _Parsed, dist: Btf, bp: _Parsed, run: _Run) -> tuple[bytes, list[int]]:
+def _relocate(sp: LibbpfParse, dist: Btf, bp: LibbpfParse, run: _Run) -> tuple[bytes, list[int]]:
     btf, base = sp.btf, bp.btf
     if base.order != btf.order:
         run.enforce("Q14", f"split is {btf.order}-endian, target base is {base.order}-endian")
@@ -686,7 +465,7 @@ def _mark_embedded(btf: Btf, nr_dist: int, nr_types: int, id_map: list[int], run
                 break
 
 
-def _match_base(bp: _Parsed, dist: Btf, index: _DistIndex, id_map: list[int], str_map: dict[int, int],
+def _match_base(bp: LibbpfParse, dist: Btf, index: _DistIndex, id_map: list[int], str_map: dict[int, int],
                 run: _Run) -> None:
     """``btf_relocate_map_distilled_base``: scan the base in id order and map distilled ids."""
     base = bp.btf
@@ -753,7 +532,7 @@ def _compatible(dt: BtfType, did: int, bt: BtfType, bid: int, embedded: bool, ru
     return False
 
 
-def _named_base_types(base: Btf, cols: _Cols, names: Iterable[bytes]) -> list[tuple[int, int, bytes, int]]:
+def _named_base_types(base: Btf, cols: Columns, names: Iterable[bytes]) -> list[tuple[int, int, bytes, int]]:
     """(id, name_off, name, kind), ascending id, of every base type libbpf's scan builds a key for
     (``name_off != 0``, kind INT/FLOAT/ENUM/ENUM64/FWD/STRUCT/UNION) whose name is one of ``names``.
 
@@ -784,7 +563,7 @@ def _named_base_types(base: Btf, cols: _Cols, names: Iterable[bytes]) -> list[tu
     return out
 
 
-def _rewrite_split(sp: _Parsed, dist: Btf, base: Btf, id_map: list[int], str_map: dict[int, int],
+def _rewrite_split(sp: LibbpfParse, dist: Btf, base: Btf, id_map: list[int], str_map: dict[int, int],
                    run: _Run) -> None:
     """Rewrite the split's own records in place: all ids first, then strings (-ENOENT: Q10)."""
     btf = sp.btf
@@ -814,23 +593,23 @@ def _rewrite_split(sp: _Parsed, dist: Btf, base: Btf, id_map: list[int], str_map
         map_strs(t, new_off)
 
 
-def _raw_output(sp: _Parsed) -> bytes:
+def _raw_output(sp: LibbpfParse) -> bytes:
     """``btf__raw_data`` of the relocated split: the edited raw buffer (native order) or libbpf's
     re-serialisation of a foreign-endian one (24-byte header as read, types, strings)."""
-    btf = sp.btf
+    btf, h = sp.btf, sp.hdr
     out = bytearray(sp.raw)
-    fmt = ("<" if sp.order == "little" else ">") + "I"
+    fmt = ("<" if h.order == "little" else ">") + "I"
     pack = struct.Struct(fmt).pack_into
     for tid in range(btf.start_id, btf.type_cnt):
         pos = btf.type_offset(tid)
         assert pos is not None
         for k, w in enumerate(btf.type(tid).words()):
             pack(out, pos + 4 * k, w)
-    if sp.order == NATIVE:
+    if h.order == NATIVE:
         return bytes(out)
-    types = sp.hdr_len + sp.type_off
-    strs = sp.hdr_len + sp.str_off
-    return bytes(out[:sp.hdr_len] + out[types:types + sp.type_len] + out[strs:strs + sp.str_len])
+    types = h.hdr_len + h.type_off
+    strs = h.hdr_len + h.str_off
+    return bytes(out[:h.hdr_len] + out[types:types + h.type_len] + out[strs:strs + h.str_len])
 
 
 # --- Outcome wrappers ---------------------------------------------------------------------------------

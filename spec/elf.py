@@ -6,13 +6,14 @@ always produces a *copy*, replaced atomically. BTF records are not parsed here.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import shutil
 import struct
 import subprocess
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from elftools.elf.elffile import ELFFile
 
@@ -142,7 +143,7 @@ def read_sections(path_or_bytes: str | os.PathLike[str] | bytes,
     return found
 
 
-def _create_temp(dst: str) -> str:
+def create_temp(dst: str) -> str:
     """Create an empty, uniquely named file beside ``dst`` (mode 0666 & ~umask) and return its path."""
     directory, base = os.path.split(os.path.abspath(dst))
     for _ in range(100):
@@ -157,11 +158,36 @@ def _create_temp(dst: str) -> str:
     raise InputError(f"{dst}: cannot create a temporary file in {directory}")
 
 
-def _remove_quietly(path: str) -> None:
+def remove_quietly(path: str) -> None:
+    """Delete ``path`` if it exists."""
     try:
         os.unlink(path)
     except FileNotFoundError:
         pass
+
+
+def replace_keeping_mode(tmp: str, dst: str, mode_from: str | None = None) -> None:
+    """``os.replace(tmp, dst)`` after giving ``tmp`` the permission bits of ``mode_from`` (default: of
+    an existing ``dst``; a new file keeps the temporary file's 0666 & ~umask)."""
+    mode_from = mode_from or (dst if os.path.exists(dst) else None)
+    if mode_from is not None:
+        os.chmod(tmp, os.stat(mode_from).st_mode & 0o7777)
+    os.replace(tmp, dst)
+
+
+@contextlib.contextmanager
+def atomic_output(dst: str, mode_from: str | None = None) -> Iterator[str]:
+    """A new temporary file beside ``dst`` to write: on a clean exit it replaces ``dst`` atomically
+    (:func:`replace_keeping_mode`); it is always removed otherwise.  An OSError on the way becomes
+    ``InputError("<dst>: cannot write: ...")``, so a failed write leaves ``dst`` untouched."""
+    tmp = create_temp(dst)
+    try:
+        yield tmp
+        replace_keeping_mode(tmp, dst, mode_from)
+    except OSError as e:
+        raise InputError(f"{dst}: cannot write: {e.strerror or e}") from None
+    finally:
+        remove_quietly(tmp)
 
 
 def write_sections(src_elf: str | os.PathLike[str], dst: str | os.PathLike[str], sections: dict[str, bytes],
@@ -195,8 +221,7 @@ def write_sections(src_elf: str | os.PathLike[str], dst: str | os.PathLike[str],
     if data.endswith(MODULE_SIG_MAGIC):
         warnings.append(f"{src}: has an appended module signature; objcopy drops it, so {dst} is unsigned")
 
-    tmp = _create_temp(dst)
-    try:
+    with atomic_output(dst, mode_from=src) as tmp:
         with tempfile.TemporaryDirectory(prefix="btfspec-sec-") as blobs:
             args = [f"--remove-section={name}" for name in remove]
             for i, (name, blob) in enumerate(sections.items()):
@@ -216,12 +241,6 @@ def write_sections(src_elf: str | os.PathLike[str], dst: str | os.PathLike[str],
             reason = "; ".join(stderr) or f"exit status {proc.returncode}"
             raise InputError(f"{src}: objcopy failed: {reason}")
         warnings += stderr
-        os.chmod(tmp, os.stat(src).st_mode & 0o7777)
-        os.replace(tmp, dst)
-    except OSError as e:
-        raise InputError(f"{dst}: cannot write: {e.strerror or e}") from None
-    finally:
-        _remove_quietly(tmp)
     return warnings
 
 

@@ -1,7 +1,7 @@
 """Load any BTF input the CLI accepts: raw BTF, ELF (vmlinux/.ko/.o), compressed, or /sys/kernel/btf.
 
-Compression is recognised by magic bytes (xz, zstd, gzip, lz4 frame), never by extension, and
-decompression is streamed and capped at MAX_DECOMPRESSED bytes.
+Compression is recognised by magic bytes (xz, zstd, gzip, lz4 frame, legacy lz4), never by extension,
+and decompression is streamed and capped at MAX_DECOMPRESSED bytes.
 """
 
 from __future__ import annotations
@@ -10,31 +10,36 @@ import gzip
 import io
 import lzma
 import os
+import struct
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
+import lz4.block
 import lz4.frame
 import zstandard
 
-from spec.elf import _create_temp, _one_line, _remove_quietly, is_elf, read_sections
+from spec.elf import _one_line, atomic_output, is_elf, read_sections
 from spec.errors import InputError
 
 SYSFS_BTF_DIR = "/sys/kernel/btf"
 MAX_DECOMPRESSED = 2 << 30  # 2 GiB zip-bomb guard
 _CHUNK = 1 << 20
+LZ4_LEGACY_MAGIC = b"\x02\x21\x4c\x18"
+LZ4_LEGACY_BLOCK = 8 << 20  # every block but the last decompresses to exactly 8 MiB
+_LZ4_BLOCK_BOUND = LZ4_LEGACY_BLOCK + LZ4_LEGACY_BLOCK // 255 + 16  # LZ4_compressBound
 
 _COMPRESSION_MAGIC = (
     (b"\xfd7zXZ\x00", "xz"),
     (b"\x28\xb5\x2f\xfd", "zstd"),
     (b"\x1f\x8b", "gzip"),
     (b"\x04\x22\x4d\x18", "lz4"),
+    (LZ4_LEGACY_MAGIC, "lz4-legacy"),
 )
 # Formats we recognise only to say what a rejected file looks like.
 _OTHER_MAGIC = (
     (b"BZh", "bzip2-compressed data (unsupported)"),
-    (b"\x02\x21\x4c\x18", "legacy lz4 data (unsupported; only lz4 frames are)"),
     (b"\x89LZO", "lzop-compressed data (unsupported)"),
     (b"!<arch>\n", "an ar archive"),
     (b"MZ", "a PE image (bzImage/vmlinuz? extract vmlinux first)"),
@@ -54,7 +59,7 @@ class BtfInput:
     kind: str  # "raw", "elf" or "sysfs"
     is_elf: bool
     sysfs_vmlinux: str | None  # for /sys/kernel/btf/<module>: the vmlinux BTF that is its base
-    compression: str | None = None  # "xz", "zstd", "gzip", "lz4" or None
+    compression: str | None = None  # "xz", "zstd", "gzip", "lz4", "lz4-legacy" or None
 
 
 def compression_of(data: bytes) -> str | None:
@@ -113,6 +118,47 @@ def _zstd_chunks(data: bytes) -> Iterator[bytes]:
             pos += len(piece) - (len(dobj.unused_data) if dobj.eof else 0)
 
 
+def _lz4_legacy_blocks(data: bytes, label: str) -> Iterator[bytes]:
+    """The blocks of a legacy LZ4 stream (see :func:`decode_lz4_legacy`), each at most 8 MiB."""
+    if not data.startswith(LZ4_LEGACY_MAGIC):
+        raise InputError(f"{label}: no legacy LZ4 magic (first bytes {data[:4].hex(' ')})")
+    magic = struct.unpack("<I", LZ4_LEGACY_MAGIC)[0]
+    pos, found = 4, False
+    while pos + 4 <= len(data):
+        size = struct.unpack_from("<I", data, pos)[0]
+        if size == magic:
+            pos += 4
+            continue
+        if size == 0 or size > len(data) - pos - 4 or size > _LZ4_BLOCK_BOUND:
+            break
+        try:
+            block = lz4.block.decompress(data[pos + 4:pos + 4 + size], uncompressed_size=LZ4_LEGACY_BLOCK)
+        except lz4.block.LZ4BlockError as e:
+            if found:
+                break  # not a block: whatever follows the stream
+            raise InputError(f"{label}: corrupt LZ4 block at byte offset {pos:#x}: {e}") from None
+        found = True
+        yield block
+        pos += 4 + size
+        if len(block) < LZ4_LEGACY_BLOCK:
+            break
+    if not found:
+        raise InputError(f"{label}: no complete LZ4 block after the magic")
+
+
+def decode_lz4_legacy(data: bytes, limit: int | None = None, label: str = "lz4-legacy data") -> bytes:
+    """Decode the legacy LZ4 format (``lz4 -l``, used by the kernel's ``CONFIG_KERNEL_LZ4``).
+
+    Layout: the magic ``02 21 4c 18``, then blocks of ``u32 le compressed size`` + LZ4 block data,
+    each decompressing to 8 MiB except the last; a repeated magic starts a concatenated stream. The
+    stream ends after a short block, at the end of the data, or at a size word that cannot be a block
+    (a bzImage appends the u32 decompressed length). Raises InputError for a missing magic, a
+    corrupt first block, or output over ``limit`` bytes (default MAX_DECOMPRESSED).
+    """
+    limit = MAX_DECOMPRESSED if limit is None else limit
+    return _read_limited(_lz4_legacy_blocks(data, label), limit, f"{label} decompresses to")
+
+
 def decompress(data: bytes, label: str, limit: int | None = None) -> tuple[bytes, str | None]:
     """Return ``(content, compression)``: ``data`` decompressed when it starts with a known magic.
 
@@ -128,6 +174,8 @@ def decompress(data: bytes, label: str, limit: int | None = None) -> tuple[bytes
         too_big = f"{what} decompresses to"
         if kind == "zstd":
             out = _read_limited(_zstd_chunks(data), limit, too_big)
+        elif kind == "lz4-legacy":
+            out = decode_lz4_legacy(data, limit, what)
         else:
             raw = io.BytesIO(data)
             opened = {"xz": lzma.LZMAFile, "gzip": lambda f: gzip.GzipFile(fileobj=f),
@@ -153,7 +201,8 @@ def _read_file(path: str, limit: int) -> bytes:
 
 
 def read_bytes_any(path: str, limit: int | None = None) -> bytes:
-    """The content of ``path``, decompressed when it is xz/zstd/gzip/lz4 (InputError if unreadable).
+    """The content of ``path``, decompressed when it is xz/zstd/gzip/lz4 (frame or legacy); InputError
+    if unreadable.
 
     Neither the file nor its decompressed content may exceed ``limit`` bytes (default MAX_DECOMPRESSED).
     """
@@ -192,16 +241,7 @@ def write_atomic(path: str, data: bytes) -> None:
 
     An existing ``path`` keeps its permission bits; a failed write leaves it untouched.
     """
-    tmp = _create_temp(path)
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        if os.path.exists(path):
-            os.chmod(tmp, os.stat(path).st_mode & 0o7777)
-        os.replace(tmp, path)
-    except OSError as e:
-        raise InputError(f"{path}: cannot write: {e.strerror or e}") from None
-    finally:
-        _remove_quietly(tmp)
+    with atomic_output(path) as tmp, open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())

@@ -20,7 +20,8 @@ from elftools.elf.elffile import ELFFile
 from spec import elf, sources
 from spec.elf import MODULE_SIG_MAGIC, is_elf, read_sections, write_sections
 from spec.errors import InputError
-from spec.sources import load_input, read_bytes_any, write_atomic
+from spec.sources import LZ4_LEGACY_BLOCK, load_input, read_bytes_any, write_atomic
+from tests.helpers import lz4_legacy
 
 HAVE_GCC = shutil.which("gcc") is not None
 HAVE_OBJCOPY = shutil.which("objcopy") is not None
@@ -33,6 +34,7 @@ COMPRESSORS = {
     "zstd": lambda b: zstandard.ZstdCompressor().compress(b),
     "gzip": lambda data: gzip.compress(data, mtime=0),
     "lz4": lz4.frame.compress,
+    "lz4-legacy": lz4_legacy,
 }
 
 
@@ -246,6 +248,19 @@ def test_compressed_elf(module: Path, tmp_path: Path, kind: str) -> None:
     path.write_bytes(COMPRESSORS[kind](module.read_bytes()))
     inp = load_input(str(path))
     assert (inp.btf, inp.base, inp.btf_ids, inp.kind, inp.compression) == (BTF, BASE, IDS, "elf", kind)
+
+
+def test_legacy_lz4_raw_btf(tmp_path: Path) -> None:
+    """Legacy LZ4 (``lz4 -l``, the kernel's CONFIG_KERNEL_LZ4) is accepted by every input path: several
+    8 MiB blocks, a concatenated stream, and a bzImage-style u32 length after the stream."""
+    btf = BTF + bytes(LZ4_LEGACY_BLOCK + 100)  # raw BTF followed by padding: two blocks
+    data = lz4_legacy(btf[:LZ4_LEGACY_BLOCK]) + lz4_legacy(btf[LZ4_LEGACY_BLOCK:])
+    path = tmp_path / "vmlinux.btf.lz4"
+    path.write_bytes(data + struct.pack("<I", len(btf)))
+    inp = load_input(str(path))
+    assert (inp.btf, inp.kind, inp.compression) == (btf, "raw", "lz4-legacy")
+    assert read_bytes_any(str(path)) == btf
+    assert sources.compression_of(data) == "lz4-legacy"
 
 
 def test_zstd_multiframe_and_unknown_content_size(tmp_path: Path) -> None:

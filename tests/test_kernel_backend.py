@@ -2,37 +2,25 @@
 
 from __future__ import annotations
 
-import os
 import struct
 
 import pytest
 
 from oracle import kernel
+from tests.helpers import appendix_hex, host_vmlinux, need_kernel_load
 
 # Appendix A: distilled_base_multi.base_in = [1] INT 'int' size 4, [2] INT 'int' size 8
-MULTI_BASE = bytes.fromhex(
-    "9feb01001800000000000000200000002000000005000000010000000000000104000000200000010100000000000001"
-    "080000004000000100696e7400"
-)
+MULTI_BASE = appendix_hex("distilled_base_multi", "base_in")
 # Appendix A: distilled_base_multi.split_in (a split: its strings do not start with NUL)
-MULTI_SPLIT = bytes.fromhex(
-    "9feb01001800000000000000180000001800000000000000000000000000000201000000000000000000000a02000000"
-)
+MULTI_SPLIT = appendix_hex("distilled_base_multi", "split_in")
 # Appendix A: distilled_base.dist_base (a non-empty distilled base: sized 0-member structs/enums)
-DIST_BASE = bytes.fromhex(
-    "9feb01001800000000000000580000005800000027000000010000000000000104000000200000010500000000000004"
-    "0800000008000000000000050c0000000b00000000000006040000000e00000000000006080000001300000000000004"
-    "040000001c000000000000040400000000696e74007331007531006531006536343100656d6265646465640066726f6d"
-    "5f70726f746f00"
-)
+DIST_BASE = appendix_hex("distilled_base", "dist_base")
 EMPTY = struct.pack("<HBBIIIII", 0xEB9F, 1, 0, 24, 0, 0, 0, 1) + b"\0"
 
 
 @pytest.fixture(autouse=True)
 def _needs_kernel() -> None:
-    reason = kernel.unavailable_reason()
-    if reason:
-        pytest.skip(f"BPF_BTF_LOAD unavailable: {reason}")
+    need_kernel_load()
 
 
 def test_small_valid_btf_is_accepted() -> None:
@@ -68,8 +56,4 @@ def test_trailing_bytes_are_rejected() -> None:  # libbpf accepts them (Q18), th
 
 
 def test_vmlinux_btf_is_accepted() -> None:
-    path = "/sys/kernel/btf/vmlinux"
-    if not os.path.exists(path):
-        pytest.skip(f"{path} does not exist")
-    with open(path, "rb") as f:
-        assert kernel.kernel_load(f.read()).ok
+    assert kernel.kernel_load(host_vmlinux()).ok

@@ -10,11 +10,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from btfgen.mutate import FIELD_MUTATIONS, mutated_blobs, valid_btfs
-from btfgen.samples import every_kind, small_split
-from spec.builder import Builder
+from oracle.props_impl import split_seeds
 from spec.errors import BtfError
 from spec.model import Btf
 from spec.validate import validate
+from tests.helpers import need_kernel_load, need_libbpf
 
 # Fixed, derandomized runs: the same examples in CI every time, independent of the settings profile.
 MANY = settings(max_examples=300, derandomize=True, database=None, deadline=None,
@@ -28,24 +28,6 @@ PER_BLOB_SECONDS = 2.0
 # libbpf quirks included (Q9 reserved info bits, Q12 FWD/FUNC_PROTO ids, Q18 lenient header) --
 # those are mirrored by the libbpf rule set, not listed here.
 KNOWN_LIBBPF_DISAGREEMENTS: dict[str, tuple[object, str]] = {}
-
-
-def _libbpf():
-    from oracle import libbpf
-
-    reason = libbpf.unavailable_reason()
-    if reason:
-        pytest.skip(f"libbpf oracle unavailable: {reason}")
-    return libbpf.get_libbpf()
-
-
-def _kernel_load():
-    from oracle import kernel
-
-    reason = kernel.unavailable_reason()
-    if reason:
-        pytest.skip(f"kernel BTF loading unavailable: {reason}")
-    return kernel.kernel_load
 
 
 @MANY
@@ -68,7 +50,7 @@ def test_validate_never_raises_and_stays_fast(example: tuple[str, bytes]) -> Non
 @given(mutated_blobs())
 def test_libbpf_rules_agree_with_libbpf(example: tuple[str, bytes]) -> None:
     desc, blob = example
-    lib = _libbpf()
+    lib = need_libbpf()
     found = validate(blob)
     ok, err, _, log = lib.parse(blob)
     if (found == []) != ok:
@@ -85,7 +67,7 @@ def test_libbpf_rules_agree_with_libbpf(example: tuple[str, bytes]) -> None:
 @given(mutated_blobs())
 def test_kernel_rules_agree_with_the_kernel(example: tuple[str, bytes]) -> None:
     desc, blob = example
-    load = _kernel_load()
+    load = need_kernel_load()
     found = validate(blob, rules="kernel")
     out = load(blob)
     assert out.ok == (found == []), f"{desc}\nkernel: {out}\nvalidate: {[str(v) for v in found[:3]]}"
@@ -93,23 +75,7 @@ def test_kernel_rules_agree_with_the_kernel(example: tuple[str, bytes]) -> None:
         assert found[0].errno == out.errno, f"{desc}: kernel {out}, validate {found[0]}"
 
 
-def _split_seeds() -> tuple[bytes, list[bytes]]:
-    """A base and a few valid splits on it (one without strings of its own)."""
-    base_blob = every_kind().to_bytes()
-    base = Btf.from_bytes(base_blob)
-    splits = [small_split(base).to_bytes()]
-    b = Builder(base)
-    p = b.ptr(1)
-    b.typedef("t", 1)
-    b.struct("s2", 16, [("a", 1, 0, 0), ("p", p, 64, 0)])
-    splits.append(b.to_bytes())
-    b = Builder(base)
-    b.ptr(2)
-    splits.append(b.to_bytes())
-    return base_blob, splits
-
-
-SPLIT_BASE, SPLIT_SEEDS = _split_seeds()
+SPLIT_BASE, SPLIT_SEEDS = split_seeds()  # a fixed base and a few valid splits on it (P5's seeds)
 
 
 @SOME
@@ -117,7 +83,7 @@ SPLIT_BASE, SPLIT_SEEDS = _split_seeds()
 def test_split_blobs_agree_with_libbpf(example: tuple[str, bytes]) -> None:
     """``btf__new_split`` on a fixed base versus validate(blob, base)."""
     desc, blob = example
-    lib = _libbpf()
+    lib = need_libbpf()
     found = validate(blob, SPLIT_BASE)
     ok, err, _, log = lib.parse(blob, SPLIT_BASE)
     assert (found == []) == ok, f"{desc}\nlibbpf: ok={ok} {err} {log.strip()[-300:]}\nvalidate: " \
@@ -134,7 +100,7 @@ _SUBTLE = ["type_id", "member_off", "size", "int_data", "kflag", "name_off", "st
 def test_single_field_mutations_agree_with_the_kernel(example: tuple[str, bytes]) -> None:
     """One type-level mutation of a kernel-valid seed: exercises the meta checks and the resolve pass."""
     desc, blob = example
-    load = _kernel_load()
+    load = need_kernel_load()
     found = validate(blob, rules="kernel")
     out = load(blob)
     assert out.ok == (found == []), f"{desc}\nkernel: {out}\nvalidate: {[str(v) for v in found[:3]]}"
@@ -145,7 +111,7 @@ def test_single_field_mutations_agree_with_the_kernel(example: tuple[str, bytes]
 def test_seeds_are_valid_for_libbpf(seed: tuple[str, bytes]) -> None:
     desc, blob = seed
     assert validate(blob) == [], desc
-    assert _libbpf().parse(blob)[0], desc
+    assert need_libbpf().parse(blob)[0], desc
 
 
 def test_every_mutation_is_exercised() -> None:

@@ -21,7 +21,6 @@ import subprocess
 import tarfile
 from pathlib import Path
 
-import lz4.block
 import pytest
 import zstandard
 from click.testing import CliRunner
@@ -29,9 +28,6 @@ from click.testing import CliRunner
 from btfspec.cli import main
 from oracle import kernels
 from oracle.kernels import (
-    LZ4_LEGACY_BLOCK,
-    LZ4_LEGACY_MAGIC,
-    decode_lz4_legacy,
     extract_vmlinux,
     fetch_kernel,
     find_payloads,
@@ -42,6 +38,8 @@ from spec.builder import Builder
 from spec.elf import read_sections, write_sections
 from spec.errors import InputError
 from spec.model import Btf
+from spec.sources import LZ4_LEGACY_BLOCK, LZ4_LEGACY_MAGIC, decode_lz4_legacy
+from tests.helpers import lz4_legacy
 
 REAL = Path(__file__).resolve().parent.parent / "corpus" / "real"
 K47, K50 = REAL / "6.1.0-47-cloud-amd64", REAL / "6.1.0-50-cloud-amd64"
@@ -84,15 +82,6 @@ def module_split(base: bytes) -> bytes:
 def base_and_split() -> tuple[bytes, bytes]:
     base = vmlinux_like()
     return base, module_split(base)
-
-
-def lz4_legacy(data: bytes, block: int = LZ4_LEGACY_BLOCK) -> bytes:
-    """Encode ``data`` in the legacy LZ4 format (as ``lz4 -l`` does)."""
-    out = [LZ4_LEGACY_MAGIC]
-    for pos in range(0, len(data), block):
-        comp = lz4.block.compress(data[pos:pos + block], store_size=False)
-        out.append(struct.pack("<I", len(comp)) + comp)
-    return b"".join(out)
 
 
 COMPRESS = {

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from btfgen.samples import every_kind, small_split
@@ -11,15 +9,7 @@ from spec import grammar
 from spec.errors import BtfError
 from spec.kinds import Kind
 from spec.model import Btf
-
-HOST = "/sys/kernel/btf/vmlinux"
-
-
-def host_vmlinux() -> bytes:
-    if not os.access(HOST, os.R_OK):
-        pytest.skip(f"{HOST} is not readable here (no CONFIG_DEBUG_INFO_BTF or not Linux)")
-    with open(HOST, "rb") as f:
-        return f.read()
+from tests.helpers import host_vmlinux
 
 
 def assert_same_types(model: Btf, container) -> None:

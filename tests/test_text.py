@@ -23,6 +23,7 @@ from spec.kinds import Kind
 from spec.model import Btf
 from spec.text import dump_json, dump_raw
 from spec.textparse import TextError, parse_text
+from tests.helpers import host_vmlinux
 
 BPFTOOL = shutil.which("bpftool")
 VMLINUX = Path("/sys/kernel/btf/vmlinux")
@@ -134,9 +135,7 @@ def edge_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def vmlinux() -> Btf:
-    if not VMLINUX.exists():
-        pytest.skip("/sys/kernel/btf/vmlinux is missing (kernel without CONFIG_DEBUG_INFO_BTF)")
-    return Btf.from_bytes(VMLINUX.read_bytes())
+    return Btf.from_bytes(host_vmlinux())
 
 
 # --- dump vs bpftool -----------------------------------------------------------------------------

@@ -20,30 +20,9 @@ from spec.builder import Builder
 from spec.kinds import INT_SIGNED, Kind, make_info
 from spec.model import Btf
 from spec.validate import Violation, validate
+from tests.helpers import host_vmlinux, need_kernel_load, need_libbpf
 
 Factory = Callable[[], bytes]
-
-
-# --------------------------------------------------------------------------------------------------
-# oracles
-# --------------------------------------------------------------------------------------------------
-
-def _libbpf():
-    from oracle import libbpf
-
-    reason = libbpf.unavailable_reason()
-    if reason:
-        pytest.skip(f"libbpf oracle unavailable: {reason}")
-    return libbpf.get_libbpf()
-
-
-def _kernel_load():
-    from oracle import kernel
-
-    reason = kernel.unavailable_reason()
-    if reason:
-        pytest.skip(f"kernel BTF loading unavailable: {reason}")
-    return kernel.kernel_load
 
 
 # --------------------------------------------------------------------------------------------------
@@ -160,7 +139,7 @@ def test_libbpf_rules(case: str, factory: Factory, rule: str | None, offset: int
         assert found, f"{case}: expected {rule}"
         first = found[0]
         assert (first.rule, first.offset, first.type_id) == (rule, offset, type_id), str(first)
-    lib = _libbpf()
+    lib = need_libbpf()
     ok, err, _, log = lib.parse(blob)
     assert ok == (found == []), f"{case}: libbpf says {ok} ({err}, {log.strip()[-200:]}), validate {found}"
     if not ok:
@@ -180,7 +159,7 @@ def test_split_needs_its_base() -> None:
     assert validate(split, base) == []
     alone = validate(split)
     assert alone and alone[0].rule == "str.first_nul" and "base" in alone[0].message
-    lib = _libbpf()
+    lib = need_libbpf()
     assert lib.parse(split, base_blob)[0] and not lib.parse(split)[0]
 
 
@@ -191,7 +170,7 @@ def test_split_without_strings_is_valid() -> None:
     split = b.to_bytes()
     assert struct.unpack_from("<I", split, 20)[0] == 0  # str_len 0
     assert validate(split, base_blob) == []
-    assert _libbpf().parse(split, base_blob)[0]
+    assert need_libbpf().parse(split, base_blob)[0]
 
 
 def test_invalid_base_is_reported() -> None:
@@ -245,11 +224,7 @@ def test_hostile_blobs_never_raise_and_finish(case: str, blob: bytes) -> None:
 
 
 def test_host_vmlinux_is_valid_under_both_rule_sets() -> None:
-    try:
-        with open("/sys/kernel/btf/vmlinux", "rb") as f:
-            blob = f.read()
-    except OSError as exc:
-        pytest.skip(f"no host vmlinux BTF: {exc}")
+    blob = host_vmlinux()
     assert validate(blob) == []
     assert validate(blob, rules="kernel") == []
 
@@ -350,7 +325,7 @@ def test_kernel_rules(case: str, factory: Factory, rule: str | None) -> None:
         assert found == [], [str(v) for v in found]
     else:
         assert found and found[0].rule == rule, [str(v) for v in found]
-    load = _kernel_load()
+    load = need_kernel_load()
     out = load(blob)
     assert out.ok == (found == []), f"{case}: kernel {out}, validate {[str(v) for v in found]}"
     if not out.ok:
@@ -360,8 +335,8 @@ def test_kernel_rules(case: str, factory: Factory, rule: str | None) -> None:
 @pytest.mark.parametrize("rules", ["libbpf", "kernel"])
 def test_every_small_hdr_len_agrees_with_the_oracle(rules: str) -> None:
     """hdr_len 0..24 on a valid blob: the kernel reads only hdr_len header bytes, libbpf all 24."""
-    check = _kernel_load() if rules == "kernel" else None
-    lib = _libbpf() if rules == "libbpf" else None
+    check = need_kernel_load() if rules == "kernel" else None
+    lib = need_libbpf() if rules == "libbpf" else None
     for hdr_len in range(25):
         blob = bytearray(base_int())
         put(blob, 4, hdr_len)
