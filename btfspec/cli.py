@@ -10,6 +10,7 @@ import click
 COMMAND_MODULES = [
     "btfspec.commands.doctor",
     "btfspec.commands.bench",
+    "btfspec.commands.fuzz",
     "btfspec.commands.gen",
     "btfspec.commands.realdata",
     "btfspec.commands.oracle_cmds",

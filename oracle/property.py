@@ -18,7 +18,7 @@ from hypothesis.strategies import SearchStrategy
 
 from oracle.impls import Implementation
 
-# Property name -> module defining it (as ``PROPERTY``); imported on first use.
+# Property name -> module defining it (in its ``PROPERTIES`` mapping); imported on first use.
 REGISTRY: dict[str, str] = {
     "P1": "oracle.props_equiv",
     "P2": "oracle.props_equiv",

@@ -18,7 +18,8 @@ from oracle import corpus as C
 from oracle.corpus import CorpusError, iter_entries, load_entry, run_entry, schema_errors, write_entry
 from oracle.impls import Implementation, ImplUnavailable, available, close_impls, make_impl
 
-ENTRIES = list(iter_entries(C.DEFAULT_ROOT))
+# Campaign findings land in corpus/found/ (ignored by git); the committed corpus is what CI replays.
+ENTRIES = [e for e in iter_entries(C.DEFAULT_ROOT) if not e.id.startswith("found/")]
 IMPLS = ["python", "python-strict", "libbpf", "kernel"]
 LIBBPF_TIMEOUT = 3.0  # the Q5 entries hang libbpf: a short limit keeps them cheap
 SELFTESTS = ["distilled_base", "distilled_base_multi", "distilled_base_missing_err", "distilled_base_multi_err",

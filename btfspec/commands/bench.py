@@ -65,4 +65,54 @@ def bench_oracle(split_path: str | None, base_path: str, repeat: int, as_json: b
         click.echo("  " + row.line())
 
 
+@bench.command("fuzz")
+@click.option("--seconds", type=click.FloatRange(min=1), default=10.0, show_default=True,
+              help="Campaign time per configuration.")
+@click.option("--no-cluster", is_flag=True, help="Skip the 2-worker dask LocalCluster row.")
+@json_option
+@guarded
+def bench_fuzz(seconds: float, no_cluster: bool, as_json: bool) -> None:
+    """P3 examples/s per worker (python vs libbpf, libbpf alone) and the speed-up of 2 workers and a cluster."""
+    import os
+
+    from btfspec.bench import fuzz_bench
+
+    if not as_json:
+        click.echo(f"bench fuzz: P3, {seconds:g} s per configuration, {os.cpu_count()} cores")
+    try:
+        rows = fuzz_bench.run(seconds, cluster=not no_cluster, echo=None if as_json else click.echo)
+    except Exception as exc:  # a benchmark never fails: say what went wrong
+        click.echo(f"bench fuzz: cannot run: {type(exc).__name__}: {exc}")
+        return
+    if as_json:
+        emit_json({"seconds": seconds, "cores": os.cpu_count(), "rows": fuzz_bench.as_dicts(rows)})
+
+
+@bench.command("stats")
+@click.option("--kernel", "kernel_dir", type=click.Path(file_okay=False), default=None,
+              help="A directory written by 'btfspec fetch-kernel' (default: the first one in the cache).")
+@click.option("--jobs", type=int, default=None, help="Worker processes (default: all cores).")
+@json_option
+@guarded
+def bench_stats(kernel_dir: str | None, jobs: int | None, as_json: bool) -> None:
+    """'stats' over all modules of one fetched kernel with python and with libbpf, side by side."""
+    from pathlib import Path
+
+    from btfspec.bench import stats_bench
+    from oracle.kernels import cache_root
+
+    kdir = Path(kernel_dir) if kernel_dir else stats_bench.find_kernel(cache_root())
+    if kdir is None:
+        click.echo("bench stats: no fetched kernel found; run 'btfspec fetch-kernel "
+                   "linux-image-6.1.0-47-cloud-amd64' first (skipped)")
+        return
+    rows, n = stats_bench.run(kdir, jobs)
+    if as_json:
+        emit_json({"kernel": str(kdir), "modules": n, "rows": as_dict(rows)})
+        return
+    click.echo(f"bench stats: {kdir} ({n} modules)")
+    for row in rows:
+        click.echo("  " + row.line())
+
+
 COMMANDS = [bench]

@@ -1,0 +1,279 @@
+"""The campaign runner (oracle.campaign), its reports and ``btfspec fuzz``: a broken external
+implementation is found, shrunk and written as a replayable corpus entry; local workers, a dask
+cluster, a shared Redis example database, Ctrl-C and the exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from btfspec.cli import main
+from oracle.campaign import entry_name, known_findings, parse_duration, run_campaign
+from oracle.cmd import CmdImpl
+from oracle.corpus import FAIL, PASS, load_entry, run_entry
+from oracle.report import render_markdown, render_text
+from spec.model import Btf
+
+REPO = Path(__file__).resolve().parent.parent
+# A "distill" that returns its inputs unchanged: wrong bytes on nearly every input.
+BROKEN_DISTILL = "sh -c 'cp \"$1\" \"$4\"; cp \"$2\" \"$3\"' sh {split} {base} {out_base} {out_split}"
+
+
+def _libbpf() -> None:
+    from oracle import libbpf
+
+    reason = libbpf.unavailable_reason()
+    if reason:
+        pytest.skip(f"libbpf unavailable: {reason}")
+
+
+def _cli(args: list[str], cwd: Path, **kw) -> subprocess.Popen[str]:
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    return subprocess.Popen([sys.executable, "-m", "btfspec", *args], cwd=cwd, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
+
+
+def _cmd_findings(result) -> list:
+    return [f for f in result.new_findings if f.property == "P3" and f.impl == "cmd"]
+
+
+def test_parse_duration() -> None:
+    assert [parse_duration(x) for x in ("90s", "2m", "1h", "1.5m", "45", 3)] == [90, 120, 3600, 90, 45, 3]
+    for bad in ("", "10 minutes", "-5s", "0"):
+        with pytest.raises(ValueError):
+            parse_duration(bad)
+
+
+def test_broken_cmd_is_found_shrunk_and_replays_as_failing(tmp_path: Path) -> None:
+    _libbpf()
+    found = tmp_path / "found"
+    result = run_campaign(["P3"], ["cmd", "libbpf"], workers=0, max_examples=20, seed=1, db=str(tmp_path / "db"),
+                          corpus_dir=found, distill_cmd=BROKEN_DISTILL, progress=False)
+    assert result.exit_code == 1 and result.examples["P3"] >= 20
+    (rec,) = _cmd_findings(result)[:1]
+    assert rec.outcome == "distill differs from libbpf" and rec.error is None
+    entry = load_entry(found / entry_name(rec.signature))
+    m = entry.manifest
+    assert m["category"] == "finding" and m["provenance"]["source"] == "fuzz"
+    assert m["provenance"]["reproduce"].startswith(f"btfspec corpus run {found / entry.name}")
+    assert "--distill-cmd" in m["provenance"]["reproduce"]
+    # shrunk: a couple of types at most
+    base = Btf.from_bytes(entry.file("base.btf"))
+    split = Btf.from_bytes(entry.file("split.btf"), base=base)
+    assert base.nr_types <= 3 and split.nr_types <= 2, (base.nr_types, split.nr_types)
+    # replays as failing for the broken program, passing for libbpf
+    cmd = CmdImpl(BROKEN_DISTILL)
+    assert [r.status for r in run_entry(entry, [cmd])] == [FAIL]
+    from oracle.impls import make_impl
+
+    lib = make_impl("libbpf")
+    try:
+        assert [r.status for r in run_entry(entry, [lib])] == [PASS]
+    finally:
+        lib.close()  # type: ignore[attr-defined]
+    # the next campaign knows it: never reported as new again
+    assert rec.signature in known_findings(found)[0]
+    again = run_campaign(["P3"], ["cmd", "libbpf"], workers=0, max_examples=10, seed=2, db=None, corpus_dir=found,
+                         distill_cmd=BROKEN_DISTILL, progress=False)
+    assert all(f.signature != rec.signature for f in again.findings)
+    text = render_text(result)
+    assert "[NEW] P3 [cmd] distill differs from libbpf" in text and "reproduce: btfspec corpus run" in text
+    assert "| **new** | P3 | cmd |" in render_markdown(result)
+
+
+def test_local_two_worker_campaign_prints_a_report(tmp_path: Path) -> None:
+    _libbpf()
+    proc = _cli(["fuzz", "--time", "8s", "--workers", "2", "--property", "P3,P5", "--impl", "python,libbpf",
+                 "--seed", "5", "--corpus-dir", "found", "--report", "report.json"], tmp_path)
+    out, err = proc.communicate(timeout=120)
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert proc.returncode == (1 if report["new_findings"] else 0), err
+    assert "== btfspec fuzz report" in out and "== throughput per property" in out and "== coverage" in out
+    assert report["mode"] == "local" and report["workers"] == 2 and len(report["slots"]) == 2
+    assert {s["pid"] for s in report["slots"]} and all(s["examples"] for s in report["slots"])
+    assert report["examples"]["P3"] > 0 and report["examples"]["P5"] > 0
+    assert report["coverage"]["kind"] and report["coverage"]["label"]
+    assert report["elapsed"] < 8 + 15
+    assert "P3" in err and "findings" in err  # plain progress lines (stderr is not a TTY)
+
+
+def test_exit_codes(tmp_path: Path) -> None:
+    _libbpf()
+    runner = CliRunner()
+    usage = [["--time", "ten minutes"], ["--property", "P9"], ["--impl", "nope"], ["--report", "r.txt"],
+             ["--impl", "cmd"], ["--db", "redis://127.0.0.1:1"]]
+    for args in usage:
+        res = runner.invoke(main, ["fuzz", "--workers", "0", "--max-examples", "1", *args,
+                                   "--corpus-dir", str(tmp_path / "u")])
+        assert res.exit_code == 2, (args, res.output)
+        assert "Traceback" not in res.output
+    clean = runner.invoke(main, ["fuzz", "--workers", "0", "--max-examples", "5", "--property", "P3", "--impl",
+                                 "python,libbpf", "--db", "none", "--seed", "3", "--quiet",
+                                 "--corpus-dir", str(tmp_path / "c")])
+    assert clean.exit_code == 0, clean.output
+    bad = runner.invoke(main, ["fuzz", "--workers", "0", "--max-examples", "3", "--property", "P3", "--impl",
+                               "cmd,libbpf", "--distill-cmd", BROKEN_DISTILL, "--db", "none", "--quiet",
+                               "--corpus-dir", str(tmp_path / "b"), "--json"])
+    assert bad.exit_code == 1, bad.output
+    data = json.loads(bad.output)
+    assert data["exit_code"] == 1 and data["new_findings"] >= 1
+
+
+def test_missing_property_module_is_skipped_with_a_note(tmp_path: Path, monkeypatch) -> None:
+    from oracle import property as prop_mod
+
+    monkeypatch.setitem(prop_mod.REGISTRY, "P1", "oracle.not_written_yet")
+    result = run_campaign(["P1", "P5"], ["python"], workers=0, max_examples=3, db=None, corpus_dir=tmp_path,
+                          progress=False)
+    assert result.properties == ["P5"] and result.skipped["P1"] == "module oracle.not_written_yet not found"
+    assert "skipped P1       module oracle.not_written_yet not found" in render_text(result)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def redis_url(tmp_path: Path):
+    server = shutil.which("redis-server")
+    if server is None:
+        pytest.skip("redis-server is not installed")
+    try:
+        import redis
+    except ImportError:
+        pytest.skip("the redis package is not installed (pip install -e '.[campaign]')")
+    port = _free_port()
+    proc = subprocess.Popen([server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                             "--dir", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    client = redis.Redis(host="127.0.0.1", port=port)
+    try:
+        for _ in range(100):
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        else:
+            pytest.skip("redis-server did not start")
+        yield f"redis://127.0.0.1:{port}", client
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_redis_example_database_is_shared(tmp_path: Path, redis_url) -> None:
+    _libbpf()
+    url, client = redis_url
+    result = run_campaign(["P3"], ["cmd", "libbpf"], workers=2, max_examples=10, seed=7, db=url,
+                          corpus_dir=tmp_path / "found", distill_cmd=BROKEN_DISTILL, progress=False)
+    assert result.db == url and _cmd_findings(result), result.errors
+    from hypothesis.extra.redis import RedisExampleDatabase
+
+    from oracle.campaign import database_key
+
+    saved = list(RedisExampleDatabase(client).fetch(database_key("P3", "kernel-valid", ["cmd", "libbpf"])))
+    assert saved  # the shrunk failure stays (a known finding is kept), for every worker and machine to replay
+    # another campaign (its own corpus directory) on the same database replays it and finds it again
+    again = run_campaign(["P3"], ["cmd", "libbpf"], workers=0, max_examples=1, seed=8, db=url,
+                         corpus_dir=tmp_path / "other", distill_cmd=BROKEN_DISTILL, progress=False)
+    assert {f.signature for f in _cmd_findings(again)} >= {_cmd_findings(result)[0].signature}
+
+
+def test_dask_cluster(tmp_path: Path) -> None:
+    _libbpf()
+    distributed = pytest.importorskip("distributed", reason="dask.distributed is not installed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                  dashboard_address=None) as cluster:
+        result = run_campaign(["P3"], ["cmd", "libbpf"], time_budget=6, seed=11, db=str(tmp_path / "db"),
+                              scheduler=cluster.scheduler_address, corpus_dir=tmp_path / "found",
+                              distill_cmd=BROKEN_DISTILL, progress=False)
+    assert result.mode == "dask" and result.workers == 2 and len(result.slots) == 2, result.errors
+    assert all(s["examples"].get("P3") for s in result.slots)
+    (rec,) = _cmd_findings(result)[:1]
+    load_entry(tmp_path / "found" / entry_name(rec.signature))
+
+
+def test_ctrl_c_keeps_findings_and_exits_cleanly(tmp_path: Path) -> None:
+    _libbpf()
+    proc = _cli(["fuzz", "--time", "2m", "--workers", "2", "--property", "P3", "--impl", "cmd,libbpf",
+                 "--distill-cmd", BROKEN_DISTILL, "--corpus-dir", "found", "--report", "r.json", "--quiet"], tmp_path)
+    found = tmp_path / "found"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not list(found.glob("P3-cmd-*/manifest.json")) and proc.poll() is None:
+        time.sleep(0.2)
+    time.sleep(1.0)
+    start = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert time.monotonic() - start < 30
+    assert proc.returncode == 1, err  # new findings
+    assert "Traceback" not in err and "INTERRUPTED" in out and "[NEW] P3 [cmd]" in out
+    entries = list(found.glob("P3-cmd-*"))
+    assert entries and all(load_entry(e) for e in entries)
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["interrupted"] is True
+    for slot in report["slots"]:  # the worker processes are gone
+        with pytest.raises(ProcessLookupError):
+            os.kill(slot["pid"], 0)
+
+
+def _fake_property_module(monkeypatch, check) -> None:
+    """Register an in-process property module as P1 (only for workers=0: spawned workers cannot see it)."""
+    import types
+
+    from hypothesis import strategies as st
+
+    from oracle import property as prop_mod
+
+    module = types.ModuleType("btfspec_test_fake_props")
+    module.PROPERTIES = {"P1": prop_mod.Property("P1", "fake", lambda ctx: st.integers(0, 1000), check,
+                                                 frozenset())}
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    monkeypatch.setitem(prop_mod.REGISTRY, "P1", module.__name__)
+
+
+def test_distinct_findings_are_each_shrunk_and_written(tmp_path: Path, monkeypatch) -> None:
+    from oracle.property import Finding, PropertyFailure
+    from spec.builder import Builder
+
+    blob = Builder().to_bytes()
+    steps = [{"name": "accept", "op": "accept", "inputs": {"btf": "blob.btf"}, "expect": {"default": {"status": "ok"}}}]
+
+    def check(x: int, ctx) -> None:
+        if x >= 10:
+            kind = "odd" if x % 2 else "even"
+            f = Finding("P1", "python", f"{kind} number", kind, {"blob.btf": blob}, steps,
+                        description=f"x={x}")
+            if f.signature not in ctx.known:
+                raise PropertyFailure(f)
+
+    _fake_property_module(monkeypatch, check)
+    result = run_campaign(["P1"], ["python"], workers=0, max_examples=200, seed=4, db=None, corpus_dir=tmp_path,
+                          progress=False)
+    got = {f.outcome: f.description for f in result.new_findings}
+    assert got == {"even number": "x=10", "odd number": "x=11"}  # both found, each shrunk to its minimum
+    assert {e.name for e in tmp_path.iterdir()} == {entry_name(f.signature) for f in result.new_findings}
+
+
+def test_a_property_that_errors_is_reported_not_fatal(tmp_path: Path, monkeypatch) -> None:
+    def check(x: int, ctx) -> None:
+        raise KeyError("bug in the property")
+
+    _fake_property_module(monkeypatch, check)
+    result = run_campaign(["P1"], ["python"], workers=0, max_examples=50, seed=4, db=None, corpus_dir=tmp_path,
+                          progress=False)
+    assert result.exit_code == 0 and not result.findings
+    assert any("KeyError" in e for e in result.errors) and any("stopped after 3 errors" in e for e in result.errors)
+    assert "== errors" in render_text(result)

@@ -1,0 +1,260 @@
+"""Properties P3 (differential), P4 (acceptance), P5 (robustness): examples through pytest, the judging
+rules, the finding classes and the corpus entries findings become."""
+
+from __future__ import annotations
+
+import errno
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+from oracle import props_impl
+from oracle.corpus import FAIL, PASS, load_entry, run_entry, write_entry
+from oracle.impls import ImplUnavailable, close_impls, make_impl
+from oracle.outcome import Outcome
+from oracle.property import Context, PropertyFailure, get_property
+from oracle.props_impl import PROPERTIES, difference_class, judge, quirk_ids
+from spec.builder import Builder
+from spec.kinds import INT_SIGNED
+
+# Fixed examples, whatever the settings profile: the same cases on every run.
+FIXED = settings(derandomize=True, database=None, deadline=None, max_examples=60,
+                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+@pytest.fixture(scope="module")
+def impls():
+    got = {}
+    for name in ("python", "python-strict", "libbpf", "kernel"):
+        try:
+            got[name] = make_impl(name, timeout=5.0)
+        except ImplUnavailable:
+            pass
+    yield got
+    close_impls(got.values())
+
+
+def _need(impls, *names: str) -> None:
+    for n in names:
+        if n not in impls:
+            pytest.skip(f"{n} unavailable here")
+
+
+def _empty_base_signatures(impls) -> set[tuple[str, ...]]:
+    """P4 findings already documented (corpus/cases/E22, reference §3 Q6): an empty distilled base that
+    BPF_BTF_LOAD rejects ("No type found"), and libbpf's Q6 split with dangling ids that its own parser
+    rejects.  They are real findings (the campaign reports them); this test looks for *other* ones."""
+    sigs = set()
+    for name in ("python", "python-strict", "libbpf"):
+        sigs.add(("P4", name, "distilled base rejected by kernel: error -EINVAL (22)", "kernel rule type.none"))
+        sigs.add(("P4", name, "distilled split rejected by libbpf: error -EINVAL (22)", "libbpf rule ref.range"))
+    return sigs
+
+
+def test_registry_names_the_three_properties() -> None:
+    assert sorted(PROPERTIES) == ["P3", "P4", "P5"]
+    for name in PROPERTIES:
+        assert get_property(name) is PROPERTIES[name]
+
+
+# --------------------------------------------------------------------------------------------------
+# examples through pytest
+# --------------------------------------------------------------------------------------------------
+
+def test_p3_python_and_strict_agree_with_libbpf(impls) -> None:
+    _need(impls, "libbpf", "python", "python-strict")
+    ctx = Context({n: impls[n] for n in ("python", "python-strict", "libbpf")})
+    prop = PROPERTIES["P3"]
+    seen = []
+
+    @FIXED
+    @given(prop.strategy(ctx))
+    def run(case) -> None:
+        seen.append(case)
+        prop.check(case, ctx)
+
+    run()
+    assert len(seen) >= 60
+
+
+def test_p4_outputs_are_accepted(impls) -> None:
+    _need(impls, "libbpf", "python")
+    ctx = Context(dict(impls), known=_empty_base_signatures(impls))
+    prop = PROPERTIES["P4"]
+
+    @settings(FIXED, max_examples=40)
+    @given(prop.strategy(ctx))
+    def run(case) -> None:
+        prop.check(case, ctx)
+
+    run()
+
+
+def test_p5_mutated_blobs_never_crash_and_verdicts_agree(impls) -> None:
+    ctx = Context(dict(impls))
+    prop = PROPERTIES["P5"]
+
+    @settings(FIXED, max_examples=150)
+    @given(prop.strategy(ctx))
+    def run(case) -> None:
+        prop.check(case, ctx)
+
+    run()
+
+
+# --------------------------------------------------------------------------------------------------
+# the rules
+# --------------------------------------------------------------------------------------------------
+
+OK_A = Outcome("ok", outputs={"split": b"a"}, impl="libbpf")
+OK_B = Outcome("ok", outputs={"split": b"b"}, impl="x")
+EINVAL = Outcome("error", -errno.EINVAL, impl="libbpf")
+
+
+def test_judge_applies_each_implementations_rule() -> None:
+    assert judge("cmd", OK_A, Outcome("ok", outputs={"split": b"a"})) is None
+    assert judge("cmd", OK_A, OK_B) == "differs from libbpf"
+    assert judge("python", OK_A, OK_B) == "differs from libbpf"
+    # python: only the Q5/Q17 pairings of oracle.impls.agree are excused
+    hang = Outcome("timeout", impl="libbpf")
+    assert judge("python", hang, Outcome("error", -errno.ELOOP, detail="Q5")) is None
+    assert judge("python", hang, Outcome("error", -errno.ELOOP, detail="")) == "differs from libbpf"
+    assert judge("cmd", hang, Outcome("error", -errno.ELOOP, detail="Q5")) == "differs from libbpf"
+    # python-strict: a difference must name a quirk; without one it must agree
+    assert judge("python-strict", EINVAL, Outcome("ok", outputs={"split": b"a"}, detail="Q1")) is None
+    assert judge("python-strict", EINVAL, OK_B) == "differs from libbpf without naming a quirk"
+    assert judge("python-strict", EINVAL, Outcome("crash", detail="RecursionError")) is not None
+    assert judge("python-strict", EINVAL, Outcome("error", -errno.EINVAL, detail="Q3")) is None
+
+
+def test_quirk_ids_ignore_other_details() -> None:
+    assert quirk_ids(Outcome("ok", detail="Q3,Q6")) == ["Q3", "Q6"]
+    assert quirk_ids(Outcome("crash", detail="SIGSEGV")) == []
+
+
+def test_difference_class_is_stable_across_examples() -> None:
+    def blob(name: str, size: int) -> bytes:
+        b = Builder()
+        b.struct(name, size, [])
+        return b.to_bytes()
+
+    lib = Outcome("ok", outputs={"split": blob("a", 4)})
+    one = difference_class("distill", lib, Outcome("ok", outputs={"split": blob("a", 8)}))
+    two = difference_class("distill", Outcome("ok", outputs={"split": blob("zz", 16)}),
+                           Outcome("ok", outputs={"split": blob("zz", 32)}))
+    assert one == two == "distill: output split differs (STRUCT record size_type)"
+    assert difference_class("relocate", EINVAL, OK_B) == "relocate: ok where libbpf gives error -EINVAL (22)"
+
+
+# --------------------------------------------------------------------------------------------------
+# findings
+# --------------------------------------------------------------------------------------------------
+
+def _no_base_refs() -> tuple[bytes, bytes]:
+    """A split that references nothing in its base: every distill gives an empty distilled base."""
+    b = Builder()
+    b.int("int", 4, INT_SIGNED)
+    base = b.to_bytes()
+    s = Builder(b.btf)
+    s.struct("lonely", 0, [])
+    return base, s.to_bytes()
+
+
+class _Case:
+    def __init__(self, base: bytes, split: bytes, profile: str = "kernel-valid") -> None:
+        self.base, self.split, self.profile = base, split, profile
+
+
+def test_p4_reports_the_empty_distilled_base_the_kernel_rejects(impls, tmp_path: Path) -> None:
+    _need(impls, "libbpf", "kernel")
+    ctx = Context({"libbpf": impls["libbpf"], "kernel": impls["kernel"]})
+    base, split = _no_base_refs()
+    with pytest.raises(PropertyFailure) as info:
+        props_impl.check_p4(_Case(base, split), ctx)
+    f = info.value.finding
+    assert f.signature == ("P4", "libbpf", "distilled base rejected by kernel: error -EINVAL (22)",
+                           "kernel rule type.none")
+    # the finding's steps make a valid corpus entry recording what libbpf and the kernel did
+    manifest = {"format": 1, "name": "p4", "category": "finding", "operation": "mixed", "summary": "x",
+                "steps": list(f.steps), "provenance": {"source": "fuzz"}}
+    entry = load_entry(write_entry(tmp_path / "p4", manifest, dict(f.files)).path)
+    assert [r.status for r in run_entry(entry, [impls["libbpf"], impls["kernel"]])] == [PASS, PASS]
+    # a known signature counts as passing
+    ctx.known.add(f.signature)
+    props_impl.check_p4(_Case(base, split), ctx)
+
+
+def test_p5_reports_a_parser_that_raises(impls, monkeypatch, tmp_path: Path) -> None:
+    ctx = Context({n: impls[n] for n in ("python", "libbpf") if n in impls})
+    real = props_impl.Btf.from_bytes
+
+    def broken(blob: bytes, base=None):
+        if len(blob) % 2:
+            raise IndexError("boom")
+        return real(blob, base=base)
+
+    monkeypatch.setattr(props_impl.Btf, "from_bytes", broken)
+    blob = Builder().to_bytes() + b"\0\0"  # odd length: the broken parser raises
+    with pytest.raises(PropertyFailure) as info:
+        props_impl.check_p5(("standalone", "seed; layout: trailing byte", blob), ctx)
+    f = info.value.finding
+    assert (f.property, f.impl, f.outcome) == ("P5", "model", "Btf.from_bytes raises IndexError")
+    assert f.first_difference.startswith("IndexError at test_props_impl.py:broken")
+    monkeypatch.setattr(props_impl.Btf, "from_bytes", real)
+    manifest = {"format": 1, "name": "p5", "category": "finding", "operation": "accept", "summary": "x",
+                "steps": list(f.steps), "provenance": {"source": "fuzz"}}
+    write_entry(tmp_path / "p5", manifest, dict(f.files))
+
+
+def test_p5_reports_a_validator_disagreeing_with_libbpf(impls, monkeypatch) -> None:
+    _need(impls, "libbpf")
+    import spec.validate
+
+    monkeypatch.setattr(spec.validate, "validate", lambda blob, base=None, rules="libbpf", **kw: [])
+    ctx = Context({"libbpf": impls["libbpf"]})
+    with pytest.raises(PropertyFailure) as info:
+        props_impl.check_p5(("standalone", "seed; header: magic", b"\x00" * 24), ctx)
+    f = info.value.finding
+    assert (f.impl, f.outcome, f.first_difference) == (
+        "validator", "libbpf rules accept what libbpf rejects", "libbpf -EINVAL (22)")
+    # only a disagreement the validator's author documents is excused
+    monkeypatch.setattr(spec.validate, "KNOWN_LIBBPF_DISAGREEMENTS",
+                        {"zero-magic": (lambda blob: blob[:2] == b"\0\0", "test entry")}, raising=False)
+    props_impl.check_p5(("standalone", "seed; header: magic", b"\x00" * 24), ctx)
+
+
+def test_p3_finding_replays_as_failing_for_the_implementation(impls, tmp_path: Path) -> None:
+    _need(impls, "libbpf", "python-strict")
+
+    class Wrong:
+        """python-strict's answers with the split output's last byte changed and no quirk named."""
+
+        name = "python-strict"
+        capabilities = frozenset({"distill", "relocate"})
+
+        def distill(self, split: bytes, base: bytes) -> Outcome:
+            out = impls["python-strict"].distill(split, base)
+            if not out.ok:
+                return out
+            s = out.outputs["split"]
+            return Outcome("ok", outputs={"base": out.outputs["base"], "split": s[:-1] + b"x"}, impl=self.name)
+
+        def relocate(self, split: bytes, dbase: bytes, base: bytes) -> Outcome:
+            return impls["python-strict"].relocate(split, dbase, base)
+
+    b = Builder()
+    i = b.int("int", 4, INT_SIGNED)
+    base = b.to_bytes()
+    s = Builder(b.btf)
+    s.ptr(i)
+    ctx = Context({"libbpf": impls["libbpf"], "python-strict": Wrong()})  # type: ignore[dict-item]
+    with pytest.raises(PropertyFailure) as info:
+        props_impl.check_p3(_Case(base, s.to_bytes()), ctx)
+    f = info.value.finding
+    assert f.signature[:3] == ("P3", "python-strict", "distill differs from libbpf without naming a quirk")
+    manifest = {"format": 1, "name": "p3", "category": "finding", "operation": "distill", "summary": "x",
+                "steps": list(f.steps), "provenance": {"source": "fuzz"}}
+    entry = load_entry(write_entry(tmp_path / "p3", manifest, dict(f.files)).path)
+    assert run_entry(entry, [Wrong()])[0].status == FAIL  # type: ignore[list-item]
+    assert run_entry(entry, [impls["libbpf"]])[0].status == PASS
