@@ -115,4 +115,21 @@ def bench_stats(kernel_dir: str | None, jobs: int | None, as_json: bool) -> None
         click.echo("  " + row.line())
 
 
+@bench.command("gen")
+@click.option("--seconds", default=5.0, show_default=True, help="Sampling time per row.")
+@json_option
+@guarded
+def bench_gen(seconds: float, as_json: bool) -> None:
+    """Generated examples per second for 50- and 500-type universes, beside a plain strategy."""
+    from btfspec.bench import gen_bench
+
+    rows = gen_bench.run(seconds=seconds)
+    if as_json:
+        emit_json({"rows": as_dict(rows)})
+        return
+    click.echo("bench gen: seconds per example (examples/s = 1 / time); ratio = cost against the plain strategy")
+    for row in rows:
+        click.echo(f"  {row.line()}   [{1 / row.seconds:8.1f} ex/s]")
+
+
 COMMANDS = [bench]
