@@ -10,13 +10,15 @@ import click
 COMMAND_MODULES = [
     "btfspec.commands.doctor",
     "btfspec.commands.bench",
-    "btfspec.commands.fuzz",
-    "btfspec.commands.gen",
     "btfspec.commands.realdata",
     "btfspec.commands.oracle_cmds",
+    "btfspec.commands.text",
     "btfspec.commands.corpus",
     "btfspec.commands.validate",
-    "btfspec.commands.text",
+    "btfspec.commands.fuzz",
+    "btfspec.commands.gen",
+    "btfspec.commands.diff",
+    "btfspec.commands.check",
 ]
 
 

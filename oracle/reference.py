@@ -30,8 +30,9 @@ import errno as _errno
 import struct
 import sys
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from oracle.outcome import ERROR, OK, Outcome
 from oracle.quirks import Q17_DEPTH, strict_line
@@ -60,7 +61,7 @@ _TO_SPLIT = frozenset({Kind.ARRAY, Kind.TYPEDEF, Kind.PTR, Kind.CONST, Kind.REST
                        Kind.FUNC_PROTO, Kind.TYPE_TAG})
 _BASE_LEAF = frozenset({Kind.INT, Kind.FLOAT, Kind.FWD})
 _ENUMS = frozenset({Kind.ENUM, Kind.ENUM64})
-_DIST_KINDS = frozenset({Kind.INT, Kind.FLOAT, Kind.ENUM, Kind.STRUCT, Kind.UNION, Kind.FWD})
+DIST_KINDS = frozenset({Kind.INT, Kind.FLOAT, Kind.ENUM, Kind.STRUCT, Kind.UNION, Kind.FWD})
 _SIZED_KEY = frozenset({Kind.INT, Kind.FLOAT, Kind.ENUM, Kind.ENUM64})
 _KEYED = _SIZED_KEY | COMPOSITE_KINDS | {Kind.FWD}
 
@@ -123,13 +124,15 @@ class RelocateResult(_Result):
 
 # --- one run: log, quirk bookkeeping, the mode switch -----------------------------------------------
 
-class _Fail(Exception):
+class Fail(Exception):
+    """An operation failed with negative errno ``errno`` (its log line is already in the :class:`Run`)."""
+
     def __init__(self, err: int) -> None:
         super().__init__(err)
         self.errno = err
 
 
-class _Run:
+class Run:
     """Log and quirk record of one operation; the only place where the two modes differ."""
 
     def __init__(self, strict: bool) -> None:
@@ -145,10 +148,10 @@ class _Run:
         """A libbpf ``pr_warn`` line."""
         self.log.append("libbpf: " + msg)
 
-    def fail(self, err: int, msg: str | None = None) -> _Fail:
+    def fail(self, err: int, msg: str | None = None) -> Fail:
         if msg is not None:
             self.warn(msg)
-        return _Fail(err)
+        return Fail(err)
 
     def flag(self, qid: str, detail: str = "") -> None:
         """Record that ``qid``'s trigger condition was met."""
@@ -167,7 +170,7 @@ class _Run:
         """A rule libbpf does not check: record ``qid``; strict mode fails here."""
         self.flag(qid, detail)
         if self.strict:
-            raise _Fail(err)
+            raise Fail(err)
 
     def named(self, btf: Btf, t: BtfType, tid: int) -> bool:
         """Is ``t`` named? libbpf: ``name_off != 0``; strict: the name is non-empty (Q3)."""
@@ -181,19 +184,19 @@ class _Run:
 
 # --- parsing (libbpf v1.6 btf_new: §8.5) ---------------------------------------------------------------
 
-def _parse(blob: bytes, base: Btf | None, run: _Run, role: str) -> LibbpfParse:
+def parse_btf(blob: bytes, base: Btf | None, run: Run, role: str) -> LibbpfParse:
     """Parse like ``btf__new``/``btf__new_split`` (:func:`spec.validate_libbpf.parse`: libbpf's rules,
     errno and log line), then check the parse-level quirks (Q18, Q9, Q12)."""
     try:
         p = parse(bytes(blob), base)
     except LibbpfReject as bad:
         run.warn(bad.line)
-        raise _Fail(bad.errno) from None
+        raise Fail(bad.errno) from None
     _parse_quirks(p, run, role)
     return p
 
 
-def _parse_quirks(p: LibbpfParse, run: _Run, role: str) -> None:
+def _parse_quirks(p: LibbpfParse, run: Run, role: str) -> None:
     """Q18 (lenient header), Q9 (reserved info bits), Q12 (unchecked FWD/FUNC_PROTO ids)."""
     import numpy as np
 
@@ -228,18 +231,18 @@ def _parse_quirks(p: LibbpfParse, run: _Run, role: str) -> None:
 
 def distill(split: bytes, base: bytes, *, strict: bool = False) -> DistillResult:
     """``btf__distill_base`` of ``split`` (raw split BTF on ``base``): new base + new split bytes."""
-    run = _Run(strict)
+    run = Run(strict)
     try:
-        b = _parse(base, None, run, "base")
-        s = _parse(split, b.btf, run, "split")
+        b = parse_btf(base, None, run, "base")
+        s = parse_btf(split, b.btf, run, "split")
         new_base, new_split, id_map = _distill(s.btf, run)
-    except _Fail as f:
+    except Fail as f:
         return DistillResult(f.errno, log=run.log, quirks=run.quirks, strict=strict)
     return DistillResult(0, run.log, id_map, run.quirks, strict, base=new_base.to_bytes(hdr_len=24),
                          split=new_split.to_bytes(hdr_len=24))
 
 
-def _distill(src: Btf, run: _Run) -> tuple[Btf, Btf, list[int]]:
+def _distill(src: Btf, run: Run) -> tuple[Btf, Btf, list[int]]:
     split_start = src.start_id
     n = src.type_cnt
     id_map = [0] * n
@@ -269,7 +272,7 @@ def _distill(src: Btf, run: _Run) -> tuple[Btf, Btf, list[int]]:
     return new_base, new_split, id_map
 
 
-def _mark(src: Btf, split_start: int, id_map: list[int], run: _Run) -> list[int]:
+def _mark(src: Btf, split_start: int, id_map: list[int], run: Run) -> list[int]:
     """Mark reachable base types (``btf_add_distilled_type_ids``) in libbpf's depth-first order,
     with an explicit stack. Returns the marked ids, ascending."""
     marked: list[int] = []
@@ -300,7 +303,7 @@ def _mark(src: Btf, split_start: int, id_map: list[int], run: _Run) -> list[int]
 
 
 def _emit(src: Btf, dst: Btf, marked: list[int], id_map: list[int], smap: dict[int, int],
-          to_base: bool, run: _Run) -> None:
+          to_base: bool, run: Run) -> None:
     """One emission pass (``btf_add_distilled_types``) in base or split mode."""
     next_id = dst.type_cnt
     for i in marked:
@@ -365,37 +368,37 @@ def relocate(split: bytes, distilled_base: bytes, base: bytes, *, strict: bool =
     the input blob with type records rewritten in place (header, gaps and trailing bytes kept);
     for a foreign-endian split, libbpf's re-serialisation (header, types, strings).
     """
-    run = _Run(strict)
+    run = Run(strict)
     try:
-        d = _parse(distilled_base, None, run, "distilled base")
-        s = _parse(split, d.btf, run, "split")
-        b = _parse(base, None, run, "base")
+        d = parse_btf(distilled_base, None, run, "distilled base")
+        s = parse_btf(split, d.btf, run, "split")
+        b = parse_btf(base, None, run, "base")
         out, id_map = _relocate(s, d.btf, b, run)
-    except _Fail as f:
+    except Fail as f:
         return RelocateResult(f.errno, log=run.log, quirks=run.quirks, strict=strict)
     return RelocateResult(0, run.log, id_map, run.quirks, strict, split=out)
 
 
-def _relocate(sp: LibbpfParse, dist: Btf, bp: LibbpfParse, run: _Run) -> tuple[bytes, list[int]]:
+def _relocate(sp: LibbpfParse, dist: Btf, bp: LibbpfParse, run: Run) -> tuple[bytes, list[int]]:
     btf, base = sp.btf, bp.btf
     if base.order != btf.order:
         run.enforce("Q14", f"split is {btf.order}-endian, target base is {base.order}-endian")
     nr_dist, nr_base, nr_types = dist.type_cnt, base.type_cnt, btf.type_cnt
     for i in range(1, nr_dist):
         t = dist.type(i)
-        if t.kind not in _DIST_KINDS:
+        if t.kind not in DIST_KINDS:
             raise run.fail(EINVAL, f"type [{i}] in distilled based BTF has unexpected kind [{t.kind}]")
         if not t.name_off:
             raise run.fail(EINVAL, f"type [{i}], kind [{t.kind}] is invalid for distilled base BTF; "
                                    "it is anonymous")
         if not run.named(dist, t, i):
-            raise _Fail(EINVAL)  # strict only: Q3, an empty name is anonymous
+            raise Fail(EINVAL)  # strict only: Q3, an empty name is anonymous
     id_map = [0] * nr_types
     for i in range(nr_dist, nr_types):
         id_map[i] = (i + nr_base - nr_dist) & U32
     str_map: dict[int, int] = {}
-    index = _DistIndex(dist)
-    _mark_embedded(btf, nr_dist, nr_types, id_map, run)
+    index = DistIndex(dist)
+    mark_embedded(btf, nr_dist, nr_types, id_map, run)
     _match_base(bp, dist, index, id_map, str_map, run)
     for i in range(1, nr_dist):
         if id_map[i] in (0, BTF_IS_EMBEDDED):
@@ -406,13 +409,15 @@ def _relocate(sp: LibbpfParse, dist: Btf, bp: LibbpfParse, run: _Run) -> tuple[b
 
 
 @dataclass(frozen=True)
-class _Entry:
+class DistEntry:
+    """A distilled type in the :class:`DistIndex`: its size (31-bit and full) and id (0: void)."""
+
     size31: int
     size: int
     id: int
 
 
-class _DistIndex:
+class DistIndex:
     """The sorted name/size index of the distilled base (void included), grouped by name.
 
     Within a name, entries are in ``cmp_btf_name_size`` order (31-bit size descending; glibc's
@@ -420,16 +425,16 @@ class _DistIndex:
     """
 
     def __init__(self, dist: Btf) -> None:
-        groups: dict[bytes, list[_Entry]] = {}
-        groups.setdefault(b"", []).append(_Entry(0, 0, 0))
+        groups: dict[bytes, list[DistEntry]] = {}
+        groups.setdefault(b"", []).append(DistEntry(0, 0, 0))
         for i in range(1, dist.type_cnt):
             t = dist.type(i)
-            groups.setdefault(dist.str_at(t.name_off) or b"", []).append(_Entry(t.size & 0x7FFFFFFF, t.size, i))
+            groups.setdefault(dist.str_at(t.name_off) or b"", []).append(DistEntry(t.size & 0x7FFFFFFF, t.size, i))
         for entries in groups.values():
             entries.sort(key=lambda e: -e.size31)
         self.groups = groups
 
-    def lookup(self, name: bytes, sized: bool, size: int, *, full: bool = False) -> list[_Entry]:
+    def lookup(self, name: bytes, sized: bool, size: int, *, full: bool = False) -> list[DistEntry]:
         """Entries with this name (and this size if ``sized``; 31-bit compare unless ``full``)."""
         entries = self.groups.get(name, [])
         if not sized:
@@ -439,7 +444,7 @@ class _DistIndex:
         return [e for e in entries if e.size31 == size & 0x7FFFFFFF]
 
 
-def _mark_embedded(btf: Btf, nr_dist: int, nr_types: int, id_map: list[int], run: _Run) -> None:
+def mark_embedded(btf: Btf, nr_dist: int, nr_types: int, id_map: list[int], run: Run) -> None:
     """``btf_mark_embedded_composite_type_ids`` for every split composite, with a cycle check (Q5)."""
     for i in range(nr_dist, nr_types):
         t = btf.type(i)
@@ -458,19 +463,43 @@ def _mark_embedded(btf: Btf, nr_dist: int, nr_types: int, id_map: list[int], run
                         run.flag("Q5", f"cycle {cycle} below member {j} of [{i}]")
                         run.log.append(f"btfspec: Q5: cyclic modifier chain {cycle} below member {j} of "
                                        f"type [{i}]; libbpf v1.6 loops forever here")
-                        raise _Fail(ELOOP)
+                        raise Fail(ELOOP)
                     continue
                 if c.kind in COMPOSITE_KINDS and nxt < nr_dist:
                     id_map[nxt] = BTF_IS_EMBEDDED
                 break
 
 
-def _match_base(bp: LibbpfParse, dist: Btf, index: _DistIndex, id_map: list[int], str_map: dict[int, int],
-                run: _Run) -> None:
-    """``btf_relocate_map_distilled_base``: scan the base in id order and map distilled ids."""
+class Candidate(NamedTuple):
+    """One (base type, distilled entry) pair of the base scan, in scan order.
+
+    ``compatible`` is :func:`compatible`'s answer, or None when the entry is the void entry or out of
+    range (a base type keyed like an invalid distilled id: libbpf fails the relocation there).
+    """
+
+    base_id: int
+    name_off: int
+    name: bytes
+    entry: DistEntry
+    compatible: bool | None
+
+
+BaseKey = tuple[int, int, bytes, int]  # (id, name_off, name, kind) of a keyed base type
+
+
+def candidates(bp: LibbpfParse, dist: Btf, index: DistIndex, found: list[BaseKey], run: Run,
+               embedded: Callable[[int], bool]) -> Iterator[Candidate]:
+    """The base scan of ``btf_relocate_map_distilled_base``: for each keyed base type in ``found``
+    (:func:`named_base_types`, ascending id), the distilled entries its key selects, in libbpf's order.
+
+    The key rule lives here: INT/FLOAT/ENUM/ENUM64 are keyed by name and size, FWD by name, a
+    STRUCT/UNION by name and size only when several composites share its name offset (Q4; strict:
+    its name), sizes compared on 31 bits (Q7; strict: full).  ``embedded(dist_id)`` is asked lazily,
+    once per candidate, so a consumer that updates its id map between candidates is seen.  Never
+    stops by itself: the caller decides what a failure means.
+    """
     base = bp.btf
     nr_dist = dist.type_cnt
-    found = _named_base_types(base, bp.cols, index.groups.keys())
     by_off = Counter(off for _, off, _, k in found if k in COMPOSITE_KINDS)
     by_name = Counter(name for _, _, name, k in found if k in COMPOSITE_KINDS)
     for bid, name_off, name, bk in found:
@@ -494,20 +523,33 @@ def _match_base(bp: LibbpfParse, dist: Btf, index: _DistIndex, id_map: list[int]
             run.flag("Q7", f"base [{bid}] '{name.decode('latin-1')}' size {size:#x}")
         for e in exact if run.strict else cands:
             if e.id == 0 or e.id >= nr_dist:
-                raise run.fail(EINVAL, f"base BTF id [{bid}] maps to invalid distilled base BTF id [{e.id}]")
-            dt = dist.type(e.id)
-            if not _compatible(dt, e.id, bt, bid, id_map[e.id] == BTF_IS_EMBEDDED, run):
+                yield Candidate(bid, name_off, name, e, None)
                 continue
-            prev = id_map[e.id]
-            if prev and prev != BTF_IS_EMBEDDED:
-                raise run.fail(EINVAL, f"distilled base BTF type '{name.decode('latin-1')}' [{e.id}], size "
-                                       f"{size} has multiple candidates of the same size (ids [{bid}, {prev}]) "
-                                       "in base BTF")
-            id_map[e.id] = bid
-            str_map[dt.name_off] = name_off
+            ok = compatible(dist.type(e.id), e.id, bt, bid, embedded(e.id), run)
+            yield Candidate(bid, name_off, name, e, ok)
 
 
-def _compatible(dt: BtfType, did: int, bt: BtfType, bid: int, embedded: bool, run: _Run) -> bool:
+def _match_base(bp: LibbpfParse, dist: Btf, index: DistIndex, id_map: list[int], str_map: dict[int, int],
+                run: Run) -> None:
+    """``btf_relocate_map_distilled_base``: scan the base in id order and map distilled ids; fail at the
+    first invalid entry or second compatible candidate, like libbpf."""
+    found = named_base_types(bp.btf, bp.cols, index.groups.keys())
+    for c in candidates(bp, dist, index, found, run, lambda did: id_map[did] == BTF_IS_EMBEDDED):
+        did = c.entry.id
+        if c.compatible is None:
+            raise run.fail(EINVAL, f"base BTF id [{c.base_id}] maps to invalid distilled base BTF id [{did}]")
+        if not c.compatible:
+            continue
+        prev = id_map[did]
+        if prev and prev != BTF_IS_EMBEDDED:
+            raise run.fail(EINVAL, f"distilled base BTF type '{c.name.decode('latin-1')}' [{did}], size "
+                                   f"{bp.btf.type(c.base_id).size} has multiple candidates of the same size "
+                                   f"(ids [{c.base_id}, {prev}]) in base BTF")
+        id_map[did] = c.base_id
+        str_map[dist.type(did).name_off] = c.name_off
+
+
+def compatible(dt: BtfType, did: int, bt: BtfType, bid: int, embedded: bool, run: Run) -> bool:
     """The per-candidate compatibility check (a mismatch means: try the next candidate)."""
     dk, bk = dt.kind, bt.kind
     if dk == Kind.FWD:
@@ -532,7 +574,7 @@ def _compatible(dt: BtfType, did: int, bt: BtfType, bid: int, embedded: bool, ru
     return False
 
 
-def _named_base_types(base: Btf, cols: Columns, names: Iterable[bytes]) -> list[tuple[int, int, bytes, int]]:
+def named_base_types(base: Btf, cols: Columns, names: Iterable[bytes]) -> list[BaseKey]:
     """(id, name_off, name, kind), ascending id, of every base type libbpf's scan builds a key for
     (``name_off != 0``, kind INT/FLOAT/ENUM/ENUM64/FWD/STRUCT/UNION) whose name is one of ``names``.
 
@@ -564,7 +606,7 @@ def _named_base_types(base: Btf, cols: Columns, names: Iterable[bytes]) -> list[
 
 
 def _rewrite_split(sp: LibbpfParse, dist: Btf, base: Btf, id_map: list[int], str_map: dict[int, int],
-                   run: _Run) -> None:
+                   run: Run) -> None:
     """Rewrite the split's own records in place: all ids first, then strings (-ENOENT: Q10)."""
     btf = sp.btf
     nr_types = len(id_map)
@@ -624,5 +666,6 @@ def relocate_outcome(split: bytes, distilled_base: bytes, base: bytes, *, strict
     return relocate(split, distilled_base, base, strict=strict).outcome()
 
 
-__all__ = ["DistillResult", "IMPL", "IMPL_STRICT", "RelocateResult", "distill", "distill_outcome",
-           "relocate", "relocate_outcome"]
+__all__ = ["DIST_KINDS", "BaseKey", "Candidate", "DistEntry", "DistIndex", "DistillResult", "Fail", "IMPL",
+           "IMPL_STRICT", "RelocateResult", "Run", "candidates", "compatible", "distill", "distill_outcome",
+           "mark_embedded", "named_base_types", "parse_btf", "relocate", "relocate_outcome"]

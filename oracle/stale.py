@@ -224,11 +224,13 @@ class StaleCopy:
     ``verdict`` is ``"differs"`` when a path that reaches the copy's original in the source base
     (from a named struct/union/typedef/function/variable) reaches a different type in the target,
     ``"gone"`` when no such path exists in the target (or no source base was given).
+    ``target_id`` is, for ``"differs"``, the target type that path reaches instead (else None).
     """
 
     type_id: int
     verdict: str
     text: str
+    target_id: int | None = None
 
 
 class StaleFinder:
@@ -283,7 +285,8 @@ class StaleFinder:
                 out.append(StaleCopy(tid, "gone", f"{desc}: not in the target (no path to it there)"))
             else:
                 path, got = found
-                out.append(StaleCopy(tid, "differs", f"{desc}: {path} is {_describe(self.target, got)} in the target"))
+                out.append(StaleCopy(tid, "differs", f"{desc}: {path} is {_describe(self.target, got)} in the target",
+                                     got))
         return out
 
     def _root_paths(self, old: BaseIndex, tid: int) -> list[tuple[int, list[Label]]]:

@@ -129,7 +129,12 @@ def _print_report(s: dict[str, Any], rows: list[Any], table: bool, top: int) -> 
 
 
 @click.command("stats")
-@click.argument("modules", metavar="MODULES")
+@click.argument("modules", metavar="MODULES", required=False)
+@click.option("--cross", "cross", nargs=2, metavar="OLD_MODULES NEW_MODULES", default=None,
+              help="Cross-kernel regression instead: distill the old builds, relocate onto --base-new and compare "
+                   "with the new builds (oracle.cross).")
+@click.option("--base-old", metavar="VMLINUX", default=None, help="--cross: the old vmlinux [default: OLD_MODULES'].")
+@click.option("--base-new", metavar="VMLINUX", default=None, help="--cross: the new vmlinux [default: NEW_MODULES'].")
 @click.option("--base", "base", metavar="VMLINUX", default=None,
               help="vmlinux BTF (raw or ELF) [default: MODULES/vmlinux.btf of a fetch-kernel directory].")
 @click.option("--impl", type=click.Choice(["libbpf", "python"]), default="libbpf", show_default=True,
@@ -147,7 +152,8 @@ def _print_report(s: dict[str, Any], rows: list[Any], table: bool, top: int) -> 
               help="How many largest modules / failures to list.")
 @json_option
 @guarded
-def stats_cmd(modules: str, base: str | None, impl: str, target: str | None, csv_path: str | None,
+def stats_cmd(modules: str | None, cross: tuple[str, str] | None, base_old: str | None, base_new: str | None,
+              base: str | None, impl: str, target: str | None, csv_path: str | None,
               plot_path: str | None, jobs: int | None, timeout: float, table: bool, top: int,
               as_json: bool) -> None:
     """Distill every module against vmlinux and report the patch series' figures.
@@ -156,7 +162,14 @@ def stats_cmd(modules: str, base: str | None, impl: str, target: str | None, csv
     (searched recursively, .xz/.zst/.gz allowed), or a text file listing paths. Reports the number
     of modules, mean and population standard deviation of the distilled base size, total bytes, the
     largest modules, split sizes before and after, and failures by reason (failures are not fatal).
+    With --cross OLD_MODULES NEW_MODULES: relocated/failed/equivalent/different counts instead.
     """
+    if cross:
+        _cross(cross, base_old, base_new, impl, jobs, timeout, top, as_json)
+        return
+    if modules is None:
+        fail("give MODULES (or --cross OLD_MODULES NEW_MODULES)", EXIT_USAGE)
+    assert modules is not None
     from oracle import stats
 
     refs, implied = stats.collect_modules(modules)
@@ -198,6 +211,32 @@ def stats_cmd(modules: str, base: str | None, impl: str, target: str | None, csv
     for label, path in (("csv", csv_path), ("plot", plot_path)):
         if path:
             click.echo(f"{label}: {path}")
+
+
+def _cross(sets: tuple[str, str], base_old: str | None, base_new: str | None, impl: str, jobs: int | None,
+           timeout: float, top: int, as_json: bool) -> None:
+    from oracle import cross
+
+    enabled = _progress_enabled(as_json)
+    try:
+        if enabled:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            with Progress(TextColumn("cross"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                          console=Console(stderr=True), transient=True) as bar:
+                task = bar.add_task("cross", total=None)
+                run, summary = cross.cross_report(*sets, base_old, base_new, impl=impl, jobs=jobs, timeout=timeout,
+                                                  progress=lambda _row: bar.advance(task),
+                                                  on_start=lambda n: bar.update(task, total=n))
+        else:
+            run, summary = cross.cross_report(*sets, base_old, base_new, impl=impl, jobs=jobs, timeout=timeout)
+    except ValueError as e:  # oracle.impls.ImplUnavailable
+        fail(str(e), EXIT_USAGE)
+    if as_json:
+        emit_json({**summary, "rows": cross.rows_as_dicts(run)})
+    else:
+        click.echo("\n".join(cross.format_cross(summary, top)))
 
 
 COMMANDS = [fetch_kernel_cmd, stats_cmd]

@@ -1,0 +1,105 @@
+"""``btfspec check``: will a module's BTF load on a given kernel (:mod:`oracle.check`)?
+
+Exit status: 0 loads cleanly, 1 will not load or loads with stale copies, 2 usage error or unreadable
+input.
+"""
+
+from __future__ import annotations
+
+import click
+
+from btfspec.clitools import emit_json, guarded, json_option
+from oracle.check import FAILS, IMPLS, OK, STALE, SYSFS_VMLINUX, CheckReport, check_module
+
+MAX_LISTED = 40
+
+
+def _module_line(r: CheckReport) -> str:
+    if r.has_btf_base:
+        how = "has .BTF.base (distilled at build time)"
+        if r.distilled_types is not None:
+            how += (f": {r.distilled_types} distilled base types, {r.own_types} own types, "
+                    f"{r.copied_types} copied types{'' if r.copies_exact else ' (copies located heuristically)'}")
+        return how
+    how = f"classic split (no .BTF.base), distilled here against {r.built_against}"
+    if r.distilled_types is not None:
+        how += f": {r.distilled_types} distilled base types, {r.copied_types} copied types"
+    return how
+
+
+def print_report(r: CheckReport) -> None:
+    """The report in user terms."""
+    verdict = {OK: "LOADS", STALE: "LOADS, WITH STALE COPIES", FAILS: "WILL NOT LOAD"}[r.status]
+    click.echo(f"check: {r.module} on {r.target}: {verdict}")
+    click.echo(f"  module: {_module_line(r)}")
+    if r.status == FAILS:
+        click.echo(f"  {r.stage} [{r.impl}], which stops at the first failure: {r.reason}")
+    else:
+        click.echo(f"  relocation [{r.impl}]: ok, every distilled base type maps onto the target")
+    if r.problems:
+        n = len(r.problems)
+        click.echo(f"  {n} distilled base type{'s' if n > 1 else ''} cannot be mapped onto the target:")
+        for p in r.problems[:MAX_LISTED]:
+            click.echo(f"    {p.label}: {p.text}")
+            if p.affected:
+                click.echo(f"      affects: {', '.join(p.affected)}")
+            elif p.dist_id:
+                click.echo("      affects: no named type of the module (only anonymous types nothing refers to)")
+        if n > MAX_LISTED:
+            click.echo(f"    ... and {n - MAX_LISTED} more (--json lists all)")
+    if r.stale:
+        n = len(r.stale)
+        click.echo(f"  {n} copied type{'s' if n > 1 else ''} {'do' if n > 1 else 'does'} not match the target: the "
+                   f"module describes {'them' if n > 1 else 'it'} as in the kernel it was built against")
+        for s in r.stale[:MAX_LISTED]:
+            click.echo(f"    {s.verdict}: {s.text}")
+            if s.difference:
+                click.echo(f"      first difference: {s.difference}")
+            if s.used_by:
+                click.echo(f"      used by: {', '.join(s.used_by)}")
+        if not r.built_against and any(s.verdict == "gone" for s in r.stale):
+            click.echo("    (give --built-against to say what changed)")
+    if r.btf_ids is not None:
+        changed = [e for e in r.btf_ids if e.new != e.old]
+        unresolved = [e for e in r.btf_ids if e.new is None and e.old]
+        click.echo(f"  .BTF_ids: {len(r.btf_ids)} id slot(s), {len(changed)} remapped on load"
+                   + (f", {len(unresolved)} unresolved" if unresolved else ""))
+        for e in changed[:MAX_LISTED]:
+            new = "unresolved (0)" if e.new is None else f"[{e.new}]"
+            click.echo(f"    {e.what}: [{e.old}] -> {new}")
+    for note in r.notes:
+        click.echo(f"  note: {note}")
+
+
+@click.command("check")
+@click.argument("module", metavar="MODULE")
+@click.option("--target", "target", metavar="VMLINUX", default=SYSFS_VMLINUX, show_default=True,
+              help="The kernel to load on: vmlinux ELF, raw BTF, a fetch-kernel directory or /sys/kernel/btf/vmlinux.")
+@click.option("--built-against", "built_against", metavar="VMLINUX", default=None,
+              help="The vmlinux the module was built on (needed without .BTF.base; sharpens stale-copy reports).")
+@click.option("--impl", type=click.Choice(IMPLS), default="python", show_default=True,
+              help="Implementation that distills and relocates (the kernel runs libbpf's code).")
+@click.option("--timeout", type=click.FloatRange(min=0.1), default=10.0, show_default=True,
+              help="Seconds per libbpf call.")
+@json_option
+@guarded
+def check_cmd(module: str, target: str, built_against: str | None, impl: str, timeout: float,
+              as_json: bool) -> None:
+    """Will MODULE's BTF load on the target kernel?
+
+    MODULE is a .ko (optionally .xz/.zst/.gz) or a raw split BTF file. With a .BTF.base it is
+    relocated onto the target; without one, --built-against names the vmlinux it was built on and it
+    is distilled first. Reports every distilled base type that fails to map (missing, size changed,
+    several candidates, INT encoding changed) with the module types it affects, stale copies (types
+    copied from the old kernel that differ in the target) with their first difference, and the
+    .BTF_ids remapping.
+    """
+    rep = check_module(module, target, built_against, impl, timeout=timeout)
+    if as_json:
+        emit_json(rep.to_dict())
+    else:
+        print_report(rep)
+    raise SystemExit(rep.exit_code)
+
+
+COMMANDS = [check_cmd]

@@ -1,0 +1,671 @@
+"""``btfspec check``: will a module's BTF load on a given kernel, and if not, why not?
+
+:func:`check_module` answers for one module and one target vmlinux:
+
+1. A module with ``.BTF.base`` is relocated onto the target as it is; a classic split (no
+   ``.BTF.base``) is first distilled against the vmlinux it was built on (``built_against``), which is
+   what a build with distilled base BTF would have shipped.
+2. Relocation runs with the chosen implementation (the Python reference or libbpf v1.6; the kernel's
+   ``btf_relocate`` is the same code).  libbpf stops at the first failing type, so on failure
+   :func:`analyse_mapping` replays the matching of *every* distilled base type against the target with
+   the reference's own matching pieces (:mod:`oracle.reference`) and says, in user terms, why each one
+   fails: missing, embedded struct size changed, several candidates, INT encoding changed (``char``
+   signedness), kind changed; plus which of the module's own types reach it.
+3. When relocation succeeds, the types distillation copied from the old base into the split are
+   compared with the target (:mod:`oracle.stale`): a copy with no identical counterpart is a *stale
+   copy* -- the kernel accepts it, but the module describes the type as it was in the old kernel.
+4. ``.BTF_ids`` (ELF modules): every id slot with its id before and after, remapped like the kernel's
+   ``btf_relocate_id()`` (:mod:`oracle.btfids`), through the reference's id maps.
+
+The verdict: ``ok`` (exit 0), ``stale`` (loads, with stale copies: exit 1) or ``fails`` (exit 1).
+Unreadable input raises :class:`~spec.errors.InputError` (exit 2).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from oracle import btfids
+from oracle import reference as ref
+from oracle.kernels import MANIFEST, VMLINUX_BTF, read_manifest
+from oracle.module import (
+    distill_map,
+    failure,
+    reason_of,
+    reference_distill,
+    reference_relocate,
+    relocate_map,
+)
+from oracle.outcome import Outcome
+from oracle.stale import StaleFinder
+from spec.errors import BtfError, InputError, errno_text
+from spec.kinds import COMPOSITE_KINDS, INT_BOOL, INT_CHAR, INT_SIGNED, Kind
+from spec.model import Btf, BtfType, id_fields
+from spec.sources import BtfInput, load_input, read_bytes_any
+
+SYSFS_VMLINUX = "/sys/kernel/btf/vmlinux"
+IMPLS = ("python", "libbpf")
+OK, STALE, FAILS = "ok", "stale", "fails"
+MAX_AFFECTED = 12
+
+# problem reasons (MapProblem.reason)
+MISSING, SIZE_CHANGED, SIZE_MISMATCH, AMBIGUOUS = "missing", "size-changed", "size-mismatch", "ambiguous"
+ENCODING_CHANGED, KIND_CHANGED, INVALID, INCOMPATIBLE = "encoding-changed", "kind-changed", "invalid", "incompatible"
+
+_COPYABLE = frozenset({Kind.ARRAY, Kind.TYPEDEF, Kind.PTR, Kind.CONST, Kind.RESTRICT, Kind.VOLATILE,
+                       Kind.FUNC_PROTO, Kind.TYPE_TAG})
+_ANON_COPYABLE = frozenset({Kind.STRUCT, Kind.UNION, Kind.ENUM, Kind.ENUM64})
+_ROOT_KINDS = frozenset({Kind.STRUCT, Kind.UNION, Kind.ENUM, Kind.ENUM64, Kind.TYPEDEF, Kind.FUNC, Kind.VAR,
+                         Kind.DATASEC})
+
+
+# --------------------------------------------------------------------------------------------------
+# inputs
+# --------------------------------------------------------------------------------------------------
+
+def vmlinux_path(path: str) -> str:
+    """The vmlinux BTF file ``path`` names: a ``fetch-kernel`` directory's ``vmlinux.btf``, a directory's
+    ``vmlinux.btf[.zst|.xz|.gz]``, or ``path`` itself (vmlinux ELF, raw BTF, ``/sys/kernel/btf/vmlinux``)."""
+    p = Path(path)
+    if not p.is_dir():
+        return path
+    manifest = read_manifest(p)
+    if manifest is not None:
+        return str(p / manifest["vmlinux"]["btf"])
+    if (p / MANIFEST).exists():
+        raise InputError(f"{p / MANIFEST}: incomplete or unreadable extraction (run fetch-kernel again)")
+    for z in ("", ".zst", ".xz", ".gz"):
+        if (p / f"{VMLINUX_BTF}{z}").is_file():
+            return str(p / f"{VMLINUX_BTF}{z}")
+    raise InputError(f"{p}: directory holds no {VMLINUX_BTF} (give a vmlinux ELF, a raw BTF file or a "
+                     f"fetch-kernel directory)")
+
+
+def load_vmlinux(path: str, role: str = "target") -> tuple[bytes, str]:
+    """Raw vmlinux BTF bytes and the file they came from; InputError unless it is a standalone BTF."""
+    real = vmlinux_path(path)
+    inp = load_input(real)
+    if inp.base is not None:
+        raise InputError(f"{real}: the {role} has a .BTF.base section: it is a module, not vmlinux")
+    try:
+        Btf.from_bytes(inp.btf).type_cnt  # noqa: B018 - header and type section must parse
+    except BtfError as exc:
+        raise InputError(f"{real}: the {role} is not a standalone (vmlinux) BTF: {exc}") from None
+    return inp.btf, real
+
+
+class Target:
+    """A target vmlinux prepared for relocation analysis: bytes, the libbpf-checked parse, the model,
+    and the stale-copy finder (built on first use).  One per process when checking many modules."""
+
+    def __init__(self, data: bytes, label: str = "target") -> None:
+        self.data = data
+        self.label = label
+        run = ref.Run(False)
+        try:
+            self.parsed = ref.parse_btf(data, None, run, "base")
+        except ref.Fail:
+            raise InputError(f"{label}: libbpf would not parse it as base BTF: {' '.join(run.log)}") from None
+        self.btf = self.parsed.btf
+        self._finders: dict[int, StaleFinder] = {}
+
+    def finder(self, source: Btf | None) -> StaleFinder:
+        """A :class:`StaleFinder` for this target (and ``source``, the base the module was built on)."""
+        key = id(source)
+        if key not in self._finders:
+            self._finders[key] = StaleFinder(self.btf, source)
+        return self._finders[key]
+
+
+# --------------------------------------------------------------------------------------------------
+# every failing distilled type (the reference's matching, without stopping at the first failure)
+# --------------------------------------------------------------------------------------------------
+
+@dataclass
+class MapProblem:
+    """One distilled base type that does not map onto the target, in user terms."""
+
+    dist_id: int
+    kind: str
+    name: str
+    reason: str  # MISSING, SIZE_CHANGED, ...
+    text: str
+    size: int | None = None  # in the distilled base (composites, INT, ENUM, FLOAT)
+    target_ids: list[int] = field(default_factory=list)  # same-named types in the target
+    embedded: bool = False
+    affected: list[str] = field(default_factory=list)  # the module's own types that reach it
+
+    @property
+    def label(self) -> str:
+        """``STRUCT 'device' [13]``."""
+        return f"{self.kind} '{self.name}' [{self.dist_id}]" if self.dist_id else "the target"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _c_kind(kind: int) -> str:
+    return {Kind.STRUCT: "struct", Kind.UNION: "union", Kind.ENUM: "enum", Kind.ENUM64: "enum",
+            Kind.FWD: "forward-declared"}.get(Kind(kind), Kind(kind).name)
+
+
+def _encoding(e: int) -> str:
+    parts = [n for bit, n in ((INT_SIGNED, "SIGNED"), (INT_CHAR, "CHAR"), (INT_BOOL, "BOOL")) if e & bit]
+    return "|".join(parts) or "(none)"
+
+
+def _sizes(btf: Btf, ids: Iterable[int]) -> str:
+    sizes = sorted({btf.type(i).size for i in ids})
+    return ", ".join(map(str, sizes))
+
+
+def _explain(did: int, dt: BtfType, name: str, matched: list[int], named: list[tuple[int, int]],
+             embedded: bool, target: Btf) -> MapProblem:
+    """Why distilled type ``did`` maps to zero or several target types (``named``: same-named ones)."""
+    k = dt.kind
+    kind = Kind(k).name
+    size = dt.size if k != Kind.FWD else None
+    ids = [bid for bid, _ in named]
+    p = MapProblem(did, kind, name, INCOMPATIBLE, "", size, ids, embedded)
+    c = f"{_c_kind(k)} {name}" if k in (Kind.STRUCT, Kind.UNION, Kind.ENUM, Kind.FWD) else f"{kind} '{name}'"
+    if len(matched) > 1:
+        p.reason, p.target_ids = AMBIGUOUS, matched
+        p.text = (f"{c} has {len(matched)} candidates in the target: ids {matched} (sizes "
+                  f"{_sizes(target, matched)}), libbpf and the kernel refuse to guess")
+        return p
+    if not named:
+        p.reason, p.text = MISSING, f"{c} is missing from the target"
+        return p
+    same = [bid for bid, bk in named if bk == k or (k == Kind.ENUM and bk == Kind.ENUM64)]
+    if k in COMPOSITE_KINDS:
+        comps = [bid for bid, bk in named if bk in COMPOSITE_KINDS]
+        if not comps:
+            p.reason = MISSING
+            p.text = f"{c} is missing from the target (it has only {_kinds(target, ids)} named '{name}')"
+        elif embedded:
+            p.reason = SIZE_CHANGED
+            p.text = (f"{c} is embedded by value in the module and its size changed from {dt.size} to "
+                      f"{_sizes(target, comps)} bytes")
+        elif len(comps) > 1:
+            p.reason = SIZE_MISMATCH
+            p.text = (f"the target has {len(comps)} types named '{name}' (sizes {_sizes(target, comps)}), so "
+                      f"the size must match, and none has the module's {dt.size} bytes")
+        else:
+            p.text = f"no type in the target is compatible with {c} (size {dt.size}): {_kinds(target, ids)}"
+        return p
+    if k == Kind.INT:
+        if not same:
+            p.reason, p.text = MISSING, f"{c} is missing from the target (it has only {_kinds(target, ids)})"
+            return p
+        ts = [target.type(i) for i in same]
+        if all(t.size != dt.size for t in ts):
+            p.reason = SIZE_CHANGED
+            p.text = f"{c} changed size from {dt.size} to {_sizes(target, same)} bytes"
+        else:
+            enc = sorted({_encoding(t.int_encoding) for t in ts if t.size == dt.size})
+            p.reason = ENCODING_CHANGED
+            p.text = (f"{c} (size {dt.size}) changed encoding from {_encoding(dt.int_encoding)} to "
+                      f"{' or '.join(enc)}")
+            if name.endswith("char"):
+                p.text += " (char signedness differs between the kernels: -funsigned-char since 6.2)"
+        return p
+    if k in (Kind.ENUM, Kind.FLOAT):
+        if not same:
+            p.reason, p.text = MISSING, f"{c} is missing from the target (it has only {_kinds(target, ids)})"
+        else:
+            p.reason = SIZE_CHANGED
+            p.text = f"{c} changed size from {dt.size} to {_sizes(target, same)} bytes"
+        return p
+    if k == Kind.FWD:
+        want = "union" if dt.kflag else "struct"
+        p.reason = KIND_CHANGED
+        p.text = f"the module forward-declares {want} {name}, but the target has {_kinds(target, ids)}"
+        return p
+    p.text = f"no type in the target is compatible with {c}: {_kinds(target, ids)}"
+    return p
+
+
+def _kinds(btf: Btf, ids: list[int]) -> str:
+    """``STRUCT [12] (size 224), TYPEDEF [40]`` for a few ids."""
+    out = []
+    for i in ids[:4]:
+        t = btf.type(i)
+        size = f" (size {t.size})" if t.kind in (Kind.STRUCT, Kind.UNION, Kind.INT, Kind.ENUM, Kind.ENUM64,
+                                                 Kind.FLOAT) else ""
+        out.append(f"{t.kind_name} [{i}]{size}")
+    return ", ".join(out) + (f" and {len(ids) - 4} more" if len(ids) > 4 else "")
+
+
+def analyse_mapping(split: bytes, dist: bytes, target: Target, first_copy: int | None = None) -> list[MapProblem]:
+    """Every distilled base type of ``split`` (on ``dist``) that fails to map onto ``target``, with why.
+
+    The distilled base is validated (§2.2), embedded composites are marked and the target is scanned
+    with the reference's own code (:mod:`oracle.reference`: ``mark_embedded``, ``candidates``, libbpf
+    mode), but without stopping at the first failure:
+    each distilled type collects all its compatible target types; zero or several is a problem.
+    ``affected`` lists the module's own named types (ids below ``first_copy``) that reach the type.
+    """
+    run = ref.Run(False)
+    try:
+        d = ref.parse_btf(dist, None, run, "distilled base")
+        s = ref.parse_btf(split, d.btf, run, "split")
+    except ref.Fail as f:
+        return [MapProblem(0, "", "", INVALID, f"the module's BTF does not parse ({errno_text(f.errno)}): "
+                                              + " ".join(run.log))]
+    dbtf, sbtf = d.btf, s.btf
+    nr_dist, nr_types = dbtf.type_cnt, sbtf.type_cnt
+    bad = [_invalid_distilled(dbtf, i) for i in range(1, nr_dist)]
+    problems = [p for p in bad if p is not None]
+    if problems:
+        return problems
+    id_map = [0] * nr_types
+    try:
+        ref.mark_embedded(sbtf, nr_dist, nr_types, id_map, run)
+    except ref.Fail:
+        return [MapProblem(0, "", "", INVALID, " ".join(run.log))]
+    embedded = {i for i in range(1, nr_dist) if id_map[i] == ref.BTF_IS_EMBEDDED}
+    matched, named, void_hits = _scan(dbtf, target, embedded, run)
+    rev = _reverse_refs(sbtf)
+    for did in range(1, nr_dist):
+        hits = matched.get(did, [])
+        if len(hits) == 1:
+            continue
+        dt = dbtf.type(did)
+        name = dbtf.name(dt)
+        p = _explain(did, dt, name, hits, named.get(name, []), did in embedded, target.btf)
+        p.affected = _affected(sbtf, did, rev, first_copy)
+        problems.append(p)
+    if void_hits:
+        problems.append(MapProblem(0, "", "", INVALID, f"target types {void_hits[:4]} have a non-zero name offset "
+                                                       "pointing at an empty string; relocation refuses any "
+                                                       "target like that (libbpf quirk Q3)", target_ids=void_hits))
+    return problems
+
+
+def _invalid_distilled(dbtf: Btf, i: int) -> MapProblem | None:
+    t = dbtf.type(i)
+    if t.kind not in ref.DIST_KINDS:
+        return MapProblem(i, t.kind_name, dbtf.name(t), INVALID,
+                          f"the distilled base holds a {t.kind_name} [{i}], which relocation refuses")
+    if not t.name_off:
+        return MapProblem(i, t.kind_name, "", INVALID,
+                          f"the distilled base holds an anonymous {t.kind_name} [{i}], which relocation refuses")
+    return None
+
+
+def _scan(dbtf: Btf, target: Target, embedded: set[int], run: ref.Run) -> tuple[dict[int, list[int]],
+                                                                                dict[str, list[tuple[int, int]]],
+                                                                                list[int]]:
+    """The base scan of ``btf_relocate_map_distilled_base`` collecting every compatible candidate.
+
+    Returns (distilled id -> compatible target ids, name -> [(target id, kind)] of same-named keyed
+    target types, target ids that hit the void entry).  Uses :func:`oracle.reference.candidates` (the
+    key rule and compatibility check of the reference's ``_match_base``), which stops at the first
+    conflict instead.
+    """
+    index = ref.DistIndex(dbtf)
+    found = ref.named_base_types(target.btf, target.parsed.cols, index.groups.keys())
+    named: dict[str, list[tuple[int, int]]] = {}
+    for bid, _, name, bk in found:
+        named.setdefault(name.decode("latin-1"), []).append((bid, bk))
+    matched: dict[int, list[int]] = {}
+    void_hits: list[int] = []
+    for c in ref.candidates(target.parsed, dbtf, index, found, run, embedded.__contains__):
+        if c.compatible is None:
+            void_hits.append(c.base_id)
+        elif c.compatible:
+            matched.setdefault(c.entry.id, []).append(c.base_id)
+    return matched, named, void_hits
+
+
+def _reverse_refs(btf: Btf) -> dict[int, list[int]]:
+    """id -> split types referring to it (the split's own types only)."""
+    rev: dict[int, list[int]] = {}
+    for tid, t in btf.own_types():
+        for r in id_fields(t):
+            if r:
+                rev.setdefault(r, []).append(tid)
+    return rev
+
+
+def _type_label(btf: Btf, tid: int) -> str:
+    t = btf.type(tid)
+    kind = {Kind.STRUCT: "struct", Kind.UNION: "union", Kind.ENUM: "enum", Kind.ENUM64: "enum",
+            Kind.TYPEDEF: "typedef", Kind.FUNC: "func", Kind.VAR: "var", Kind.DATASEC: "section"}[Kind(t.kind)]
+    return f"{kind} {btf.name(t)}"
+
+
+def _affected(btf: Btf, tid: int, rev: dict[int, list[int]], first_copy: int | None) -> list[str]:
+    """Named own split types (below ``first_copy``) from which ``tid`` is reachable, nearest first."""
+    seen = {tid}
+    queue = [tid]
+    out: list[str] = []
+    while queue and len(out) < MAX_AFFECTED:
+        nxt: list[int] = []
+        for x in queue:
+            for user in rev.get(x, ()):
+                if user in seen:
+                    continue
+                seen.add(user)
+                nxt.append(user)
+                t = btf.type(user)
+                own = first_copy is None or user < first_copy
+                if own and t.name_off and t.kind in _ROOT_KINDS and len(out) < MAX_AFFECTED:
+                    out.append(_type_label(btf, user))
+        queue = nxt
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# stale copies
+# --------------------------------------------------------------------------------------------------
+
+@dataclass
+class StaleWarning:
+    """A copied type that differs from (or is absent in) the target."""
+
+    type_id: int  # in the relocated split (on the target)
+    verdict: str  # "differs" or "gone"
+    text: str
+    difference: str | None = None  # the first difference with its target counterpart
+    used_by: list[str] = field(default_factory=list)  # the module's own named types that reach the copy
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def copy_start(btf: Btf) -> int:
+    """Where the types distillation copied begin in a distilled split (a heuristic for ``.BTF.base`` modules).
+
+    libbpf's distill appends the copies after the module's own types, and a copy refers only to the
+    distilled base and to other copies; so the copies are taken to be the longest suffix of copyable
+    kinds (modifiers, typedefs, arrays, pointers, prototypes, anonymous composites/enums) that refers
+    to no earlier split type.
+    """
+    start, end = btf.start_id, btf.type_cnt
+    k = end
+    while k > start:
+        t = btf.type(k - 1)
+        if t.kind in _COPYABLE or (t.kind in _ANON_COPYABLE and not t.name_off):
+            k -= 1
+        else:
+            break
+    changed = True
+    while changed and k < end:
+        changed = False
+        for tid in range(k, end):
+            if any(start <= r < k for r in id_fields(btf.type(tid))):
+                k = tid + 1
+                changed = True
+    return k
+
+
+def first_difference(relocated: Btf, copy_id: int, target_id: int) -> str | None:
+    """The first difference between a copy in ``relocated`` (a split on the target) and target type
+    ``target_id``, as :mod:`oracle.equiv` words it (None when they are equivalent)."""
+    from oracle import equiv
+
+    assert relocated.base is not None
+    a = equiv._Side(relocated, "module")
+    b = equiv._Side(Btf(base=relocated.base), "target")
+    cmp = equiv._Compare(a, b, True)
+    if cmp.equal(copy_id, target_id):
+        return None
+    text, _ = cmp.path_text((copy_id, target_id))
+    return text.replace("(B: base ", "(target ").replace("(B: ", "(target: ")
+
+
+def find_stale(relocated: Btf, first_copy: int, target: Target, source: Btf | None = None,
+               on_source: Btf | None = None) -> list[StaleWarning]:
+    """Copies (ids ``>= first_copy``) of ``relocated`` that the target lacks (see :mod:`oracle.stale`).
+
+    With ``source`` (the base the module was built on) and ``on_source`` (the same split relocated
+    onto it), each is classified ``differs`` (with the first difference) or ``gone``.  ``used_by``
+    names the module's own types that reach the copy: a copy that is the prototype of the module's own
+    function was shared with the kernel type only because both were identical, so it is stale only if
+    the module's function was meant to keep that kernel signature (a callback).
+    """
+    finder = target.finder(source)
+    found = finder.classify(relocated, first_copy, on_source)
+    rev = _reverse_refs(relocated) if found else {}
+    out = []
+    for f in found:
+        diff = None
+        if f.verdict == "differs" and f.target_id is not None:
+            try:
+                diff = first_difference(relocated, f.type_id, f.target_id)
+            except (BtfError, LookupError, RecursionError):
+                diff = None
+        out.append(StaleWarning(f.type_id, f.verdict, f.text, diff, _affected(relocated, f.type_id, rev, first_copy)))
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# .BTF_ids
+# --------------------------------------------------------------------------------------------------
+
+@dataclass
+class IdEntry:
+    """One ``.BTF_ids`` slot: what it names, the id the module carries and the id after loading."""
+
+    symbol: str
+    what: str
+    old: int
+    new: int | None  # None: unresolved (written as 0)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _id_entries(data: bytes, layout: btfids.BtfIdsLayout, fn: Callable[[int], int | None]) -> list[IdEntry]:
+    out = []
+    for slot, old in btfids.read_ids(data, layout):
+        out.append(IdEntry(slot.symbol, slot.what, old, None if old == 0 else fn(old)))
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# the check
+# --------------------------------------------------------------------------------------------------
+
+@dataclass
+class CheckReport:
+    """Everything :func:`check_module` found out (see ``to_dict`` for the JSON form)."""
+
+    module: str
+    target: str
+    impl: str
+    built_against: str | None
+    has_btf_base: bool
+    status: str = OK  # OK, STALE, FAILS
+    stage: str = "relocate"  # where it failed: "distill" or "relocate"
+    errno: int = 0
+    reason: str = ""  # the implementation's own first failure
+    distilled_types: int | None = None
+    own_types: int | None = None
+    copied_types: int | None = None
+    copies_exact: bool = True  # False: copies located with copy_start's heuristic
+    problems: list[MapProblem] = field(default_factory=list)
+    stale: list[StaleWarning] = field(default_factory=list)
+    btf_ids: list[IdEntry] | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.status == OK else 1
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["loads"] = self.status != FAILS
+        d["exit_status"] = self.exit_code
+        d["errno_text"] = errno_text(self.errno) if self.errno else ""
+        return d
+
+
+def _impl(name: str, timeout: float) -> Any:
+    if name not in IMPLS:
+        raise InputError(f"unknown implementation {name!r} (choose from {', '.join(IMPLS)})")
+    if name == "python":
+        return None
+    from oracle.impls import ImplUnavailable, make_impl
+
+    try:
+        return make_impl(name, timeout=timeout)
+    except ImplUnavailable as exc:
+        raise InputError(str(exc)) from None
+
+
+def _run(impl: Any, op: str, *args: bytes) -> Outcome:
+    if impl is None:
+        fn = reference_distill if op == "distill" else reference_relocate
+        return fn(*args).outcome
+    return getattr(impl, op)(*args)
+
+
+def check_module(module: str, target: str = SYSFS_VMLINUX, built_against: str | None = None,
+                 impl: str = "python", *, timeout: float = 10.0,
+                 prepared: Target | None = None) -> CheckReport:
+    """Will ``module`` (``.ko``, compressed or not, or a raw split BTF) load on ``target``?
+
+    ``built_against`` names the vmlinux a classic split (no ``.BTF.base``) was built on; it is then
+    distilled first.  ``prepared`` reuses a :class:`Target` (its ``data`` must be ``target``'s).
+    Raises InputError for unreadable or unusable input.
+    """
+    inp = load_input(module)
+    tdata, tlabel = (prepared.data, target) if prepared is not None else load_vmlinux(target)
+    runner = _impl(impl, timeout)
+    try:
+        tgt = prepared or Target(tdata, tlabel)
+        return _check(inp, tgt, tlabel, built_against, impl, runner)
+    finally:
+        close = getattr(runner, "close", None)
+        if callable(close):
+            close()
+
+
+def _check(inp: BtfInput, tgt: Target, tlabel: str, built_against: str | None, impl: str,
+           runner: Any) -> CheckReport:
+    rep = CheckReport(inp.path, tlabel, impl, built_against, inp.base is not None)
+    source: Btf | None = None
+    src_data: bytes | None = None
+    if built_against is not None:
+        src_data, built_against = load_vmlinux(built_against, "--built-against vmlinux")
+        rep.built_against = built_against
+        source = Btf.from_bytes(src_data)
+    layout = btfids.parse_layout(read_bytes_any(inp.path), inp.path) if inp.is_elf and inp.btf_ids else None
+    maps: list[Callable[[int], int | None]] = []
+    if inp.base is None:
+        if src_data is None:
+            raise InputError(f"{inp.path}: has no .BTF.base (a classic split, built on one exact vmlinux): give "
+                             f"--built-against VMLINUX so it can be distilled first")
+        rep.notes.append("a classic split loads only on the exact vmlinux it was built against"
+                         + (" (the target is that vmlinux)" if src_data == tgt.data else "")
+                         + "; this is the answer for the module a distilled-base build would ship")
+        split, dist, own = _distill(inp, src_data, source, rep, runner, maps)
+        if split is None:
+            return rep
+        first_copy = Btf.from_bytes(dist).type_cnt + own
+    else:
+        split, dist = inp.btf, inp.base
+        try:
+            on_dist = Btf.from_bytes(split, base=Btf.from_bytes(dist))
+        except BtfError as exc:
+            raise BtfError(f"{inp.path}: .BTF does not parse on its .BTF.base: {exc.message}", errno=exc.errno) \
+                from None
+        first_copy = copy_start(on_dist)
+        rep.copies_exact = False
+        rep.distilled_types = on_dist.start_id - 1
+        rep.own_types = first_copy - on_dist.start_id
+        rep.copied_types = on_dist.type_cnt - first_copy
+    rel = _run(runner, "relocate", split, dist, tgt.data)
+    if not rel.ok:
+        _failed(rep, "relocate", rel, failure("relocation", rel, split=split, distilled_base=dist, base=tgt.data))
+        rep.problems = analyse_mapping(split, dist, tgt, first_copy)
+        return rep
+    relocated = Btf.from_bytes(rel.outputs["split"], base=tgt.btf)
+    nr_dist = Btf.from_bytes(dist).type_cnt
+    on_source = None
+    if source is not None and src_data is not None:
+        back = reference_relocate(split, dist, src_data).outcome
+        if back.ok:
+            on_source = Btf.from_bytes(back.outputs["split"], base=source)
+            if not rep.copies_exact:
+                first_copy = _refine_copies(first_copy, nr_dist, on_source, tgt, source)
+                rep.copies_exact = True
+                rep.own_types = first_copy - nr_dist
+                rep.copied_types = on_source.type_cnt - on_source.start_id - rep.own_types
+    shift = relocated.start_id - nr_dist
+    rep.stale = find_stale(relocated, first_copy + shift, tgt, source, on_source)
+    if rep.stale:
+        rep.status = STALE
+    if layout is not None and inp.btf_ids is not None:
+        ref_rel = reference_relocate(split, dist, tgt.data)
+        maps.append(relocate_map(ref_rel.id_map, nr_dist, tgt.btf.type_cnt))
+        rep.btf_ids = _id_entries(inp.btf_ids, layout, _compose(maps))
+    return rep
+
+
+def _refine_copies(first_copy: int, nr_dist: int, on_source: Btf, tgt: Target, source: Btf) -> int:
+    """With the source base known, a copy has a twin there: move the boundary past own types that have none.
+
+    ``first_copy`` and the result are ids on the distilled base; ``on_source`` is the split relocated
+    onto ``source``.
+    """
+    old = tgt.finder(source).old
+    if old is None:
+        return first_copy
+    shift = on_source.start_id - nr_dist
+    memo: dict[tuple[int, int], bool] = {}
+    k = first_copy
+    while k + shift < on_source.type_cnt and old.twin(on_source, k + shift, memo) is None:
+        k += 1
+    return k
+
+
+def _compose(maps: list[Callable[[int], int | None]]) -> Callable[[int], int | None]:
+    def fn(old: int) -> int | None:
+        v: int | None = old
+        for m in maps:
+            if v is None:
+                return None
+            v = m(v)
+        return v
+    return fn
+
+
+def _failed(rep: CheckReport, stage: str, out: Outcome, err: Exception) -> None:
+    rep.status, rep.stage, rep.errno = FAILS, stage, out.errno
+    rep.reason = str(err) or reason_of(out)
+
+
+def _distill(inp: BtfInput, src_data: bytes, source: Btf | None, rep: CheckReport, runner: Any,
+             maps: list[Callable[[int], int | None]]) -> tuple[Any, bytes, int]:
+    """Distill a classic split against its build base; (split, distilled base, own type count)."""
+    try:
+        own = Btf.from_bytes(inp.btf, base=source).nr_types
+    except BtfError as exc:
+        raise InputError(f"{inp.path}: does not parse on --built-against {rep.built_against} (was it built on "
+                         f"another vmlinux?): {exc.message}") from None
+    out = _run(runner, "distill", inp.btf, src_data)
+    if not out.ok:
+        _failed(rep, "distill", out, failure("distill", out))
+        return None, b"", own
+    split, dist = out.outputs["split"], out.outputs["base"]
+    dbtf = Btf.from_bytes(dist)
+    rep.distilled_types = dbtf.nr_types
+    rep.own_types = own
+    rep.copied_types = Btf.from_bytes(split, base=dbtf).nr_types - own
+    if inp.btf_ids is not None:
+        r = reference_distill(inp.btf, src_data)
+        if r.outcome.ok:
+            start = source.type_cnt if source is not None else 1
+            maps.append(distill_map(r.id_map, start, dbtf.type_cnt))
+    return split, dist, own
+
+
+__all__ = ["CheckReport", "IdEntry", "MapProblem", "StaleWarning", "Target", "analyse_mapping", "check_module",
+           "copy_start", "find_stale", "first_difference", "load_vmlinux", "vmlinux_path"]

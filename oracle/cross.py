@@ -1,0 +1,340 @@
+"""Cross-kernel regression: do modules built for an older kernel, distilled and relocated onto a newer
+vmlinux, describe the same types as the newer kernel's own build of those modules?
+
+For every module present in both sets (paired by path below the set's directory, or by name):
+
+1. distill the old build against the old vmlinux (``.BTF.base`` modules are used as they are);
+2. relocate onto the new vmlinux; a failure is explained in user terms by
+   :func:`oracle.check.analyse_mapping` (missing type, embedded struct size changed, ...);
+3. compare the relocated split with the new build (on the new vmlinux) with
+   :func:`oracle.equiv.equivalent`; a difference is attributed to *a stale copy* when every difference
+   sits at or below a copied type the new vmlinux lacks (:func:`oracle.check.find_stale`,
+   :func:`oracle.equiv.only_at`), else to *the module's own types* (its source changed between the
+   builds: new members, new parameters, longer strings in ``.modinfo`` arrays, ...).
+
+:func:`run_cross` spreads the modules over a process pool (each worker parses both vmlinux BTFs
+once); :func:`summarize_cross` counts; :func:`format_cross` words the summary.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from oracle.check import Target, analyse_mapping, find_stale, load_vmlinux
+from oracle.module import failure, reference_relocate, relocated_view
+from oracle.stats import ModuleRef, collect_modules, make_impl
+from spec.errors import BtfError, InputError, errno_text
+from spec.model import Btf
+from spec.sources import load_input
+
+EQUIVALENT, DIFFERENT, FAILED = "equivalent", "different", "failed"
+OWN, STALE_COPY, BOTH = "own types changed", "stale copy", "both"
+MAX_LISTED = 10
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One module in both sets."""
+
+    key: str
+    name: str
+    old: str
+    new: str
+
+
+@dataclass
+class CrossRow:
+    """What happened to one module."""
+
+    name: str
+    old: str
+    new: str
+    status: str = EQUIVALENT  # EQUIVALENT, DIFFERENT, FAILED, "distill-failed", "unreadable"
+    errno: int = 0
+    reason: str = ""  # the implementation's first failure
+    problems: list[str] = field(default_factory=list)  # every failing distilled type, in user terms
+    problem_keys: list[str] = field(default_factory=list)  # "size-changed: STRUCT tc_action"
+    cause: str = ""  # OWN, STALE_COPY or BOTH for DIFFERENT
+    first_difference: str = ""
+    differences: list[str] = field(default_factory=list)
+    stale: list[str] = field(default_factory=list)  # stale copies (oracle.stale words)
+    seconds: float = 0.0
+
+
+def pair_modules(old: str, new: str) -> tuple[list[Pair], list[str], list[str], str | None, str | None]:
+    """(pairs, only-old names, only-new names, implied old base, implied new base) of two module sets."""
+    old_refs, old_base = collect_modules(old)
+    new_refs, new_base = collect_modules(new)
+
+    def keyed(refs: list[ModuleRef], root: str) -> dict[str, ModuleRef]:
+        out: dict[str, ModuleRef] = {}
+        for r in refs:
+            key = os.path.relpath(r.path, root) if Path(root).is_dir() else r.name
+            for suffix in (".zst", ".xz", ".gz"):
+                key = key.removesuffix(suffix)
+            out.setdefault(key, r)
+        return out
+
+    a, b = keyed(old_refs, old), keyed(new_refs, new)
+    pairs = [Pair(k, a[k].name, a[k].path, b[k].path) for k in sorted(a) if k in b]
+    return pairs, sorted(a[k].name for k in a if k not in b), sorted(b[k].name for k in b if k not in a), \
+        old_base, new_base
+
+
+# --------------------------------------------------------------------------------------------------
+# the worker side
+# --------------------------------------------------------------------------------------------------
+
+@dataclass
+class _State:
+    impl: Any
+    old: bytes
+    old_btf: Btf
+    new: Target
+
+
+_STATE: list[_State] = []
+
+
+def _init(base_old: str, base_new: str, impl: str, timeout: float) -> None:
+    old, _ = load_vmlinux(base_old, "old base")
+    new, label = load_vmlinux(base_new, "new base")
+    _STATE[:] = [_State(make_impl(impl, timeout), old, Btf.from_bytes(old), Target(new, label))]
+
+
+def _close() -> None:
+    for st in _STATE:
+        close = getattr(st.impl, "close", None)
+        if callable(close):
+            close()
+    _STATE.clear()
+
+
+def measure(p: Pair) -> CrossRow:
+    """Distill, relocate and compare one module (in a worker set up by :func:`_init`)."""
+    st = _STATE[0]
+    row = CrossRow(p.name, p.old, p.new)
+    started = time.perf_counter()
+    try:
+        _measure(st, p, row)
+    except (InputError, BtfError) as e:
+        row.status, row.reason = "unreadable", str(e)
+    row.seconds = time.perf_counter() - started
+    return row
+
+
+def _measure(st: _State, p: Pair, row: CrossRow) -> None:
+    old = load_input(p.old)
+    new = load_input(p.new)
+    new_split = Btf.from_bytes(relocated_view(new, st.new.data), base=st.new.btf)
+    if old.base is not None:
+        split, dist = old.btf, old.base
+        own = None
+    else:
+        own = Btf.from_bytes(old.btf, base=st.old_btf).nr_types
+        d = st.impl.distill(old.btf, st.old)
+        if not d.ok:
+            row.status, row.errno, row.reason = "distill-failed", d.errno, str(failure("distill", d))
+            return
+        split, dist = d.outputs["split"], d.outputs["base"]
+    nr_dist = Btf.from_bytes(dist).type_cnt
+    first_copy = nr_dist + own if own is not None else None
+    rel = st.impl.relocate(split, dist, st.new.data)
+    if not rel.ok:
+        row.status, row.errno = FAILED, rel.errno
+        row.reason = str(failure("relocation", rel, split=split, distilled_base=dist, base=st.new.data))
+        for prob in analyse_mapping(split, dist, st.new, first_copy):
+            row.problems.append(f"{prob.label}: {prob.text}")
+            row.problem_keys.append(f"{prob.reason}: {prob.kind} {prob.name}".strip())
+        return
+    relocated = Btf.from_bytes(rel.outputs["split"], base=st.new.btf)
+    from oracle.equiv import equivalent
+
+    res = equivalent(relocated, new_split)
+    if res.equal:
+        return
+    row.status = DIFFERENT
+    row.first_difference = _words(res.first_difference or "")
+    row.differences = [_words(d) for d in res.differences]
+    stale_ids: list[int] = []
+    if first_copy is not None:
+        back = reference_relocate(split, dist, st.old).outcome
+        on_source = Btf.from_bytes(back.outputs["split"], base=st.old_btf) if back.ok else None
+        shift = relocated.start_id - nr_dist
+        found = find_stale(relocated, first_copy + shift, st.new, st.old_btf, on_source)
+        stale_ids = [f.type_id for f in found]
+        row.stale = [f"{f.verdict}: {f.text}" for f in found]
+    own, stale = causes(res, stale_ids)
+    row.cause = BOTH if own and stale else STALE_COPY if stale else OWN
+
+
+def _words(text: str) -> str:
+    """oracle.equiv's route text with its sides named: A is the relocated module, B the new build."""
+    return (text.replace("(B: ", "(new build: ")
+            .replace(" of A has no counterpart in B", " of the relocated module has no counterpart in the new build")
+            .replace(" of B has no counterpart in A", " of the new build has no counterpart in the relocated module"))
+
+
+def causes(res: Any, stale_ids: list[int]) -> tuple[bool, bool]:
+    """(the module's own types differ, a stale copy differs) for a non-equivalent :class:`EquivResult`:
+    a local difference reachable from a compared pair whose relocated side is a stale copy is the
+    copy's; any other local difference, or a type without counterpart, is the module's own."""
+    starts = [p for p in res.compared_pairs() if p[0] in stale_ids] if stale_ids else []
+    below = res.below(starts) if starts else set()
+    stale = any(p in below for p in res.local)
+    own = bool(res.unmatched_a or res.unmatched_b) or any(p not in below for p in res.local)
+    return own, stale
+
+
+# --------------------------------------------------------------------------------------------------
+# the driver
+# --------------------------------------------------------------------------------------------------
+
+@dataclass
+class CrossRun:
+    """Everything one :func:`run_cross` call produced."""
+
+    rows: list[CrossRow]
+    base_old: str
+    base_new: str
+    impl: str
+    jobs: int
+    seconds: float
+    only_old: list[str] = field(default_factory=list)
+    only_new: list[str] = field(default_factory=list)
+
+
+def run_cross(pairs: list[Pair], base_old: str, base_new: str, *, impl: str = "libbpf", jobs: int | None = None,
+              timeout: float = 10.0, progress: Callable[[CrossRow], None] | None = None) -> CrossRun:
+    """Measure every pair with ``jobs`` processes (default: all cores; 1 runs here).
+
+    Raises InputError when a base cannot be loaded and ValueError when the implementation is unusable.
+    """
+    jobs = max(1, jobs or os.cpu_count() or 1)
+    started = time.monotonic()
+    args = (base_old, base_new, impl, timeout)
+    rows: dict[int, CrossRow] = {}
+
+    def done(i: int, row: CrossRow) -> None:
+        rows[i] = row
+        if progress:
+            progress(row)
+
+    if jobs == 1 or len(pairs) <= 1:
+        saved = list(_STATE)
+        try:
+            _init(*args)
+            for i, p in enumerate(pairs):
+                done(i, measure(p))
+        finally:
+            _close()
+            _STATE[:] = saved
+    else:
+        load_vmlinux(base_old, "old base")  # fail early and clearly
+        load_vmlinux(base_new, "new base")
+        probe = make_impl(impl, timeout)
+        close = getattr(probe, "close", None)
+        if callable(close):
+            close()
+        with ProcessPoolExecutor(max_workers=min(jobs, len(pairs)), initializer=_init, initargs=args) as pool:
+            futures = {pool.submit(measure, p): (i, p) for i, p in enumerate(pairs)}
+            for fut in as_completed(futures):
+                i, p = futures[fut]
+                try:
+                    done(i, fut.result())
+                except Exception as e:  # a dead worker or a bug: reported per module, never dropped
+                    done(i, CrossRow(p.name, p.old, p.new, status="crash", reason=f"{type(e).__name__}: {e}"))
+    return CrossRun([rows[i] for i in sorted(rows)], base_old, base_new, impl, jobs, time.monotonic() - started)
+
+
+def summarize_cross(run: CrossRun, top: int = MAX_LISTED) -> dict[str, Any]:
+    """Counts: relocated, failed by reason (and by type), equivalent, different by cause."""
+    rows = run.rows
+    failed = [r for r in rows if r.status == FAILED]
+    diff = [r for r in rows if r.status == DIFFERENT]
+    by_cause = Counter(r.cause for r in diff)
+    return {
+        "modules": len(rows),
+        "only_old": run.only_old,
+        "only_new": run.only_new,
+        "base_old": run.base_old,
+        "base_new": run.base_new,
+        "impl": run.impl,
+        "status": dict(Counter(r.status for r in rows)),
+        "relocated": sum(1 for r in rows if r.status in (EQUIVALENT, DIFFERENT, FAILED)),
+        "relocation_ok": sum(1 for r in rows if r.status in (EQUIVALENT, DIFFERENT)),
+        "failed": len(failed),
+        "failed_by_reason": dict(Counter(k.split(":")[0] for r in failed for k in r.problem_keys[:1]).most_common()),
+        "failed_by_type": dict(Counter(k for r in failed for k in r.problem_keys).most_common()),
+        "equivalent": sum(1 for r in rows if r.status == EQUIVALENT),
+        "different": len(diff),
+        "different_by_cause": {OWN: by_cause.get(OWN, 0), STALE_COPY: by_cause.get(STALE_COPY, 0),
+                               BOTH: by_cause.get(BOTH, 0)},
+        "failures": [{"name": r.name, "reason": r.reason, "problems": r.problems} for r in failed],
+        "differences": [{"name": r.name, "cause": r.cause, "first_difference": r.first_difference,
+                         "count": len(r.differences), "differences": r.differences[:top], "stale": r.stale}
+                        for r in diff],
+        "errors": [{"name": r.name, "status": r.status, "reason": r.reason} for r in rows
+                   if r.status not in (EQUIVALENT, DIFFERENT, FAILED)],
+        "timing": {"seconds": round(run.seconds, 2), "jobs": run.jobs,
+                   "seconds_per_module": round(run.seconds / len(rows), 4) if rows else None},
+    }
+
+
+def format_cross(s: dict[str, Any], top: int = MAX_LISTED) -> list[str]:
+    """The summary in words, one line per item."""
+    t = s["timing"]
+    out = [f"cross: {s['modules']} modules in both sets, {s['base_old']} -> {s['base_new']} (impl {s['impl']}, "
+           f"{t['jobs']} jobs, {t['seconds']:.1f} s)"]
+    if s["only_old"] or s["only_new"]:
+        out.append(f"  not paired: {len(s['only_old'])} only in the old set, {len(s['only_new'])} only in the new")
+    out.append(f"  relocated: {s['relocated']} ({s['relocation_ok']} ok, {s['failed']} failed)")
+    for reason, n in s["failed_by_reason"].items():
+        out.append(f"    {n:5}  {reason}")
+    for key, n in list(s["failed_by_type"].items())[:top]:
+        out.append(f"           {n:5}  {key}")
+    out.append(f"  equivalent to the new build: {s['equivalent']}")
+    c = s["different_by_cause"]
+    out.append(f"  different: {s['different']} ({c[OWN]} only the module's own types changed, {c[STALE_COPY]} only "
+               f"a stale copy, {c[BOTH]} both)")
+    for d in s["differences"][:top]:
+        more = f" (+{d['count'] - 1} more)" if d["count"] > 1 else ""
+        out.append(f"    {d['name']} [{d['cause']}]: {d['first_difference']}{more}")
+    for f in s["failures"][:top]:
+        out.append(f"    {f['name']}: {f['problems'][0] if f['problems'] else f['reason']}")
+    for e in s["errors"][:top]:
+        out.append(f"    {e['name']}: {e['status']}: {e['reason']}")
+    return out
+
+
+def cross_report(old: str, new: str, base_old: str | None, base_new: str | None,
+                 on_start: Callable[[int], None] | None = None, **kw: Any) -> tuple[CrossRun, dict[str, Any]]:
+    """Pair, run and summarize (bases default to the sets' implied vmlinux BTFs); ``on_start(n)`` is
+    called with the number of pairs before the run."""
+    pairs, only_old, only_new, implied_old, implied_new = pair_modules(old, new)
+    base_old, base_new = base_old or implied_old, base_new or implied_new
+    if base_old is None or base_new is None:
+        raise InputError("--cross needs --base-old and --base-new (no vmlinux.btf beside the modules)")
+    if not pairs:
+        raise InputError(f"{old} and {new} have no module in common")
+    if on_start:
+        on_start(len(pairs))
+    run = run_cross(pairs, base_old, base_new, **kw)
+    run.only_old, run.only_new = only_old, only_new
+    return run, summarize_cross(run)
+
+
+def rows_as_dicts(run: CrossRun) -> list[dict[str, Any]]:
+    """Per-module rows for ``--json``."""
+    return [asdict(r) for r in run.rows]
+
+
+__all__ = ["CrossRow", "CrossRun", "Pair", "cross_report", "errno_text", "format_cross", "measure", "pair_modules",
+           "rows_as_dicts", "run_cross", "summarize_cross"]

@@ -1,0 +1,891 @@
+"""Semantic equivalence of two split BTFs, each on its own base: do they describe the same types?
+
+Two splits are *equivalent* when their types form the same graph -- kinds, names, sizes, encodings,
+members (name, type, bit offset, bitfield size), enumerators, array shapes, prototypes (parameter
+names and types, variadic), linkage, tags (kflag attr included) -- whatever their type ids, order,
+string offsets and *placement*.  (Vocabulary: *identity* is byte-identical; *equivalence* is this,
+isomorphic up to id renumbering, string layout and placement; *compatibility* is relocation-compatible,
+whether relocation may map one onto the other.)
+
+The record comparison and the name families are :mod:`btfgen.matching`'s (``BtfView.shape``:
+a record with ids and string offsets blanked plus the strings it names; ``NAME_FAMILY``), and so
+is the rule for named types, applied by placement:
+
+* a named STRUCT/UNION/ENUM/ENUM64 that lives **in the base on both sides** is "the kernel's type":
+  it is compared by identity -- name family, name and size -- not by its members;
+* everything else is compared **structurally**: the record (kind, flags, sizes, encodings, counts,
+  offsets, the names of the type and of its members/enumerators/parameters) and every reference in
+  turn.  A type in the split on one side and in the base on the other (distillation moves anonymous
+  and reference types from the base into the split) is compared fully, so it is the same type exactly
+  when both resolve to the same graph.  A named typedef in the base is compared by name and target.
+
+How it works:
+
+1. **Bucketing.**  Every type reachable from either split gets a canonical hash computed bottom-up over
+   strongly connected components (iterative Tarjan): named composites/enums hash by family, name and
+   size; other types by their record and their references' hashes; a type on a reference cycle that
+   avoids named composites hashes by its record only.  Equivalent types always hash alike.
+2. **Pairs.**  ``(a, b)`` is compared by exploring the product graph from it (a worklist with a visited
+   set, so cycles such as ``list_head`` terminate): a pair whose own records differ is a *local
+   difference*; a pair is equal exactly when no local difference is reachable from it (the greatest
+   bisimulation).  Results are memoised across pairs.
+3. **Split types.**  Split types of A and B are paired within a bucket.  A split type left over is
+   *covered* when a committed pair's exploration already paired it (a copy in one split, its original
+   in the other side's base), or *placed* when an equivalent type in the other side's base exists.
+   Whatever is still left is explained against a counterpart of the same kind and name (or the most
+   alike record), or reported as having none.
+4. **Routes.**  Each local difference the verdict rests on is reported once, as a route from the nearest
+   named split type above it: ``split type [14] STRUCT 'foo' member 'bar' -> PTR -> base [2301] STRUCT
+   'baz' size 24 vs 16``.
+
+:func:`equivalent` is the entry point; :func:`only_at` checks that every difference is at or below
+given types (the stale copies of a perturbation).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from collections.abc import Callable, Collection, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from btfgen.matching import NAME_FAMILY, BtfView
+from spec.kinds import INT_BOOL, INT_CHAR, INT_SIGNED, LINKAGE_NAMES, Kind
+from spec.model import Btf, BtfType, id_fields, s32
+
+IDENTITY_KINDS = frozenset({Kind.STRUCT, Kind.UNION, Kind.ENUM, Kind.ENUM64})
+MAX_DIFFERENCES = 20
+
+Pair = tuple[int, int]
+
+
+# --------------------------------------------------------------------------------------------------
+# one side
+# --------------------------------------------------------------------------------------------------
+
+class _Side:
+    """One split (with its base): typed access, the matching view, hashes of the reachable types."""
+
+    def __init__(self, btf: Btf, label: str) -> None:
+        self.btf = btf
+        self.label = label
+        self.view = BtfView(btf)
+        self.start = btf.start_id
+        self.cnt = btf.type_cnt
+        self.hash: dict[int, int] = {}
+        self.reached: set[int] = set()
+        self.referenced: set[int] = set()  # split ids referenced by another split type
+        self.bounded: dict[tuple[int, int], int] = {}  # memo of _bounded_hash
+
+    def valid(self, x: int) -> bool:
+        return 0 < x < self.cnt
+
+    def in_base(self, x: int) -> bool:
+        return 0 < x < self.start
+
+    def split_ids(self) -> range:
+        return range(self.start, self.cnt)
+
+    def t(self, x: int) -> BtfType:
+        return self.btf.type(x)
+
+    def name(self, x: int) -> str:
+        t = self.t(x)
+        return self.btf.name(t) if t.name_off else ""
+
+    def ident_key(self, x: int) -> tuple[int, bytes, int] | None:
+        """Family, name and size of a named STRUCT/UNION/ENUM/ENUM64 (anywhere), else None."""
+        t = self.t(x)
+        if t.kind not in IDENTITY_KINDS:
+            return None
+        nk = self.view.name_key(x)
+        return None if nk is None else (nk[0], nk[1], t.size)
+
+    def is_ident(self, x: int) -> bool:
+        """A named composite/enum in the base: compared by identity against another base one."""
+        return self.in_base(x) and self.ident_key(x) is not None
+
+    def children(self, x: int) -> list[int]:
+        """Referenced ids in field-iterator order (the shape's references, without building the shape)."""
+        return id_fields(self.t(x))
+
+    def where(self, x: int) -> str:
+        if x == 0:
+            return "void"
+        if not self.valid(x):
+            return f"invalid id [{x}]"
+        return f"{'base' if self.in_base(x) else 'split'} [{x}]"
+
+    def describe(self, x: int) -> str:
+        """``split [14] STRUCT 'foo'``."""
+        if x == 0 or not self.valid(x):
+            return self.where(x)
+        return f"{self.where(x)} {self.short(x)}"
+
+    def short(self, x: int) -> str:
+        """``STRUCT 'foo'``, ``PTR``, ``STRUCT (anon)``."""
+        if x == 0 or not self.valid(x):
+            return self.where(x)
+        t = self.t(x)
+        n = self.name(x)
+        if n:
+            return f"{t.kind_name} '{n}'"
+        return f"{t.kind_name} (anon)" if t.kind in IDENTITY_KINDS else t.kind_name
+
+
+def _same_base(a: Btf, b: Btf) -> bool:
+    """Do both splits sit on the same base (the same object or identical bytes)?"""
+    if a.base is None or b.base is None:
+        return False
+    if a.base is b.base:
+        return True
+    return a.base.raw is not None and a.base.raw == b.base.raw and a.base.start_id == b.base.start_id
+
+
+# --------------------------------------------------------------------------------------------------
+# canonical hashes (bucketing only: equivalent types hash alike)
+# --------------------------------------------------------------------------------------------------
+
+def _reach(side: _Side) -> None:
+    """Every type reachable from the split (base named composites/enums are not descended)."""
+    seen: set[int] = set(side.split_ids())
+    work = list(side.split_ids())
+    while work:
+        x = work.pop()
+        if not side.valid(x) or side.is_ident(x):
+            continue
+        split = x >= side.start
+        for c in side.children(x):
+            if c == 0:
+                continue
+            if split and c >= side.start:
+                side.referenced.add(c)
+            if c not in seen:
+                seen.add(c)
+                work.append(c)
+    side.reached = seen
+
+
+def _hash_leaf(side: _Side, x: int) -> int | None:
+    if not side.valid(x):
+        return hash(("invalid", x))
+    key = side.ident_key(x)
+    return hash(("named", key)) if key is not None else None
+
+
+def _hash_all(side: _Side) -> None:
+    """Hashes of every reached type, bottom-up over strongly connected components (iterative Tarjan)."""
+    h = side.hash
+
+    def kids(x: int) -> tuple[int, ...]:
+        if not side.valid(x) or side.ident_key(x) is not None:
+            return ()
+        return tuple(c for c in side.children(x) if c != 0)
+
+    index: dict[int, int] = {}
+    low: dict[int, int] = {}
+    on: set[int] = set()
+    stack: list[int] = []
+    counter = 0
+    for root in sorted(side.reached):
+        if root in index:
+            continue
+        index[root] = low[root] = counter
+        counter += 1
+        stack.append(root)
+        on.add(root)
+        calls: list[tuple[int, Iterator[int]]] = [(root, iter(kids(root)))]
+        while calls:
+            v, it = calls[-1]
+            pushed = False
+            for w in it:
+                if w not in index:
+                    index[w] = low[w] = counter
+                    counter += 1
+                    stack.append(w)
+                    on.add(w)
+                    calls.append((w, iter(kids(w))))
+                    pushed = True
+                    break
+                if w in on:
+                    low[v] = min(low[v], index[w])
+            if pushed:
+                continue
+            calls.pop()
+            if calls:
+                u = calls[-1][0]
+                low[u] = min(low[u], low[v])
+            if low[v] != index[v]:
+                continue
+            comp: list[int] = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            cyclic = len(comp) > 1 or v in kids(v)
+            for w in comp:
+                leaf = _hash_leaf(side, w)
+                if leaf is not None:
+                    h[w] = leaf
+                elif cyclic:
+                    h[w] = hash(("cycle", side.view.shape(w)[0]))
+                else:
+                    h[w] = hash((side.view.shape(w)[0], tuple(h[c] if c else 0 for c in side.children(w))))
+
+
+# --------------------------------------------------------------------------------------------------
+# local differences, in words
+# --------------------------------------------------------------------------------------------------
+
+def _enc(e: int) -> str:
+    parts = [n for bit, n in ((INT_SIGNED, "SIGNED"), (INT_CHAR, "CHAR"), (INT_BOOL, "BOOL")) if e & bit]
+    return "|".join(parts) or "(none)"
+
+
+def _vs(what: str, x: Any, y: Any) -> str:
+    return f"{what} {x} vs {y}"
+
+
+def _elem_name(side: _Side, off: int) -> str:
+    s = side.btf.str_at(off) if off else b""
+    return (s or b"").decode("latin-1")
+
+
+def _member_text(side: _Side, t: BtfType, i: int) -> str:
+    n = _elem_name(side, t.elems[i][0])
+    return f"'{n}'" if n else f"#{i}"
+
+
+def explain_local(A: _Side, a: int, B: _Side, b: int) -> str:
+    """Why the records of ``a`` (in A) and ``b`` (in B) differ, in words."""
+    if a == 0 or b == 0 or not A.valid(a) or not B.valid(b):
+        return f"{A.describe(a)} vs {B.describe(b)}"
+    ta, tb = A.t(a), B.t(b)
+    if ta.kind != tb.kind:
+        if A.ident_key(a) and B.ident_key(b) and NAME_FAMILY.get(ta.kind) == NAME_FAMILY.get(tb.kind):  # type: ignore[call-overload]
+            pass  # ENUM vs ENUM64 of one family: the size or name below says more, else the kind
+        else:
+            return _vs("kind", ta.kind_name, tb.kind_name)
+    na, nb = A.name(a), B.name(b)
+    if na != nb:
+        return f"name '{na}' vs '{nb}'"
+    k = ta.kind
+    sized = k in (Kind.INT, Kind.STRUCT, Kind.UNION, Kind.ENUM, Kind.ENUM64, Kind.DATASEC, Kind.FLOAT)
+    if sized and ta.size != tb.size:
+        return _vs("size", ta.size, tb.size)
+    if ta.kind != tb.kind:
+        return _vs("kind", ta.kind_name, tb.kind_name)
+    if k == Kind.INT:
+        for what, fa, fb in (("encoding", _enc(ta.int_encoding), _enc(tb.int_encoding)),
+                             ("bits", ta.int_bits, tb.int_bits), ("bit offset", ta.int_offset, tb.int_offset)):
+            if fa != fb:
+                return _vs(what, fa, fb)
+    if k in (Kind.STRUCT, Kind.UNION):
+        return _explain_members(A, ta, B, tb)
+    if k in (Kind.ENUM, Kind.ENUM64):
+        return _explain_enum(A, ta, B, tb)
+    if k == Kind.ARRAY and ta.fixed[2] != tb.fixed[2]:
+        return _vs("nr_elems", ta.fixed[2], tb.fixed[2])
+    if k == Kind.FUNC and ta.vlen != tb.vlen:
+        return _vs("linkage", LINKAGE_NAMES.get(ta.vlen, ta.vlen), LINKAGE_NAMES.get(tb.vlen, tb.vlen))
+    if k == Kind.VAR and ta.fixed != tb.fixed:
+        return _vs("linkage", LINKAGE_NAMES.get(ta.fixed[0], ta.fixed[0]), LINKAGE_NAMES.get(tb.fixed[0], tb.fixed[0]))
+    if k == Kind.FUNC_PROTO:
+        return _explain_proto(A, ta, B, tb)
+    if k == Kind.DATASEC:
+        if ta.vlen != tb.vlen:
+            return _vs("entries", ta.vlen, tb.vlen)
+        for i, (ea, eb) in enumerate(zip(ta.elems, tb.elems, strict=True)):
+            if ea[1:] != eb[1:]:
+                return f"entry #{i} offset/size {ea[1]}/{ea[2]} vs {eb[1]}/{eb[2]}"
+    if k == Kind.FWD and ta.kflag != tb.kflag:
+        return _vs("fwd", "union" if ta.kflag else "struct", "union" if tb.kflag else "struct")
+    if k == Kind.DECL_TAG and ta.fixed != tb.fixed:
+        return _vs("component_idx", s32(ta.fixed[0]), s32(tb.fixed[0]))
+    if ta.kflag != tb.kflag:
+        return _vs("kflag (attr)" if k in (Kind.DECL_TAG, Kind.TYPE_TAG) else "kflag", ta.kflag, tb.kflag)
+    if ta.vlen != tb.vlen:
+        return _vs("vlen", ta.vlen, tb.vlen)
+    if ta.info != tb.info:
+        return _vs("info", hex(ta.info), hex(tb.info))
+    return "record differs"
+
+
+def _explain_members(A: _Side, ta: BtfType, B: _Side, tb: BtfType) -> str:
+    if ta.vlen != tb.vlen:
+        return f"{ta.vlen} members vs {tb.vlen}"
+    for i, (ea, eb) in enumerate(zip(ta.elems, tb.elems, strict=True)):
+        ma, mb = _member_text(A, ta, i), _member_text(B, tb, i)
+        if ma != mb:
+            return f"member #{i} name {ma} vs {mb}"
+        oa = (ea[2] & 0xFFFFFF, ea[2] >> 24) if ta.kflag else (ea[2], 0)
+        ob = (eb[2] & 0xFFFFFF, eb[2] >> 24) if tb.kflag else (eb[2], 0)
+        if oa[0] != ob[0]:
+            return f"member {ma} bit offset {oa[0]} vs {ob[0]}"
+        if oa[1] != ob[1]:
+            return f"member {ma} bitfield size {oa[1]} vs {ob[1]}"
+    if ta.kflag != tb.kflag:
+        return _vs("kflag (bitfield encoding)", ta.kflag, tb.kflag)
+    return "record differs"
+
+
+def _explain_enum(A: _Side, ta: BtfType, B: _Side, tb: BtfType) -> str:
+    if ta.kflag != tb.kflag:
+        return _vs("signedness", "signed" if ta.kflag else "unsigned", "signed" if tb.kflag else "unsigned")
+    if ta.vlen != tb.vlen:
+        return f"{ta.vlen} values vs {tb.vlen}"
+    for i, (ea, eb) in enumerate(zip(ta.elems, tb.elems, strict=True)):
+        ma, mb = _member_text(A, ta, i), _member_text(B, tb, i)
+        if ma != mb:
+            return f"value #{i} name {ma} vs {mb}"
+        if ea[1:] != eb[1:]:
+            va = ea[1] | (ea[2] << 32) if len(ea) > 2 else ea[1]
+            vb = eb[1] | (eb[2] << 32) if len(eb) > 2 else eb[1]
+            return f"value {ma} {va} vs {vb}"
+    return "record differs"
+
+
+def _variadic(t: BtfType) -> bool:
+    return bool(t.elems) and t.elems[-1] == (0, 0)
+
+
+def _explain_proto(A: _Side, ta: BtfType, B: _Side, tb: BtfType) -> str:
+    if _variadic(ta) != _variadic(tb):
+        return _vs("variadic", _variadic(ta), _variadic(tb))
+    if ta.vlen != tb.vlen:
+        return f"{ta.vlen} params vs {tb.vlen}"
+    for i in range(ta.vlen):
+        pa, pb = _member_text(A, ta, i), _member_text(B, tb, i)
+        if pa != pb:
+            return f"param #{i} name {pa} vs {pb}"
+    return "record differs"
+
+
+def child_label(side: _Side, x: int, i: int) -> str:
+    """The role of ``x``'s ``i``-th reference (``member 'bar'``, ``param 'len'``, ``return``, ...)."""
+    t = side.t(x)
+    k = t.kind
+    if k in (Kind.STRUCT, Kind.UNION):
+        return f"member {_member_text(side, t, i)}" if i < len(t.elems) else f"#{i}"
+    if k == Kind.FUNC_PROTO:
+        if i == 0:
+            return "return"
+        return "..." if t.elems[i - 1] == (0, 0) else f"param {_member_text(side, t, i - 1)}"
+    if k == Kind.ARRAY:
+        return "element" if i == 0 else "index"
+    if k == Kind.DATASEC:
+        return f"entry #{i}"
+    return ""
+
+
+# --------------------------------------------------------------------------------------------------
+# the product graph
+# --------------------------------------------------------------------------------------------------
+
+class _Compare:
+    """Pairs of A and B types, explored and decided (memoised across calls)."""
+
+    def __init__(self, A: _Side, B: _Side, same_base: bool) -> None:
+        self.A, self.B = A, B
+        self.same_base = same_base
+        self.status: dict[Pair, bool] = {}
+        self.edges: dict[Pair, tuple[Pair, ...]] = {}
+        self.local: dict[Pair, str] = {}
+        self._hops: dict[Pair, tuple[int, Pair]] | None = None
+
+    def _local(self, p: Pair) -> tuple[bool, tuple[Pair, ...]]:
+        """(records differ, child pairs) of one pair."""
+        A, B = self.A, self.B
+        a, b = p
+        if a == 0 or b == 0:
+            return a != b, ()
+        if not A.valid(a) or not B.valid(b):
+            return not (a == b and not A.valid(a) and not B.valid(b)), ()
+        if self.same_base and a == b and A.in_base(a):
+            return False, ()
+        if A.is_ident(a) and B.is_ident(b):
+            return A.ident_key(a) != B.ident_key(b), ()
+        (sa, ra), (sb, rb) = A.view.shape(a), B.view.shape(b)
+        if sa != sb or len(ra) != len(rb):
+            return True, ()
+        return False, tuple(zip(ra, rb, strict=True))
+
+    def equal(self, a: int, b: int) -> bool:
+        """Are ``a`` (in A) and ``b`` (in B) equivalent?  Explores what is not yet decided."""
+        top = (a, b)
+        got = self.status.get(top)
+        if got is not None:
+            return got
+        self._hops = None
+        new: list[Pair] = []
+        seen = {top}
+        work = [top]
+        while work:
+            p = work.pop()
+            new.append(p)
+            differs, kids = self._local(p)
+            if differs:
+                self.local[p] = ""  # explained lazily
+                continue
+            self.edges[p] = kids
+            for q in kids:
+                if q not in seen and q not in self.status:
+                    seen.add(q)
+                    work.append(q)
+        bad = {p for p in new if p in self.local}
+        rev: dict[Pair, list[Pair]] = {}
+        for p in new:
+            for q in self.edges.get(p, ()):
+                if self.status.get(q) is False:
+                    bad.add(p)
+                else:
+                    rev.setdefault(q, []).append(p)
+        work = list(bad)
+        while work:
+            for p in rev.get(work.pop(), ()):
+                if p not in bad:
+                    bad.add(p)
+                    work.append(p)
+        for p in new:
+            self.status[p] = p not in bad
+        return top not in bad
+
+    def reason(self, p: Pair) -> str:
+        if not self.local.get(p):
+            self.local[p] = explain_local(self.A, p[0], self.B, p[1])
+        return self.local[p]
+
+    def below(self, starts: Iterable[Pair]) -> set[Pair]:
+        """Every explored pair reachable from ``starts`` (themselves included)."""
+        seen = set(starts)
+        work = list(seen)
+        while work:
+            for q in self.edges.get(work.pop(), ()):
+                if q not in seen:
+                    seen.add(q)
+                    work.append(q)
+        return seen
+
+    def _next_hops(self) -> dict[Pair, tuple[int, Pair]]:
+        """For every pair that reaches a local difference: (child index, child) one step nearer to the
+        nearest one (a breadth-first search backwards from all local differences at once)."""
+        if self._hops is None:
+            rev: dict[Pair, list[tuple[Pair, int]]] = {}
+            for p, kids in self.edges.items():
+                if self.status.get(p) is False:
+                    for i, q in enumerate(kids):
+                        rev.setdefault(q, []).append((p, i))
+            hops: dict[Pair, tuple[int, Pair]] = {}
+            seen = set(self.local)
+            queue = deque(self.local)
+            while queue:
+                q = queue.popleft()
+                for p, i in rev.get(q, ()):
+                    if p not in seen:
+                        seen.add(p)
+                        hops[p] = (i, q)
+                        queue.append(p)
+            self._hops = hops
+        return self._hops
+
+    def path(self, top: Pair) -> tuple[list[tuple[Pair, int]], Pair] | None:
+        """A shortest route from ``top`` to a local difference: ``([(pair, child index), ...], end)``."""
+        hops = self._next_hops()
+        steps: list[tuple[Pair, int]] = []
+        cur = top
+        while cur not in self.local:
+            hop = hops.get(cur)
+            if hop is None:
+                return None
+            steps.append((cur, hop[0]))
+            cur = hop[1]
+        return steps, cur
+
+    def path_text(self, top: Pair) -> tuple[str, Pair | None]:
+        """A route a person can follow, ending in the local difference, and that difference's pair."""
+        A, B = self.A, self.B
+        a, b = top
+        if A.valid(a):
+            text = f"{'base' if A.in_base(a) else 'split'} type [{a}] {A.short(a)}"
+        else:
+            text = A.describe(a)
+        if A.where(a) != B.where(b):
+            text += f" (B: {B.where(b)})"
+        found = self.path(top)
+        if found is None:
+            return f"{text}: differs", None
+        steps, end = found
+        nodes = [p for p, _ in steps[1:]] + [end] if steps else []
+        for (p, i), nxt in zip(steps, nodes, strict=True):
+            label = child_label(A, p[0], i)
+            text += f" {label} ->" if label else " ->"
+            if nxt != end:
+                text += f" {A.short(nxt[0])}"
+        ea, eb = end
+        if not (A.valid(ea) and B.valid(eb)):
+            return f"{text} {A.describe(ea)} vs {B.describe(eb)}", end
+        if steps:
+            text += f" {A.describe(end[0])}"
+            if A.short(end[0]) != B.short(end[1]):
+                text += f" (B: {B.describe(end[1])})"
+            elif A.where(end[0]) != B.where(end[1]):
+                text += f" (B: {B.where(end[1])})"
+        return f"{text} {self.reason(end)}", end
+
+
+# --------------------------------------------------------------------------------------------------
+# the result and the entry point
+# --------------------------------------------------------------------------------------------------
+
+@dataclass
+class EquivResult:
+    """The verdict of :func:`equivalent`.
+
+    ``differences`` (at most ``MAX_DIFFERENCES``) are routes from a split type to a local difference,
+    or ``... has no counterpart`` lines; ``count`` is how many there are in all.  ``mapping`` maps
+    every A split type with an equivalent counterpart to it (a B split or base id).  ``local`` holds
+    every explored pair whose own records differ (with the reason); ``unmatched_a``/``unmatched_b``
+    the split types with no counterpart at all.
+    """
+
+    equal: bool
+    first_difference: str | None
+    differences: list[str]
+    mapping: dict[int, int]
+    local: dict[Pair, str] = field(default_factory=dict)
+    unmatched_a: list[int] = field(default_factory=list)
+    unmatched_b: list[int] = field(default_factory=list)
+    count: int = 0
+    first_pair: Pair | None = None  # the local difference the first route ends in
+    _cmp: _Compare | None = field(default=None, repr=False, compare=False)
+    _tops: list[Pair] = field(default_factory=list, repr=False, compare=False)
+
+    @property
+    def differing_pairs(self) -> set[Pair]:
+        """Pairs (A id, B id) whose own records differ, within what the verdict rests on."""
+        return set(self.local)
+
+    def below(self, pairs: Iterable[Pair]) -> set[Pair]:
+        """Every compared pair reachable from ``pairs`` (themselves included)."""
+        return self._cmp.below(pairs) if self._cmp is not None else set(pairs)
+
+    def compared_pairs(self) -> set[Pair]:
+        """Every pair the verdict rests on."""
+        return self.below(self._tops)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form (``mapping`` keys as strings)."""
+        return {"equal": self.equal, "first_difference": self.first_difference, "differences": self.differences,
+                "count": self.count, "unmatched_a": self.unmatched_a, "unmatched_b": self.unmatched_b,
+                "mapping": {str(a): b for a, b in sorted(self.mapping.items())}}
+
+
+class _Lazy:
+    """A value computed on first use."""
+
+    def __init__(self, fn: Callable[[], Any]) -> None:
+        self.fn: Callable[[], Any] | None = fn
+        self.value: Any = None
+
+    def get(self) -> Any:
+        if self.fn is not None:
+            self.value, self.fn = self.fn(), None
+        return self.value
+
+
+class _Pairing:
+    """Step 3 of the module docstring: split types paired, covered, placed, explained."""
+
+    def __init__(self, A: _Side, B: _Side, cmp: _Compare) -> None:
+        self.A, self.B, self.cmp = A, B, cmp
+        self.tops: list[Pair] = []
+        self.done: set[Pair] = set()  # pairs reachable from committed tops
+        self.cov_a: set[int] = set()
+        self.cov_b: set[int] = set()
+
+    def commit(self, a: int, b: int) -> None:
+        self.cmp.equal(a, b)
+        self.tops.append((a, b))
+        work = [(a, b)] if (a, b) not in self.done else []
+        self.done.update(work)
+        while work:
+            p = work.pop()
+            self.cov_a.add(p[0])
+            self.cov_b.add(p[1])
+            for q in self.cmp.edges.get(p, ()):
+                if q not in self.done:
+                    self.done.add(q)
+                    work.append(q)
+
+    def by_hash(self, side: _Side, ids: Iterable[int]) -> dict[int, list[int]]:
+        out: dict[int, list[int]] = {}
+        for x in ids:
+            out.setdefault(side.hash.get(x, 0), []).append(x)
+        return out
+
+    def pair_buckets(self) -> None:
+        """Split types of A and B equal within a hash bucket."""
+        A, B = self.A, self.B
+        free = self.by_hash(B, B.split_ids())
+        for a in A.split_ids():
+            cands = free.get(A.hash.get(a, 0))
+            if not cands:
+                continue
+            for i, b in enumerate(cands):
+                if self.cmp.equal(a, b):
+                    del cands[i]
+                    self.commit(a, b)
+                    break
+
+    def place(self) -> None:
+        """Uncovered split types equal to a type in the other side's base (same bucket)."""
+        A, B = self.A, self.B
+        b_base = self.by_hash(B, (x for x in B.reached if B.in_base(x)))
+        for a in A.split_ids():
+            if a not in self.cov_a:
+                for b in b_base.get(A.hash.get(a, 0), ()):
+                    if self.cmp.equal(a, b):
+                        self.commit(a, b)
+                        break
+        a_base = self.by_hash(A, (x for x in A.reached if A.in_base(x)))
+        for b in B.split_ids():
+            if b not in self.cov_b:
+                for a in a_base.get(B.hash.get(b, 0), ()):
+                    if self.cmp.equal(a, b):
+                        self.commit(a, b)
+                        break
+
+    def explain(self) -> None:
+        """Commit a best-effort counterpart for what is left (roots first, named first): same kind and
+        name, else the same record."""
+        A, B = self.A, self.B
+        names_b, names_a = self._names(B, self.cov_b), self._names(A, self.cov_a)
+        shapes_b, shapes_a = _Lazy(lambda: self._shapes(B, self.cov_b)), _Lazy(lambda: self._shapes(A, self.cov_a))
+        for roots, named in ((True, True), (True, False), (False, True), (False, False)):
+            for a in self._order(A, self.cov_a, named, roots):
+                if a in self.cov_a:
+                    continue
+                b = self._counterpart(A, a, B, names_b if named else shapes_b.get(), self.cov_b, named)
+                if b is not None:
+                    self.commit(a, b)
+            for b in self._order(B, self.cov_b, named, roots):
+                if b in self.cov_b:
+                    continue
+                a = self._counterpart(B, b, A, names_a if named else shapes_a.get(), self.cov_a, named)
+                if a is not None:
+                    self.commit(b=b, a=a)
+
+    @staticmethod
+    def _names(side: _Side, covered: set[int]) -> dict[tuple[int, str], list[int]]:
+        out: dict[tuple[int, str], list[int]] = {}
+        ids = [x for x in side.split_ids() if x not in covered]
+        ids += [x for x in side.split_ids() if x in covered]
+        ids += sorted(x for x in side.reached if side.in_base(x))
+        for x in ids:
+            if side.valid(x) and side.name(x):
+                out.setdefault((side.t(x).kind, side.name(x)), []).append(x)
+        return out
+
+    @staticmethod
+    def _shapes(side: _Side, covered: set[int]) -> list[dict[int, list[int]]]:
+        """Uncovered split types by their graph unrolled 0 .. AGREEMENT_DEPTH references deep (the
+        candidates for an anonymous type)."""
+        out: list[dict[int, list[int]]] = [{} for _ in range(AGREEMENT_DEPTH + 1)]
+        for x in side.split_ids():
+            if x not in covered and side.valid(x):
+                for k in range(AGREEMENT_DEPTH + 1):
+                    out[k].setdefault(_bounded_hash(side, x, k, side.bounded), []).append(x)
+        return out
+
+    @staticmethod
+    def _order(side: _Side, covered: set[int], named: bool, roots: bool) -> list[int]:
+        """Uncovered split types, named or not, roots (referenced by no split type) or not: the
+        explanation of a root usually covers what lies below it."""
+        return [x for x in side.split_ids() if x not in covered and bool(side.name(x)) == named
+                and (x not in side.referenced) == roots]
+
+    @staticmethod
+    def _counterpart(src: _Side, x: int, dst: _Side, index: Any, covered: set[int], named: bool) -> int | None:
+        """The counterpart to explain ``x`` against.  Named: of the same kind and name, the one whose graph
+        agrees the deepest, then uncovered, then of the same root-ness.  Anonymous: among uncovered split
+        types whose graph agrees the deepest (at least the record), the one of the same root-ness."""
+        root = x not in src.referenced
+        if not named:
+            for k in range(AGREEMENT_DEPTH, -1, -1):
+                cands = [y for y in index[k].get(_bounded_hash(src, x, k, src.bounded), ()) if y not in covered]
+                if cands:
+                    return next((y for y in cands if (y not in dst.referenced) == root), cands[0])
+            return None
+        best, best_key = None, (-2, False, False)
+        for y in index.get((src.t(x).kind, src.name(x)), ()):
+            score = (_agreement(src, x, dst, y), y not in covered, (y not in dst.referenced) == root)
+            if score > best_key:
+                best, best_key = y, score
+        return best
+
+
+def _bounded_hash(side: _Side, x: int, depth: int, memo: dict[tuple[int, int], int]) -> int:
+    """A hash of ``x``'s graph unrolled ``depth`` references deep (named composites/enums by identity)."""
+    key = (x, depth)
+    got = memo.get(key)
+    if got is None:
+        leaf = hash(0) if x == 0 else _hash_leaf(side, x)
+        if leaf is not None:
+            got = leaf
+        else:
+            shape, refs = side.view.shape(x)
+            got = hash((shape, tuple(_bounded_hash(side, r, depth - 1, memo) for r in refs) if depth else ()))
+        memo[key] = got
+    return got
+
+
+AGREEMENT_DEPTH = 4
+
+
+def _agreement(A: _Side, a: int, B: _Side, b: int) -> int:
+    """How many reference levels deep ``a`` and ``b`` look alike (-1: not even their records)."""
+    depth = -1
+    for k in range(AGREEMENT_DEPTH + 1):
+        if _bounded_hash(A, a, k, A.bounded) != _bounded_hash(B, b, k, B.bounded):
+            break
+        depth = k
+    return depth
+
+
+def equivalent(split_a: Btf, split_b: Btf, *, limit: int = MAX_DIFFERENCES) -> EquivResult:
+    """Do ``split_a`` and ``split_b`` (each on its own ``.base``) describe the same types?
+
+    See the module docstring for the rule; a standalone BTF (no base) is compared as a split whose
+    types are all its own.  Never decodes more of a base than the splits reach.
+    """
+    A, B = _Side(split_a, "A"), _Side(split_b, "B")
+    for side in (A, B):
+        _reach(side)
+        _hash_all(side)
+    cmp = _Compare(A, B, _same_base(split_a, split_b))
+    pairing = _Pairing(A, B, cmp)
+    pairing.pair_buckets()
+    pairing.place()
+    pairing.explain()
+    failing = [p for p in pairing.tops if not cmp.status[p]]
+    routes = _routes(cmp, pairing.done, failing)
+    texts = [cmp.path_text(start)[0] for start, _ in routes[:limit]]
+    count = len(routes)
+    un_a = [a for a in A.split_ids() if a not in pairing.cov_a]
+    un_b = [b for b in B.split_ids() if b not in pairing.cov_b]
+    for side, other, ids in ((A, B, un_a), (B, A, un_b)):
+        count += len(ids)
+        texts += [f"split type {side.describe(x)[len('split '):]} of {side.label} has no counterpart in {other.label}"
+                  for x in ids[:max(0, limit - len(texts))]]
+    done = pairing.done
+    local = {p: cmp.reason(p) for p in cmp.local if p in done}
+    mapping: dict[int, int] = {}
+    for a, b in pairing.tops:
+        if cmp.status[(a, b)] and a >= A.start:
+            mapping.setdefault(a, b)
+    for a, b in sorted(done):
+        if a >= A.start and a not in mapping and cmp.status.get((a, b)):
+            mapping[a] = b
+    equal = not failing and not un_a and not un_b
+    return EquivResult(equal, texts[0] if texts else None, texts, mapping, local, un_a, un_b, count,
+                       routes[0][1] if routes else None, cmp, list(pairing.tops))
+
+
+def _routes(cmp: _Compare, done: set[Pair], tops: list[Pair]) -> list[tuple[Pair, Pair]]:
+    """One route per local difference the verdict rests on: ``(start, end)``, in start order.
+
+    The start is the nearest failing pair above the difference whose A side is a named split type with
+    the same kind and name on the B side (a failing top where there is none), so a route reads from the
+    closest type a person knows by name.
+    """
+    A, B = cmp.A, cmp.B
+    hops = cmp._next_hops()
+    found: dict[Pair, tuple[Pair, int]] = {p: (p, 0) for p in cmp.local}  # pair -> (end, distance)
+
+    def end_of(p: Pair) -> tuple[Pair, int] | None:
+        chain: list[Pair] = []
+        cur = p
+        while cur not in found:
+            hop = hops.get(cur)
+            if hop is None:
+                return None
+            chain.append(cur)
+            cur = hop[1]
+        end, dist = found[cur]
+        for i, q in enumerate(reversed(chain), 1):
+            found[q] = (end, dist + i)
+        return found[p]
+
+    best: dict[Pair, tuple[tuple[int, int, int], Pair]] = {}
+    named = (p for p in done if p[0] >= A.start and A.valid(p[0]) and B.valid(p[1]) and cmp.status.get(p) is False
+             and A.name(p[0]) and A.short(p[0]) == B.short(p[1]))
+    for rank, cands in ((0, named), (1, iter(tops))):
+        for p in cands:
+            got = end_of(p)
+            if got is None:
+                continue
+            end, dist = got
+            score = (rank, dist, p[0])
+            if end not in best or score < best[end][0]:
+                best[end] = (score, p)
+    return sorted(((p, end) for end, (_, p) in best.items()), key=lambda r: (r[0][0], r[0][1], r[1]))
+
+
+_QUOTED = re.compile(r"'[^']*'")
+_NUMBER = re.compile(r"-?\d+")
+
+
+def difference_class(result: EquivResult) -> str:
+    """A stable one-line class of the first difference (no ids, names or numbers), for deduplication:
+    ``STRUCT: member '…' bit offset N vs N``, ``unmatched FUNC``, ``equal``."""
+    if result.equal:
+        return "equal"
+    cmp = result._cmp
+    if result.first_pair is not None and cmp is not None:
+        a, b = result.first_pair
+        kind = cmp.A.t(a).kind_name if cmp.A.valid(a) else ("void" if a == 0 else "invalid")
+        reason = _NUMBER.sub("N", _QUOTED.sub("'…'", cmp.reason((a, b))))
+        return f"{kind}: {reason}"
+    for side, ids in ((cmp.A if cmp else None, result.unmatched_a), (cmp.B if cmp else None, result.unmatched_b)):
+        if ids and side is not None:
+            return f"unmatched {side.t(ids[0]).kind_name} in {side.label}"
+    return "differs"
+
+
+def only_at(result: EquivResult, b_nodes: Collection[int] = (), a_nodes: Collection[int] = ()) -> bool:
+    """Are all differences at or below the given types (B ids ``b_nodes``, A ids ``a_nodes``)?
+
+    True when every split type has a counterpart and every local difference is reachable from a
+    compared pair whose B side is in ``b_nodes`` or whose A side is in ``a_nodes``; an equivalent result
+    is trivially True.
+    """
+    if result.equal:
+        return True
+    if result.unmatched_a or result.unmatched_b:
+        return False
+    starts = [p for p in result.compared_pairs() if p[1] in b_nodes or p[0] in a_nodes]
+    below = result.below(starts)
+    return all(p in below for p in result.local)
+
+
+def equivalent_bytes(split_a: bytes, base_a: bytes | Btf | None, split_b: bytes, base_b: bytes | Btf | None,
+                     **kw: Any) -> EquivResult:
+    """:func:`equivalent` on blobs (a base given as bytes is parsed; the same bytes are parsed once)."""
+    cache: dict[bytes, Btf] = {}
+
+    def parse_base(b: bytes | Btf | None) -> Btf | None:
+        if b is None or isinstance(b, Btf):
+            return b
+        if b not in cache:
+            cache[b] = Btf.from_bytes(b)
+        return cache[b]
+
+    ba, bb = parse_base(base_a), parse_base(base_b)
+    return equivalent(Btf.from_bytes(split_a, base=ba), Btf.from_bytes(split_b, base=bb), **kw)
+
+
+__all__ = ["EquivResult", "MAX_DIFFERENCES", "child_label", "difference_class", "equivalent", "equivalent_bytes",
+           "explain_local", "only_at"]

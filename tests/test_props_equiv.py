@@ -1,0 +1,221 @@
+"""Properties P1 (relocation by label) and P2 (round trip): python-strict passes, libbpf's known quirks are
+found with a minimal case, findings replay as corpus entries, a wrong relocation is caught."""
+
+from __future__ import annotations
+
+import errno
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, Phase, find, given, settings
+
+from btfgen.universe import Composite, Int, Knobs, Member, Qual, Universe
+from oracle.campaign import finding_manifest
+from oracle.corpus import PASS, run_entry, write_entry
+from oracle.impls import ImplUnavailable, PythonImpl, close_impls, make_impl
+from oracle.outcome import Outcome
+from oracle.property import Context, PropertyFailure, get_property
+from oracle.props_equiv import PROPERTIES, RelocationCase, check_p1, expected, relocation_cases, relocation_loops
+from spec.kinds import Kind
+
+SETTINGS = {"derandomize": True, "database": None, "deadline": None,
+            "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large]}
+
+
+@pytest.fixture(scope="module")
+def impls():
+    got = {}
+    for name in ("python", "python-strict", "libbpf"):
+        try:
+            got[name] = make_impl(name, timeout=5.0)
+        except ImplUnavailable:
+            pass
+    yield got
+    close_impls(got.values())
+
+
+def _need(impls, *names: str) -> None:
+    for n in names:
+        if n not in impls:
+            pytest.skip(f"{n} unavailable here")
+
+
+def _run(prop_name: str, ctx: Context, n: int) -> tuple[int, list, Counter]:
+    """Run a property over ``n`` fixed examples: (examples, findings, labels seen)."""
+    prop = get_property(prop_name)
+    seen = [0]
+    findings = []
+    labels: Counter = Counter()
+
+    @settings(max_examples=n, **SETTINGS)
+    @given(prop.strategy(ctx))
+    def run(case) -> None:
+        seen[0] += 1
+        if isinstance(case, RelocationCase):
+            labels[expected(case.case.universe, case.perturbation).label] += 1
+        try:
+            prop.check(case, ctx)
+        except PropertyFailure as exc:
+            findings.append(exc.finding)
+
+    run()
+    return seen[0], findings, labels
+
+
+def test_registry_names_p1_and_p2() -> None:
+    assert sorted(PROPERTIES) == ["P1", "P2"]
+    for name in PROPERTIES:
+        assert get_property(name) is PROPERTIES[name]
+
+
+# --------------------------------------------------------------------------------------------------
+# python-strict passes; libbpf and python pass P2 on kernel-valid cases
+# --------------------------------------------------------------------------------------------------
+
+def test_p1_python_strict_passes_kernel_valid(impls) -> None:
+    _need(impls, "python-strict")
+    n, findings, labels = _run("P1", Context({"python-strict": impls["python-strict"]}), 200)
+    assert n == 200
+    assert not findings, [(f.signature, f.description) for f in findings[:3]]
+    assert set(labels) == {"equivalent", "error", "stale-copy"}, labels
+
+
+def test_p1_python_strict_passes_libbpf_valid(impls) -> None:
+    _need(impls, "python-strict")
+    n, findings, _ = _run("P1", Context({"python-strict": impls["python-strict"]}, profile="libbpf-valid"), 100)
+    assert n == 100
+    assert not findings, [(f.signature, f.description) for f in findings[:3]]
+
+
+def test_p2_python_and_libbpf_pass_kernel_valid(impls) -> None:
+    _need(impls, "python", "libbpf")
+    n, findings, _ = _run("P2", Context({k: impls[k] for k in ("python", "libbpf")}), 60)
+    assert n == 60
+    assert not findings, [(f.signature, f.description) for f in findings[:3]]
+
+
+# --------------------------------------------------------------------------------------------------
+# libbpf's quirks are found, minimal, attributed, replayable
+# --------------------------------------------------------------------------------------------------
+
+def _find_finding(ctx: Context, strategy, impl: str, quirk: str, n: int = 200):
+    """The shrunk case whose P1 check reports a finding on ``impl`` naming ``quirk``, and that finding."""
+
+    def fails(case: RelocationCase) -> bool:
+        try:
+            check_p1(case, ctx)
+        except PropertyFailure as exc:
+            return exc.finding.impl == impl and quirk in (exc.finding.quirk or "").split(",")
+        return False
+
+    case = find(strategy, fails, settings=settings(max_examples=n, **SETTINGS))
+    with pytest.raises(PropertyFailure) as info:
+        check_p1(case, ctx)
+    return case, info.value.finding
+
+
+def test_p1_finds_libbpf_q2_kind_changed(impls, tmp_path: Path) -> None:
+    _need(impls, "libbpf", "python", "python-strict")
+    ctx = Context({"libbpf": impls["libbpf"]})
+    case, f = _find_finding(ctx, relocation_cases(ctx, kinds=("kind_changed",)), "libbpf", "Q2", n=50)
+    assert (f.property, f.outcome, f.first_difference) == (
+        "P1", "relocate ok where error -EINVAL (22) is expected", "kind_changed: relocate ok")
+    assert f.quirk == "Q2"
+    assert len(case.case.universe.nodes) <= 8, case.case.universe  # shrunk
+    # the finding replays as a corpus entry: python imitates libbpf, python-strict reports Q2
+    m = finding_manifest(f, name="p1-q2", campaign="test", seed=0, reproduce="pytest")
+    entry = write_entry(tmp_path / "p1-q2", m, f.files)
+    assert {s["name"] for s in entry.steps} == {"distill", "relocate"}
+    relocate = next(s for s in entry.steps if s["name"] == "relocate")
+    assert relocate["inputs"]["target"] == "base2.btf"
+    assert relocate["expect"]["default"]["status"] == "ok"
+    assert relocate["expect"]["python-strict"] == {"status": "error", "errno": -errno.EINVAL,
+                                                   "source": "python-strict", "quirks": ["Q2"]}
+    results = run_entry(entry, [impls["libbpf"], impls["python"], impls["python-strict"]])
+    assert [r.status for r in results] == [PASS, PASS, PASS], [r.reason for r in results]
+    # python imitates libbpf here: the same deviation is a finding on python too, nothing is excused
+    with pytest.raises(PropertyFailure) as info:
+        check_p1(case, Context({"python": impls["python"]}))
+    assert (info.value.finding.impl, info.value.finding.quirk) == ("python", "Q2")
+
+
+def _first_finding(ctx: Context, strategy, n: int = 100):
+    """The first finding over ``n`` fixed examples (no shrinking), or None."""
+    found = []
+
+    @settings(max_examples=n, phases=[Phase.generate], **SETTINGS)
+    @given(strategy)
+    def run(case) -> None:
+        if found:
+            return
+        try:
+            check_p1(case, ctx)
+        except PropertyFailure as exc:
+            found.append(exc.finding)
+
+    run()
+    return found[0] if found else None
+
+
+def test_p1_finds_libbpf_q6_empty_distilled_base(impls) -> None:
+    _need(impls, "libbpf", "python-strict")
+    ctx = Context({"libbpf": impls["libbpf"]}, profile="libbpf-valid")
+    knobs = Knobs(quirks=frozenset({"empty_distill"}), quirk_percent=50)
+    f = _first_finding(ctx, relocation_cases(ctx, kinds=("reorder",), knobs=knobs))
+    assert f is not None
+    assert f.property == "P1" and f.impl == "libbpf"
+    assert "Q6" in f.quirk.split(","), f.description
+    assert {"base1.btf", "base2.btf", "split.btf"} <= set(f.files)
+
+
+class _IgnoresTarget:
+    """A broken implementation: relocates onto the base the split was distilled from, not the target."""
+
+    name = "cmd"
+    capabilities = frozenset({"distill", "relocate"})
+
+    def __init__(self) -> None:
+        self.ref = PythonImpl(strict=True)
+        self.base1 = b""
+
+    def distill(self, split: bytes, base: bytes) -> Outcome:
+        self.base1 = base
+        return self.ref.distill(split, base)
+
+    def relocate(self, split: bytes, distilled_base: bytes, base: bytes) -> Outcome:
+        return self.ref.relocate(split, distilled_base, self.base1)
+
+    def accept(self, blob: bytes, base: bytes | None = None) -> Outcome:
+        raise NotImplementedError
+
+
+def test_p1_catches_a_relocation_onto_the_wrong_base() -> None:
+    ctx = Context({"cmd": _IgnoresTarget()})
+    strategy = relocation_cases(ctx, kinds=("reorder",))
+
+    def fails_as_expected(f) -> bool:
+        return f.outcome.startswith("relocated split is not equivalent")
+
+    f = _first_finding(ctx, strategy)
+    assert f is not None and fails_as_expected(f)
+    assert f.quirk is None  # python-strict passes the same case and names no quirk
+    assert "direct.split.btf" in f.files
+    assert f.first_difference.startswith("equivalent: ")
+    assert "First difference: split type [" in f.description
+
+
+# --------------------------------------------------------------------------------------------------
+# expected outcomes
+# --------------------------------------------------------------------------------------------------
+
+def test_expected_q5_shape_is_eloop() -> None:
+    nodes = (Int("i", "int", 4, 1), Qual("c", Kind.CONST, "c"),
+             Composite("s", "looped", 4, (Member("loop", "c", 0),)))
+    u = Universe(nodes, module=frozenset({"s"}), profile="libbpf-valid")
+    assert relocation_loops(u)
+    exp = expected(u, None)
+    assert (exp.status, exp.errno) == ("error", -errno.ELOOP)
+    plain = Universe((nodes[0], Composite("s", "plain", 4, (Member("x", "i", 0),))), module=frozenset({"s"}))
+    assert not relocation_loops(plain)
+    assert expected(plain, None).status == "ok"
