@@ -18,7 +18,10 @@ the perturbation was built -- never from running an implementation:
     typedef, function prototype, array) that changed in ``base2``: the result differs from the direct
     encoding exactly at ``stale_nodes`` (and at whatever refers to them).
 
-"Referenced" means reached by distillation from the module part (:func:`btfgen.universe.distill_sets`).
+"Referenced" means reached by a correct distillation from the module part (:func:`label_sets`: an
+empty name counts as anonymous).  Whatever was perturbed, two shapes make every relocation fail
+(:func:`inherent_error`): a modifier cycle below a member of a split composite (-ELOOP, the Q5 shape)
+and a distilled FWD with several candidates in ``base2`` (-EINVAL); the label then says so.
 libbpf quirks that deviate from a label (Q1, Q2, ...) are findings, not reasons to change it.
 """
 
@@ -35,14 +38,14 @@ from hypothesis import strategies as st
 
 from btfgen import coverage
 from btfgen.encoder import Case, Encoded, EncodeOptions, encode_base, encode_split
+from btfgen.generate import Chooser, HypothesisChooser
 from btfgen.universe import (
     Array,
-    Chooser,
     Composite,
     DeclTag,
     Enum,
     FuncProto,
-    HypothesisChooser,
+    Fwd,
     Int,
     Key,
     Member,
@@ -54,6 +57,7 @@ from btfgen.universe import (
     distill_sets,
     embedded,
     has_name,
+    in_modifier_cycle,
     module_closure,
     reverse_refs,
     sizeof,
@@ -67,6 +71,58 @@ ERROR = "error"
 STALE = "stale-copy"
 LABELS = (EQUIVALENT, ERROR, STALE)
 EINVAL = -_errno.EINVAL
+ELOOP = -_errno.ELOOP
+
+
+def label_sets(u: Universe) -> tuple[set[Key], set[Key]]:
+    """(distilled, copied) as a correct distillation makes them: an empty name is anonymous (Q3 strict)."""
+    return distill_sets(u, has_name)
+
+
+def _split_composites(u: Universe, copied: set[Key]) -> list[Composite]:
+    """The composites of the distilled split: the module's and the copied kernel ones."""
+    return [n for k in (*u.module_keys(), *sorted(copied)) if isinstance(n := u[k], Composite)]
+
+
+def relocation_loops(u: Universe) -> bool:
+    """Does a composite of the distilled split (the module's, or a copied kernel one) have a member
+    whose modifier/typedef/type-tag/array chain is a cycle?  Relocation's embedded marking meets it
+    whatever the target base: libbpf loops forever (quirk Q5), a correct relocation fails -ELOOP."""
+    composites = _split_composites(u, label_sets(u)[1])
+    return any(in_modifier_cycle(u, m.type, arrays=True) for n in composites for m in n.members)
+
+
+def fwd_candidates(fwd: Fwd, base2: Universe) -> list[Key]:
+    """The kernel nodes of ``base2`` a correct relocation accepts for a distilled ``fwd``: a FWD of the
+    same name and flavour, and a STRUCT (struct FWD) / UNION (union FWD) of that name.  Several
+    same-named composites are told apart by size, and a FWD's size is 0: then only a size-0 one is a
+    candidate."""
+    named = [n for n in base2.kernel_nodes() if has_name(n) and n.name == fwd.name]
+    composites = [n for n in named if isinstance(n, Composite)]
+    fwds = [n.key for n in named if isinstance(n, Fwd) and n.union == fwd.union]
+    return fwds + [c.key for c in composites if c.union == fwd.union and (len(composites) == 1 or c.size == 0)]
+
+
+def unmappable_fwds(u: Universe, base2: Universe) -> list[tuple[Key, int]]:
+    """Distilled FWDs of ``u`` without exactly one candidate in ``base2`` (:func:`fwd_candidates`), with
+    their candidate count: none (a second same-named composite hides the only one), or several (FWD X
+    next to STRUCT X, the ``fwd_struct_same_name`` shape).  Relocation must fail -EINVAL."""
+    distilled = label_sets(u)[0]
+    counts = ((k, len(fwd_candidates(f, base2))) for k in sorted(distilled) if isinstance(f := u[k], Fwd))
+    return [(k, n) for k, n in counts if n != 1]
+
+
+def inherent_error(u: Universe, base2: Universe) -> tuple[int, str] | None:
+    """An error relocating the distillation of ``u`` onto ``base2`` must give whatever was perturbed:
+    (-ELOOP, why) for a member chain of the distilled split that loops (checked before any matching),
+    (-EINVAL, why) for a distilled FWD without exactly one candidate in ``base2``; None otherwise."""
+    if relocation_loops(u):
+        return ELOOP, "a modifier cycle below a split composite member (Q5 shape)"
+    bad = unmappable_fwds(u, base2)
+    if bad:
+        return EINVAL, "distilled " + ", ".join(f"FWD '{u[k].name}' ({k}) has {n or 'no'} candidate{'s' * (n != 1)}"
+                                                for k, n in bad) + " in base2"
+    return None
 
 
 @dataclass(frozen=True)
@@ -114,19 +170,19 @@ class _Ctx:
 
     @property
     def distilled(self) -> set[Key]:
-        return self.memo("sets", lambda: distill_sets(self.u))[0]
+        return self.memo("sets", lambda: label_sets(self.u))[0]
 
     @property
     def copied(self) -> set[Key]:
-        return self.memo("sets", lambda: distill_sets(self.u))[1]
+        return self.memo("sets", lambda: label_sets(self.u))[1]
 
     @property
     def embedded(self) -> set[Key]:
-        return self.memo("embedded", lambda: embedded(self.u))
+        return self.memo("embedded", lambda: embedded(self.u, has_name))
 
     @property
     def value_reached(self) -> set[Key]:
-        return self.memo("value_reached", lambda: value_reached(self.u))
+        return self.memo("value_reached", lambda: value_reached(self.u, has_name))
 
     @property
     def closure(self) -> set[Key]:
@@ -366,10 +422,17 @@ def p_remove_referenced(ctx: _Ctx) -> _Result | None:
     fam = type(target)
     same = {n.key for n in ctx.kernel if type(n) is fam and n.name == target.name
             and (not isinstance(n, Composite) or n.union == target.union)}  # type: ignore[union-attr]
+    also = ""
+    if isinstance(target, Fwd):  # a correct relocation maps a FWD onto a same-named STRUCT/UNION: remove those too
+        comps = set(fwd_candidates(target, ctx.u)) - same
+        if comps:
+            same |= comps
+            also = f" and the same-named {'UNION' if target.union else 'STRUCT'} it could map to"
     nodes, gone = ctx.remove_with_users(same)
     if not nodes:
         return None
-    return nodes, f"referenced {_desc(ctx.u, target.key)} removed (with {len(gone) - 1} dependent types)", (), None
+    return nodes, f"referenced {_desc(ctx.u, target.key)}{also} removed (with {len(gone) - len(same)} dependent " \
+        "types)", (), None
 
 
 def p_resize_embedded(ctx: _Ctx) -> _Result | None:
@@ -591,11 +654,15 @@ def perturb(case: Case, ch: Chooser, kinds: tuple[str, ...] | None = None) -> tu
         result = (list(ctx.kernel), "kernel part unchanged", (), None)
     nodes, description, stale, opts = result
     label = PERTURBATIONS[kind][0] if kind in PERTURBATIONS else EQUIVALENT
+    errno = EINVAL if label == ERROR else 0
     u2 = case.universe.with_kernel(nodes)
+    forced = inherent_error(case.universe, u2)
+    if forced is not None:  # relocation fails whatever was perturbed (Q5 loop, ambiguous FWD)
+        label, errno, stale = ERROR, forced[0], ()
+        description = f"{description}; relocation fails anyway: {forced[1]}"
     opts = opts or case.options
     enc = encode_base(u2, opts=opts)
-    p = Perturbation(kind, label, EINVAL if label == ERROR else 0, description, stale, u2, opts, case.base_ids,
-                     enc.ids)
+    p = Perturbation(kind, label, errno, description, stale, u2, opts, case.base_ids, enc.ids)
     coverage.record("perturbation", kind)
     coverage.record("label", label)
     if p.errno:

@@ -794,6 +794,16 @@ def equivalent(split_a: Btf, split_b: Btf, *, limit: int = MAX_DIFFERENCES) -> E
                        routes[0][1] if routes else None, cmp, list(pairing.tops))
 
 
+def type_difference(a_btf: Btf, a_id: int, b_btf: Btf, b_id: int, *, labels: tuple[str, str] = ("A", "B"),
+                    same_base: bool = True) -> str | None:
+    """The first difference between type ``a_id`` of ``a_btf`` and ``b_id`` of ``b_btf`` as a path a
+    person can follow, or None when the two types are equivalent (same rules as :func:`equivalent`)."""
+    cmp = _Compare(_Side(a_btf, labels[0]), _Side(b_btf, labels[1]), same_base)
+    if cmp.equal(a_id, b_id):
+        return None
+    return cmp.path_text((a_id, b_id))[0]
+
+
 def _routes(cmp: _Compare, done: set[Pair], tops: list[Pair]) -> list[tuple[Pair, Pair]]:
     """One route per local difference the verdict rests on: ``(start, end)``, in start order.
 
@@ -858,17 +868,40 @@ def difference_class(result: EquivResult) -> str:
 def only_at(result: EquivResult, b_nodes: Collection[int] = (), a_nodes: Collection[int] = ()) -> bool:
     """Are all differences at or below the given types (B ids ``b_nodes``, A ids ``a_nodes``)?
 
-    True when every split type has a counterpart and every local difference is reachable from a
-    compared pair whose B side is in ``b_nodes`` or whose A side is in ``a_nodes``; an equivalent result
-    is trivially True.
+    True when every local difference is reachable from a compared pair whose B side is in ``b_nodes``
+    or whose A side is in ``a_nodes``, and every split type without a counterpart is referenced (directly
+    or not) from such a pair's own side: below a differing pair nothing is compared, so what only a
+    stale copy refers to has no counterpart.  An equivalent result is trivially True.
     """
     if result.equal:
         return True
-    if result.unmatched_a or result.unmatched_b:
-        return False
     starts = [p for p in result.compared_pairs() if p[1] in b_nodes or p[0] in a_nodes]
     below = result.below(starts)
-    return all(p in below for p in result.local)
+    if not all(p in below for p in result.local):
+        return False
+    if not (result.unmatched_a or result.unmatched_b):
+        return True
+    cmp = result._cmp
+    if cmp is None:
+        return False
+    for side, ids, unmatched in ((cmp.A, {a for a, _ in below}, result.unmatched_a),
+                                 (cmp.B, {b for _, b in below}, result.unmatched_b)):
+        if unmatched and not set(unmatched) <= _references(side, ids):
+            return False
+    return True
+
+
+def _references(side: _Side, roots: Iterable[int]) -> set[int]:
+    """Every valid id reachable from ``roots`` on one side (roots included)."""
+    seen: set[int] = set()
+    work = [x for x in roots if x and side.valid(x)]
+    while work:
+        x = work.pop()
+        if x in seen:
+            continue
+        seen.add(x)
+        work.extend(c for c in side.children(x) if c and side.valid(c) and c not in seen)
+    return seen
 
 
 def equivalent_bytes(split_a: bytes, base_a: bytes | Btf | None, split_b: bytes, base_b: bytes | Btf | None,

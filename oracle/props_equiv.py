@@ -17,9 +17,10 @@ then ``prop.check(case, ctx)``) and from the campaign runner; every selected imp
 * **P2 round trip** -- relocating the distilled outputs onto ``base1`` itself gives a split
   equivalent to the original one (equivalence, not bytes).
 
-The expected outcome is the label, with one refinement (:func:`relocation_loops`): a universe with a
-modifier cycle below a member of a split composite (the Q5 shape) must fail relocation with -ELOOP,
-whatever the label says (embedded marking runs before any matching).
+The expected outcome is the label (:mod:`btfgen.perturb` already makes it -ELOOP for a modifier cycle
+below a member of a split composite, the Q5 shape (:func:`relocation_loops`), and -EINVAL for a
+distilled FWD with several candidates in ``base2``); the P2 round trip expects success unless
+:func:`btfgen.perturb.inherent_error` says relocation onto the original base must fail.
 
 A case whose split ``python-strict`` cannot distill is outside these properties (an odd enum size, an
 anonymous INT reached (Q8), ...: whether an implementation distills it anyway is P3's question); any
@@ -39,7 +40,6 @@ differs); what the implementation at fault did and the intended outcome are in t
 
 from __future__ import annotations
 
-import errno as _errno
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -48,31 +48,22 @@ from typing import Any
 from hypothesis import strategies as st
 
 from btfgen.encoder import Case
+from btfgen.generate import Knobs, base_split_pairs
 from btfgen.perturb import ERROR as LABEL_ERROR
-from btfgen.perturb import STALE, Perturbation, direct_split, perturbed_bases
-from btfgen.universe import (
-    Array,
-    Composite,
-    Knobs,
-    Qual,
-    Typedef,
-    TypeTag,
-    Universe,
-    base_split_pairs,
-    distill_sets,
-)
+from btfgen.perturb import STALE, Perturbation, direct_split, inherent_error, perturbed_bases, relocation_loops
+from btfgen.universe import Universe
 from oracle.equiv import EquivResult, difference_class, equivalent, only_at
 from oracle.impls import ACCEPT, DISTILL, RELOCATE
 from oracle.outcome import ERROR, OK, Outcome
 from oracle.property import Context, Finding, Property
 from oracle.props_impl import (
     Calls,
-    _case_description,
-    _raise_new,
-    _step,
     accept_expect,
+    case_description,
+    corpus_step,
     op_expect,
     quirk_ids,
+    raise_new,
     short,
     store,
 )
@@ -80,7 +71,6 @@ from spec.errors import BtfError, errno_text
 from spec.model import Btf
 
 MIN_TYPES, MAX_TYPES = 3, 60  # universe size of P1/P2 cases
-ELOOP = -_errno.ELOOP
 CAPS = frozenset({DISTILL, RELOCATE})
 
 
@@ -127,34 +117,6 @@ def relocation_cases(ctx: Context, kinds: tuple[str, ...] | None = None,
     return draw()
 
 
-def _chain_loops(u: Universe, key: Any) -> bool:
-    seen: set[Any] = set()
-    while key is not None:
-        if key in seen:
-            return True
-        seen.add(key)
-        n = u.get(key)
-        if isinstance(n, Qual | Typedef | TypeTag):
-            key = n.target
-        elif isinstance(n, Array):
-            key = n.elem
-        else:
-            return False
-    return False
-
-
-def relocation_loops(u: Universe) -> bool:
-    """Does a composite of the distilled split (the module's, or a copied kernel one) have a member
-    whose modifier/typedef/type-tag/array chain is a cycle?  Relocation's embedded marking meets it
-    whatever the target base: libbpf loops forever (quirk Q5), a correct relocation fails -ELOOP."""
-    _, copied = distill_sets(u)
-    for k in (*u.module_keys(), *sorted(copied)):
-        n = u[k]
-        if isinstance(n, Composite) and any(_chain_loops(u, m.type) for m in n.members):
-            return True
-    return False
-
-
 @dataclass(frozen=True)
 class Expected:
     """What a correct relocation must do: ``status`` ok/error, ``errno``, and where that comes from."""
@@ -173,14 +135,13 @@ class Expected:
 
 
 def expected(u: Universe, p: Perturbation | None) -> Expected:
-    """The expected relocation outcome: the perturbation's label (``p`` None: the round trip of P2).
-
-    One refinement, for universes with the Q5 shape (:func:`relocation_loops`): relocation must fail
-    with -ELOOP whatever the label, since embedded marking runs before any matching.
-    """
-    if relocation_loops(u):
-        return Expected(ERROR, ELOOP, LABEL_ERROR, "a modifier cycle below a split composite member (Q5 shape)")
+    """The expected relocation outcome: the perturbation's label (``p`` None: the round trip of P2, which
+    fails only where any relocation of ``u``'s distillation onto its own base must, see
+    :func:`btfgen.perturb.inherent_error`: the Q5 loop, an ambiguous FWD)."""
     if p is None:
+        forced = inherent_error(u, u)
+        if forced is not None:
+            return Expected(ERROR, forced[0], LABEL_ERROR, forced[1])
         return Expected(OK, 0, "round trip", "relocation onto the base the split was distilled from")
     why = f"perturbation {p.kind}: {p.description}"
     if p.label == LABEL_ERROR:
@@ -291,24 +252,25 @@ def _finding(prop: str, calls: Calls, name: str, case: Case, target_name: str, t
     if target_name not in files:
         files[target_name] = target
     note = f"intended: {exp.text()} ({exp.why})"
-    steps = [_step("distill", DISTILL, {"split": "split.btf", "base": "base1.btf"},
-                   op_expect(calls, DISTILL, (case.split, case.base), files, "distill", name, d),
-                   f"{name}: {d.describe()}" if not d.ok else "")]
+    steps = [corpus_step("distill", DISTILL, {"split": "split.btf", "base": "base1.btf"},
+                         op_expect(calls, DISTILL, (case.split, case.base), files, "distill", name, d),
+                         f"{name}: {d.describe()}" if not d.ok else "")]
     if d.ok and r is not None:
         dsplit = store(files, f"{name}.distill.split.btf", d.outputs["split"])
         dbase = store(files, f"{name}.distill.base.btf", d.outputs["base"])
         args = (d.outputs["split"], d.outputs["base"], target)
-        steps.append(_step("relocate", RELOCATE, {"split": dsplit, "distilled_base": dbase, "target": target_name},
-                           op_expect(calls, RELOCATE, args, files, "relocate", name, r),
-                           f"{note}; {name}: {r.describe()}"))
+        inputs = {"split": dsplit, "distilled_base": dbase, "target": target_name}
+        steps.append(corpus_step("relocate", RELOCATE, inputs,
+                                 op_expect(calls, RELOCATE, args, files, "relocate", name, r),
+                                 f"{note}; {name}: {r.describe()}"))
         if r.ok and name != "libbpf":
             store(files, f"{name}.relocate.split.btf", r.outputs["split"])
     if direct is not None:
         files["direct.split.btf"] = direct
-        steps.append(_step("accept-direct-encoding", ACCEPT, {"btf": "direct.split.btf", "base": target_name},
-                           accept_expect(calls, direct, target, files),
-                           "the reference: the module encoded directly against the target base"))
-    desc = (f"{_case_description(case)}. {story} Expected {exp.text()} ({exp.why}). {name}: distill {d.describe()}"
+        steps.append(corpus_step("accept-direct-encoding", ACCEPT, {"btf": "direct.split.btf", "base": target_name},
+                                 accept_expect(calls, direct, target, files),
+                                 "the reference: the module encoded directly against the target base"))
+    desc = (f"{case_description(case)}. {story} Expected {exp.text()} ({exp.why}). {name}: distill {d.describe()}"
             + (f"; relocate {r.describe()}" if r is not None else "") + f". First difference: {v.detail}")
     return Finding(prop, name, v.outcome, v.klass, files, steps, quirk, desc)
 
@@ -349,7 +311,7 @@ def check_p1(c: RelocationCase, ctx: Context) -> None:
         story = f"Perturbation {p.kind} ({p.description}), label {p.label}" + (
             f", stale nodes at base2 ids {sorted(c.stale_ids())}." if p.label == STALE else ".")
         direct = c.direct() if exp.status == OK else None
-        _raise_new(ctx, _finding("P1", calls, name, case, "base2.btf", base2, d, r, exp, v, quirk, story, direct))
+        raise_new(ctx, _finding("P1", calls, name, case, "base2.btf", base2, d, r, exp, v, quirk, story, direct))
 
 
 def check_p2(case: Case, ctx: Context) -> None:
@@ -374,7 +336,7 @@ def check_p2(case: Case, ctx: Context) -> None:
         if v is None:
             continue
         quirk = _attribute(calls, name, judge, case.split, case.base, case.base)
-        _raise_new(ctx, _finding("P2", calls, name, case, "base1.btf", case.base, d, r, exp, v, quirk,
+        raise_new(ctx, _finding("P2", calls, name, case, "base1.btf", case.base, d, r, exp, v, quirk,
                                  "Round trip: relocation onto the original base."))
 
 

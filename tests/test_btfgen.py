@@ -12,55 +12,54 @@ from hypothesis import strategies as st
 
 from btfgen import coverage
 from btfgen.encoder import EncodeOptions, encode_base, encode_split, make_case
+from btfgen.generate import (
+    QUIRK_SHAPES,
+    Knobs,
+    RandomChooser,
+    base_split_pairs,
+    draw_knobs,
+    features,
+    generate,
+    universes,
+)
 from btfgen.matching import btf_to_btf, universe_to_btf
-from btfgen.perturb import EQUIVALENT, ERROR, LABELS, PERTURBATIONS, STALE, direct_split, perturb, perturbed_bases
+from btfgen.perturb import (
+    EQUIVALENT,
+    ERROR,
+    LABELS,
+    PERTURBATIONS,
+    STALE,
+    direct_split,
+    inherent_error,
+    label_sets,
+    perturb,
+    perturbed_bases,
+)
 from btfgen.recipe import Recipe, expand, expand_case, recipe_cases, seeded_case
 from btfgen.universe import (
     KERNEL_VALID,
     LIBBPF_VALID,
     PROFILES,
-    QUIRK_SHAPES,
     Composite,
     Fwd,
     Int,
-    Knobs,
     Member,
     Ptr,
-    RandomChooser,
     Typedef,
     Universe,
-    base_split_pairs,
-    distill_sets,
-    draw_knobs,
-    features,
-    generate,
     has_name,
-    universes,
 )
 from btfspec.cli import main
 from oracle import kernel
-from oracle import libbpf as lb
 from oracle.impls import merge_split
 from spec.kinds import Kind
 from spec.model import Btf
+from tests.helpers import need_kernel_load, need_libbpf
 
 # Fixed, derandomized runs: the same examples every time, whatever the settings profile.
 RUN = settings(max_examples=150, derandomize=True, database=None, deadline=None,
                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 ALL_KINDS = [k.name for k in Kind if k != Kind.UNKN]
-
-
-def _libbpf() -> lb.LibBpf:
-    reason = lb.unavailable_reason()
-    if reason:
-        pytest.skip(f"libbpf unavailable: {reason}")
-    return lb.get_libbpf()
-
-
-def _need_kernel() -> None:
-    reason = kernel.unavailable_reason()
-    if reason:
-        pytest.skip(f"BPF_BTF_LOAD unavailable: {reason}")
 
 
 def _seeded(profile: str, seed: int, size: int, knobs: Knobs | None = None) -> Universe:
@@ -72,7 +71,7 @@ def _seeded(profile: str, seed: int, size: int, knobs: Knobs | None = None) -> U
 
 @pytest.mark.parametrize("profile", PROFILES)
 def test_libbpf_parses_generated_pairs(profile: str) -> None:
-    lib = _libbpf()
+    lib = need_libbpf()
 
     @RUN
     @given(st.data())
@@ -90,7 +89,7 @@ def test_libbpf_parses_generated_pairs(profile: str) -> None:
 
 
 def test_libbpf_parses_large_recipes() -> None:
-    lib = _libbpf()
+    lib = need_libbpf()
 
     @settings(RUN, max_examples=6)
     @given(st.sampled_from(PROFILES).flatmap(lambda p: recipe_cases(p, 1000, 5000)))
@@ -102,7 +101,7 @@ def test_libbpf_parses_large_recipes() -> None:
 
 
 def test_kernel_accepts_kernel_valid() -> None:
-    _need_kernel()
+    need_kernel_load()
 
     @settings(RUN, max_examples=100)
     @given(st.data())
@@ -120,7 +119,7 @@ def test_kernel_accepts_kernel_valid() -> None:
 
 
 def test_kernel_accepts_large_kernel_valid() -> None:
-    _need_kernel()
+    need_kernel_load()
     for seed in range(3):
         case = expand_case(Recipe(KERNEL_VALID, 3000, seed))
         assert kernel.kernel_load(case.base).ok
@@ -298,7 +297,7 @@ def test_split_against_any_base_copies_what_is_missing() -> None:
     enc = encode_split(u, only_int.data)
     assert enc.copied == ("fw", "anon")  # discovery order: module nodes in universe order (pf, m)
     assert enc.ids["i"] == 1
-    lib = _libbpf()
+    lib = need_libbpf()
     assert lib.parse(enc.data, only_int.data)[0]
 
 
@@ -316,7 +315,7 @@ def test_encoding_options() -> None:
 # --- labels --------------------------------------------------------------------------------
 
 def test_equivalent_direct_encoding_references_base2_ids() -> None:
-    lib = _libbpf()
+    lib = need_libbpf()
     checked = 0
     for seed in range(60):
         case = make_case(_seeded(KERNEL_VALID, seed, 100))
@@ -354,7 +353,7 @@ def _known_quirk(kind: str, p: object, case: object) -> str | None:
 
 
 def test_kernel_valid_labels_agree_with_libbpf_outside_known_quirks() -> None:
-    lib = _libbpf()
+    lib = need_libbpf()
     outcomes: dict[str, set[int]] = {}
     for seed in range(50):
         case = make_case(_seeded(KERNEL_VALID, seed, 120))
@@ -389,10 +388,14 @@ def test_kernel_valid_labels_agree_with_libbpf_outside_known_quirks() -> None:
 def test_stale_nodes_are_copied_and_error_has_errno() -> None:
     for seed in range(30):
         case = make_case(_seeded(LIBBPF_VALID, seed, 100))
-        copied = distill_sets(case.universe)[1]
+        copied = label_sets(case.universe)[1]
         for kind, (label, _) in PERTURBATIONS.items():
             _, p = perturb(case, RandomChooser(random.Random(seed)), (kind,))
             if p.kind != kind:
+                continue
+            forced = inherent_error(case.universe, p.universe)
+            if forced is not None:  # the Q5 loop or an ambiguous FWD: every relocation fails
+                assert (p.label, p.errno, p.stale_nodes) == (ERROR, forced[0], ()), p.description
                 continue
             assert p.label == label
             assert (p.errno == -22) == (label == ERROR)
