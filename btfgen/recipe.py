@@ -2,8 +2,8 @@
 
 Hypothesis caps the number of choices one example may make, so a universe of 5,000 types cannot be
 drawn decision by decision.  A :class:`Recipe` instead draws a handful of numbers -- size, seed and
-shape knobs -- and :func:`expand` runs the same generator as :func:`btfgen.universe.universes`
-with a :class:`~btfgen.universe.RandomChooser` seeded from the recipe.  Expansion is deterministic
+shape knobs -- and :func:`expand` runs the same generator as :func:`btfgen.generate.universes`
+with a :class:`~btfgen.generate.RandomChooser` seeded from the recipe.  Expansion is deterministic
 (same recipe and btfspec version, same universe), and shrinking a recipe shrinks the size and turns
 knobs and quirks off; the seed itself shrinks towards 0 (a different, not a smaller, universe).
 
@@ -22,18 +22,9 @@ from hypothesis import strategies as st
 
 from btfgen import coverage
 from btfgen.encoder import Case, make_case
+from btfgen.generate import QUIRK_SHAPES, Knobs, RandomChooser, features, generate
 from btfgen.perturb import Perturbation, perturb
-from btfgen.universe import (
-    KERNEL_VALID,
-    LIBBPF_VALID,
-    PROFILES,
-    QUIRK_SHAPES,
-    Knobs,
-    RandomChooser,
-    Universe,
-    features,
-    generate,
-)
+from btfgen.universe import KERNEL_VALID, LIBBPF_VALID, PROFILES, Universe
 
 MAX_SIZE = 5000
 

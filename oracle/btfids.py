@@ -24,8 +24,7 @@ from dataclasses import dataclass, field
 
 from elftools.elf.elffile import ELFFile
 
-from spec.elf import _one_line
-from spec.errors import InputError
+from spec.errors import InputError, one_line
 
 SECTION = ".BTF_ids"
 PREFIX = "__BTF_ID__"
@@ -117,7 +116,7 @@ def parse_layout(elf_data: bytes, label: str = "<elf>") -> BtfIdsLayout | None:
     except InputError:
         raise
     except Exception as e:  # pyelftools raises ELFError, struct errors, construct errors, ...
-        raise InputError(f"{label}: malformed ELF symbol table: {_one_line(e) or type(e).__name__}") from None
+        raise InputError(f"{label}: malformed ELF symbol table: {one_line(e) or type(e).__name__}") from None
     slots: dict[int, IdSlot] = {}
     sets: list[IdSet] = []
     for name, value, sym_size, shndx in symbols:

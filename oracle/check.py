@@ -407,15 +407,12 @@ def copy_start(btf: Btf) -> int:
 def first_difference(relocated: Btf, copy_id: int, target_id: int) -> str | None:
     """The first difference between a copy in ``relocated`` (a split on the target) and target type
     ``target_id``, as :mod:`oracle.equiv` words it (None when they are equivalent)."""
-    from oracle import equiv
+    from oracle.equiv import type_difference
 
     assert relocated.base is not None
-    a = equiv._Side(relocated, "module")
-    b = equiv._Side(Btf(base=relocated.base), "target")
-    cmp = equiv._Compare(a, b, True)
-    if cmp.equal(copy_id, target_id):
+    text = type_difference(relocated, copy_id, Btf(base=relocated.base), target_id, labels=("module", "target"))
+    if text is None:
         return None
-    text, _ = cmp.path_text((copy_id, target_id))
     return text.replace("(B: base ", "(target ").replace("(B: ", "(target: ")
 
 

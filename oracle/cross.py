@@ -22,14 +22,14 @@ import os
 import time
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from oracle.check import Target, analyse_mapping, find_stale, load_vmlinux
 from oracle.module import failure, reference_relocate, relocated_view
-from oracle.stats import ModuleRef, collect_modules, make_impl
+from oracle.pool import run_each
+from oracle.stats import ModuleRef, collect_modules, make_impl, probe_impl
 from spec.errors import BtfError, InputError, errno_text
 from spec.model import Btf
 from spec.sources import load_input
@@ -115,6 +115,10 @@ def _close() -> None:
         if callable(close):
             close()
     _STATE.clear()
+
+
+def _crashed(p: Pair, why: str) -> CrossRow:
+    return CrossRow(p.name, p.old, p.new, status="crash", reason=why)
 
 
 def measure(p: Pair) -> CrossRow:
@@ -220,38 +224,13 @@ def run_cross(pairs: list[Pair], base_old: str, base_new: str, *, impl: str = "l
     jobs = max(1, jobs or os.cpu_count() or 1)
     started = time.monotonic()
     args = (base_old, base_new, impl, timeout)
-    rows: dict[int, CrossRow] = {}
-
-    def done(i: int, row: CrossRow) -> None:
-        rows[i] = row
-        if progress:
-            progress(row)
-
-    if jobs == 1 or len(pairs) <= 1:
-        saved = list(_STATE)
-        try:
-            _init(*args)
-            for i, p in enumerate(pairs):
-                done(i, measure(p))
-        finally:
-            _close()
-            _STATE[:] = saved
-    else:
-        load_vmlinux(base_old, "old base")  # fail early and clearly
+    if jobs > 1 and len(pairs) > 1:
+        load_vmlinux(base_old, "old base")  # fail early and clearly, before starting workers
         load_vmlinux(base_new, "new base")
-        probe = make_impl(impl, timeout)
-        close = getattr(probe, "close", None)
-        if callable(close):
-            close()
-        with ProcessPoolExecutor(max_workers=min(jobs, len(pairs)), initializer=_init, initargs=args) as pool:
-            futures = {pool.submit(measure, p): (i, p) for i, p in enumerate(pairs)}
-            for fut in as_completed(futures):
-                i, p = futures[fut]
-                try:
-                    done(i, fut.result())
-                except Exception as e:  # a dead worker or a bug: reported per module, never dropped
-                    done(i, CrossRow(p.name, p.old, p.new, status="crash", reason=f"{type(e).__name__}: {e}"))
-    return CrossRun([rows[i] for i in sorted(rows)], base_old, base_new, impl, jobs, time.monotonic() - started)
+        probe_impl(impl, timeout)
+    rows = run_each(pairs, measure, jobs=jobs, init=_init, initargs=args, close=_close, crashed=_crashed,
+                    progress=progress, state=_STATE)
+    return CrossRun(rows, base_old, base_new, impl, jobs, time.monotonic() - started)
 
 
 def summarize_cross(run: CrossRun, top: int = MAX_LISTED) -> dict[str, Any]:

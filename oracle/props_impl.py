@@ -3,7 +3,7 @@
 Each is a :class:`~oracle.property.Property` usable from pytest (``@given(prop.strategy(ctx))`` then
 ``prop.check(case, ctx)``) and from the campaign runner (:mod:`oracle.campaign`):
 
-* **P3 differential** -- on a generated base/split pair (:func:`btfgen.universe.base_split_pairs`),
+* **P3 differential** -- on a generated base/split pair (:func:`btfgen.generate.base_split_pairs`),
   every selected implementation agrees with ``libbpf`` (status, errno, output bytes) on distill and
   on relocating libbpf's distilled outputs onto the original base.  ``python`` may differ only as
   :func:`oracle.impls.agree` excuses (Q5, Q17); ``python-strict`` may differ only where its result
@@ -132,7 +132,7 @@ def _normalize(text: str, limit: int = 100) -> str:
     return _DIGITS.sub("N", text.strip())[:limit]
 
 
-def _raise_new(ctx: Context, finding: Finding) -> None:
+def raise_new(ctx: Context, finding: Finding) -> None:
     """Raise the finding unless its signature is already known (then the check goes on)."""
     if finding.signature not in ctx.known:
         raise PropertyFailure(finding)
@@ -245,7 +245,9 @@ def store(files: dict[str, bytes], name: str, data: bytes) -> str:
     return name
 
 
-def _step(name: str, op: str, inputs: Mapping[str, str], expect: Mapping[str, Any], note: str = "") -> dict[str, Any]:
+def corpus_step(name: str, op: str, inputs: Mapping[str, str], expect: Mapping[str, Any],
+                note: str = "") -> dict[str, Any]:
+    """One step of a corpus manifest: operation, named inputs and the expected outcome per implementation."""
     step: dict[str, Any] = {"name": name, "op": op, "inputs": dict(inputs), "expect": dict(expect)}
     if note:
         step["note"] = note[:300]
@@ -303,7 +305,8 @@ def judge(name: str, lib: Outcome, got: Outcome) -> str | None:
     return "differs from libbpf"
 
 
-def _case_description(case: Any) -> str:
+def case_description(case: Any) -> str:
+    """A generated case in one phrase (profile, size, quirk shapes) for a finding's description."""
     u = getattr(case, "universe", None)
     if u is None:
         return ""
@@ -318,19 +321,20 @@ def _p3_finding(case: Any, calls: Calls, name: str, op: str, why: str, lib: Outc
     if op == DISTILL or distill_ok:
         files["split.btf"] = case.split
         note = f"{name}: {got.describe()}" if op == DISTILL else ""
-        steps.append(_step("distill", DISTILL, {"split": "split.btf", "base": "base.btf"},
-                           op_expect(calls, DISTILL, (case.split, case.base), files, "distill", name), note))
+        steps.append(corpus_step("distill", DISTILL, {"split": "split.btf", "base": "base.btf"},
+                                 op_expect(calls, DISTILL, (case.split, case.base), files, "distill", name), note))
     if op == DISTILL:
         args: tuple[bytes, ...] = (case.split, case.base)
     else:
         dsplit = store(files, "distill.split.btf", lib_distill.outputs["split"])
         dbase = store(files, "distill.base.btf", lib_distill.outputs["base"])
         args = (lib_distill.outputs["split"], lib_distill.outputs["base"], case.base)
-        steps.append(_step("relocate", RELOCATE, {"split": dsplit, "distilled_base": dbase, "target": "base.btf"},
-                           op_expect(calls, RELOCATE, args, files, "relocate", name), f"{name}: {got.describe()}"))
+        inputs = {"split": dsplit, "distilled_base": dbase, "target": "base.btf"}
+        expect = op_expect(calls, RELOCATE, args, files, "relocate", name)
+        steps.append(corpus_step("relocate", RELOCATE, inputs, expect, f"{name}: {got.describe()}"))
     quirks = calls.strict_quirks(op, *args)
     detail = outcome_difference(lib, got) or ""
-    desc = (f"{_case_description(case)}. {op}: libbpf {lib.describe()}; {name} {got.describe()}. "
+    desc = (f"{case_description(case)}. {op}: libbpf {lib.describe()}; {name} {got.describe()}. "
             f"First difference: {detail}")
     return Finding("P3", name, f"{op} {why}", difference_class(op, lib, got), files, steps,
                    ",".join(quirks) or None, desc)
@@ -353,7 +357,7 @@ def check_p3(case: Any, ctx: Context) -> None:
         why = judge(name, lib_d, got)
         distill_ok[name] = why is None
         if why:
-            _raise_new(ctx, _p3_finding(case, calls, name, DISTILL, why, lib_d, got, lib_d, False))
+            raise_new(ctx, _p3_finding(case, calls, name, DISTILL, why, lib_d, got, lib_d, False))
     if not lib_d.ok:
         return
     args = (lib_d.outputs["split"], lib_d.outputs["base"], base)
@@ -364,11 +368,11 @@ def check_p3(case: Any, ctx: Context) -> None:
         got = calls.run(name, RELOCATE, *args)
         why = judge(name, lib_r, got)
         if why:
-            _raise_new(ctx, _p3_finding(case, calls, name, RELOCATE, why, lib_r, got, lib_d, distill_ok[name]))
+            raise_new(ctx, _p3_finding(case, calls, name, RELOCATE, why, lib_r, got, lib_d, distill_ok[name]))
 
 
 def _pairs(ctx: Context) -> st.SearchStrategy[Any]:
-    from btfgen.universe import base_split_pairs
+    from btfgen.generate import base_split_pairs
 
     return base_split_pairs(ctx.profile, MIN_TYPES, MAX_TYPES)
 
@@ -450,7 +454,7 @@ def check_p4(case: Any, ctx: Context) -> None:
             for who, verdict in acc.verdicts(blob, on):
                 if verdict.ok:
                     continue
-                _raise_new(ctx, _p4_finding(case, calls, acc, name, d, r, what, op, blob, on, who, verdict))
+                raise_new(ctx, _p4_finding(case, calls, acc, name, d, r, what, op, blob, on, who, verdict))
 
 
 def _p4_finding(case: Any, calls: Calls, acc: _Acceptance, name: str, d: Outcome, r: Outcome | None, what: str,
@@ -460,20 +464,20 @@ def _p4_finding(case: Any, calls: Calls, acc: _Acceptance, name: str, d: Outcome
     exp = op_expect(calls, DISTILL, (case.split, case.base), files, "distill", name, d)
     dbase = store(files, f"{name}.distill.base.btf", d.outputs["base"])
     dsplit = store(files, f"{name}.distill.split.btf", d.outputs["split"])
-    steps.append(_step("distill", DISTILL, {"split": "split.btf", "base": "base.btf"}, exp,
-                       f"{name}: {d.describe()}" if name != "libbpf" else ""))
+    steps.append(corpus_step("distill", DISTILL, {"split": "split.btf", "base": "base.btf"}, exp,
+                             f"{name}: {d.describe()}" if name != "libbpf" else ""))
     accepts = [("accept-distill-base", dbase, None, d.outputs["base"], None),
                ("accept-distill-split", dsplit, dbase, d.outputs["split"], d.outputs["base"])]
     if op == RELOCATE and r is not None:
         args = (d.outputs["split"], d.outputs["base"], case.base)
         exp = op_expect(calls, RELOCATE, args, files, "relocate", name, r)
-        steps.append(_step("relocate", RELOCATE, {"split": dsplit, "distilled_base": dbase, "target": "base.btf"},
-                           exp, f"{name}: {r.describe()}" if name != "libbpf" else ""))
+        steps.append(corpus_step("relocate", RELOCATE, {"split": dsplit, "distilled_base": dbase, "target": "base.btf"},
+                                 exp, f"{name}: {r.describe()}" if name != "libbpf" else ""))
         rsplit = store(files, f"{name}.relocate.split.btf", r.outputs["split"])
         accepts.append(("accept-relocate", rsplit, "base.btf", r.outputs["split"], case.base))
     for step_name, fname, base_name, data, base_data in accepts:
         inputs = {"btf": fname, **({"base": base_name} if base_name else {})}
-        steps.append(_step(step_name, ACCEPT, inputs, accept_expect(calls, data, base_data, files)))
+        steps.append(corpus_step(step_name, ACCEPT, inputs, accept_expect(calls, data, base_data, files)))
         if data == blob:
             break
     rules = "kernel" if who == "kernel" else "libbpf"
@@ -483,7 +487,7 @@ def _p4_finding(case: Any, calls: Calls, acc: _Acceptance, name: str, d: Outcome
                                        (d.outputs["split"], d.outputs["base"], case.base)))
     if not quirks and op == RELOCATE:
         quirks = calls.strict_quirks(DISTILL, case.split, case.base)
-    desc = (f"{_case_description(case)}. {name} {op} succeeded but {who} rejects its {what}: "
+    desc = (f"{case_description(case)}. {name} {op} succeeded but {who} rejects its {what}: "
             f"{verdict.describe()}")
     return Finding("P4", name, f"{what} rejected by {who}: {short(verdict)}", f"{rules} rule {rule}", files, steps,
                    ",".join(quirks) or None, desc)
@@ -604,7 +608,7 @@ class _P5:
     def finding(self, impl: str, outcome: str, first: str, detail: str,
                 more: Callable[[dict[str, bytes]], list[dict[str, Any]]] | None = None) -> Finding:
         files, inputs = _p5_files(self.mode, self.blob)
-        steps = [_step("accept", ACCEPT, inputs, accept_expect(self.calls, self.blob, self.base, files))]
+        steps = [corpus_step("accept", ACCEPT, inputs, accept_expect(self.calls, self.blob, self.base, files))]
         if more is not None:
             steps += more(files)
         return Finding("P5", impl, outcome, first, files, steps, None,
@@ -619,9 +623,9 @@ class _P5:
             hang = isinstance(exc, _Hang)
             outcome = f"{what} hangs (> {HANG_LIMIT:g} s)" if hang else f"{what} raises {type(exc).__name__}"
             tb = "".join(traceback.format_exception(exc)[-3:]).strip()
-            _raise_new(self.ctx, self.finding(who, outcome, "hang" if hang else _where(exc), f"{what}: {tb}", more))
+            raise_new(self.ctx, self.finding(who, outcome, "hang" if hang else _where(exc), f"{what}: {tb}", more))
         if secs > OP_TIME_LIMIT:
-            _raise_new(self.ctx, self.finding(who, f"{what} slower than {OP_TIME_LIMIT:g} s", "time bound",
+            raise_new(self.ctx, self.finding(who, f"{what} slower than {OP_TIME_LIMIT:g} s", "time bound",
                                               f"{what} took {secs:.2f} s", more))
         return (True, result) if exc is None else (False, exc)
 
@@ -640,7 +644,7 @@ class _P5:
                 continue
             internal = [v for v in found if v.rule == "internal"]
             if internal:
-                _raise_new(self.ctx, self.finding("validator", f"validate(rules={rules}) fails internally",
+                raise_new(self.ctx, self.finding("validator", f"validate(rules={rules}) fails internally",
                                                   _normalize(internal[0].message), str(internal[0])))
             verdicts[rules] = found
             coverage.record("rule", f"{rules} {found[0].rule}" if found else f"{rules} ok")
@@ -657,7 +661,7 @@ class _P5:
         for who, rules, base in pairs:
             out = self.calls.run(who, ACCEPT, self.blob, base)
             if out.status in (TIMEOUT, CRASH):
-                _raise_new(self.ctx, self.finding(who, f"parse {short(out)}", f"{who} parse {out.status}",
+                raise_new(self.ctx, self.finding(who, f"parse {short(out)}", f"{who} parse {out.status}",
                                                   out.describe()))
                 continue
             excuse = known_disagreement(self.blob) if who == "libbpf" else None
@@ -670,13 +674,13 @@ class _P5:
             text = "; ".join(str(v) for v in found[:5]) or "no violation"
             detail = f"{who}: {out.describe()}; validator ({rules} rules): {text}"
             if out.ok and found:
-                _raise_new(self.ctx, self.finding("validator", f"{rules} rules reject what {who} accepts",
+                raise_new(self.ctx, self.finding("validator", f"{rules} rules reject what {who} accepts",
                                                   f"rule {found[0].rule}", detail))
             elif not out.ok and not found:
-                _raise_new(self.ctx, self.finding("validator", f"{rules} rules accept what {who} rejects",
+                raise_new(self.ctx, self.finding("validator", f"{rules} rules accept what {who} rejects",
                                                   f"{who} {errno_text(out.errno)}", detail))
             elif not out.ok and found[0].errno != out.errno:
-                _raise_new(self.ctx, self.finding(
+                raise_new(self.ctx, self.finding(
                     "validator", f"{rules} rules give another errno than {who}",
                     f"rule {found[0].rule} {errno_text(found[0].errno)} vs {who} {errno_text(out.errno)}", detail))
 
@@ -714,7 +718,7 @@ class _P5:
         exp = op_expect(self.calls, op, args, {}, op, at_fault)
         for e in exp.values():
             e.pop("outputs", None)  # outputs on hostile inputs are not stored: status and errno suffice
-        return [_step(f"reference-{op}", op, inputs, exp)]
+        return [corpus_step(f"reference-{op}", op, inputs, exp)]
 
 
 def known_disagreement(blob: bytes) -> str | None:

@@ -21,14 +21,13 @@ import statistics
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from oracle.kernels import MANIFEST, VMLINUX_BTF, module_name, read_manifest
 from oracle.outcome import Outcome
+from oracle.pool import run_each
 from oracle.stale import BaseIndex, StaleFinder
 from spec.errors import BtfError, InputError, errno_text
 from spec.kinds import Kind
@@ -148,6 +147,14 @@ def make_impl(name: str, timeout: float) -> Any:
     from oracle.impls import make_impls
 
     return make_impls([name], timeout=timeout)[0]
+
+
+def probe_impl(impl: str, timeout: float) -> None:
+    """Raise ValueError (ImplUnavailable) with the reason when ``impl`` cannot be used here."""
+    probe = make_impl(impl, timeout)
+    close = getattr(probe, "close", None)
+    if callable(close):
+        close()
 
 
 def _load_base(path: str, role: str) -> bytes:
@@ -278,24 +285,6 @@ def _crash_row(ref: ModuleRef, why: str) -> ModuleRow:
     return ModuleRow(ref.name, ref.path, status="crash", reason=why)
 
 
-def _pool_round(items: list[tuple[int, ModuleRef]], jobs: int, initargs: tuple[Any, ...],
-                done: Callable[[int, ModuleRow], None]) -> list[tuple[int, ModuleRef]]:
-    """Run ``items`` in one pool; returns those whose worker died (the pool broke under them)."""
-    broken: list[tuple[int, ModuleRef]] = []
-    with ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker, initargs=initargs) as pool:
-        futures: dict[Future[ModuleRow], tuple[int, ModuleRef]] = {pool.submit(measure, r): (i, r)
-                                                                   for i, r in items}
-        for fut in as_completed(futures):
-            i, ref = futures[fut]
-            try:
-                done(i, fut.result())
-            except BrokenProcessPool:
-                broken.append((i, ref))
-            except Exception as e:  # a bug in measure(): reported per module, never silently dropped
-                done(i, _crash_row(ref, f"{type(e).__name__}: {e}"))
-    return broken
-
-
 def run_stats(refs: list[ModuleRef], base: str, *, impl: str = "libbpf", jobs: int | None = None,
               target: str | None = None, timeout: float = 10.0,
               progress: Callable[[ModuleRow], None] | None = None) -> StatsRun:
@@ -309,36 +298,13 @@ def run_stats(refs: list[ModuleRef], base: str, *, impl: str = "libbpf", jobs: i
     jobs = max(1, jobs or os.cpu_count() or 1)
     initargs = (base, impl, target, timeout)
     started = time.monotonic()
-    rows: dict[int, ModuleRow] = {}
-
-    def done(i: int, row: ModuleRow) -> None:
-        rows[i] = row
-        if progress:
-            progress(row)
-
-    items = list(enumerate(refs))
-    if jobs == 1 or len(refs) == 1:
-        saved = list(_STATE)
-        try:
-            _init_worker(*initargs)
-            for i, r in items:
-                done(i, measure(r))
-        finally:
-            _close_state()
-            _STATE[:] = saved
-    else:
+    if jobs > 1 and len(refs) > 1:
         _load_base(base, "base")  # fail early and clearly, before starting workers
         if target:
             _load_base(target, "relocation target")
-        probe = make_impl(impl, timeout)  # raises ValueError (ImplUnavailable) with the reason
-        close = getattr(probe, "close", None)
-        if callable(close):
-            close()
-        broken = _pool_round(items, min(jobs, len(refs)), initargs, done)
-        for item in broken:
-            for i, r in _pool_round([item], 1, initargs, done):
-                done(i, _crash_row(r, "the worker process died (even when run alone)"))
-    ordered = [rows[i] for i in sorted(rows)]
+        probe_impl(impl, timeout)
+    ordered = run_each(refs, measure, jobs=jobs, init=_init_worker, initargs=initargs, close=_close_state,
+                       crashed=_crash_row, progress=progress, state=_STATE)
     return StatsRun(ordered, base, impl, jobs, time.monotonic() - started, target)
 
 

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator
 
 from elftools.elf.elffile import ELFFile
 
-from spec.errors import InputError
+from spec.errors import InputError, one_line
 
 BTF_SECTION_NAMES = (".BTF", ".BTF.base", ".BTF_ids")
 # Sections libbpf reads as BTF: since 2025 (v1.6) it requires them to be SHT_PROGBITS.
@@ -29,10 +29,6 @@ OBJCOPY = "objcopy"  # command used by write_sections (tests may point it elsewh
 def is_elf(data: bytes) -> bool:
     """True when ``data`` starts with the ELF magic ``7f 45 4c 46``."""
     return data[:4] == b"\x7fELF"
-
-
-def _one_line(text: object) -> str:
-    return " ".join(str(text).split())
 
 
 def _load(path_or_bytes: str | os.PathLike[str] | bytes, label: str | None) -> tuple[bytes, str]:
@@ -108,7 +104,7 @@ def _sections(data: bytes, label: str) -> list[tuple[str, str, int, int, int]]:
     except InputError:
         raise
     except Exception as e:  # pyelftools raises ELFError, struct.error, construct errors, ...
-        raise InputError(f"{label}: malformed ELF: {_one_line(e) or type(e).__name__}") from None
+        raise InputError(f"{label}: malformed ELF: {one_line(e) or type(e).__name__}") from None
 
 
 _SHF_COMPRESSED = 0x800
@@ -236,7 +232,7 @@ def write_sections(src_elf: str | os.PathLike[str], dst: str | os.PathLike[str],
                 bits = "32" if data[4] == 1 else "64"
                 order = "big" if data[5] == 2 else "little"
                 proc = _run_objcopy([objcopy, "-I", f"elf{bits}-{order}", *args, src, tmp])
-        stderr = [_one_line(line) for line in proc.stderr.splitlines() if line.strip()]
+        stderr = [one_line(line) for line in proc.stderr.splitlines() if line.strip()]
         if proc.returncode != 0:
             reason = "; ".join(stderr) or f"exit status {proc.returncode}"
             raise InputError(f"{src}: objcopy failed: {reason}")

@@ -15,6 +15,11 @@ def errno_text(err: int) -> str:
     return f"-{name} ({pos})"
 
 
+def one_line(text: object) -> str:
+    """``text`` as one line: any run of white space (newlines included) becomes one space."""
+    return " ".join(str(text).split())
+
+
 class BtfError(Exception):
     """Malformed or unusable BTF; carries where (byte offset, type id) and the errno libbpf would use."""
 

@@ -20,8 +20,8 @@ import lz4.block
 import lz4.frame
 import zstandard
 
-from spec.elf import _one_line, atomic_output, is_elf, read_sections
-from spec.errors import InputError
+from spec.elf import atomic_output, is_elf, read_sections
+from spec.errors import InputError, one_line
 
 SYSFS_BTF_DIR = "/sys/kernel/btf"
 MAX_DECOMPRESSED = 2 << 30  # 2 GiB zip-bomb guard
@@ -85,7 +85,7 @@ def describe_start(data: bytes) -> str:
         return f"looks like {compression_of(data)}-compressed data (nested compression is not supported)"
     sample = data[:64]
     if sample and all(32 <= b < 127 or b in b"\t\r\n" for b in sample):
-        return f"looks like text: {_one_line(sample.decode('ascii'))[:40]!r}"
+        return f"looks like text: {one_line(sample.decode('ascii'))[:40]!r}"
     return f"first bytes {head}"
 
 
@@ -183,7 +183,7 @@ def decompress(data: bytes, label: str, limit: int | None = None) -> tuple[bytes
             with opened as stream:
                 out = _read_limited(_stream_chunks(stream), limit, too_big)
     except _DECOMPRESS_ERRORS as e:
-        raise InputError(f"{what} is corrupt or truncated: {_one_line(e) or type(e).__name__}") from None
+        raise InputError(f"{what} is corrupt or truncated: {one_line(e) or type(e).__name__}") from None
     if not out:
         raise InputError(f"{what} decompresses to 0 bytes")
     return out, kind

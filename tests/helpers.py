@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -47,6 +47,30 @@ def need_kernel_load() -> Callable[[bytes], Any]:
     if reason:
         pytest.skip(f"BPF_BTF_LOAD unavailable: {reason}")
     return kernel.kernel_load
+
+
+def open_impls(*names: str) -> Iterator[dict[str, Any]]:
+    """For a module-scoped fixture: the implementations among ``names`` usable here (name -> adapter),
+    closed afterwards; :func:`need_impls` skips a test that needs one that is missing."""
+    from oracle.impls import ImplUnavailable, close_impls, make_impl
+
+    got: dict[str, Any] = {}
+    for name in names:
+        try:
+            got[name] = make_impl(name, timeout=5.0)
+        except ImplUnavailable:
+            pass
+    yield got
+    close_impls(got.values())
+
+
+def need_impls(impls: dict[str, Any], *names: str) -> None:
+    """Skip the test unless every implementation of ``names`` is in ``impls`` (from :func:`open_impls`)."""
+    from oracle.impls import available
+
+    for n in names:
+        if n not in impls:
+            pytest.skip(f"{n} unavailable here: {available().get(n, 'not opened')}")
 
 
 def host_vmlinux() -> bytes:

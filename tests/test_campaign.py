@@ -23,18 +23,11 @@ from oracle.cmd import CmdImpl
 from oracle.corpus import FAIL, PASS, load_entry, run_entry
 from oracle.report import render_markdown, render_text
 from spec.model import Btf
+from tests.helpers import need_libbpf
 
 REPO = Path(__file__).resolve().parent.parent
 # A "distill" that returns its inputs unchanged: wrong bytes on nearly every input.
 BROKEN_DISTILL = "sh -c 'cp \"$1\" \"$4\"; cp \"$2\" \"$3\"' sh {split} {base} {out_base} {out_split}"
-
-
-def _libbpf() -> None:
-    from oracle import libbpf
-
-    reason = libbpf.unavailable_reason()
-    if reason:
-        pytest.skip(f"libbpf unavailable: {reason}")
 
 
 def _cli(args: list[str], cwd: Path, **kw) -> subprocess.Popen[str]:
@@ -55,7 +48,7 @@ def test_parse_duration() -> None:
 
 
 def test_broken_cmd_is_found_shrunk_and_replays_as_failing(tmp_path: Path) -> None:
-    _libbpf()
+    need_libbpf()
     found = tmp_path / "found"
     result = run_campaign(["P3"], ["cmd", "libbpf"], workers=0, max_examples=20, seed=1, db=str(tmp_path / "db"),
                           corpus_dir=found, distill_cmd=BROKEN_DISTILL, progress=False)
@@ -92,7 +85,7 @@ def test_broken_cmd_is_found_shrunk_and_replays_as_failing(tmp_path: Path) -> No
 
 
 def test_local_two_worker_campaign_prints_a_report(tmp_path: Path) -> None:
-    _libbpf()
+    need_libbpf()
     proc = _cli(["fuzz", "--time", "8s", "--workers", "2", "--property", "P3,P5", "--impl", "python,libbpf",
                  "--seed", "5", "--corpus-dir", "found", "--report", "report.json"], tmp_path)
     out, err = proc.communicate(timeout=120)
@@ -108,7 +101,7 @@ def test_local_two_worker_campaign_prints_a_report(tmp_path: Path) -> None:
 
 
 def test_exit_codes(tmp_path: Path) -> None:
-    _libbpf()
+    need_libbpf()
     runner = CliRunner()
     usage = [["--time", "ten minutes"], ["--property", "P9"], ["--impl", "nope"], ["--report", "r.txt"],
              ["--impl", "cmd"], ["--db", "redis://127.0.0.1:1"]]
@@ -174,7 +167,7 @@ def redis_url(tmp_path: Path):
 
 
 def test_redis_example_database_is_shared(tmp_path: Path, redis_url) -> None:
-    _libbpf()
+    need_libbpf()
     url, client = redis_url
     result = run_campaign(["P3"], ["cmd", "libbpf"], workers=2, max_examples=10, seed=7, db=url,
                           corpus_dir=tmp_path / "found", distill_cmd=BROKEN_DISTILL, progress=False)
@@ -192,7 +185,7 @@ def test_redis_example_database_is_shared(tmp_path: Path, redis_url) -> None:
 
 
 def test_dask_cluster(tmp_path: Path) -> None:
-    _libbpf()
+    need_libbpf()
     distributed = pytest.importorskip("distributed", reason="dask.distributed is not installed")
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
                                   dashboard_address=None) as cluster:
@@ -206,7 +199,7 @@ def test_dask_cluster(tmp_path: Path) -> None:
 
 
 def test_ctrl_c_keeps_findings_and_exits_cleanly(tmp_path: Path) -> None:
-    _libbpf()
+    need_libbpf()
     proc = _cli(["fuzz", "--time", "2m", "--workers", "2", "--property", "P3", "--impl", "cmd,libbpf",
                  "--distill-cmd", BROKEN_DISTILL, "--corpus-dir", "found", "--report", "r.json", "--quiet"], tmp_path)
     found = tmp_path / "found"
@@ -277,3 +270,16 @@ def test_a_property_that_errors_is_reported_not_fatal(tmp_path: Path, monkeypatc
     assert result.exit_code == 0 and not result.findings
     assert any("KeyError" in e for e in result.errors) and any("stopped after 3 errors" in e for e in result.errors)
     assert "== errors" in render_text(result)
+
+
+def test_bench_fuzz_measures_p1_per_implementation_and_workers() -> None:
+    need_libbpf()
+    res = CliRunner().invoke(main, ["bench", "fuzz", "--seconds", "1", "--no-cluster", "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    names = [r["name"] for r in out["rows"]]
+    assert out["property"] == "P1" and names == [
+        "P1 python (in-process)", "P1 libbpf (in-process)", "P1 python+libbpf (local processes)",
+        "P1 python+libbpf (local processes)"], names
+    assert all(r["examples"] > 0 and r["steady_rate"] > 0 for r in out["rows"]), out["rows"]
+    assert [r["workers"] for r in out["rows"]] == [1, 1, 1, 2] and out["rows"][2]["speedup"] == 1.0

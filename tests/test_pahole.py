@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
 from btfgen.c_emit import C_INTS, Unexpressible, c_universe, emit_c, expressible
+from btfgen.generate import universes
 from btfgen.perturb import perturbed_bases
 from btfgen.universe import (
     KERNEL_VALID,
@@ -35,7 +36,6 @@ from btfgen.universe import (
     TypeTag,
     Universe,
     Var,
-    universes,
 )
 from oracle import pahole
 from spec.kinds import INT_CHAR, INT_SIGNED, Kind

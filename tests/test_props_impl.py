@@ -11,12 +11,12 @@ from hypothesis import HealthCheck, given, settings
 
 from oracle import props_impl
 from oracle.corpus import FAIL, PASS, load_entry, run_entry, write_entry
-from oracle.impls import ImplUnavailable, close_impls, make_impl
 from oracle.outcome import Outcome
 from oracle.property import Context, PropertyFailure, get_property
 from oracle.props_impl import PROPERTIES, difference_class, judge, quirk_ids
 from spec.builder import Builder
 from spec.kinds import INT_SIGNED
+from tests.helpers import need_impls, open_impls
 
 # Fixed examples, whatever the settings profile: the same cases on every run.
 FIXED = settings(derandomize=True, database=None, deadline=None, max_examples=60,
@@ -25,20 +25,7 @@ FIXED = settings(derandomize=True, database=None, deadline=None, max_examples=60
 
 @pytest.fixture(scope="module")
 def impls():
-    got = {}
-    for name in ("python", "python-strict", "libbpf", "kernel"):
-        try:
-            got[name] = make_impl(name, timeout=5.0)
-        except ImplUnavailable:
-            pass
-    yield got
-    close_impls(got.values())
-
-
-def _need(impls, *names: str) -> None:
-    for n in names:
-        if n not in impls:
-            pytest.skip(f"{n} unavailable here")
+    yield from open_impls("python", "python-strict", "libbpf", "kernel")
 
 
 def _empty_base_signatures(impls) -> set[tuple[str, ...]]:
@@ -63,7 +50,7 @@ def test_registry_names_the_three_properties() -> None:
 # --------------------------------------------------------------------------------------------------
 
 def test_p3_python_and_strict_agree_with_libbpf(impls) -> None:
-    _need(impls, "libbpf", "python", "python-strict")
+    need_impls(impls, "libbpf", "python", "python-strict")
     ctx = Context({n: impls[n] for n in ("python", "python-strict", "libbpf")})
     prop = PROPERTIES["P3"]
     seen = []
@@ -79,7 +66,7 @@ def test_p3_python_and_strict_agree_with_libbpf(impls) -> None:
 
 
 def test_p4_outputs_are_accepted(impls) -> None:
-    _need(impls, "libbpf", "python")
+    need_impls(impls, "libbpf", "python")
     ctx = Context(dict(impls), known=_empty_base_signatures(impls))
     prop = PROPERTIES["P4"]
 
@@ -167,7 +154,7 @@ class _Case:
 
 
 def test_p4_reports_the_empty_distilled_base_the_kernel_rejects(impls, tmp_path: Path) -> None:
-    _need(impls, "libbpf", "kernel")
+    need_impls(impls, "libbpf", "kernel")
     ctx = Context({"libbpf": impls["libbpf"], "kernel": impls["kernel"]})
     base, split = _no_base_refs()
     with pytest.raises(PropertyFailure) as info:
@@ -208,7 +195,7 @@ def test_p5_reports_a_parser_that_raises(impls, monkeypatch, tmp_path: Path) -> 
 
 
 def test_p5_reports_a_validator_disagreeing_with_libbpf(impls, monkeypatch) -> None:
-    _need(impls, "libbpf")
+    need_impls(impls, "libbpf")
     import spec.validate
 
     monkeypatch.setattr(spec.validate, "validate", lambda blob, base=None, rules="libbpf", **kw: [])
@@ -225,7 +212,7 @@ def test_p5_reports_a_validator_disagreeing_with_libbpf(impls, monkeypatch) -> N
 
 
 def test_p3_finding_replays_as_failing_for_the_implementation(impls, tmp_path: Path) -> None:
-    _need(impls, "libbpf", "python-strict")
+    need_impls(impls, "libbpf", "python-strict")
 
     class Wrong:
         """python-strict's answers with the split output's last byte changed and no quirk named."""

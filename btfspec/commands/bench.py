@@ -68,24 +68,27 @@ def bench_oracle(split_path: str | None, base_path: str, repeat: int, as_json: b
 @bench.command("fuzz")
 @click.option("--seconds", type=click.FloatRange(min=1), default=10.0, show_default=True,
               help="Campaign time per configuration.")
+@click.option("--property", "prop", type=click.Choice(["P1", "P2", "P3", "P4", "P5"]), default="P1",
+              show_default=True, help="The property measured.")
 @click.option("--no-cluster", is_flag=True, help="Skip the 2-worker dask LocalCluster row.")
 @json_option
 @guarded
-def bench_fuzz(seconds: float, no_cluster: bool, as_json: bool) -> None:
-    """P3 examples/s per worker (python vs libbpf, libbpf alone) and the speed-up of 2 workers and a cluster."""
+def bench_fuzz(seconds: float, prop: str, no_cluster: bool, as_json: bool) -> None:
+    """Examples/s per worker (python, libbpf) and the speed-up of 2 workers and of a 2-worker cluster."""
     import os
 
     from btfspec.bench import fuzz_bench
 
     if not as_json:
-        click.echo(f"bench fuzz: P3, {seconds:g} s per configuration, {os.cpu_count()} cores")
+        click.echo(f"bench fuzz: {prop}, {seconds:g} s per configuration, {os.cpu_count()} cores")
     try:
-        rows = fuzz_bench.run(seconds, cluster=not no_cluster, echo=None if as_json else click.echo)
+        rows = fuzz_bench.run(seconds, cluster=not no_cluster, echo=None if as_json else click.echo, prop=prop)
     except Exception as exc:  # a benchmark never fails: say what went wrong
         click.echo(f"bench fuzz: cannot run: {type(exc).__name__}: {exc}")
         return
     if as_json:
-        emit_json({"seconds": seconds, "cores": os.cpu_count(), "rows": fuzz_bench.as_dicts(rows)})
+        emit_json({"seconds": seconds, "property": prop, "cores": os.cpu_count(),
+                   "rows": fuzz_bench.as_dicts(rows)})
 
 
 @bench.command("stats")
