@@ -131,8 +131,8 @@ def test_p1_finds_libbpf_q2_kind_changed(impls, tmp_path: Path) -> None:
     assert (info.value.finding.impl, info.value.finding.quirk) == ("python", "Q2")
 
 
-def _first_finding(ctx: Context, strategy, n: int = 100):
-    """The first finding over ``n`` fixed examples (no shrinking), or None."""
+def _first_finding(ctx: Context, strategy, n: int = 100, quirk: str | None = None):
+    """The first finding (naming ``quirk`` when given) over ``n`` fixed examples (no shrinking), or None."""
     found = []
 
     @settings(max_examples=n, phases=[Phase.generate], **SETTINGS)
@@ -143,7 +143,8 @@ def _first_finding(ctx: Context, strategy, n: int = 100):
         try:
             check_p1(case, ctx)
         except PropertyFailure as exc:
-            found.append(exc.finding)
+            if quirk is None or quirk in (exc.finding.quirk or "").split(","):
+                found.append(exc.finding)
 
     run()
     return found[0] if found else None
@@ -158,6 +159,19 @@ def test_p1_finds_libbpf_q6_empty_distilled_base(impls) -> None:
     assert f.property == "P1" and f.impl == "libbpf"
     assert "Q6" in f.quirk.split(","), f.description
     assert {"base1.btf", "base2.btf", "split.btf"} <= set(f.files)
+
+
+@pytest.mark.parametrize(("quirk", "shapes"), [
+    ("Q1", {"union_fwd", "fwd_struct_same_name"}), ("Q3", {"empty_name"}), ("Q4", {"nondedup_strings"}),
+    ("Q5", {"mod_cycle"})])
+def test_p1_finds_libbpf_quirks_from_generated_input(impls, quirk: str, shapes: set[str]) -> None:
+    """P1 on generated libbpf-valid cases (the quirk shape enabled, all perturbations) finds the quirk."""
+    need_impls(impls, "libbpf", "python-strict")
+    ctx = Context({"libbpf": impls["libbpf"]}, profile="libbpf-valid")
+    knobs = Knobs(quirks=frozenset(shapes), quirk_percent=100)
+    f = _first_finding(ctx, relocation_cases(ctx, knobs=knobs), n=1000, quirk=quirk)
+    assert f is not None, f"no {quirk} finding in 1000 generated cases"
+    assert f.property == "P1" and f.impl == "libbpf", f.description
 
 
 class _IgnoresTarget:
