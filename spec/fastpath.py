@@ -137,7 +137,62 @@ def type_words(blob: bytes, hdr: Header) -> array.array:
     return words
 
 
+VECTOR_MIN_WORDS = 1 << 16  # below this the walk is faster than importing numpy and setting up
+
+
 def index_types(words: array.array, hdr: Header, start_id: int = 1) -> array.array:
+    """Word offset of every type record; raises on unknown kinds and overruns.
+
+    Large sections are indexed by :func:`_index_vectorised`; anything it cannot vouch for (and every
+    small section) goes through the plain offset walk :func:`_index_walk`, which also words the errors.
+    """
+    if len(words) >= VECTOR_MIN_WORDS and not hdr.type_len % 4:
+        offsets = _index_vectorised(words)
+        if offsets is not None:
+            return offsets
+    return _index_walk(words, hdr, start_id)
+
+
+def _index_vectorised(words: array.array) -> array.array | None:
+    """The record starts of a well-formed type section without a Python loop per record, or None.
+
+    Every word position whose next word has a known kind is a *candidate* start (true starts, plus a
+    few member or enumerator words that look like one); each candidate's record length gives its
+    successor, and the chain from position 0 is found by pointer doubling (log2(records) gathers).
+    None when the chain leaves the candidates, or does not end exactly at the end of the section:
+    the walk then finds and words the error.
+    """
+    import numpy as np
+
+    fixed, elem = (np.array(t, dtype=np.int64) for t in _step_tables())
+    w = np.frombuffer(words, dtype=np.uint32)
+    n = int(w.size)
+    info = w[1:n - 1]  # the info word of a record starting at p = 0 .. n-3
+    kinds = (info >> 24) & 31
+    cand = np.flatnonzero(fixed[kinds] >= 0)
+    m = int(cand.size)
+    if not m or cand[0] != 0:
+        return None
+    ck = kinds[cand]
+    after = cand + fixed[ck] + elem[ck] * (info[cand] & 0xFFFF)
+    succ = np.searchsorted(cand, after)
+    lands = (succ < m) & (cand[np.minimum(succ, m - 1)] == after)
+    ends = after == n
+    jump = np.append(np.where(lands, succ, m), m)  # m: the sink (end of section, or off the candidates)
+    levels = [jump]
+    while 1 << (len(levels) - 1) < m:
+        levels.append(levels[-1][levels[-1]])
+    on_chain = np.zeros(m + 1, dtype=bool)
+    on_chain[0] = True
+    for hop in reversed(levels):  # after hop 2^i: every node 0 .. 2^(i+1)-1 steps from the start
+        on_chain[hop[on_chain.nonzero()[0]]] = True
+    path = on_chain[:m].nonzero()[0]
+    if not (lands[path[:-1]].all() and ends[path[-1]]):
+        return None
+    return array.array("I", cand[path].astype(np.uint32).tobytes())
+
+
+def _index_walk(words: array.array, hdr: Header, start_id: int = 1) -> array.array:
     """Offset walk: word offset of every type record; raises on unknown kinds and overruns."""
     fixed, elem = _step_tables()
     offsets = array.array("I")

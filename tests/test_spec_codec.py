@@ -146,3 +146,54 @@ def test_fast_path_agrees_with_construct_on_generated_blobs() -> None:
             assert_same_types(m, c)
 
     check()
+
+
+def _walk_or_error(words, hdr):
+    from spec import fastpath
+
+    try:
+        return fastpath._index_walk(words, hdr)
+    except BtfError:
+        return None
+
+
+def test_vectorised_index_agrees_with_the_walk() -> None:
+    """The pointer-doubling index gives the walk's offsets, or defers to it (never a wrong answer):
+    on valid and mutated blobs (whatever their size), and on the host vmlinux."""
+    from hypothesis import given, settings
+
+    from btfgen.mutate import mutated_blobs, valid_btfs
+    from spec import fastpath
+
+    def agree(blob: bytes) -> None:
+        try:
+            hdr = fastpath.read_header(blob)
+            words = fastpath.type_words(blob, hdr)
+        except BtfError:
+            return
+        fast = fastpath._index_vectorised(words) if not hdr.type_len % 4 else None
+        walk = _walk_or_error(words, hdr)
+        assert fast is None or fast == walk, (fast, walk)
+
+    @settings(max_examples=300)
+    @given(valid_btfs())
+    def valid(case: tuple[str, bytes]) -> None:
+        hdr = fastpath.read_header(case[1])
+        words = fastpath.type_words(case[1], hdr)
+        assert fastpath._index_vectorised(words) == fastpath._index_walk(words, hdr)
+
+    @settings(max_examples=500)
+    @given(mutated_blobs())
+    def mutated(case: tuple[str, bytes]) -> None:
+        agree(case[1])
+
+    valid()
+    mutated()
+    try:
+        blob = host_vmlinux()
+    except pytest.skip.Exception:
+        return
+    hdr = fastpath.read_header(blob)
+    words = fastpath.type_words(blob, hdr)
+    assert len(words) >= fastpath.VECTOR_MIN_WORDS
+    assert fastpath._index_vectorised(words) == fastpath._index_walk(words, hdr)
