@@ -274,7 +274,7 @@ def test_a_property_that_errors_is_reported_not_fatal(tmp_path: Path, monkeypatc
 
 def test_bench_fuzz_measures_p1_per_implementation_and_workers() -> None:
     need_libbpf()
-    res = CliRunner().invoke(main, ["bench", "fuzz", "--seconds", "1", "--no-cluster", "--json"])
+    res = CliRunner().invoke(main, ["bench", "fuzz", "--seconds", "5", "--no-cluster", "--json"])
     assert res.exit_code == 0, res.output
     out = json.loads(res.output)
     names = [r["name"] for r in out["rows"]]
