@@ -47,7 +47,7 @@ from spec.model import Btf  # noqa: E402
 from spec.text import dump_raw  # noqa: E402
 
 EINVAL, ENOENT, ELOOP = -errno.EINVAL, -errno.ENOENT, -errno.ELOOP
-NOTES = "/work/shared/reference/distill-relocate-behaviour.md"
+NOTES = "shared/reference/distill-relocate-behaviour.md"  # the reference notes (beside the project)
 LIBBPF_TIMEOUT = 5.0
 Q17_DEPTH = 200_000  # libbpf v1.6 overflows an 8 MiB stack somewhere between 70k and 100k levels
 
