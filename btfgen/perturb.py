@@ -21,7 +21,7 @@ the perturbation was built -- never from running an implementation:
 "Referenced" means reached by a correct distillation from the module part (:func:`label_sets`: an
 empty name counts as anonymous).  Whatever was perturbed, two shapes make every relocation fail
 (:func:`inherent_error`): a modifier cycle below a member of a split composite (-ELOOP, the Q5 shape)
-and a distilled FWD with several candidates in ``base2`` (-EINVAL); the label then says so.
+and a distilled FWD without exactly one candidate in ``base2`` (-EINVAL); the label then says so.
 libbpf quirks that deviate from a label (Q1, Q2, ...) are findings, not reasons to change it.
 """
 
@@ -84,11 +84,12 @@ def _split_composites(u: Universe, copied: set[Key]) -> list[Composite]:
     return [n for k in (*u.module_keys(), *sorted(copied)) if isinstance(n := u[k], Composite)]
 
 
-def relocation_loops(u: Universe) -> bool:
-    """Does a composite of the distilled split (the module's, or a copied kernel one) have a member
-    whose modifier/typedef/type-tag/array chain is a cycle?  Relocation's embedded marking meets it
-    whatever the target base: libbpf loops forever (quirk Q5), a correct relocation fails -ELOOP."""
-    composites = _split_composites(u, label_sets(u)[1])
+def relocation_loops(u: Universe, copied: set[Key] | None = None) -> bool:
+    """Does a composite of the distilled split (the module's, or a ``copied`` kernel one; default: as
+    :func:`label_sets` says) have a member whose modifier/typedef/type-tag/array chain is a cycle?
+    Relocation's embedded marking meets it whatever the target base: libbpf loops forever (quirk Q5),
+    a correct relocation fails -ELOOP."""
+    composites = _split_composites(u, label_sets(u)[1] if copied is None else copied)
     return any(in_modifier_cycle(u, m.type, arrays=True) for n in composites for m in n.members)
 
 
@@ -103,11 +104,11 @@ def fwd_candidates(fwd: Fwd, base2: Universe) -> list[Key]:
     return fwds + [c.key for c in composites if c.union == fwd.union and (len(composites) == 1 or c.size == 0)]
 
 
-def unmappable_fwds(u: Universe, base2: Universe) -> list[tuple[Key, int]]:
+def unmappable_fwds(u: Universe, base2: Universe, distilled: set[Key] | None = None) -> list[tuple[Key, int]]:
     """Distilled FWDs of ``u`` without exactly one candidate in ``base2`` (:func:`fwd_candidates`), with
     their candidate count: none (a second same-named composite hides the only one), or several (FWD X
     next to STRUCT X, the ``fwd_struct_same_name`` shape).  Relocation must fail -EINVAL."""
-    distilled = label_sets(u)[0]
+    distilled = label_sets(u)[0] if distilled is None else distilled
     counts = ((k, len(fwd_candidates(f, base2))) for k in sorted(distilled) if isinstance(f := u[k], Fwd))
     return [(k, n) for k, n in counts if n != 1]
 
@@ -116,9 +117,10 @@ def inherent_error(u: Universe, base2: Universe) -> tuple[int, str] | None:
     """An error relocating the distillation of ``u`` onto ``base2`` must give whatever was perturbed:
     (-ELOOP, why) for a member chain of the distilled split that loops (checked before any matching),
     (-EINVAL, why) for a distilled FWD without exactly one candidate in ``base2``; None otherwise."""
-    if relocation_loops(u):
+    distilled, copied = label_sets(u)
+    if relocation_loops(u, copied):
         return ELOOP, "a modifier cycle below a split composite member (Q5 shape)"
-    bad = unmappable_fwds(u, base2)
+    bad = unmappable_fwds(u, base2, distilled)
     if bad:
         return EINVAL, "distilled " + ", ".join(f"FWD '{u[k].name}' ({k}) has {n or 'no'} candidate{'s' * (n != 1)}"
                                                 for k, n in bad) + " in base2"

@@ -410,7 +410,7 @@ def first_difference(relocated: Btf, copy_id: int, target_id: int) -> str | None
     from oracle.equiv import type_difference
 
     assert relocated.base is not None
-    text = type_difference(relocated, copy_id, Btf(base=relocated.base), target_id, labels=("module", "target"))
+    text = type_difference(relocated, copy_id, Btf(base=relocated.base), target_id)
     if text is None:
         return None
     return text.replace("(B: base ", "(target ").replace("(B: ", "(target: ")

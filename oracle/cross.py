@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from oracle.check import Target, analyse_mapping, find_stale, load_vmlinux
+from oracle.impls import close_impls
 from oracle.module import failure, reference_relocate, relocated_view
 from oracle.pool import run_each
 from oracle.stats import ModuleRef, collect_modules, make_impl, probe_impl
@@ -110,10 +111,7 @@ def _init(base_old: str, base_new: str, impl: str, timeout: float) -> None:
 
 
 def _close() -> None:
-    for st in _STATE:
-        close = getattr(st.impl, "close", None)
-        if callable(close):
-            close()
+    close_impls(st.impl for st in _STATE)
     _STATE.clear()
 
 

@@ -794,11 +794,10 @@ def equivalent(split_a: Btf, split_b: Btf, *, limit: int = MAX_DIFFERENCES) -> E
                        routes[0][1] if routes else None, cmp, list(pairing.tops))
 
 
-def type_difference(a_btf: Btf, a_id: int, b_btf: Btf, b_id: int, *, labels: tuple[str, str] = ("A", "B"),
-                    same_base: bool = True) -> str | None:
+def type_difference(a_btf: Btf, a_id: int, b_btf: Btf, b_id: int) -> str | None:
     """The first difference between type ``a_id`` of ``a_btf`` and ``b_id`` of ``b_btf`` as a path a
     person can follow, or None when the two types are equivalent (same rules as :func:`equivalent`)."""
-    cmp = _Compare(_Side(a_btf, labels[0]), _Side(b_btf, labels[1]), same_base)
+    cmp = _Compare(_Side(a_btf, "A"), _Side(b_btf, "B"), _same_base(a_btf, b_btf))
     if cmp.equal(a_id, b_id):
         return None
     return cmp.path_text((a_id, b_id))[0]

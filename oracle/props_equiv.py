@@ -19,7 +19,7 @@ then ``prop.check(case, ctx)``) and from the campaign runner; every selected imp
 
 The expected outcome is the label (:mod:`btfgen.perturb` already makes it -ELOOP for a modifier cycle
 below a member of a split composite, the Q5 shape (:func:`relocation_loops`), and -EINVAL for a
-distilled FWD with several candidates in ``base2``); the P2 round trip expects success unless
+distilled FWD without exactly one candidate in ``base2``); the P2 round trip expects success unless
 :func:`btfgen.perturb.inherent_error` says relocation onto the original base must fail.
 
 A case whose split ``python-strict`` cannot distill is outside these properties (an odd enum size, an
@@ -337,7 +337,7 @@ def check_p2(case: Case, ctx: Context) -> None:
             continue
         quirk = _attribute(calls, name, judge, case.split, case.base, case.base)
         raise_new(ctx, _finding("P2", calls, name, case, "base1.btf", case.base, d, r, exp, v, quirk,
-                                 "Round trip: relocation onto the original base."))
+                                "Round trip: relocation onto the original base."))
 
 
 def _pairs(ctx: Context) -> st.SearchStrategy[Case]:

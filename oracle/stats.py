@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from oracle.impls import close_impls, make_impls
 from oracle.kernels import MANIFEST, VMLINUX_BTF, module_name, read_manifest
 from oracle.outcome import Outcome
 from oracle.pool import run_each
@@ -144,17 +145,12 @@ _STATE: list[_WorkerState] = []
 
 def make_impl(name: str, timeout: float) -> Any:
     """The implementation used for distill and relocate (``oracle.impls``; ValueError if unusable)."""
-    from oracle.impls import make_impls
-
     return make_impls([name], timeout=timeout)[0]
 
 
 def probe_impl(impl: str, timeout: float) -> None:
     """Raise ValueError (ImplUnavailable) with the reason when ``impl`` cannot be used here."""
-    probe = make_impl(impl, timeout)
-    close = getattr(probe, "close", None)
-    if callable(close):
-        close()
+    close_impls([make_impl(impl, timeout)])
 
 
 def _load_base(path: str, role: str) -> bytes:
@@ -309,10 +305,7 @@ def run_stats(refs: list[ModuleRef], base: str, *, impl: str = "libbpf", jobs: i
 
 
 def _close_state() -> None:
-    for st in _STATE:
-        close = getattr(st.impl, "close", None)
-        if callable(close):
-            close()
+    close_impls(st.impl for st in _STATE)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -186,8 +186,8 @@ def _index_vectorised(words: array.array) -> array.array | None:
     on_chain[0] = True
     for hop in reversed(levels):  # after hop 2^i: every node 0 .. 2^(i+1)-1 steps from the start
         on_chain[hop[on_chain.nonzero()[0]]] = True
-    path = on_chain[:m].nonzero()[0]
-    if not (lands[path[:-1]].all() and ends[path[-1]]):
+    path = on_chain[:m].nonzero()[0]  # a node that does not land jumps to the sink, so it is the last
+    if not ends[path[-1]]:
         return None
     return array.array("I", cand[path].astype(np.uint32).tobytes())
 
