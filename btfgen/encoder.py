@@ -3,10 +3,10 @@
 * :func:`encode_base` writes the kernel nodes in universe order as ids 1..n.
 * :func:`encode_split` writes the module part as split BTF over **any** base: module nodes come first
   (universe order); every kernel node they reference is looked up in the base with the matching rule
-  (:mod:`btfgen.matching`) and referenced by the base's id when found, otherwise copied into the
+  (:mod:`btfspec.btfgen.matching`) and referenced by the base's id when found, otherwise copied into the
   split after the module nodes (in discovery order) -- what pahole does for a module against vmlinux.
 
-Records are made with :class:`spec.builder.Builder` (byte-identical to libbpf's ``btf__add_*``), so
+Records are made with :class:`btfspec.spec.builder.Builder` (byte-identical to libbpf's ``btf__add_*``), so
 strings are deduplicated libbpf-style unless :class:`EncodeOptions` asks otherwise.  A node named
 ``""`` gets a name offset pointing at an empty string at a non-zero offset (quirk Q3).
 """
@@ -18,8 +18,8 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from btfgen.matching import universe_to_btf
-from btfgen.universe import (
+from btfspec.btfgen.matching import universe_to_btf
+from btfspec.btfgen.universe import (
     Array,
     Composite,
     Datasec,
@@ -41,9 +41,9 @@ from btfgen.universe import (
     Var,
     refs,
 )
-from spec.builder import Builder
-from spec.kinds import Kind
-from spec.model import Btf
+from btfspec.spec.builder import Builder
+from btfspec.spec.kinds import Kind
+from btfspec.spec.model import Btf
 
 
 class EncodeError(ValueError):

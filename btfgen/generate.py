@@ -2,7 +2,7 @@
 
 The generator asks a :class:`Chooser` for every decision, so the hypothesis strategy :func:`universes`
 (a :class:`HypothesisChooser` over ``draw``; shrinkable, because every reference is an index into the
-elements made so far) and the seeded :func:`btfgen.recipe.expand` (a :class:`RandomChooser`) produce the
+elements made so far) and the seeded :func:`btfspec.btfgen.recipe.expand` (a :class:`RandomChooser`) produce the
 same kind of graphs.
 
 Profiles: ``kernel-valid`` universes are accepted by the kernel's BTF verifier (base, and base+split
@@ -23,8 +23,8 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from btfgen import coverage
-from btfgen.universe import (
+from btfspec.btfgen import coverage
+from btfspec.btfgen.universe import (
     KERNEL_VALID,
     LIBBPF_VALID,
     MAX_COMPOSITE_SIZE,
@@ -59,7 +59,7 @@ from btfgen.universe import (
     refs,
     strip_modifiers,
 )
-from spec.kinds import INT_BOOL, INT_CHAR, INT_SIGNED, Kind
+from btfspec.spec.kinds import INT_BOOL, INT_CHAR, INT_SIGNED, Kind
 
 # --------------------------------------------------------------------------------------------
 # choosers: one decision interface for hypothesis and seeded random generation
@@ -738,20 +738,20 @@ def universes(profile: str = KERNEL_VALID, min_types: int = 5, max_types: int = 
     """Shrinkable universes with a kernel and a module part (about ``min_types``..``max_types`` nodes).
 
     About 6 hypothesis choices per type: beyond ~600 types an example exceeds hypothesis's choice
-    cap, so larger universes come from :func:`btfgen.recipe.recipe_cases`.
+    cap, so larger universes come from :func:`btfspec.btfgen.recipe.recipe_cases`.
     """
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}")
     if not 1 <= min_types <= max_types <= MAX_STRATEGY_TYPES:
         raise ValueError(f"need 1 <= min_types <= max_types <= {MAX_STRATEGY_TYPES} "
-                         "(use btfgen.recipe.recipe_cases for larger universes)")
+                         "(use btfspec.btfgen.recipe.recipe_cases for larger universes)")
     return _universes(profile, min_types, max_types, knobs)
 
 
 def base_split_pairs(profile: str = KERNEL_VALID, min_types: int = 5, max_types: int = 300,
                      knobs: Knobs | None = None) -> st.SearchStrategy[Any]:
-    """:class:`btfgen.encoder.Case` objects: universe, partition, encoded base and split bytes."""
-    from btfgen.encoder import make_case
+    """:class:`btfspec.btfgen.encoder.Case` objects: universe, partition, encoded base and split bytes."""
+    from btfspec.btfgen.encoder import make_case
 
     return universes(profile, min_types, max_types, knobs).map(make_case)
 

@@ -24,10 +24,10 @@ from __future__ import annotations
 from collections.abc import Hashable
 from typing import Any, Protocol
 
-from btfgen.universe import NAMED_MATCH_KINDS, Composite, Enum, Key, Ref, Universe, has_name
-from spec.builder import Builder
-from spec.kinds import Kind
-from spec.model import Btf, BtfType, id_fields, map_ids, map_strs
+from btfspec.btfgen.universe import NAMED_MATCH_KINDS, Composite, Enum, Key, Ref, Universe, has_name
+from btfspec.spec.builder import Builder
+from btfspec.spec.kinds import Kind
+from btfspec.spec.model import Btf, BtfType, id_fields, map_ids, map_strs
 
 # kind -> family for name matching (ENUM and ENUM64 are one family)
 NAME_FAMILY = {Kind.STRUCT: Kind.STRUCT, Kind.UNION: Kind.UNION, Kind.ENUM: Kind.ENUM, Kind.ENUM64: Kind.ENUM,
@@ -67,7 +67,7 @@ class View(Protocol):
 
 
 class BtfView:
-    """A :class:`~spec.model.Btf` (with its base, if split): references are type ids, void is 0."""
+    """A :class:`~btfspec.spec.model.Btf` (with its base, if split): references are type ids, void is 0."""
 
     void = 0
 
@@ -101,9 +101,9 @@ class BtfView:
 
 
 class UniverseView:
-    """A logical :class:`~btfgen.universe.Universe`: references are keys, void is None.
+    """A logical :class:`~btfspec.btfgen.universe.Universe`: references are keys, void is None.
 
-    Shapes come from encoding the node with :func:`btfgen.encoder.emit` into a scratch builder, so
+    Shapes come from encoding the node with :func:`btfspec.btfgen.encoder.emit` into a scratch builder, so
     the record layout is defined in one place.
     """
 
@@ -126,7 +126,7 @@ class UniverseView:
     def shape(self, x: Key) -> tuple[Shape, tuple[Ref, ...]]:
         s = self._shapes.get(x)
         if s is None:
-            from btfgen.encoder import emit
+            from btfspec.btfgen.encoder import emit
 
             placeholders: list[Key] = []
 

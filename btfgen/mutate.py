@@ -1,7 +1,7 @@
 """Structure-aware mutation of valid BTF blobs, as Hypothesis strategies.
 
 :func:`valid_btfs` builds small valid BTF (a few dozen types of mixed kinds with valid references,
-kernel-acceptable when little-endian) with :class:`spec.builder.Builder`.  :func:`mutated_blobs`
+kernel-acceptable when little-endian) with :class:`btfspec.spec.builder.Builder`.  :func:`mutated_blobs`
 takes such a seed, locates every field of every record, and applies one to three labelled mutations
 (kind/vlen/kflag/reserved info bits, sizes, member offsets, INT data, name offsets out of range or
 mid-string, type ids out of range or cyclic, string-section damage, header fields, byte-order flip of
@@ -19,12 +19,12 @@ from typing import TypeVar
 
 from hypothesis import strategies as st
 
-from spec.builder import Builder
-from spec.errors import BtfError
-from spec.fastpath import layouts, read_header
-from spec.grammar import ByteOrder
-from spec.kinds import BTF_MAX_TYPE, HDR_LEN, INT_BOOL, INT_CHAR, INT_SIGNED, Kind, kind_name
-from spec.model import Btf
+from btfspec.spec.builder import Builder
+from btfspec.spec.errors import BtfError
+from btfspec.spec.fastpath import layouts, read_header
+from btfspec.spec.grammar import ByteOrder
+from btfspec.spec.kinds import BTF_MAX_TYPE, HDR_LEN, INT_BOOL, INT_CHAR, INT_SIGNED, Kind, kind_name
+from btfspec.spec.model import Btf
 
 Draw = Callable[[st.SearchStrategy], object]
 T = TypeVar("T")

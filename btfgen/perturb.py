@@ -36,10 +36,10 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from btfgen import coverage
-from btfgen.encoder import Case, Encoded, EncodeOptions, encode_base, encode_split
-from btfgen.generate import Chooser, HypothesisChooser
-from btfgen.universe import (
+from btfspec.btfgen import coverage
+from btfspec.btfgen.encoder import Case, Encoded, EncodeOptions, encode_base, encode_split
+from btfspec.btfgen.generate import Chooser, HypothesisChooser
+from btfspec.btfgen.universe import (
     Array,
     Composite,
     DeclTag,
@@ -64,7 +64,7 @@ from btfgen.universe import (
     value_reached,
     value_users,
 )
-from spec.errors import errno_text
+from btfspec.spec.errors import errno_text
 
 EQUIVALENT = "equivalent"
 ERROR = "error"
@@ -685,7 +685,7 @@ def perturbed_bases(case: Case, kinds: tuple[str, ...] | None = None) -> st.Sear
 def direct_split(case: Case, base2: bytes, p: Perturbation) -> Encoded:
     """The module part encoded directly against ``base2`` (the reference for equivalent/stale-copy labels).
 
-    Raises :class:`btfgen.encoder.EncodeError` for perturbations that removed a type the module needs.
+    Raises :class:`btfspec.btfgen.encoder.EncodeError` for perturbations that removed a type the module needs.
     """
     assert p.universe is not None
     return encode_split(p.universe, base2, case.module_keys, case.options)

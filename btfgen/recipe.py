@@ -2,8 +2,8 @@
 
 Hypothesis caps the number of choices one example may make, so a universe of 5,000 types cannot be
 drawn decision by decision.  A :class:`Recipe` instead draws a handful of numbers -- size, seed and
-shape knobs -- and :func:`expand` runs the same generator as :func:`btfgen.generate.universes`
-with a :class:`~btfgen.generate.RandomChooser` seeded from the recipe.  Expansion is deterministic
+shape knobs -- and :func:`expand` runs the same generator as :func:`btfspec.btfgen.generate.universes`
+with a :class:`~btfspec.btfgen.generate.RandomChooser` seeded from the recipe.  Expansion is deterministic
 (same recipe and btfspec version, same universe), and shrinking a recipe shrinks the size and turns
 knobs and quirks off; the seed itself shrinks towards 0 (a different, not a smaller, universe).
 
@@ -20,11 +20,11 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from btfgen import coverage
-from btfgen.encoder import Case, make_case
-from btfgen.generate import QUIRK_SHAPES, Knobs, RandomChooser, features, generate
-from btfgen.perturb import Perturbation, perturb
-from btfgen.universe import KERNEL_VALID, LIBBPF_VALID, PROFILES, Universe
+from btfspec.btfgen import coverage
+from btfspec.btfgen.encoder import Case, make_case
+from btfspec.btfgen.generate import QUIRK_SHAPES, Knobs, RandomChooser, features, generate
+from btfspec.btfgen.perturb import Perturbation, perturb
+from btfspec.btfgen.universe import KERNEL_VALID, LIBBPF_VALID, PROFILES, Universe
 
 MAX_SIZE = 5000
 
@@ -85,7 +85,7 @@ def recipes(profile: str = KERNEL_VALID, min_size: int = 50, max_size: int = MAX
 
 def recipe_cases(profile: str = KERNEL_VALID, min_size: int = 50,
                  max_size: int = MAX_SIZE) -> st.SearchStrategy[Case]:
-    """Large :class:`~btfgen.encoder.Case` objects via recipes."""
+    """Large :class:`~btfspec.btfgen.encoder.Case` objects via recipes."""
     return recipes(profile, min_size, max_size).map(expand_case)
 
 

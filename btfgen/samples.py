@@ -1,11 +1,11 @@
-"""Small deterministic BTF samples built with :class:`spec.builder.Builder` (fixtures for tests and demos)."""
+"""Small deterministic BTF samples built with :class:`btfspec.spec.builder.Builder` (fixtures for tests and demos)."""
 
 from __future__ import annotations
 
-from spec.builder import Builder
-from spec.grammar import ByteOrder
-from spec.kinds import INT_BOOL, INT_CHAR, INT_SIGNED
-from spec.model import Btf
+from btfspec.spec.builder import Builder
+from btfspec.spec.grammar import ByteOrder
+from btfspec.spec.kinds import INT_BOOL, INT_CHAR, INT_SIGNED
+from btfspec.spec.model import Btf
 
 
 def every_kind(order: ByteOrder = "little") -> Builder:

@@ -2,9 +2,9 @@
 
 A :class:`Universe` is an ordered tuple of frozen nodes (one dataclass per kind); nodes refer to
 each other by *key* (``None`` is ``void``).  A universe is split into a *kernel* part (encoded as
-base BTF) and a *module* part (encoded as split BTF, :mod:`btfgen.encoder`).  Besides the model, the
+base BTF) and a *module* part (encoded as split BTF, :mod:`btfspec.btfgen.encoder`).  Besides the model, the
 queries the encoder, the perturbations and the labels share (sizes, closures, what distillation
-reaches, keeps and copies, embedded composites).  :mod:`btfgen.generate` makes universes.
+reaches, keeps and copies, embedded composites).  :mod:`btfspec.btfgen.generate` makes universes.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar, TypeVar
 
-from spec.kinds import Kind
+from btfspec.spec.kinds import Kind
 
 KERNEL_VALID = "kernel-valid"
 LIBBPF_VALID = "libbpf-valid"
@@ -204,7 +204,7 @@ class DeclTag:
 Node = Int | Float | Enum | Composite | Array | Ptr | Qual | Typedef | TypeTag | Fwd | FuncProto | Func | Var \
     | Datasec | DeclTag
 
-# Kinds matched by name (when named): the rest is matched structurally (btfgen.matching).
+# Kinds matched by name (when named): the rest is matched structurally (btfspec.btfgen.matching).
 NAMED_MATCH_KINDS = (Composite, Enum, Typedef)
 # Kinds distillation moves into the distilled base (when reached); the others it copies.
 DISTILLED_KINDS = (Int, Float, Fwd)

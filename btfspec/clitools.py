@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 import click
 
-from spec.errors import BtfError, InputError, errno_text
+from btfspec.spec.errors import BtfError, InputError, errno_text
 
 EXIT_OK = 0
 EXIT_NEGATIVE = 1

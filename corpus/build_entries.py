@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """(Re)generate the corpus entries under ``corpus/selftests/`` and ``corpus/cases/``.
 
-Inputs are built with :class:`spec.builder.Builder` exactly as the reference notes describe them
+Inputs are built with :class:`btfspec.spec.builder.Builder` exactly as the reference notes describe them
 (distill-relocate-behaviour.md §5.1-§5.9, §3); every expected outcome and output file comes from running
 the real libbpf v1.6 (``LibbpfWorker``) -- nothing expected is written by hand.  While building, the
 script checks libbpf against the notes:
@@ -13,7 +13,7 @@ script checks libbpf against the notes:
 A hex or text mismatch aborts; a return-code mismatch is reported at the end (exit status 1) with the
 entry still written from libbpf's actual behaviour.  ``accept`` steps record libbpf's parse verdict
 and, separately, the running kernel's ``BPF_BTF_LOAD`` verdict.  When the Python reference is
-importable its results are compared with libbpf through :func:`oracle.impls.agree` and reported
+importable its results are compared with libbpf through :func:`btfspec.oracle.impls.adapter.agree` and reported
 (they never set an expectation).
 
 Usage: ``python corpus/build_entries.py [--only NAME ...] [--list]``
@@ -38,13 +38,13 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT.parent))
 
-from oracle.corpus import EXTERNALS, Entry, Input, this_host, write_entry  # noqa: E402
-from oracle.impls import ImplUnavailable, KernelImpl, LibbpfImpl, PythonImpl, agree  # noqa: E402
-from oracle.outcome import CRASH, ERROR, OK, TIMEOUT, Outcome  # noqa: E402
-from spec.builder import Builder  # noqa: E402
-from spec.kinds import INT_SIGNED, Kind, make_info  # noqa: E402
-from spec.model import Btf  # noqa: E402
-from spec.text import dump_raw  # noqa: E402
+from btfspec.oracle.fuzz.corpus import EXTERNALS, Entry, Input, this_host, write_entry  # noqa: E402
+from btfspec.oracle.impls.adapter import ImplUnavailable, KernelImpl, LibbpfImpl, PythonImpl, agree  # noqa: E402
+from btfspec.oracle.impls.outcome import CRASH, ERROR, OK, TIMEOUT, Outcome  # noqa: E402
+from btfspec.spec.builder import Builder  # noqa: E402
+from btfspec.spec.kinds import INT_SIGNED, Kind, make_info  # noqa: E402
+from btfspec.spec.model import Btf  # noqa: E402
+from btfspec.spec.text import dump_raw  # noqa: E402
 
 EINVAL, ENOENT, ELOOP = -errno.EINVAL, -errno.ENOENT, -errno.ELOOP
 NOTES = "shared/reference/distill-relocate-behaviour.md"  # the reference notes (beside the project)
@@ -926,7 +926,7 @@ class Builder_:
 
     @staticmethod
     def _big_stack(op: str, inputs: dict[str, bytes]) -> Outcome:
-        from oracle.libbpf import get_libbpf
+        from btfspec.oracle.impls.libbpf import get_libbpf
 
         lib = get_libbpf()
         result: list[Outcome] = []

@@ -1,4 +1,4 @@
-"""Append types to a :class:`~spec.model.Btf` the way libbpf's ``btf__add_*`` API does.
+"""Append types to a :class:`~btfspec.spec.model.Btf` the way libbpf's ``btf__add_*`` API does.
 
 Names are interned with libbpf's rules (base first, exact-content dedup) unless the builder was
 made with ``dedup=False``; ``raw_name=`` on any call takes a ready string offset, so tests can
@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from spec.grammar import ByteOrder
-from spec.kinds import Kind, make_info
-from spec.model import Btf, BtfType, u32
+from btfspec.spec.grammar import ByteOrder
+from btfspec.spec.kinds import Kind, make_info
+from btfspec.spec.model import Btf, BtfType, u32
 
 
 class Builder:

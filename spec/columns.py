@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from spec.model import Btf
+from btfspec.spec.model import Btf
 
 
 @dataclass

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator
 
 from elftools.elf.elffile import ELFFile
 
-from spec.errors import InputError, one_line
+from btfspec.spec.errors import InputError, one_line
 
 BTF_SECTION_NAMES = (".BTF", ".BTF.base", ".BTF_ids")
 # Sections libbpf reads as BTF: since 2025 (v1.6) it requires them to be SHT_PROGBITS.
@@ -207,7 +207,7 @@ def write_sections(src_elf: str | os.PathLike[str], dst: str | os.PathLike[str],
         raise InputError("objcopy not found: install binutils")
     data, _ = _load(src, None)
     if not is_elf(data):
-        from spec.sources import compression_of  # local import: sources imports this module
+        from btfspec.spec.sources import compression_of  # local import: sources imports this module
 
         kind = compression_of(data)
         hint = f" ({kind}-compressed: decompress it first)" if kind else ""

@@ -1,4 +1,4 @@
-"""Fast codec derived from the Construct declarations in :mod:`spec.grammar`.
+"""Fast codec derived from the Construct declarations in :mod:`btfspec.spec.grammar`.
 
 Every record in BTF is a sequence of 32-bit words, so the fast path works on an ``array('I')``
 of the type section (byte-swapped once for the other byte order): an offset walk builds the
@@ -15,9 +15,9 @@ import struct
 import sys
 from dataclasses import dataclass
 
-from spec.errors import BtfError
-from spec.grammar import ByteOrder, byteorder_of, header_struct, record_formats, tails
-from spec.kinds import HDR_LEN, REF_KINDS, Kind
+from btfspec.spec.errors import BtfError
+from btfspec.spec.grammar import ByteOrder, byteorder_of, header_struct, record_formats, tails
+from btfspec.spec.kinds import HDR_LEN, REF_KINDS, Kind
 
 NATIVE: ByteOrder = "little" if sys.byteorder == "little" else "big"
 

@@ -2,7 +2,7 @@
 
 ``grammar(byteorder)`` returns the whole-blob grammar (header, type section, string section,
 optional layout section) for one byte order. ``TAILS`` declares the trailing data of every kind;
-the fast codec in :mod:`spec.fastpath` derives its ``struct`` formats from these declarations,
+the fast codec in :mod:`btfspec.spec.fastpath` derives its ``struct`` formats from these declarations,
 so there is one layout, not two.
 
 The grammar follows the compile-friendly shape measured in the reference notes: the type section
@@ -43,7 +43,7 @@ from construct import (
     this,
 )
 
-from spec.kinds import HDR_LEN, Kind
+from btfspec.spec.kinds import HDR_LEN, Kind
 
 ByteOrder = Literal["little", "big"]
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from spec.errors import BtfError
-from spec.model import Btf
-from spec.sources import BtfInput, load_input
+from btfspec.spec.errors import BtfError
+from btfspec.spec.model import Btf
+from btfspec.spec.sources import BtfInput, load_input
 
 
 def parse_labeled(blob: bytes, label: str, base: Btf | None = None) -> Btf:
@@ -25,7 +25,7 @@ def implied_base(inp: BtfInput, base_path: str | None) -> Btf | None:
     """The base bpftool would use: ``--base``, else a module's ``.BTF.base``, else vmlinux for sysfs modules.
 
     When both ``--base`` and ``.BTF.base`` exist the distilled base wins here (relocating onto
-    ``--base`` is an oracle operation, see ``oracle.module``).
+    ``--base`` is an oracle operation, see ``btfspec.oracle.kernels.kmodule``).
     """
     if inp.base is not None:
         return parse_labeled(inp.base, f"{inp.path} (.BTF.base)")

@@ -15,8 +15,8 @@ import gc
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from spec.errors import BtfError
-from spec.fastpath import (
+from btfspec.spec.errors import BtfError
+from btfspec.spec.fastpath import (
     Header,
     index_types,
     layouts,
@@ -25,8 +25,8 @@ from spec.fastpath import (
     read_header,
     type_words,
 )
-from spec.grammar import ByteOrder
-from spec.kinds import HDR_LEN, Kind, info_kflag, info_kind, info_vlen, kind_name
+from btfspec.spec.grammar import ByteOrder
+from btfspec.spec.kinds import HDR_LEN, Kind, info_kflag, info_kind, info_vlen, kind_name
 
 
 @functools.cache

@@ -20,8 +20,8 @@ import lz4.block
 import lz4.frame
 import zstandard
 
-from spec.elf import atomic_output, is_elf, read_sections
-from spec.errors import InputError, one_line
+from btfspec.spec.elf import atomic_output, is_elf, read_sections
+from btfspec.spec.errors import InputError, one_line
 
 SYSFS_BTF_DIR = "/sys/kernel/btf"
 MAX_DECOMPRESSED = 2 << 30  # 2 GiB zip-bomb guard

@@ -7,7 +7,7 @@ bpftool's ``{"types": [...]}`` list with the same field names and order.
 
 For speed the raw dump walks the model's word array and record index directly (types the model
 has decoded, and maybe edited, are taken from the model; see :meth:`spec.model.Btf.flat_words`); the word position of
-every printed field is looked up by name in :func:`spec.fastpath.layouts`. On the 6.18 vmlinux
+every printed field is looked up by name in :func:`btfspec.spec.fastpath.layouts`. On the 6.18 vmlinux
 (126.6k types, 12 MB of text) loading plus dumping takes about 2x bpftool's own time.
 """
 
@@ -17,9 +17,9 @@ import functools
 from collections.abc import Callable, Iterator
 from itertools import accumulate
 
-from spec.fastpath import layouts
-from spec.kinds import KIND_MAX, LINKAGE_NAMES, Kind
-from spec.model import Btf
+from btfspec.spec.fastpath import layouts
+from btfspec.spec.kinds import KIND_MAX, LINKAGE_NAMES, Kind
+from btfspec.spec.model import Btf
 
 # bpftool's btf_kind_str: index 0 (void, and any kind above KIND_MAX) is "UNKNOWN".
 KIND_STR: tuple[str, ...] = tuple(Kind(k).name if 0 < k <= KIND_MAX else "UNKNOWN" for k in range(32))

@@ -1,4 +1,4 @@
-"""Read bpftool's ``format raw`` text back into BTF (the inverse of :func:`spec.text.dump_raw`).
+"""Read bpftool's ``format raw`` text back into BTF (the inverse of :func:`btfspec.spec.text.dump_raw`).
 
 The text fixes every value bpftool prints, so ``dump_raw(parse_text(dump_raw(x))) == dump_raw(x)``.
 It does not carry everything in a blob; what is lost is rebuilt as follows:
@@ -15,7 +15,7 @@ It does not carry everything in a blob; what is lost is rebuilt as follows:
 Names are printed raw, so a name holding a newline cannot be read back (the line after it is
 reported as malformed).
 
-Malformed text raises :class:`TextError` (an :class:`~spec.errors.InputError`) whose message names
+Malformed text raises :class:`TextError` (an :class:`~btfspec.spec.errors.InputError`) whose message names
 the file and line: ``path:LINE: what``.
 """
 
@@ -24,12 +24,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from spec.builder import Builder
-from spec.errors import InputError
-from spec.grammar import ByteOrder
-from spec.kinds import LINKAGE_NAMES, Kind
-from spec.model import Btf
-from spec.text import INT_ENC_STR, KIND_STR, UNKNOWN_LINKAGE
+from btfspec.spec.builder import Builder
+from btfspec.spec.errors import InputError
+from btfspec.spec.grammar import ByteOrder
+from btfspec.spec.kinds import LINKAGE_NAMES, Kind
+from btfspec.spec.model import Btf
+from btfspec.spec.text import INT_ENC_STR, KIND_STR, UNKNOWN_LINKAGE
 
 INT_UNKN_ENCODING = 8  # what ``encoding=UNKN`` is rebuilt as
 UNKNOWN_LINKAGE_VALUE = 3  # what ``linkage=(unknown)`` is rebuilt as
@@ -226,7 +226,7 @@ def parse_text(text: str | bytes, base: Btf | None = None, order: ByteOrder = "l
                path: str = "<text>") -> Btf:
     """Build BTF from ``bpftool btf dump ... format raw`` output (see the module docstring for what is lost).
 
-    ``text`` is best given as bytes (bpftool's stdout). A ``str`` follows :func:`spec.text.dump_raw`'s
+    ``text`` is best given as bytes (bpftool's stdout). A ``str`` follows :func:`btfspec.spec.text.dump_raw`'s
     convention of one character per byte; a ``str`` holding characters above U+00FF is taken as
     decoded UTF-8. With ``base`` the text must start at the base's ``type_cnt`` (split BTF).
     Raises :class:`TextError` with ``path:line`` on malformed text.

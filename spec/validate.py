@@ -3,13 +3,13 @@
 :func:`validate` never raises on a blob and reports every problem it can find as a
 :class:`Violation` (rule id, message, byte offset, type id, errno).  Two rule sets:
 
-``libbpf`` (:mod:`spec.validate_libbpf`)
+``libbpf`` (:mod:`btfspec.spec.validate_libbpf`)
     Exactly libbpf v1.6's parse-time checks (``btf_parse_hdr``, ``btf_parse_str_sec``,
     ``btf_parse_type_sec``, ``btf_sanity_check``; reference §8.5): ``validate(...) == []`` iff
     ``btf__new`` (``btf__new_split`` with the base) accepts the blob.  The accept decision is the one
-    the Python reference (:mod:`oracle.reference`) parses with.
+    the Python reference (:mod:`btfspec.oracle.impls.reference`) parses with.
 
-``kernel`` (:mod:`spec.validate_kernel`)
+``kernel`` (:mod:`btfspec.spec.validate_kernel`)
     The kernel's BTF verifier (6.18, verified against ``BPF_BTF_LOAD``; reference §4.4), with the
     resolve pass for standalone BTF and module rules with a base.  Measured 6.18 behaviour that
     differs from older sources and from the reference table: identifiers may contain dots anywhere and
@@ -17,7 +17,7 @@
     and DECL_TAG may set kind_flag; FUNC_PROTO return and parameter types may not be VAR, DATASEC or
     DECL_TAG.
 
-Structure comes from the fast path (:mod:`spec.fastpath`, :class:`spec.model.Btf`); every pass is
+Structure comes from the fast path (:mod:`btfspec.spec.fastpath`, :class:`btfspec.spec.model.Btf`); every pass is
 linear (the kernel's type-tag walk is bounded by 32 steps per type).
 """
 
@@ -26,10 +26,10 @@ from __future__ import annotations
 import struct
 from typing import Literal
 
-from spec import validate_kernel, validate_libbpf
-from spec.errors import BtfError
-from spec.model import Btf
-from spec.validate_common import MAX_VIOLATIONS, Violation
+from btfspec.spec import validate_kernel, validate_libbpf
+from btfspec.spec.errors import BtfError
+from btfspec.spec.model import Btf
+from btfspec.spec.validate_common import MAX_VIOLATIONS, Violation
 
 Rules = Literal["libbpf", "kernel"]
 RULES: tuple[str, ...] = ("libbpf", "kernel")

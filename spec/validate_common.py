@@ -1,4 +1,4 @@
-"""What both rule sets of :mod:`spec.validate` share: :class:`Violation`, errnos, bounded string
+"""What both rule sets of :mod:`btfspec.spec.validate` share: :class:`Violation`, errnos, bounded string
 lookups, the string-section and type-walk checks, and :class:`Checker` (one run's violation list and
 byte-offset bookkeeping)."""
 
@@ -8,11 +8,11 @@ import errno as _errno
 import struct
 from dataclasses import asdict, dataclass
 
-from spec.errors import BtfError, errno_text
-from spec.fastpath import Header, layouts
-from spec.grammar import ByteOrder
-from spec.kinds import BTF_MAX_NAME_OFFSET, KIND_MAX, Kind, info_kind, kind_name
-from spec.model import Btf, BtfType
+from btfspec.spec.errors import BtfError, errno_text
+from btfspec.spec.fastpath import Header, layouts
+from btfspec.spec.grammar import ByteOrder
+from btfspec.spec.kinds import BTF_MAX_NAME_OFFSET, KIND_MAX, Kind, info_kind, kind_name
+from btfspec.spec.model import Btf, BtfType
 
 EINVAL = -_errno.EINVAL
 E2BIG = -_errno.E2BIG

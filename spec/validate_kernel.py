@@ -1,10 +1,10 @@
 """The kernel's BTF verifier (6.18, verified against ``BPF_BTF_LOAD``; reference §4.4): the ``kernel``
-rule set of :func:`spec.validate.validate`.
+rule set of :func:`btfspec.spec.validate.validate`.
 
 ``btf_parse_hdr`` (native byte order, version, flags, zero header tail, sections tiling the data),
-``btf_parse_str_sec``, the per-kind ``check_meta`` rules (:mod:`spec.validate_kernel_meta`) and
+``btf_parse_str_sec``, the per-kind ``check_meta`` rules (:mod:`btfspec.spec.validate_kernel_meta`) and
 ``btf_check_type_tags``.  A standalone blob (no base) is checked as ``BPF_BTF_LOAD`` sees it,
-including the resolve pass (:mod:`spec.validate_kernel_resolve`); with a base it is checked like
+including the resolve pass (:mod:`btfspec.spec.validate_kernel_resolve`); with a base it is checked like
 module BTF (``btf_parse_module``: no resolve pass).
 
 Structure comes from the model: the header is decoded here with the kernel's semantics, re-packed as
@@ -13,11 +13,11 @@ a canonical 24-byte header in front of the original sections and parsed by ``Btf
 
 from __future__ import annotations
 
-from spec.errors import BtfError
-from spec.fastpath import NATIVE, Header, pack_header
-from spec.kinds import BTF_MAGIC, BTF_MAX_TYPE, HDR_LEN, Kind, kind_name
-from spec.model import Btf, BtfType, s32
-from spec.validate_common import (
+from btfspec.spec.errors import BtfError
+from btfspec.spec.fastpath import NATIVE, Header, pack_header
+from btfspec.spec.kinds import BTF_MAGIC, BTF_MAX_TYPE, HDR_LEN, Kind, kind_name
+from btfspec.spec.model import Btf, BtfType, s32
+from btfspec.spec.validate_common import (
     E2BIG,
     EINVAL,
     ELOOP,
@@ -34,8 +34,8 @@ from spec.validate_common import (
     string_problems,
     walk_problem,
 )
-from spec.validate_kernel_meta import CHECK_META, name_off_ok
-from spec.validate_kernel_resolve import Resolver
+from btfspec.spec.validate_kernel_meta import CHECK_META, name_off_ok
+from btfspec.spec.validate_kernel_resolve import Resolver
 
 KERNEL_MAX_SIZE = 16 << 20  # BTF_MAX_SIZE: BPF_BTF_LOAD rejects larger blobs with -E2BIG
 KERNEL_INFO_MASK = 0x9F00FFFF

@@ -5,9 +5,9 @@ Each check returns the first problem of one type as ``(rule, message, byte offse
 
 from __future__ import annotations
 
-from spec.kinds import BTF_MAX_NAME_OFFSET, BTF_MAX_TYPE, Kind, kind_name
-from spec.model import Btf, BtfType, s32
-from spec.validate_common import KSYM_NAME_LEN, U32, Checker, roundup_bytes, show
+from btfspec.spec.kinds import BTF_MAX_NAME_OFFSET, BTF_MAX_TYPE, Kind, kind_name
+from btfspec.spec.model import Btf, BtfType, s32
+from btfspec.spec.validate_common import KSYM_NAME_LEN, U32, Checker, roundup_bytes, show
 
 KERNEL_INT_MASK = 0x0FFFFFFF
 

@@ -1,13 +1,13 @@
 """The kernel's resolve pass (``btf_check_all_types``) for standalone BTF: a port of its DFS resolver
 with an explicit stack of at most 32 entries, visit states, resolved ids and sizes, and the member
 checks (``check_member``/``check_kflag_member``) of every member kind.  It stops at the first
-failure by raising :class:`~spec.validate_common.Reject`, like the kernel."""
+failure by raising :class:`~btfspec.spec.validate_common.Reject`, like the kernel."""
 
 from __future__ import annotations
 
-from spec.kinds import Kind, kind_name
-from spec.model import Btf, BtfType, s32
-from spec.validate_common import (
+from btfspec.spec.kinds import Kind, kind_name
+from btfspec.spec.model import Btf, BtfType, s32
+from btfspec.spec.validate_common import (
     E2BIG,
     EEXIST,
     EINVAL,
@@ -19,7 +19,7 @@ from spec.validate_common import (
     roundup_bytes,
     show,
 )
-from spec.validate_kernel_meta import kernel_ident, name_off_ok
+from btfspec.spec.validate_kernel_meta import kernel_ident, name_off_ok
 
 MAX_RESOLVE_DEPTH = 32
 

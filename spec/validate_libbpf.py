@@ -4,7 +4,7 @@
 :func:`parse` is the accept decision: the checks in libbpf's order, the type sanity check vectorised
 (vmlinux in a fraction of a second).  It returns the parsed BTF or raises :class:`LibbpfReject` with
 the errno and the log line libbpf gives for the first failing rule.  :func:`violations` is the
-``libbpf`` rule set of :func:`spec.validate.validate`: ``[]`` when :func:`parse` accepts, else every
+``libbpf`` rule set of :func:`btfspec.spec.validate.validate`: ``[]`` when :func:`parse` accepts, else every
 violation found.  Not checked, because libbpf does not: version, flags, gaps, trailing bytes, reserved
 ``info`` bits, FWD ``type``, FUNC_PROTO return ids, sizes, kflags, identifiers, cycles.
 """
@@ -15,13 +15,13 @@ import functools
 from dataclasses import dataclass
 from typing import Any
 
-from spec.columns import Columns, columns
-from spec.errors import BtfError
-from spec.fastpath import NATIVE, Header, layouts
-from spec.grammar import ByteOrder
-from spec.kinds import BTF_MAGIC, HDR_LEN, Kind, kind_name
-from spec.model import Btf
-from spec.validate_common import (
+from btfspec.spec.columns import Columns, columns
+from btfspec.spec.errors import BtfError
+from btfspec.spec.fastpath import NATIVE, Header, layouts
+from btfspec.spec.grammar import ByteOrder
+from btfspec.spec.kinds import BTF_MAGIC, HDR_LEN, Kind, kind_name
+from btfspec.spec.model import Btf
+from btfspec.spec.validate_common import (
     ENOTSUP,
     Checker,
     Problem,

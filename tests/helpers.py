@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from spec.sources import LZ4_LEGACY_BLOCK, LZ4_LEGACY_MAGIC
+from btfspec.spec.sources import LZ4_LEGACY_BLOCK, LZ4_LEGACY_MAGIC
 
 DATA = Path(__file__).resolve().parent / "data"
 HOST_VMLINUX = "/sys/kernel/btf/vmlinux"
@@ -23,15 +23,15 @@ HOST_VMLINUX = "/sys/kernel/btf/vmlinux"
 # --------------------------------------------------------------------------------------------------
 
 def optional_libbpf() -> Any:
-    """The in-process libbpf v1.6 (:class:`oracle.libbpf.LibBpf`), or None when it cannot be loaded."""
-    from oracle import libbpf
+    """The in-process libbpf v1.6 (:class:`btfspec.oracle.impls.libbpf.LibBpf`), or None when it cannot be loaded."""
+    from btfspec.oracle.impls import libbpf
 
     return None if libbpf.unavailable_reason() else libbpf.get_libbpf()
 
 
 def need_libbpf() -> Any:
     """The in-process libbpf v1.6; skips the test when it cannot be loaded."""
-    from oracle import libbpf
+    from btfspec.oracle.impls import libbpf
 
     reason = libbpf.unavailable_reason()
     if reason:
@@ -40,8 +40,8 @@ def need_libbpf() -> Any:
 
 
 def need_kernel_load() -> Callable[[bytes], Any]:
-    """``oracle.kernel.kernel_load`` (``BPF_BTF_LOAD``); skips the test when it cannot be used."""
-    from oracle import kernel
+    """``btfspec.oracle.impls.kernel.kernel_load`` (``BPF_BTF_LOAD``); skips the test when it cannot be used."""
+    from btfspec.oracle.impls import kernel
 
     reason = kernel.unavailable_reason()
     if reason:
@@ -52,7 +52,7 @@ def need_kernel_load() -> Callable[[bytes], Any]:
 def open_impls(*names: str) -> Iterator[dict[str, Any]]:
     """For a module-scoped fixture: the implementations among ``names`` usable here (name -> adapter),
     closed afterwards; :func:`need_impls` skips a test that needs one that is missing."""
-    from oracle.impls import ImplUnavailable, close_impls, make_impl
+    from btfspec.oracle.impls.adapter import ImplUnavailable, close_impls, make_impl
 
     got: dict[str, Any] = {}
     for name in names:
@@ -66,7 +66,7 @@ def open_impls(*names: str) -> Iterator[dict[str, Any]]:
 
 def need_impls(impls: dict[str, Any], *names: str) -> None:
     """Skip the test unless every implementation of ``names`` is in ``impls`` (from :func:`open_impls`)."""
-    from oracle.impls import available
+    from btfspec.oracle.impls.adapter import available
 
     for n in names:
         if n not in impls:

@@ -10,9 +10,9 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from btfgen import coverage
-from btfgen.encoder import EncodeOptions, encode_base, encode_split, make_case
-from btfgen.generate import (
+from btfspec.btfgen import coverage
+from btfspec.btfgen.encoder import EncodeOptions, encode_base, encode_split, make_case
+from btfspec.btfgen.generate import (
     QUIRK_SHAPES,
     Knobs,
     RandomChooser,
@@ -22,8 +22,8 @@ from btfgen.generate import (
     generate,
     universes,
 )
-from btfgen.matching import btf_to_btf, universe_to_btf
-from btfgen.perturb import (
+from btfspec.btfgen.matching import btf_to_btf, universe_to_btf
+from btfspec.btfgen.perturb import (
     EQUIVALENT,
     ERROR,
     LABELS,
@@ -35,8 +35,8 @@ from btfgen.perturb import (
     perturb,
     perturbed_bases,
 )
-from btfgen.recipe import Recipe, expand, expand_case, recipe_cases, seeded_case
-from btfgen.universe import (
+from btfspec.btfgen.recipe import Recipe, expand, expand_case, recipe_cases, seeded_case
+from btfspec.btfgen.universe import (
     KERNEL_VALID,
     LIBBPF_VALID,
     PROFILES,
@@ -50,10 +50,10 @@ from btfgen.universe import (
     has_name,
 )
 from btfspec.cli import main
-from oracle import kernel
-from oracle.impls import merge_split
-from spec.kinds import Kind
-from spec.model import Btf
+from btfspec.oracle.impls import kernel
+from btfspec.oracle.impls.adapter import merge_split
+from btfspec.spec.kinds import Kind
+from btfspec.spec.model import Btf
 from tests.helpers import need_kernel_load, need_libbpf
 
 # Fixed, derandomized runs: the same examples every time, whatever the settings profile.
@@ -219,7 +219,7 @@ def test_universes_respect_sizes_and_partition() -> None:
 
 
 def _refs(n: object) -> tuple:
-    from btfgen.universe import refs
+    from btfspec.btfgen.universe import refs
     return refs(n)  # type: ignore[arg-type]
 
 

@@ -1,4 +1,4 @@
-"""The campaign runner (oracle.campaign), its reports and ``btfspec fuzz``: a broken external
+"""The campaign runner (btfspec.oracle.fuzz.campaign), its reports and ``btfspec fuzz``: a broken external
 implementation is found, shrunk and written as a replayable corpus entry; local workers, a dask
 cluster, a shared Redis example database, Ctrl-C and the exit codes."""
 
@@ -18,11 +18,11 @@ import pytest
 from click.testing import CliRunner
 
 from btfspec.cli import main
-from oracle.campaign import entry_name, known_findings, parse_duration, run_campaign
-from oracle.cmd import CmdImpl
-from oracle.corpus import FAIL, PASS, load_entry, run_entry
-from oracle.report import render_markdown, render_text
-from spec.model import Btf
+from btfspec.oracle.fuzz.campaign import entry_name, known_findings, parse_duration, run_campaign
+from btfspec.oracle.fuzz.corpus import FAIL, PASS, load_entry, run_entry
+from btfspec.oracle.fuzz.report import render_markdown, render_text
+from btfspec.oracle.impls.external import CmdImpl
+from btfspec.spec.model import Btf
 from tests.helpers import need_libbpf
 
 REPO = Path(__file__).resolve().parent.parent
@@ -67,7 +67,7 @@ def test_broken_cmd_is_found_shrunk_and_replays_as_failing(tmp_path: Path) -> No
     # replays as failing for the broken program, passing for libbpf
     cmd = CmdImpl(BROKEN_DISTILL)
     assert [r.status for r in run_entry(entry, [cmd])] == [FAIL]
-    from oracle.impls import make_impl
+    from btfspec.oracle.impls.adapter import make_impl
 
     lib = make_impl("libbpf")
     try:
@@ -123,7 +123,7 @@ def test_exit_codes(tmp_path: Path) -> None:
 
 
 def test_missing_property_module_is_skipped_with_a_note(tmp_path: Path, monkeypatch) -> None:
-    from oracle import property as prop_mod
+    from btfspec.oracle.fuzz import property as prop_mod
 
     monkeypatch.setitem(prop_mod.REGISTRY, "P1", "oracle.not_written_yet")
     result = run_campaign(["P1", "P5"], ["python"], workers=0, max_examples=3, db=None, corpus_dir=tmp_path,
@@ -174,7 +174,7 @@ def test_redis_example_database_is_shared(tmp_path: Path, redis_url) -> None:
     assert result.db == url and _cmd_findings(result), result.errors
     from hypothesis.extra.redis import RedisExampleDatabase
 
-    from oracle.campaign import database_key
+    from btfspec.oracle.fuzz.campaign import database_key
 
     saved = list(RedisExampleDatabase(client).fetch(database_key("P3", "kernel-valid", ["cmd", "libbpf"])))
     assert saved  # the shrunk failure stays (a known finding is kept), for every worker and machine to replay
@@ -228,7 +228,7 @@ def _fake_property_module(monkeypatch, check) -> None:
 
     from hypothesis import strategies as st
 
-    from oracle import property as prop_mod
+    from btfspec.oracle.fuzz import property as prop_mod
 
     module = types.ModuleType("btfspec_test_fake_props")
     module.PROPERTIES = {"P1": prop_mod.Property("P1", "fake", lambda ctx: st.integers(0, 1000), check,
@@ -238,8 +238,8 @@ def _fake_property_module(monkeypatch, check) -> None:
 
 
 def test_distinct_findings_are_each_shrunk_and_written(tmp_path: Path, monkeypatch) -> None:
-    from oracle.property import Finding, PropertyFailure
-    from spec.builder import Builder
+    from btfspec.oracle.fuzz.property import Finding, PropertyFailure
+    from btfspec.spec.builder import Builder
 
     blob = Builder().to_bytes()
     steps = [{"name": "accept", "op": "accept", "inputs": {"btf": "blob.btf"}, "expect": {"default": {"status": "ok"}}}]

@@ -1,4 +1,5 @@
-"""Tests for ``btfspec check`` (oracle.check) and the cross-kernel regression (oracle.cross, ``stats --cross``).
+"""Tests for ``btfspec check`` (oracle.kernels.check) and the cross-kernel regression
+(oracle.kernels.cross, ``stats --cross``).
 
 Real data: the committed Debian 6.1 samples in corpus/real (-47 modules, both vmlinux BTFs, -50 builds).
 Synthetic: small bases built here, and a gcc-built module object carrying .BTF, .BTF.base and .BTF_ids.
@@ -15,8 +16,8 @@ import pytest
 from click.testing import CliRunner
 
 from btfspec.cli import main
-from oracle import reference
-from oracle.check import (
+from btfspec.oracle.impls import reference
+from btfspec.oracle.kernels.check import (
     AMBIGUOUS,
     ENCODING_CHANGED,
     MISSING,
@@ -26,11 +27,11 @@ from oracle.check import (
     check_module,
     copy_start,
 )
-from oracle.cross import BOTH, DIFFERENT, EQUIVALENT, FAILED, OWN, cross_report, format_cross
-from spec.builder import Builder
-from spec.elf import read_sections, write_sections
-from spec.kinds import INT_SIGNED
-from spec.model import Btf
+from btfspec.oracle.kernels.cross import BOTH, DIFFERENT, EQUIVALENT, FAILED, OWN, cross_report, format_cross
+from btfspec.spec.builder import Builder
+from btfspec.spec.elf import read_sections, write_sections
+from btfspec.spec.kinds import INT_SIGNED
+from btfspec.spec.model import Btf
 
 REAL = Path(__file__).resolve().parent.parent / "corpus" / "real"
 K47, K50 = REAL / "6.1.0-47-cloud-amd64", REAL / "6.1.0-50-cloud-amd64"
@@ -57,7 +58,7 @@ def test_real_module_that_relocates_loads() -> None:
 
 
 def _libbpf_reason() -> str | None:
-    from oracle.libbpf import unavailable_reason
+    from btfspec.oracle.impls.libbpf import unavailable_reason
 
     return unavailable_reason()
 

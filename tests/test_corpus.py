@@ -14,9 +14,10 @@ import pytest
 from click.testing import CliRunner
 
 from btfspec.cli import main as cli
-from oracle import corpus as C
-from oracle.corpus import CorpusError, iter_entries, load_entry, run_entry, schema_errors, write_entry
-from oracle.impls import Implementation, ImplUnavailable, available, close_impls, make_impl
+from btfspec.locations import IMPORT_ROOT
+from btfspec.oracle.fuzz import corpus as C
+from btfspec.oracle.fuzz.corpus import CorpusError, iter_entries, load_entry, run_entry, schema_errors, write_entry
+from btfspec.oracle.impls.adapter import Implementation, ImplUnavailable, available, close_impls, make_impl
 
 # Campaign findings land in corpus/found/ (ignored by git); the committed corpus is what CI replays.
 ENTRIES = [e for e in iter_entries(C.DEFAULT_ROOT) if not e.id.startswith("found/")]
@@ -245,14 +246,15 @@ def test_cli_list_and_run(tmp_path: Path) -> None:
 
 def test_cli_run_with_an_external_command() -> None:
     runner = CliRunner()
-    script = ("import sys; from oracle.reference import distill_outcome as d; r = lambda p: open(p, 'rb').read(); "
+    script = ("import sys; from btfspec.oracle.impls.reference import distill_outcome as d; "
+              "r = lambda p: open(p, 'rb').read(); "
               "o = d(r(sys.argv[1]), r(sys.argv[2])); "
               "[open(p, 'wb').write(o.outputs[k]) for k, p in (('base', sys.argv[3]), ('split', sys.argv[4]))] "
               "if o.ok else sys.exit(print(o.errno))")
     entry = str(C.DEFAULT_ROOT / "selftests" / "distilled_base_embedded_err")
     tmpl = f"{sys.executable} -c \"{script}\" {{split}} {{base}} {{out_base}} {{out_split}}"
     res = runner.invoke(cli, ["corpus", "run", entry, "--impl", "cmd", "--distill-cmd", tmpl, "--json"],
-                        env={"PYTHONPATH": str(C.REPO_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")})
+                        env={"PYTHONPATH": str(IMPORT_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")})
     assert res.exit_code == 0, res.output
     (result,) = json.loads(res.output)["results"]
     assert result["status"] == "pass"

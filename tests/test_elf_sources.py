@@ -1,4 +1,4 @@
-"""Tests for spec.elf (ELF section I/O) and spec.sources (loading any BTF input)."""
+"""Tests for btfspec.spec.elf (ELF section I/O) and btfspec.spec.sources (loading any BTF input)."""
 
 from __future__ import annotations
 
@@ -17,10 +17,10 @@ import pytest
 import zstandard
 from elftools.elf.elffile import ELFFile
 
-from spec import elf, sources
-from spec.elf import MODULE_SIG_MAGIC, is_elf, read_sections, write_sections
-from spec.errors import InputError
-from spec.sources import LZ4_LEGACY_BLOCK, load_input, read_bytes_any, write_atomic
+from btfspec.spec import elf, sources
+from btfspec.spec.elf import MODULE_SIG_MAGIC, is_elf, read_sections, write_sections
+from btfspec.spec.errors import InputError
+from btfspec.spec.sources import LZ4_LEGACY_BLOCK, load_input, read_bytes_any, write_atomic
 from tests.helpers import lz4_legacy
 
 HAVE_GCC = shutil.which("gcc") is not None

@@ -1,4 +1,4 @@
-"""Semantic equivalence (oracle.equiv) and ``btfspec diff``: placement, cycles, routes to differences,
+"""Semantic equivalence (btfspec.oracle.equiv.compare) and ``btfspec diff``: placement, cycles, routes to differences,
 distill -> relocate round trips on the selftest corpus, real module BTF."""
 
 from __future__ import annotations
@@ -15,14 +15,14 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from btfgen.encoder import encode_base, encode_split
-from btfgen.generate import base_split_pairs
-from btfgen.perturb import direct_split, perturbed_bases
+from btfspec.btfgen.encoder import encode_base, encode_split
+from btfspec.btfgen.generate import base_split_pairs
+from btfspec.btfgen.perturb import direct_split, perturbed_bases
 from btfspec.cli import main
-from oracle.equiv import difference_class, equivalent, only_at
-from spec.builder import Builder
-from spec.kinds import INT_SIGNED
-from spec.model import Btf
+from btfspec.oracle.equiv.compare import difference_class, equivalent, only_at
+from btfspec.spec.builder import Builder
+from btfspec.spec.kinds import INT_SIGNED
+from btfspec.spec.model import Btf
 from tests.helpers import open_impls
 
 REPO = Path(__file__).resolve().parent.parent
@@ -356,7 +356,7 @@ def test_selftest_relocation_differs_from_the_split_on_another_base() -> None:
 # --------------------------------------------------------------------------------------------------
 
 def _real(path: Path, base: Btf | None = None) -> Btf:
-    from spec.sources import load_input
+    from btfspec.spec.sources import load_input
 
     return Btf.from_bytes(load_input(str(path)).btf, base=base)
 

@@ -1,4 +1,5 @@
-"""The adapter protocol (oracle.impls), the cmd adapter (oracle.cmd) and the known-divergence rule."""
+"""The adapter protocol (oracle.impls.adapter), the cmd adapter (oracle.impls.external) and the
+known-divergence rule."""
 
 from __future__ import annotations
 
@@ -11,9 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from oracle import impls
-from oracle.cmd import CmdImpl, TemplateError, errno_from_stdout
-from oracle.impls import (
+from btfspec.oracle.impls import adapter as impls
+from btfspec.oracle.impls.adapter import (
     KNOWN,
     Implementation,
     ImplUnavailable,
@@ -24,11 +24,12 @@ from oracle.impls import (
     outcome_difference,
     parse_impl_list,
 )
-from oracle.outcome import Outcome
-from spec.builder import Builder
-from spec.kinds import INT_SIGNED
-from spec.model import Btf
-from spec.text import dump_raw
+from btfspec.oracle.impls.external import CmdImpl, TemplateError, errno_from_stdout
+from btfspec.oracle.impls.outcome import Outcome
+from btfspec.spec.builder import Builder
+from btfspec.spec.kinds import INT_SIGNED
+from btfspec.spec.model import Btf
+from btfspec.spec.text import dump_raw
 
 REPO = Path(__file__).resolve().parent.parent
 SELFTEST = REPO / "corpus" / "selftests" / "distilled_base"
@@ -49,7 +50,7 @@ def _script(tmp_path: Path, name: str, body: str) -> str:
 
 REF_SCRIPT = """
     import sys
-    from oracle.reference import distill_outcome, relocate_outcome
+    from btfspec.oracle.impls.reference import distill_outcome, relocate_outcome
 
     def read(p):
         with open(p, "rb") as f:

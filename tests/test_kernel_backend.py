@@ -1,4 +1,4 @@
-"""Kernel acceptance backend (oracle.kernel): bpf(BPF_BTF_LOAD) on standalone BTF."""
+"""Kernel acceptance backend (btfspec.oracle.impls.kernel): bpf(BPF_BTF_LOAD) on standalone BTF."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import struct
 
 import pytest
 
-from oracle import kernel
+from btfspec.oracle.impls import kernel
 from tests.helpers import appendix_hex, host_vmlinux, need_kernel_load
 
 # Appendix A: distilled_base_multi.base_in = [1] INT 'int' size 4, [2] INT 'int' size 8

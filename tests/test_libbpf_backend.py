@@ -1,4 +1,4 @@
-"""libbpf v1.6 backend (oracle.libbpf): in-process layer, crash-proof worker, and the Outcome type."""
+"""libbpf v1.6 backend (btfspec.oracle.impls.libbpf): in-process layer, crash-proof worker, and the Outcome type."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from oracle import libbpf as lb
-from oracle.outcome import Outcome
+from btfspec.oracle.impls import libbpf as lb
+from btfspec.oracle.impls.outcome import Outcome
 from tests.helpers import appendix_a, need_libbpf
 from tests.helpers import appendix_hex as h
 

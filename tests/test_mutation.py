@@ -1,4 +1,4 @@
-"""btfgen.mutate: hundreds of mutated blobs; the validator never raises and agrees with libbpf v1.6 and
+"""btfspec.btfgen.mutate: hundreds of mutated blobs; the validator never raises and agrees with libbpf v1.6 and
 the running kernel on every one of them."""
 
 from __future__ import annotations
@@ -9,11 +9,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from btfgen.mutate import FIELD_MUTATIONS, mutated_blobs, valid_btfs
-from oracle.props_impl import split_seeds
-from spec.errors import BtfError
-from spec.model import Btf
-from spec.validate import validate
+from btfspec.btfgen.mutate import FIELD_MUTATIONS, mutated_blobs, valid_btfs
+from btfspec.oracle.fuzz.differential import split_seeds
+from btfspec.spec.errors import BtfError
+from btfspec.spec.model import Btf
+from btfspec.spec.validate import validate
 from tests.helpers import need_kernel_load, need_libbpf
 
 # Fixed, derandomized runs: the same examples in CI every time, independent of the settings profile.

@@ -1,4 +1,5 @@
-"""Tests for ``btfspec distill / relocate / compare`` (oracle.module, oracle.btfids) and ``bench oracle``."""
+"""Tests for ``btfspec distill / relocate / compare`` (oracle.kernels.kmodule, oracle.kernels.btfids) and
+``bench oracle``."""
 
 from __future__ import annotations
 
@@ -14,20 +15,21 @@ import pytest
 from click.testing import CliRunner
 
 from btfspec.cli import main
-from oracle import btfids, reference
-from oracle.module import relocated_view
-from spec.builder import Builder
-from spec.elf import read_sections, write_sections
-from spec.errors import InputError
-from spec.kinds import Kind
-from spec.model import Btf
-from spec.sources import load_input
+from btfspec.oracle.impls import reference
+from btfspec.oracle.kernels import btfids
+from btfspec.oracle.kernels.kmodule import relocated_view
+from btfspec.spec.builder import Builder
+from btfspec.spec.elf import read_sections, write_sections
+from btfspec.spec.errors import InputError
+from btfspec.spec.kinds import Kind
+from btfspec.spec.model import Btf
+from btfspec.spec.sources import load_input
 
 if not (shutil.which("gcc") and shutil.which("objcopy")):
     pytest.skip("needs gcc and objcopy (binutils) to build the module fixture", allow_module_level=True)
 
 try:
-    from oracle.libbpf import unavailable_reason
+    from btfspec.oracle.impls.libbpf import unavailable_reason
 
     LIBBPF_WHY = unavailable_reason()
 except ImportError as exc:  # pragma: no cover - the module is part of the project
@@ -62,8 +64,8 @@ int module_data = 1;
 # A cmd "implementation" that distills correctly and then grows the first split type by 8 bytes.
 _BAD_DISTILL = '''
 import sys
-from oracle.reference import distill
-from spec.model import Btf
+from btfspec.oracle.impls.reference import distill
+from btfspec.spec.model import Btf
 split, base, out_base, out_split = sys.argv[1:5]
 r = distill(open(split, "rb").read(), open(base, "rb").read())
 ns = Btf.from_bytes(r.split, base=Btf.from_bytes(r.base))

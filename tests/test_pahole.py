@@ -1,4 +1,4 @@
-"""pahole as a second direct encoder (btfgen.c_emit, oracle.pahole).
+"""pahole as a second direct encoder (btfspec.btfgen.c_emit, btfspec.oracle.kernels.pahole).
 
 * the C subset rewriting is idempotent and what it emits compiles;
 * pahole's encoding (gcc 12 + pahole 1.24) of a generated universe is equivalent to the direct
@@ -15,10 +15,10 @@ import pytest
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
-from btfgen.c_emit import C_INTS, Unexpressible, c_universe, emit_c, expressible
-from btfgen.generate import universes
-from btfgen.perturb import perturbed_bases
-from btfgen.universe import (
+from btfspec.btfgen.c_emit import C_INTS, Unexpressible, c_universe, emit_c, expressible
+from btfspec.btfgen.generate import universes
+from btfspec.btfgen.perturb import perturbed_bases
+from btfspec.btfgen.universe import (
     KERNEL_VALID,
     Array,
     Composite,
@@ -37,9 +37,9 @@ from btfgen.universe import (
     Universe,
     Var,
 )
-from oracle import pahole
-from spec.kinds import INT_CHAR, INT_SIGNED, Kind
-from spec.model import Btf
+from btfspec.oracle.kernels import pahole
+from btfspec.spec.kinds import INT_CHAR, INT_SIGNED, Kind
+from btfspec.spec.model import Btf
 
 WHY = pahole.unavailable_reason()
 if WHY is not None:
@@ -51,8 +51,8 @@ RUN = settings(derandomize=True, database=None, deadline=None,
 
 @pytest.fixture(scope="module")
 def impls() -> list:
-    from oracle.impls import close_impls, make_impls
-    from oracle.libbpf import unavailable_reason
+    from btfspec.oracle.impls.adapter import close_impls, make_impls
+    from btfspec.oracle.impls.libbpf import unavailable_reason
 
     names = ["python"] + (["libbpf"] if unavailable_reason() is None else [])
     made = make_impls(names)
@@ -127,7 +127,7 @@ def test_pahole_encodes_the_hand_universe_like_the_direct_encoder() -> None:
 
 
 def test_gcc_failure_names_the_source() -> None:
-    from btfgen.c_emit import CSources
+    from btfspec.btfgen.c_emit import CSources
 
     with pytest.raises(pahole.PaholeError, match="gcc kernel.c") as info:
         pahole.encode_sources(CSources("", "this is not C;", ""))

@@ -10,15 +10,22 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, Phase, find, given, settings
 
-from btfgen.generate import Knobs
-from btfgen.universe import Composite, Fwd, Int, Member, Ptr, Qual, Universe
-from oracle.campaign import finding_manifest
-from oracle.corpus import PASS, run_entry, write_entry
-from oracle.impls import PythonImpl
-from oracle.outcome import Outcome
-from oracle.property import Context, PropertyFailure, get_property
-from oracle.props_equiv import PROPERTIES, RelocationCase, check_p1, expected, relocation_cases, relocation_loops
-from spec.kinds import Kind
+from btfspec.btfgen.generate import Knobs
+from btfspec.btfgen.universe import Composite, Fwd, Int, Member, Ptr, Qual, Universe
+from btfspec.oracle.fuzz.campaign import finding_manifest
+from btfspec.oracle.fuzz.corpus import PASS, run_entry, write_entry
+from btfspec.oracle.fuzz.property import Context, PropertyFailure, get_property
+from btfspec.oracle.fuzz.relocation import (
+    PROPERTIES,
+    RelocationCase,
+    check_p1,
+    expected,
+    relocation_cases,
+    relocation_loops,
+)
+from btfspec.oracle.impls.adapter import PythonImpl
+from btfspec.oracle.impls.outcome import Outcome
+from btfspec.spec.kinds import Kind
 from tests.helpers import need_impls, open_impls
 
 SETTINGS = {"derandomize": True, "database": None, "deadline": None,
@@ -230,8 +237,8 @@ def test_expected_distilled_fwd_needs_exactly_one_candidate(impls) -> None:
     """A distilled FWD maps to a same-named FWD, or to the only composite of its name: next to a
     same-named STRUCT it has two candidates; with two same-named STRUCTs (told apart by size) only the
     FWD, unless one has size 0; with the FWD gone and two STRUCTs none.  The label says so, and python-strict agrees."""
-    from btfgen.encoder import make_case
-    from btfgen.perturb import fwd_candidates, inherent_error
+    from btfspec.btfgen.encoder import make_case
+    from btfspec.btfgen.perturb import fwd_candidates, inherent_error
 
     def universe(*kernel: object) -> Universe:
         return Universe((*kernel, Ptr("p", "f")), module=frozenset({"p"}), profile="libbpf-valid")

@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from oracle import props_impl
-from oracle.corpus import FAIL, PASS, load_entry, run_entry, write_entry
-from oracle.outcome import Outcome
-from oracle.property import Context, PropertyFailure, get_property
-from oracle.props_impl import PROPERTIES, difference_class, judge, quirk_ids
-from spec.builder import Builder
-from spec.kinds import INT_SIGNED
+from btfspec.oracle.fuzz import differential as props_impl
+from btfspec.oracle.fuzz.corpus import FAIL, PASS, load_entry, run_entry, write_entry
+from btfspec.oracle.fuzz.differential import PROPERTIES, difference_class, judge, quirk_ids
+from btfspec.oracle.fuzz.property import Context, PropertyFailure, get_property
+from btfspec.oracle.impls.outcome import Outcome
+from btfspec.spec.builder import Builder
+from btfspec.spec.kinds import INT_SIGNED
 from tests.helpers import need_impls, open_impls
 
 # Fixed examples, whatever the settings profile: the same cases on every run.
@@ -103,7 +103,7 @@ def test_judge_applies_each_implementations_rule() -> None:
     assert judge("cmd", OK_A, Outcome("ok", outputs={"split": b"a"})) is None
     assert judge("cmd", OK_A, OK_B) == "differs from libbpf"
     assert judge("python", OK_A, OK_B) == "differs from libbpf"
-    # python: only the Q5/Q17 pairings of oracle.impls.agree are excused
+    # python: only the Q5/Q17 pairings of btfspec.oracle.impls.adapter.agree are excused
     hang = Outcome("timeout", impl="libbpf")
     assert judge("python", hang, Outcome("error", -errno.ELOOP, detail="Q5")) is None
     assert judge("python", hang, Outcome("error", -errno.ELOOP, detail="")) == "differs from libbpf"
@@ -196,9 +196,9 @@ def test_p5_reports_a_parser_that_raises(impls, monkeypatch, tmp_path: Path) -> 
 
 def test_p5_reports_a_validator_disagreeing_with_libbpf(impls, monkeypatch) -> None:
     need_impls(impls, "libbpf")
-    import spec.validate
+    import btfspec.spec.validate
 
-    monkeypatch.setattr(spec.validate, "validate", lambda blob, base=None, rules="libbpf", **kw: [])
+    monkeypatch.setattr(btfspec.spec.validate, "validate", lambda blob, base=None, rules="libbpf", **kw: [])
     ctx = Context({"libbpf": impls["libbpf"]})
     with pytest.raises(PropertyFailure) as info:
         props_impl.check_p5(("standalone", "seed; header: magic", b"\x00" * 24), ctx)
@@ -206,7 +206,7 @@ def test_p5_reports_a_validator_disagreeing_with_libbpf(impls, monkeypatch) -> N
     assert (f.impl, f.outcome, f.first_difference) == (
         "validator", "libbpf rules accept what libbpf rejects", "libbpf -EINVAL (22)")
     # only a disagreement the validator's author documents is excused
-    monkeypatch.setattr(spec.validate, "KNOWN_LIBBPF_DISAGREEMENTS",
+    monkeypatch.setattr(btfspec.spec.validate, "KNOWN_LIBBPF_DISAGREEMENTS",
                         {"zero-magic": (lambda blob: blob[:2] == b"\0\0", "test entry")}, raising=False)
     props_impl.check_p5(("standalone", "seed; header: magic", b"\x00" * 24), ctx)
 

@@ -1,4 +1,4 @@
-"""Tests for oracle.kernels (fetch-kernel), oracle.stats and the ``fetch-kernel``/``stats`` commands.
+"""Tests for oracle.kernels.fetch (fetch-kernel), oracle.kernels.stats and the ``fetch-kernel``/``stats`` commands.
 
 Offline only: packages are synthetic ``.deb`` files built here, ``apt-get`` is replaced by a fake
 script on PATH, and the real-data checks use the committed samples in corpus/real.
@@ -26,19 +26,19 @@ import zstandard
 from click.testing import CliRunner
 
 from btfspec.cli import main
-from oracle import kernels
-from oracle.kernels import (
+from btfspec.oracle.kernels import fetch as kernels
+from btfspec.oracle.kernels.fetch import (
     extract_vmlinux,
     fetch_kernel,
     find_payloads,
     module_name,
 )
-from oracle.stats import ModuleRow, StatsRun, collect_modules, reason_key, run_stats, summarize
-from spec.builder import Builder
-from spec.elf import read_sections, write_sections
-from spec.errors import InputError
-from spec.model import Btf
-from spec.sources import LZ4_LEGACY_BLOCK, LZ4_LEGACY_MAGIC, decode_lz4_legacy
+from btfspec.oracle.kernels.stats import ModuleRow, StatsRun, collect_modules, reason_key, run_stats, summarize
+from btfspec.spec.builder import Builder
+from btfspec.spec.elf import read_sections, write_sections
+from btfspec.spec.errors import InputError
+from btfspec.spec.model import Btf
+from btfspec.spec.sources import LZ4_LEGACY_BLOCK, LZ4_LEGACY_MAGIC, decode_lz4_legacy
 from tests.helpers import lz4_legacy
 
 REAL = Path(__file__).resolve().parent.parent / "corpus" / "real"
@@ -48,7 +48,7 @@ needs_tools = pytest.mark.skipif(not HAVE_TOOLS, reason="needs gcc and objcopy (
 
 
 def _libbpf_reason() -> str | None:
-    from oracle import libbpf
+    from btfspec.oracle.impls import libbpf
 
     return libbpf.unavailable_reason()
 
@@ -446,7 +446,7 @@ def _samples() -> dict[tuple[str, str], dict[str, object]]:
 
 
 def test_real_samples_match_their_provenance() -> None:
-    from spec.sources import read_bytes_any
+    from btfspec.spec.sources import read_bytes_any
 
     data = json.loads((REAL / "samples.json").read_text())
     bases = {}

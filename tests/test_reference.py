@@ -1,9 +1,9 @@
-"""oracle.reference: the Python distill/relocate against libbpf v1.6 (selftests, extra cases, fuzzing).
+"""btfspec.oracle.impls.reference: the Python distill/relocate against libbpf v1.6 (selftests, extra cases, fuzzing).
 
 Expected values come from distill-relocate-behaviour.md: the VALIDATE_RAW_BTF strings of §5 (compared
-with ``spec.text.dump_raw`` of our outputs), the Appendix A hex (relocations from A.2), and the §5.9
-results. Inputs are built with ``spec.builder.Builder`` (byte-identical to libbpf's ``btf__add_*``).
-Where libbpf v1.6 is loadable (``oracle.libbpf``) every hand-made case is also run through it, and a
+with ``btfspec.spec.text.dump_raw`` of our outputs), the Appendix A hex (relocations from A.2), and the §5.9
+results. Inputs are built with ``btfspec.spec.builder.Builder`` (byte-identical to libbpf's ``btf__add_*``).
+Where libbpf v1.6 is loadable (``btfspec.oracle.impls.libbpf``) every hand-made case is also run through it, and a
 Hypothesis differential compares return codes, output bytes and log lines on random base/split pairs.
 """
 
@@ -18,16 +18,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from oracle import libbpf as lb
-from oracle import reference as ref
-from oracle.outcome import Outcome
-from oracle.quirks import Q17_DEPTH, QUIRKS
-from spec.builder import Builder
-from spec.kinds import INT_SIGNED, Kind, make_info
-from spec.model import Btf
-from spec.text import dump_raw
-from spec.validate import validate
-from spec.validate_libbpf import parse as libbpf_parse
+from btfspec.oracle.impls import libbpf as lb
+from btfspec.oracle.impls import reference as ref
+from btfspec.oracle.impls.outcome import Outcome
+from btfspec.oracle.impls.quirks import Q17_DEPTH, QUIRKS
+from btfspec.spec.builder import Builder
+from btfspec.spec.kinds import INT_SIGNED, Kind, make_info
+from btfspec.spec.model import Btf
+from btfspec.spec.text import dump_raw
+from btfspec.spec.validate import validate
+from btfspec.spec.validate_libbpf import parse as libbpf_parse
 from tests.helpers import appendix_hex, host_vmlinux, need_libbpf, optional_libbpf, raw_btf_text
 
 EINVAL, ENOENT, ELOOP, ENOTSUP = -22, -2, -40, -95
@@ -966,7 +966,7 @@ def cases(draw: st.DrawFn) -> tuple[bytes, bytes, bytes, str]:
 
 def may_hang(split: bytes, dist: bytes) -> bool:
     """Could libbpf's embedded marking loop forever (Q5)? A modifier chain below a split struct member
-    that does not end within 10,000 steps (independent of oracle.reference). Such inputs go to the
+    that does not end within 10,000 steps (independent of btfspec.oracle.impls.reference). Such inputs go to the
     worker process with a time limit."""
     d = Btf.from_bytes(dist)
     if validate(split, d, rules="libbpf"):
@@ -1006,7 +1006,7 @@ _WORKER: list[lb.LibbpfWorker] = []
 
 
 def worker() -> lb.LibbpfWorker:
-    """libbpf in a child process (for inputs that can crash it); closed at exit by oracle.libbpf."""
+    """libbpf in a child process (for inputs that can crash it); closed at exit by btfspec.oracle.impls.libbpf."""
     need_libbpf()
     if not _WORKER:
         _WORKER.append(lb.LibbpfWorker(timeout=10.0))
@@ -1063,9 +1063,9 @@ def test_differential_against_libbpf(case: tuple[bytes, bytes, bytes, str]) -> N
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(st.data())
 def test_parse_differential_against_libbpf(data: st.DataObject) -> None:
-    """Damaged blobs (btfgen.mutate) as a base and as a split: libbpf's errno, bytes and log lines, and
-    spec.validate's verdict."""
-    from btfgen.mutate import mutated_blobs
+    """Damaged blobs (btfspec.btfgen.mutate) as a base and as a split: libbpf's errno, bytes and log lines, and
+    btfspec.spec.validate's verdict."""
+    from btfspec.btfgen.mutate import mutated_blobs
 
     lib = need_libbpf()
     _, blob = data.draw(mutated_blobs())

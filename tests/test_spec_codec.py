@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from btfgen.samples import every_kind, small_split
-from spec import grammar
-from spec.errors import BtfError
-from spec.kinds import Kind
-from spec.model import Btf
+from btfspec.btfgen.samples import every_kind, small_split
+from btfspec.spec import grammar
+from btfspec.spec.errors import BtfError
+from btfspec.spec.kinds import Kind
+from btfspec.spec.model import Btf
 from tests.helpers import host_vmlinux
 
 
@@ -81,7 +81,7 @@ def test_32_byte_header_is_parsed_and_kept() -> None:
 
 
 def test_builder_can_skip_dedup_and_point_into_strings() -> None:
-    from spec.builder import Builder
+    from btfspec.spec.builder import Builder
 
     b = Builder(dedup=False)
     b.int("int", 4, 1)
@@ -132,7 +132,7 @@ def test_host_vmlinux_construct_codec_round_trips_and_agrees() -> None:
 def test_fast_path_agrees_with_construct_on_generated_blobs() -> None:
     from hypothesis import given
 
-    from btfgen.mutate import valid_btfs
+    from btfspec.btfgen.mutate import valid_btfs
 
     @given(valid_btfs())
     def check(case: tuple[str, bytes]) -> None:
@@ -149,7 +149,7 @@ def test_fast_path_agrees_with_construct_on_generated_blobs() -> None:
 
 
 def _walk_or_error(words, hdr):
-    from spec import fastpath
+    from btfspec.spec import fastpath
 
     try:
         return fastpath._index_walk(words, hdr)
@@ -162,8 +162,8 @@ def test_vectorised_index_agrees_with_the_walk() -> None:
     on valid and mutated blobs (whatever their size), and on the host vmlinux."""
     from hypothesis import given, settings
 
-    from btfgen.mutate import mutated_blobs, valid_btfs
-    from spec import fastpath
+    from btfspec.btfgen.mutate import mutated_blobs, valid_btfs
+    from btfspec.spec import fastpath
 
     def agree(blob: bytes) -> None:
         try:

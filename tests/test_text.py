@@ -18,11 +18,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from btfspec.cli import main
-from spec.builder import Builder
-from spec.kinds import Kind
-from spec.model import Btf
-from spec.text import dump_json, dump_raw
-from spec.textparse import TextError, parse_text
+from btfspec.spec.builder import Builder
+from btfspec.spec.kinds import Kind
+from btfspec.spec.model import Btf
+from btfspec.spec.text import dump_json, dump_raw
+from btfspec.spec.textparse import TextError, parse_text
 from tests.helpers import host_vmlinux
 
 BPFTOOL = shutil.which("bpftool")
@@ -425,8 +425,8 @@ def test_cli_module_elf_uses_its_btf_base(edge_files: dict[str, Path], tmp_path:
     res = invoke("dump", mod)
     assert res.exit_code == 0 and res.stdout_bytes == raw(split) and res.stderr == ""
     # With --base, a module that carries a distilled .BTF.base is relocated onto it first (bpftool -B).
-    from btfgen.samples import every_kind, small_split
-    from oracle.reference import distill, relocate
+    from btfspec.btfgen.samples import every_kind, small_split
+    from btfspec.oracle.impls.reference import distill, relocate
 
     full_base = every_kind().to_bytes()
     base_file = tmp_path / "full_base.btf"
@@ -451,7 +451,7 @@ def test_cli_sysfs_module_uses_vmlinux_as_base(edge_files: dict[str, Path],
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     """A /sys/kernel/btf/<module> input is split on the vmlinux BTF that load_input names."""
     from btfspec.commands import text as cmd
-    from spec.sources import BtfInput, load_input
+    from btfspec.spec.sources import BtfInput, load_input
 
     def fake(path: str) -> BtfInput:
         if path == "/sys/kernel/btf/mod":

@@ -1,4 +1,4 @@
-"""spec.validate: rule-by-rule cases, cross-checked against libbpf v1.6 and the running kernel; the CLI."""
+"""btfspec.spec.validate: rule-by-rule cases, cross-checked against libbpf v1.6 and the running kernel; the CLI."""
 
 from __future__ import annotations
 
@@ -14,12 +14,12 @@ from collections.abc import Callable
 import pytest
 from click.testing import CliRunner
 
-from btfgen.samples import every_kind, small_split
+from btfspec.btfgen.samples import every_kind, small_split
 from btfspec.cli import main
-from spec.builder import Builder
-from spec.kinds import INT_SIGNED, Kind, make_info
-from spec.model import Btf
-from spec.validate import Violation, validate
+from btfspec.spec.builder import Builder
+from btfspec.spec.kinds import INT_SIGNED, Kind, make_info
+from btfspec.spec.model import Btf
+from btfspec.spec.validate import Violation, validate
 from tests.helpers import host_vmlinux, need_kernel_load, need_libbpf
 
 Factory = Callable[[], bytes]
@@ -432,7 +432,7 @@ def test_cli_json_and_base(tmp_path) -> None:
 def test_cli_uses_an_elf_files_own_btf_base(tmp_path) -> None:
     if not (shutil.which("gcc") and shutil.which("objcopy")):
         pytest.skip("needs gcc and objcopy to make an ELF object")
-    from spec.elf import write_sections
+    from btfspec.spec.elf import write_sections
 
     src = tmp_path / "m.c"
     src.write_text("int x;\n")

@@ -41,7 +41,7 @@ class FuzzRow:
 
 
 def _campaign(prop: str, impls: list[str], workers: int, seconds: float, scheduler: str | None = None) -> FuzzRow:
-    from oracle.campaign import run_campaign
+    from btfspec.oracle.fuzz.campaign import run_campaign
 
     with tempfile.TemporaryDirectory(prefix="btfspec-bench-fuzz-") as tmp:
         r = run_campaign([prop], impls, workers=workers, time_budget=seconds, seed=1, db=None, scheduler=scheduler,

@@ -47,7 +47,7 @@ def plain_records(n: int) -> st.SearchStrategy[object]:
 
 def run(sizes: tuple[int, ...] = (50, 500), seconds: float = 5.0) -> list[Row]:
     """Rows of examples/s for btfgen's base/split pairs and universes vs the plain strategy."""
-    from btfgen.generate import base_split_pairs, universes
+    from btfspec.btfgen.generate import base_split_pairs, universes
 
     rows: list[Row] = []
     for n in sizes:

@@ -9,9 +9,9 @@ the host vmlinux (:func:`build_module`).
 from __future__ import annotations
 
 from btfspec.bench.timing import Row, best_of
-from spec.builder import Builder
-from spec.kinds import Kind
-from spec.model import Btf
+from btfspec.spec.builder import Builder
+from btfspec.spec.kinds import Kind
+from btfspec.spec.model import Btf
 
 TARGET = 20.0
 # vmlinux types a typical module uses; missing ones are skipped (the result stays deterministic).
@@ -75,8 +75,8 @@ def build_module(vmlinux: bytes, n_structs: int = 50) -> bytes:
 
 def run(split: bytes, base: bytes, repeat: int = 5) -> tuple[list[Row], dict[str, int]]:
     """Time distill and relocate of ``split`` on ``base`` with the reference and with libbpf."""
-    from oracle import reference
-    from oracle.libbpf import get_libbpf, unavailable_reason
+    from btfspec.oracle.impls import reference
+    from btfspec.oracle.impls.libbpf import get_libbpf, unavailable_reason
 
     rows: list[Row] = []
     dist = reference.distill(split, base)

@@ -6,13 +6,13 @@ import shutil
 import subprocess
 
 from btfspec.bench.timing import Row, best_of
-from spec import grammar
-from spec.model import Btf
+from btfspec.spec import grammar
+from btfspec.spec.model import Btf
 
 
 def run(blob: bytes, path: str, repeat: int = 5) -> list[Row]:
     """Measure every spec operation on ``blob`` (read from ``path``) beside libbpf and bpftool."""
-    from oracle.libbpf import get_libbpf, unavailable_reason
+    from btfspec.oracle.impls.libbpf import get_libbpf, unavailable_reason
 
     rows: list[Row] = []
     libbpf_s: float | None = None
@@ -43,7 +43,7 @@ def run(blob: bytes, path: str, repeat: int = 5) -> list[Row]:
         bpftool_s = best_of(run_bpftool, 3)
         rows.append(Row("bpftool dump raw (baseline)", bpftool_s))
     try:
-        from spec.text import dump_raw
+        from btfspec.spec.text import dump_raw
     except ImportError:
         dump_raw = None
     if dump_raw is not None:

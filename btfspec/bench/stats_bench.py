@@ -20,7 +20,7 @@ def find_kernel(cache: Path) -> Path | None:
 
 def run(kernel_dir: Path, jobs: int | None = None) -> tuple[list[Row], int]:
     """Wall time of ``stats`` with libbpf and with python on the same modules; returns rows and module count."""
-    from oracle.stats import collect_modules, run_stats
+    from btfspec.oracle.kernels.stats import collect_modules, run_stats
 
     refs, _ = collect_modules(str(kernel_dir))
     base = str(kernel_dir / "vmlinux.btf")

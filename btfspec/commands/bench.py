@@ -6,8 +6,8 @@ import click
 
 from btfspec.bench.timing import as_dict
 from btfspec.clitools import emit_json, guarded, json_option
-from spec.model import Btf
-from spec.sources import load_input
+from btfspec.spec.model import Btf
+from btfspec.spec.sources import load_input
 
 HOST_VMLINUX = "/sys/kernel/btf/vmlinux"
 
@@ -102,7 +102,7 @@ def bench_stats(kernel_dir: str | None, jobs: int | None, as_json: bool) -> None
     from pathlib import Path
 
     from btfspec.bench import stats_bench
-    from oracle.kernels import cache_root
+    from btfspec.oracle.kernels.fetch import cache_root
 
     kdir = Path(kernel_dir) if kernel_dir else stats_bench.find_kernel(cache_root())
     if kdir is None:

@@ -1,4 +1,4 @@
-"""``btfspec check``: will a module's BTF load on a given kernel (:mod:`oracle.check`)?
+"""``btfspec check``: will a module's BTF load on a given kernel (:mod:`btfspec.oracle.kernels.check`)?
 
 Exit status: 0 loads cleanly, 1 will not load or loads with stale copies, 2 usage error or unreadable
 input.
@@ -9,7 +9,7 @@ from __future__ import annotations
 import click
 
 from btfspec.clitools import emit_json, guarded, json_option
-from oracle.check import FAILS, IMPLS, OK, STALE, SYSFS_VMLINUX, CheckReport, check_module
+from btfspec.oracle.kernels.check import FAILS, IMPLS, OK, STALE, SYSFS_VMLINUX, CheckReport, check_module
 
 MAX_LISTED = 40
 

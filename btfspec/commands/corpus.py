@@ -8,8 +8,26 @@ from typing import Any
 import click
 
 from btfspec.clitools import EXIT_NEGATIVE, EXIT_USAGE, emit_json, fail, guarded, json_option
-from oracle.corpus import DEFAULT_ROOT, FAIL, PASS, SKIP, CorpusError, Entry, EntryResult, iter_entries, run_entry
-from oracle.impls import KNOWN, Implementation, ImplUnavailable, available, close_impls, make_impl, parse_impl_list
+from btfspec.oracle.fuzz.corpus import (
+    DEFAULT_ROOT,
+    FAIL,
+    PASS,
+    SKIP,
+    CorpusError,
+    Entry,
+    EntryResult,
+    iter_entries,
+    run_entry,
+)
+from btfspec.oracle.impls.adapter import (
+    KNOWN,
+    Implementation,
+    ImplUnavailable,
+    available,
+    close_impls,
+    make_impl,
+    parse_impl_list,
+)
 
 _MARK = {PASS: "pass", FAIL: "FAIL", SKIP: "skip"}
 

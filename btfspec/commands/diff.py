@@ -6,9 +6,9 @@ import click
 
 from btfspec.clitools import EXIT_NEGATIVE, EXIT_OK, EXIT_USAGE, emit_json, fail, guarded, json_option
 from btfspec.commands.text import load_btf
-from oracle.equiv import equivalent
-from spec.errors import BtfError, errno_text
-from spec.model import Btf
+from btfspec.oracle.equiv.compare import equivalent
+from btfspec.spec.errors import BtfError, errno_text
+from btfspec.spec.model import Btf
 
 
 def _open(path: str, base_path: str | None) -> Btf:

@@ -52,8 +52,8 @@ def report() -> dict[str, list[dict[str, object]]]:
         {"name": "python", "usable": True, "purpose": "reference distill/relocate, libbpf-compatible"},
         {"name": "python-strict", "usable": True, "purpose": "reference that reports libbpf quirks"},
     ]
-    for name, module, purpose in [("libbpf", "oracle.libbpf", "libbpf v1.6 via ctypes (pylibbpf wheel)"),
-                                  ("kernel", "oracle.kernel", "accept/reject via bpf(BPF_BTF_LOAD)")]:
+    for name, module, purpose in [("libbpf", "btfspec.oracle.impls.libbpf", "libbpf v1.6 via ctypes (pylibbpf wheel)"),
+                                  ("kernel", "btfspec.oracle.impls.kernel", "accept/reject via bpf(BPF_BTF_LOAD)")]:
         reason = _impl_reason(module)
         row: dict[str, object] = {"name": name, "usable": reason is None, "purpose": purpose}
         if reason:

@@ -1,4 +1,4 @@
-"""``btfspec fuzz``: a property-based fuzz campaign over the implementations (:mod:`oracle.campaign`)."""
+"""``btfspec fuzz``: a property-based fuzz campaign over the implementations (:mod:`btfspec.oracle.fuzz.campaign`)."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ import sys
 import click
 
 from btfspec.clitools import EXIT_NEGATIVE, EXIT_OK, EXIT_USAGE, emit_json, fail, split_list
-from oracle.impls import KNOWN
-from oracle.property import all_names
+from btfspec.oracle.fuzz.property import all_names
+from btfspec.oracle.impls.adapter import KNOWN
 
 
 def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
-    from oracle.campaign import parse_duration
+    from btfspec.oracle.fuzz.campaign import parse_duration
 
     if value is None:
         return None
@@ -58,8 +58,8 @@ def fuzz(impl_list: str | None, prop_list: str | None, workers: int | None, time
     Exit status 1 when the campaign found something not already in the corpus directory, 0 when it
     did not, 2 for a bad option, an unusable implementation or scheduler, or when no example ran.
     """
-    from oracle.campaign import CampaignError, run_campaign
-    from oracle.report import render_json, render_text
+    from btfspec.oracle.fuzz.campaign import CampaignError, run_campaign
+    from btfspec.oracle.fuzz.report import render_json, render_text
 
     try:
         result = run_campaign(

@@ -10,8 +10,8 @@ from importlib import metadata
 import click
 
 from btfspec.clitools import emit_json, fail, guarded, json_option
-from spec.model import Btf
-from spec.sources import write_atomic
+from btfspec.spec.model import Btf
+from btfspec.spec.sources import write_atomic
 
 PROFILES = ("kernel-valid", "libbpf-valid")
 
@@ -49,8 +49,8 @@ def gen(seed: int, size: int, profile: str, outdir: str | None, as_json: bool) -
     '#' lines giving the perturbation, its label (equivalent, error or stale-copy) and errno:
     what a correct relocation of the distilled split onto base2 must do.
     """
-    from btfgen.recipe import seeded_case
-    from spec.text import dump_raw
+    from btfspec.btfgen.recipe import seeded_case
+    from btfspec.spec.text import dump_raw
 
     case, base2, p = seeded_case(seed, size, profile)
     expected = {**p.expected(), "seed": seed, "size": size, "profile": profile, "btfspec": _version(),

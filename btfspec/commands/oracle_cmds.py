@@ -14,10 +14,10 @@ from typing import Any, TypeVar
 import click
 
 from btfspec.clitools import EXIT_NEGATIVE, emit_json, fail, guarded, json_option, split_list
-from oracle import module
-from oracle.module import Module, OracleError, Result
-from oracle.outcome import Outcome
-from spec.errors import InputError, errno_text
+from btfspec.oracle.impls.outcome import Outcome
+from btfspec.oracle.kernels import kmodule as module
+from btfspec.oracle.kernels.kmodule import Module, OracleError, Result
+from btfspec.spec.errors import InputError, errno_text
 
 F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_TIMEOUT = 10.0
@@ -61,7 +61,7 @@ def _impl_options(multi: bool) -> Callable[[F], F]:
 def _make_impls(names: str, *, multi: bool, timeout: float, distill_cmd: str | None,
                 relocate_cmd: str | None) -> list[Any]:
     """The implementations named by ``--impl``; InputError (exit 2) for unknown or unusable ones."""
-    from oracle import impls
+    from btfspec.oracle.impls import adapter as impls
 
     try:
         parsed = impls.parse_impl_list(split_list(names) or [names])
@@ -189,7 +189,7 @@ def relocate_cmd(split: str, dist_path: str | None, base_path: str, impl_names: 
     An ELF output gets the relocated .BTF, loses .BTF.base, and has its .BTF_ids remapped like the
     kernel's btf_relocate_id().
     """
-    from spec.sources import load_input
+    from btfspec.spec.sources import load_input
 
     mod = module.load_module(split, base_path)
     dist = load_input(dist_path).btf if dist_path else None
@@ -231,7 +231,7 @@ def compare_cmd(split: str, base_path: str | None, target_path: str | None, impl
     libbpf quirks), 1 with both sides' bpftool-style text at the first differing type otherwise. A
     module that already has .BTF.base is only relocated.
     """
-    from spec.sources import load_input
+    from btfspec.spec.sources import load_input
 
     mod = module.load_module(split, base_path)
     target = load_input(target_path).btf if target_path else None

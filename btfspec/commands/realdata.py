@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 import click
 
 from btfspec.clitools import EXIT_USAGE, emit_json, fail, guarded, json_option
-from spec.errors import InputError
+from btfspec.spec.errors import InputError
 
 T = TypeVar("T")
 
@@ -19,7 +19,7 @@ def _progress_enabled(as_json: bool) -> bool:
 
 
 def _track(enabled: bool) -> Callable[[Iterable[T], str, int], Iterable[T]]:
-    """A ``track(items, label, total)`` for oracle.kernels: a rich progress bar on a terminal."""
+    """A ``track(items, label, total)`` for btfspec.oracle.kernels.fetch: a rich progress bar on a terminal."""
 
     def track(items: Iterable[T], label: str, total: int) -> Iterable[T]:
         if not enabled:
@@ -50,7 +50,7 @@ def fetch_kernel_cmd(package: str, cache: str | None, force: bool, keep_unpacked
     modules/<path>.btf (raw split BTF per module) and manifest.json; a complete extraction is
     reused.
     """
-    from oracle.kernels import fetch_kernel
+    from btfspec.oracle.kernels.fetch import fetch_kernel
 
     def log(msg: str) -> None:
         if not quiet:
@@ -132,7 +132,7 @@ def _print_report(s: dict[str, Any], rows: list[Any], table: bool, top: int) -> 
 @click.argument("modules", metavar="MODULES", required=False)
 @click.option("--cross", "cross", nargs=2, metavar="OLD_MODULES NEW_MODULES", default=None,
               help="Cross-kernel regression instead: distill the old builds, relocate onto --base-new and compare "
-                   "with the new builds (oracle.cross).")
+                   "with the new builds (btfspec.oracle.kernels.cross).")
 @click.option("--base-old", metavar="VMLINUX", default=None, help="--cross: the old vmlinux [default: OLD_MODULES'].")
 @click.option("--base-new", metavar="VMLINUX", default=None, help="--cross: the new vmlinux [default: NEW_MODULES'].")
 @click.option("--base", "base", metavar="VMLINUX", default=None,
@@ -170,7 +170,7 @@ def stats_cmd(modules: str | None, cross: tuple[str, str] | None, base_old: str 
     if modules is None:
         fail("give MODULES (or --cross OLD_MODULES NEW_MODULES)", EXIT_USAGE)
     assert modules is not None
-    from oracle import stats
+    from btfspec.oracle.kernels import stats
 
     refs, implied = stats.collect_modules(modules)
     base = base or implied
@@ -195,7 +195,7 @@ def stats_cmd(modules: str | None, cross: tuple[str, str] | None, base_old: str 
                                       progress=lambda _row: bar.advance(task))
         else:
             run = stats.run_stats(refs, base, impl=impl, jobs=jobs, target=target, timeout=timeout)
-    except ValueError as e:  # oracle.impls.ImplUnavailable
+    except ValueError as e:  # btfspec.oracle.impls.adapter.ImplUnavailable
         fail(str(e), EXIT_USAGE)
     summary = stats.summarize(run, top=top)
     if csv_path:
@@ -215,7 +215,7 @@ def stats_cmd(modules: str | None, cross: tuple[str, str] | None, base_old: str 
 
 def _cross(sets: tuple[str, str], base_old: str | None, base_new: str | None, impl: str, jobs: int | None,
            timeout: float, top: int, as_json: bool) -> None:
-    from oracle import cross
+    from btfspec.oracle.kernels import cross
 
     enabled = _progress_enabled(as_json)
     try:
@@ -231,7 +231,7 @@ def _cross(sets: tuple[str, str], base_old: str | None, base_new: str | None, im
                                                   on_start=lambda n: bar.update(task, total=n))
         else:
             run, summary = cross.cross_report(*sets, base_old, base_new, impl=impl, jobs=jobs, timeout=timeout)
-    except ValueError as e:  # oracle.impls.ImplUnavailable
+    except ValueError as e:  # btfspec.oracle.impls.adapter.ImplUnavailable
         fail(str(e), EXIT_USAGE)
     if as_json:
         emit_json({**summary, "rows": cross.rows_as_dicts(run)})

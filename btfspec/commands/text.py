@@ -8,20 +8,20 @@ import sys
 import click
 
 from btfspec.clitools import guarded, quiet_stdout
-from spec.errors import InputError
-from spec.loader import implied_base, open_standalone, parse_labeled
-from spec.model import Btf
-from spec.sources import load_input, write_atomic
-from spec.text import dump_json, dump_raw
-from spec.textparse import parse_text
+from btfspec.spec.errors import InputError
+from btfspec.spec.loader import implied_base, open_standalone, parse_labeled
+from btfspec.spec.model import Btf
+from btfspec.spec.sources import load_input, write_atomic
+from btfspec.spec.text import dump_json, dump_raw
+from btfspec.spec.textparse import parse_text
 
 
 def load_btf(path: str, base_path: str | None) -> Btf:
-    """FILE as bpftool would dump it (see :func:`spec.loader.open_btf`); a module with ``.BTF.base``
+    """FILE as bpftool would dump it (see :func:`btfspec.spec.loader.open_btf`); a module with ``.BTF.base``
     and ``--base`` is relocated onto that base first, as ``bpftool -B`` does."""
     inp = load_input(path)
     if inp.base is not None and base_path is not None:
-        from oracle.module import relocated_view
+        from btfspec.oracle.kernels.kmodule import relocated_view
 
         base = open_standalone(base_path)
         return parse_labeled(relocated_view(inp, base.raw or base.to_bytes()), path, base)

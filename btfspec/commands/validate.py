@@ -7,10 +7,10 @@ import os
 import click
 
 from btfspec.clitools import EXIT_NEGATIVE, EXIT_OK, emit_json, guarded, json_option
-from spec.elf import is_elf
-from spec.errors import InputError
-from spec.sources import load_input, read_bytes_any
-from spec.validate import RULES, validate
+from btfspec.spec.elf import is_elf
+from btfspec.spec.errors import InputError
+from btfspec.spec.sources import load_input, read_bytes_any
+from btfspec.spec.validate import RULES, validate
 
 RULE_TITLES = {"libbpf": "libbpf v1.6 rules", "kernel": "kernel rules"}
 

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import zstandard
 
-from oracle.kernels import cache_root
-from oracle.stats import collect_modules, run_stats
-from spec.sources import read_bytes_any, write_atomic
+from btfspec.oracle.kernels.fetch import cache_root
+from btfspec.oracle.kernels.stats import collect_modules, run_stats
+from btfspec.spec.sources import read_bytes_any, write_atomic
 
 HERE = Path(__file__).resolve().parent
 KERNELS = ("6.1.0-47-cloud-amd64", "6.1.0-50-cloud-amd64")

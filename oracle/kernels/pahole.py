@@ -1,4 +1,4 @@
-"""pahole as a second direct encoder: C from a universe (:mod:`btfgen.c_emit`), gcc, then pahole.
+"""pahole as a second direct encoder: C from a universe (:mod:`btfspec.btfgen.c_emit`), gcc, then pahole.
 
 ``pahole_encode(u)`` compiles the kernel part (``kernel.c``) and the module part (``module.c``, which
 includes the kernel part's declarations) with ``gcc -g -c -fno-eliminate-unused-debug-types`` and
@@ -7,21 +7,21 @@ encodes them with pahole: ``--btf_encode_detached=base.btf kernel.o`` and
 against that base), with ``--btf_gen_floats`` so floats are FLOATs.  ``LLVM_OBJCOPY=objcopy`` is set in
 pahole's environment (older pahole versions shell out to it).
 
-The universe must be in the C subset (:func:`btfgen.c_emit.c_universe`); what pahole 1.24 and gcc 12
+The universe must be in the C subset (:func:`btfspec.btfgen.c_emit.c_universe`); what pahole 1.24 and gcc 12
 cannot express is listed there (no tags, no VAR for ordinary globals, static FUNCs, signed ``char``).
 
 Property P1 with pahole as the direct encoding (used by tests/test_pahole.py):
 
 * :func:`pahole_case` -- a universe rewritten into the C subset, encoded by pahole and by
-  :mod:`btfgen.encoder`; :func:`encoder_difference` says where the two encoders disagree (equivalence,
-  :mod:`oracle.equiv`);
+  :mod:`btfspec.btfgen.encoder`; :func:`encoder_difference` says where the two encoders disagree (equivalence,
+  :mod:`btfspec.oracle.equiv.compare`);
 * :func:`round_trip_difference` -- distill pahole's split on pahole's base with an implementation and
   relocate it back: equivalent to pahole's split?
 * :func:`pahole_relocation` / :func:`relocation_difference` -- a perturbation of the kernel part
-  (:mod:`btfgen.perturb`, the kinds in :data:`PERTURBATION_KINDS`, used only when the perturbed universe
+  (:mod:`btfspec.btfgen.perturb`, the kinds in :data:`PERTURBATION_KINDS`, used only when the perturbed universe
   is still in the C subset so that it means the same in C) encoded by pahole as ``base2`` (and the
   module compiled against it as ``split2``); the distilled split relocated onto ``base2`` must do what
-  the label says (:func:`oracle.props_equiv.expected`).
+  the label says (:func:`btfspec.oracle.fuzz.relocation.expected`).
 """
 
 from __future__ import annotations
@@ -35,15 +35,15 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from btfgen.c_emit import CSources, c_universe, emit_c, expressible, kernel_only
-from btfgen.encoder import Case, make_case
-from btfgen.perturb import ERROR as LABEL_ERROR
-from btfgen.perturb import STALE, Perturbation
-from btfgen.universe import Universe
-from oracle.equiv import equivalent, only_at
-from oracle.outcome import OK
-from oracle.props_equiv import Expected, expected
-from spec.model import Btf
+from btfspec.btfgen.c_emit import CSources, c_universe, emit_c, expressible, kernel_only
+from btfspec.btfgen.encoder import Case, make_case
+from btfspec.btfgen.perturb import ERROR as LABEL_ERROR
+from btfspec.btfgen.perturb import STALE, Perturbation
+from btfspec.btfgen.universe import Universe
+from btfspec.oracle.equiv.compare import equivalent, only_at
+from btfspec.oracle.fuzz.relocation import Expected, expected
+from btfspec.oracle.impls.outcome import OK
+from btfspec.spec.model import Btf
 
 GCC_FLAGS = ("-g", "-c", "-O0", "-w", "-fno-eliminate-unused-debug-types")
 TIMEOUT = 60.0
@@ -127,7 +127,7 @@ def encode_sources(src: CSources, *, module: bool = True, workdir: str | None = 
 def pahole_encode(u: Universe, *, workdir: str | None = None) -> tuple[bytes, bytes]:
     """pahole's base BTF (kernel part) and split BTF (module part, on that base) of a C-subset universe.
 
-    Raises :class:`btfgen.c_emit.Unexpressible` for a universe outside the C subset and
+    Raises :class:`btfspec.btfgen.c_emit.Unexpressible` for a universe outside the C subset and
     :class:`PaholeError` when gcc or pahole fails.
     """
     base, split = encode_sources(emit_c(u), workdir=workdir)

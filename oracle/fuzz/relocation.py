@@ -1,26 +1,26 @@
 """Properties P1 (relocation by label) and P2 (round trip), judged by semantic equivalence.
 
-Both are :class:`~oracle.property.Property` objects usable from pytest (``@given(prop.strategy(ctx))``
+Both are :class:`~btfspec.oracle.fuzz.property.Property` objects usable from pytest (``@given(prop.strategy(ctx))``
 then ``prop.check(case, ctx)``) and from the campaign runner; every selected implementation with
 ``distill`` and ``relocate`` takes part (libbpf included: its deviations are findings like any other).
 
 * **P1 relocation** -- a generated base/split pair plus a labelled perturbation ``base2`` of its kernel
-  part (:mod:`btfgen.perturb`): the implementation distills the split on ``base1`` and relocates its
+  part (:mod:`btfspec.btfgen.perturb`): the implementation distills the split on ``base1`` and relocates its
   distilled outputs onto ``base2``; then, by the expected outcome (:func:`expected`):
 
-  - ``equivalent``: success, and the result is equivalent (:func:`oracle.equiv.equivalent`) to the
-    module encoded directly against ``base2`` (:func:`btfgen.perturb.direct_split`);
+  - ``equivalent``: success, and the result is equivalent (:func:`btfspec.oracle.equiv.compare.equivalent`) to the
+    module encoded directly against ``base2`` (:func:`btfspec.btfgen.perturb.direct_split`);
   - ``error``: the labelled errno;
   - ``stale-copy``: success, and the only differences from the direct encoding are at or below the
-    stale copies (:func:`oracle.equiv.only_at`).
+    stale copies (:func:`btfspec.oracle.equiv.compare.only_at`).
 
 * **P2 round trip** -- relocating the distilled outputs onto ``base1`` itself gives a split
   equivalent to the original one (equivalence, not bytes).
 
-The expected outcome is the label (:mod:`btfgen.perturb` already makes it -ELOOP for a modifier cycle
+The expected outcome is the label (:mod:`btfspec.btfgen.perturb` already makes it -ELOOP for a modifier cycle
 below a member of a split composite, the Q5 shape (:func:`relocation_loops`), and -EINVAL for a
 distilled FWD without exactly one candidate in ``base2``); the P2 round trip expects success unless
-:func:`btfgen.perturb.inherent_error` says relocation onto the original base must fail.
+:func:`btfspec.btfgen.perturb.inherent_error` says relocation onto the original base must fail.
 
 A case whose split ``python-strict`` cannot distill is outside these properties (an odd enum size, an
 anonymous INT reached (Q8), ...: whether an implementation distills it anyway is P3's question); any
@@ -32,7 +32,8 @@ Nothing is excused: a deviation strict does not explain is reported without a qu
 ``steps`` replay the case as a corpus entry (``category: finding``): ``distill`` of ``split.btf`` on
 ``base1.btf``, then ``relocate`` of the implementation's distilled outputs onto ``base2.btf`` (P1) or
 ``base1.btf`` (P2), and for a P1 success label an ``accept`` step of the reference
-(``direct.split.btf`` on ``base2.btf``), with expectations by :func:`oracle.props_impl.op_expect` (corpus/README.md:
+(``direct.split.btf`` on ``base2.btf``), with expectations by
+:func:`oracle.fuzz.differential.op_expect` (corpus/README.md:
 ``default`` is what libbpf v1.6 did, ``python-strict`` has its own key naming quirks where it
 differs); what the implementation at fault did and the intended outcome are in the relocate step's
 ``note`` and the finding's description.
@@ -47,16 +48,13 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from btfgen.encoder import Case
-from btfgen.generate import Knobs, base_split_pairs
-from btfgen.perturb import ERROR as LABEL_ERROR
-from btfgen.perturb import STALE, Perturbation, direct_split, inherent_error, perturbed_bases, relocation_loops
-from btfgen.universe import Universe
-from oracle.equiv import EquivResult, difference_class, equivalent, only_at
-from oracle.impls import ACCEPT, DISTILL, RELOCATE
-from oracle.outcome import ERROR, OK, Outcome
-from oracle.property import Context, Finding, Property
-from oracle.props_impl import (
+from btfspec.btfgen.encoder import Case
+from btfspec.btfgen.generate import Knobs, base_split_pairs
+from btfspec.btfgen.perturb import ERROR as LABEL_ERROR
+from btfspec.btfgen.perturb import STALE, Perturbation, direct_split, inherent_error, perturbed_bases, relocation_loops
+from btfspec.btfgen.universe import Universe
+from btfspec.oracle.equiv.compare import EquivResult, difference_class, equivalent, only_at
+from btfspec.oracle.fuzz.differential import (
     Calls,
     accept_expect,
     case_description,
@@ -67,8 +65,11 @@ from oracle.props_impl import (
     short,
     store,
 )
-from spec.errors import BtfError, errno_text
-from spec.model import Btf
+from btfspec.oracle.fuzz.property import Context, Finding, Property
+from btfspec.oracle.impls.adapter import ACCEPT, DISTILL, RELOCATE
+from btfspec.oracle.impls.outcome import ERROR, OK, Outcome
+from btfspec.spec.errors import BtfError, errno_text
+from btfspec.spec.model import Btf
 
 MIN_TYPES, MAX_TYPES = 3, 60  # universe size of P1/P2 cases
 CAPS = frozenset({DISTILL, RELOCATE})
@@ -137,7 +138,7 @@ class Expected:
 def expected(u: Universe, p: Perturbation | None) -> Expected:
     """The expected relocation outcome: the perturbation's label (``p`` None: the round trip of P2, which
     fails only where any relocation of ``u``'s distillation onto its own base must, see
-    :func:`btfgen.perturb.inherent_error`: the Q5 loop, an ambiguous FWD)."""
+    :func:`btfspec.btfgen.perturb.inherent_error`: the Q5 loop, an ambiguous FWD)."""
     if p is None:
         forced = inherent_error(u, u)
         if forced is not None:

@@ -16,15 +16,15 @@ from typing import Any
 
 from hypothesis.strategies import SearchStrategy
 
-from oracle.impls import Implementation
+from btfspec.oracle.impls.adapter import Implementation
 
 # Property name -> module defining it (in its ``PROPERTIES`` mapping); imported on first use.
 REGISTRY: dict[str, str] = {
-    "P1": "oracle.props_equiv",
-    "P2": "oracle.props_equiv",
-    "P3": "oracle.props_impl",
-    "P4": "oracle.props_impl",
-    "P5": "oracle.props_impl",
+    "P1": "btfspec.oracle.fuzz.relocation",
+    "P2": "btfspec.oracle.fuzz.relocation",
+    "P3": "btfspec.oracle.fuzz.differential",
+    "P4": "btfspec.oracle.fuzz.differential",
+    "P5": "btfspec.oracle.fuzz.differential",
 }
 
 

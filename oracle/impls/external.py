@@ -26,7 +26,7 @@ import subprocess
 import tempfile
 from collections.abc import Mapping
 
-from oracle.outcome import CRASH, ERROR, OK, TIMEOUT, Outcome
+from btfspec.oracle.impls.outcome import CRASH, ERROR, OK, TIMEOUT, Outcome
 
 IMPL = "cmd"
 DEFAULT_TIMEOUT = 10.0

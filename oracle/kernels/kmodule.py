@@ -7,7 +7,7 @@ What the toolchain does to an out-of-tree module, done on a copy:
 * relocate (what the kernel does at module load, §4.1/§4.2): ``.BTF`` relocated onto the full base,
   ``.BTF.base`` dropped, ``.BTF_ids`` remapped like ``btf_relocate_id()``.
 
-Any implementation of :mod:`oracle.impls` can produce the BTF; the ``.BTF_ids`` id maps always come
+Any implementation of :mod:`btfspec.oracle.impls.adapter` can produce the BTF; the ``.BTF_ids`` id maps always come
 from the Python reference (libbpf does not expose them), and another implementation's bytes must
 then equal the reference's, or the operation fails with :class:`OracleError` rather than write ids
 that may not match.
@@ -26,13 +26,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from oracle import btfids
-from oracle.outcome import CRASH, ERROR, TIMEOUT, Outcome
-from spec.elf import create_temp, remove_quietly, replace_keeping_mode, write_sections
-from spec.errors import BtfError, InputError, errno_text
-from spec.kinds import Kind
-from spec.model import Btf
-from spec.sources import BtfInput, load_input, read_bytes_any
+from btfspec.oracle.impls.outcome import CRASH, ERROR, TIMEOUT, Outcome
+from btfspec.oracle.kernels import btfids
+from btfspec.spec.elf import create_temp, remove_quietly, replace_keeping_mode, write_sections
+from btfspec.spec.errors import BtfError, InputError, errno_text
+from btfspec.spec.kinds import Kind
+from btfspec.spec.model import Btf
+from btfspec.spec.sources import BtfInput, load_input, read_bytes_any
 
 REFERENCE = "python"
 
@@ -153,7 +153,7 @@ class RefRun:
 
 def _reference() -> Any:
     try:
-        from oracle import reference
+        from btfspec.oracle.impls import reference
     except ImportError as exc:
         raise OracleError(f"the Python reference is unavailable: {exc}") from None
     return reference
@@ -301,7 +301,7 @@ class Result:
 
 
 def _check_same(op: str, impl: str, out: Outcome, ref: Outcome) -> None:
-    from oracle.impls import bytes_difference
+    from btfspec.oracle.impls.adapter import bytes_difference
 
     for role, blob in ref.outputs.items():
         diff = bytes_difference(blob, out.outputs.get(role, b""))
@@ -524,7 +524,7 @@ class Comparison:
 
 
 def _pair_agrees(a: Outcome, b: Outcome) -> tuple[bool, str | None]:
-    from oracle.impls import agree, outcome_difference
+    from btfspec.oracle.impls.adapter import agree, outcome_difference
 
     names = {a.impl, b.impl}
     if names == {"python", "libbpf"}:
@@ -560,7 +560,7 @@ def text_difference(a: str, b: str, context: int = 3, limit: int = 40,
 
 
 def _dump_role(op: str, role: str, out: Outcome, target: bytes) -> str:
-    from spec.text import dump_raw
+    from btfspec.spec.text import dump_raw
 
     blob = out.outputs[role]
     if op == "distill" and role == "split":
@@ -571,7 +571,7 @@ def _dump_role(op: str, role: str, out: Outcome, target: bytes) -> str:
 
 
 def _difference(op: str, a: Outcome, b: Outcome, target: bytes) -> Difference:
-    from oracle.impls import bytes_difference
+    from btfspec.oracle.impls.adapter import bytes_difference
 
     if a.status != b.status or a.errno != b.errno or not a.ok:
         return Difference(op, a.impl, b.impl, f"{a.impl}: {a.describe()}  vs  {b.impl}: {b.describe()}")
@@ -597,7 +597,7 @@ def compare(mod: Module, impls: Sequence[Any], target: bytes | None = None) -> C
     """Distill with every implementation, relocate each result onto ``target`` (default: the base).
 
     A module that already has ``.BTF.base`` is only relocated. The first implementation is the one the
-    others are compared with; python vs libbpf goes through :func:`oracle.impls.agree`.
+    others are compared with; python vs libbpf goes through :func:`btfspec.oracle.impls.adapter.agree`.
     """
     cmp = Comparison()
     if mod.distilled:

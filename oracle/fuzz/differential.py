@@ -1,29 +1,29 @@
 """Properties P3 (differential), P4 (acceptance) and P5 (robustness) over the implementations.
 
-Each is a :class:`~oracle.property.Property` usable from pytest (``@given(prop.strategy(ctx))`` then
-``prop.check(case, ctx)``) and from the campaign runner (:mod:`oracle.campaign`):
+Each is a :class:`~btfspec.oracle.fuzz.property.Property` usable from pytest (``@given(prop.strategy(ctx))`` then
+``prop.check(case, ctx)``) and from the campaign runner (:mod:`btfspec.oracle.fuzz.campaign`):
 
-* **P3 differential** -- on a generated base/split pair (:func:`btfgen.generate.base_split_pairs`),
+* **P3 differential** -- on a generated base/split pair (:func:`btfspec.btfgen.generate.base_split_pairs`),
   every selected implementation agrees with ``libbpf`` (status, errno, output bytes) on distill and
   on relocating libbpf's distilled outputs onto the original base.  ``python`` may differ only as
-  :func:`oracle.impls.agree` excuses (Q5, Q17); ``python-strict`` may differ only where its result
+  :func:`btfspec.oracle.impls.adapter.agree` excuses (Q5, Q17); ``python-strict`` may differ only where its result
   names a quirk (it flags exactly the inputs where a quirk fired); every other implementation
   (``cmd``) must be identical.
 * **P4 acceptance** -- whatever an implementation returns as success is accepted by libbpf's parser
   (base; split on base) and, for kernel-valid cases (whose base and split the kernel accepts, whatever
-  the generator profile), by the kernel (a split merged with its base, :func:`oracle.impls.merge_split`).
+  the generator profile), by the kernel (a split merged with its base, :func:`oracle.impls.adapter.merge_split`).
   An empty distilled base (quirk Q6) that the kernel rejects ("No type found") is a finding like any
   other.
-* **P5 robustness** -- on mutated blobs (:mod:`btfgen.mutate`), standalone or split on a fixed base:
-  the model parser raises only :class:`~spec.errors.BtfError`, the validator never raises nor reports
+* **P5 robustness** -- on mutated blobs (:mod:`btfspec.btfgen.mutate`), standalone or split on a fixed base:
+  the model parser raises only :class:`~btfspec.spec.errors.BtfError`, the validator never raises nor reports
   an ``internal`` failure, the Python reference's distill/relocate return (never raise), each within
   :data:`OP_TIME_LIMIT`; libbpf's parse never crashes or hangs; the validator's ``libbpf`` rules agree
   with libbpf (accept/reject and errno) and its ``kernel`` rules with ``BPF_BTF_LOAD`` (standalone
   blobs).  Only the validator author's documented libbpf disagreements are excused
   (:func:`known_disagreement`; none today).
 
-A violation raises :class:`~oracle.property.PropertyFailure` carrying a
-:class:`~oracle.property.Finding` whose ``steps`` replay it as a corpus entry (``expect`` records
+A violation raises :class:`~btfspec.oracle.fuzz.property.PropertyFailure` carrying a
+:class:`~btfspec.oracle.fuzz.property.Finding` whose ``steps`` replay it as a corpus entry (``expect`` records
 what libbpf -- and, for accept steps, the kernel -- did; what the implementation at fault did is in
 the step's ``note`` and the description) and whose ``quirk`` lists the ids python-strict reports on
 the same operation (comma-joined).  The signature (property, implementation, outcome, first
@@ -48,9 +48,10 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from btfgen import coverage
-from oracle.corpus import this_host
-from oracle.impls import (
+from btfspec.btfgen import coverage
+from btfspec.oracle.fuzz.corpus import this_host
+from btfspec.oracle.fuzz.property import Context, Finding, Property, PropertyFailure
+from btfspec.oracle.impls.adapter import (
     ACCEPT,
     DISTILL,
     RELOCATE,
@@ -59,10 +60,9 @@ from oracle.impls import (
     known_finding,
     outcome_difference,
 )
-from oracle.outcome import CRASH, ERROR, OK, TIMEOUT, Outcome
-from oracle.property import Context, Finding, Property, PropertyFailure
-from spec.errors import BtfError, errno_text
-from spec.model import Btf
+from btfspec.oracle.impls.outcome import CRASH, ERROR, OK, TIMEOUT, Outcome
+from btfspec.spec.errors import BtfError, errno_text
+from btfspec.spec.model import Btf
 
 MIN_TYPES, MAX_TYPES = 3, 60  # universe size for P3/P4 cases
 OP_TIME_LIMIT = 3.0  # P5: seconds any in-process operation on a small mutated blob may take
@@ -140,7 +140,7 @@ def raise_new(ctx: Context, finding: Finding) -> None:
 
 @functools.cache
 def _strict_impl() -> Implementation | None:
-    from oracle.impls import ImplUnavailable, PythonImpl
+    from btfspec.oracle.impls.adapter import ImplUnavailable, PythonImpl
 
     try:
         return PythonImpl(strict=True)
@@ -150,7 +150,7 @@ def _strict_impl() -> Implementation | None:
 
 @functools.cache
 def _python_impl() -> Implementation | None:
-    from oracle.impls import ImplUnavailable, PythonImpl
+    from btfspec.oracle.impls.adapter import ImplUnavailable, PythonImpl
 
     try:
         return PythonImpl(strict=False)
@@ -372,7 +372,7 @@ def check_p3(case: Any, ctx: Context) -> None:
 
 
 def _pairs(ctx: Context) -> st.SearchStrategy[Any]:
-    from btfgen.generate import base_split_pairs
+    from btfspec.btfgen.generate import base_split_pairs
 
     return base_split_pairs(ctx.profile, MIN_TYPES, MAX_TYPES)
 
@@ -383,7 +383,7 @@ def _pairs(ctx: Context) -> st.SearchStrategy[Any]:
 
 def _rule(blob: bytes, base: bytes | None, rules: str) -> str:
     """The validator's first rule id for a rejected blob (the stable class of a rejection)."""
-    from spec.validate import validate
+    from btfspec.spec.validate import validate
 
     found = validate(blob, base, rules=rules)  # type: ignore[arg-type]
     return found[0].rule if found else "no validator rule"
@@ -416,7 +416,7 @@ def accept_expect(calls: Calls, blob: bytes, base: bytes | None, files: dict[str
     if calls.impl("libbpf") is not None:
         exp["default"] = expectation(calls.run("libbpf", ACCEPT, blob, base), files, "accept", _source("libbpf"))
     else:
-        from spec.validate import validate
+        from btfspec.spec.validate import validate
 
         found = validate(blob, base, rules="libbpf")
         exp["default"] = ({"status": OK, "source": "validator (libbpf rules)"} if not found else
@@ -495,7 +495,7 @@ def _p4_finding(case: Any, calls: Calls, acc: _Acceptance, name: str, d: Outcome
 
 def merged(split: bytes, base: bytes) -> bytes:
     """``split`` merged onto ``base`` as BPF_BTF_LOAD sees it (``split`` itself if it cannot be merged)."""
-    from oracle.impls import merge_split
+    from btfspec.oracle.impls.adapter import merge_split
 
     try:
         return merge_split(Btf.from_bytes(split, base=Btf.from_bytes(base)))
@@ -510,8 +510,8 @@ def merged(split: bytes, base: bytes) -> bytes:
 @functools.cache
 def split_seeds() -> tuple[bytes, tuple[bytes, ...]]:
     """A fixed base (every kind) and a few valid splits on it: the seeds of P5's split blobs."""
-    from btfgen.samples import every_kind, small_split
-    from spec.builder import Builder
+    from btfspec.btfgen.samples import every_kind, small_split
+    from btfspec.spec.builder import Builder
 
     base_blob = every_kind().to_bytes()
     base = Btf.from_bytes(base_blob)
@@ -530,7 +530,7 @@ def split_seeds() -> tuple[bytes, tuple[bytes, ...]]:
 @functools.cache
 def _seed_distilled() -> tuple[bytes, bytes]:
     """The reference's distill of the first seed split: (distilled split, distilled base)."""
-    from oracle.reference import distill
+    from btfspec.oracle.impls.reference import distill
 
     base, splits = split_seeds()
     res = distill(splits[0], base)
@@ -539,7 +539,7 @@ def _seed_distilled() -> tuple[bytes, bytes]:
 
 
 def _mutations() -> st.SearchStrategy[tuple[str, str, bytes]]:
-    from btfgen.mutate import mutated_blobs
+    from btfspec.btfgen.mutate import mutated_blobs
 
     _, splits = split_seeds()
     alone = mutated_blobs().map(lambda e: ("standalone", e[0], e[1]))
@@ -630,7 +630,7 @@ class _P5:
         return (True, result) if exc is None else (False, exc)
 
     def run(self) -> None:
-        from spec.validate import validate
+        from btfspec.spec.validate import validate
 
         for part in self.desc.split("; ")[1:]:
             coverage.record("label", part.split(":", 1)[0])
@@ -686,7 +686,7 @@ class _P5:
 
     def reference(self) -> None:
         """The reference's distill and relocate on the blob return (never raise) in bounded time."""
-        from oracle import reference
+        from btfspec.oracle.impls import reference
 
         seed_base, seeds = split_seeds()
         if self.mode == "split":
@@ -724,13 +724,13 @@ class _P5:
 def known_disagreement(blob: bytes) -> str | None:
     """The name of the validator author's documented libbpf disagreement ``blob`` matches, if any.
 
-    The table (name -> (predicate on the blob, reason)) is ``spec.validate.KNOWN_LIBBPF_DISAGREEMENTS``
+    The table (name -> (predicate on the blob, reason)) is ``btfspec.spec.validate.KNOWN_LIBBPF_DISAGREEMENTS``
     when the validator's author publishes it there; today it lives, empty, in ``tests/test_mutation.py``,
     so nothing is excused.
     """
-    import spec.validate
+    import btfspec.spec.validate
 
-    table = getattr(spec.validate, "KNOWN_LIBBPF_DISAGREEMENTS", {})
+    table = getattr(btfspec.spec.validate, "KNOWN_LIBBPF_DISAGREEMENTS", {})
     for name, (matches, _reason) in dict(table).items():
         if matches(blob):
             return str(name)

@@ -30,17 +30,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from oracle.impls import ACCEPT, DISTILL, RELOCATE, Implementation, bytes_difference
-from oracle.outcome import ERROR, Outcome
-from spec.builder import Builder
-from spec.errors import BtfError, errno_text
-from spec.kinds import Kind
-from spec.model import Btf
+from btfspec.locations import CORPUS_DIR
+from btfspec.oracle.impls.adapter import ACCEPT, DISTILL, RELOCATE, Implementation, bytes_difference
+from btfspec.oracle.impls.outcome import ERROR, Outcome
+from btfspec.spec.builder import Builder
+from btfspec.spec.errors import BtfError, errno_text
+from btfspec.spec.kinds import Kind
+from btfspec.spec.model import Btf
 
 FORMAT = 1
 MANIFEST = "manifest.json"
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_ROOT = REPO_ROOT / "corpus"
+DEFAULT_ROOT = CORPUS_DIR
 SCHEMA_PATH = DEFAULT_ROOT / "schema.json"
 EXTERNALS: dict[str, str] = {"host-vmlinux": "/sys/kernel/btf/vmlinux"}
 
@@ -586,7 +586,7 @@ def _infer_bases(manifest: Mapping[str, Any]) -> dict[str, Input]:
 
 def text_view(data: bytes, base: Btf | None) -> str:
     """The bpftool ``format raw`` view of ``data`` (split on ``base`` when given)."""
-    from spec.text import dump_raw
+    from btfspec.spec.text import dump_raw
 
     try:
         return dump_raw(Btf.from_bytes(data, base=base))

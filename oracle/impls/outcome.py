@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from spec.errors import errno_text
+from btfspec.spec.errors import errno_text
 
 OK = "ok"
 ERROR = "error"

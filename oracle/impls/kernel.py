@@ -5,7 +5,7 @@ resolve pass (cycles, sizes, members that fit); see the reference §4.4.  It has
 so callers must pass **standalone** BTF: to check a split, merge it with its base into one
 standalone BTF first (a split blob on its own is rejected with "Invalid string section").
 
-:func:`kernel_load` returns an :class:`~oracle.outcome.Outcome` with ``impl="kernel"``: ``"ok"`` when
+:func:`kernel_load` returns an :class:`~btfspec.oracle.impls.outcome.Outcome` with ``impl="kernel"``: ``"ok"`` when
 the kernel accepted the BTF (the returned fd is closed at once), or ``"error"`` with the negative
 errno and the tail of the kernel's verifier log.  It never raises for bad input.
 """
@@ -20,8 +20,8 @@ import platform
 import struct
 import sys
 
-from oracle.outcome import ERROR, OK, Outcome
-from spec.errors import errno_text
+from btfspec.oracle.impls.outcome import ERROR, OK, Outcome
+from btfspec.spec.errors import errno_text
 
 IMPL = "kernel"
 BPF_BTF_LOAD = 18

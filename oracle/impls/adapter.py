@@ -2,7 +2,7 @@
 
 Every implementation (the Python reference in two modes, libbpf v1.6, the kernel, external
 programs) is an :class:`Implementation`: it names itself, says which operations it supports
-(``capabilities``) and returns an :class:`~oracle.outcome.Outcome` for each:
+(``capabilities``) and returns an :class:`~btfspec.oracle.impls.outcome.Outcome` for each:
 
 * ``distill(split, base)`` -- outputs ``{"base", "split"}``;
 * ``relocate(split, distilled_base, base)`` -- outputs ``{"split"}``;
@@ -21,9 +21,9 @@ import importlib
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol, runtime_checkable
 
-from oracle.outcome import CRASH, ERROR, OK, TIMEOUT, Outcome
-from spec.errors import BtfError, errno_text
-from spec.model import Btf
+from btfspec.oracle.impls.outcome import CRASH, ERROR, OK, TIMEOUT, Outcome
+from btfspec.spec.errors import BtfError, errno_text
+from btfspec.spec.model import Btf
 
 DISTILL, RELOCATE, ACCEPT = "distill", "relocate", "accept"
 OPERATIONS: tuple[str, ...] = (DISTILL, RELOCATE, ACCEPT)
@@ -96,22 +96,22 @@ def _python_call(impl: str, fn: Callable[[], Any]) -> Outcome:
 
 
 class PythonImpl:
-    """The Python reference (``oracle.reference``): libbpf-compatible, or ``strict`` (reports quirks).
+    """The Python reference (``btfspec.oracle.impls.reference``): libbpf-compatible, or ``strict`` (reports quirks).
 
-    ``accept`` applies the validator's libbpf rules (``spec.validate``) when that module exists.
+    ``accept`` applies the validator's libbpf rules (``btfspec.spec.validate``) when that module exists.
     """
 
     def __init__(self, strict: bool = False) -> None:
         self.strict = strict
         self.name = "python-strict" if strict else "python"
-        ref, why = _optional_module("oracle.reference")
+        ref, why = _optional_module("btfspec.oracle.impls.reference")
         if ref is None:
             raise ImplUnavailable(f"{self.name}: {why}")
         self._distill = _find(ref, ("distill_outcome",))
         self._relocate = _find(ref, ("relocate_outcome",))
         if self._distill is None or self._relocate is None:
-            raise ImplUnavailable(f"{self.name}: oracle.reference has no distill_outcome/relocate_outcome")
-        val, _ = _optional_module("spec.validate")
+            raise ImplUnavailable(f"{self.name}: the reference has no distill_outcome/relocate_outcome")
+        val, _ = _optional_module("btfspec.spec.validate")
         self._validate = _find(val, ("validate",)) if val is not None else None
         caps = {DISTILL, RELOCATE} | ({ACCEPT} if self._validate is not None else set())
         self.capabilities: frozenset[str] = frozenset(caps)
@@ -160,7 +160,7 @@ class LibbpfImpl:
     capabilities: frozenset[str] = frozenset({DISTILL, RELOCATE, ACCEPT})
 
     def __init__(self, timeout: float = DEFAULT_TIMEOUT) -> None:
-        from oracle import libbpf
+        from btfspec.oracle.impls import libbpf
 
         reason = libbpf.unavailable_reason()
         if reason:
@@ -216,7 +216,7 @@ class KernelImpl:
     capabilities: frozenset[str] = frozenset({ACCEPT})
 
     def __init__(self) -> None:
-        from oracle import kernel
+        from btfspec.oracle.impls import kernel
 
         reason = kernel.unavailable_reason()
         if reason:
@@ -274,12 +274,12 @@ def parse_impl_list(value: str | Iterable[str]) -> list[str]:
 def available(*, distill_cmd: str | None = None, relocate_cmd: str | None = None) -> dict[str, str | None]:
     """Every known implementation -> None when usable here, else the reason why not."""
     out: dict[str, str | None] = {}
-    ref, why = _optional_module("oracle.reference")
+    ref, why = _optional_module("btfspec.oracle.impls.reference")
     if ref is not None and _find(ref, ("distill_outcome",)) is None:
-        why = "oracle.reference has no distill_outcome/relocate_outcome"
+        why = "btfspec.oracle.impls.reference has no distill_outcome/relocate_outcome"
     out["python"] = why
     out["python-strict"] = why
-    from oracle import kernel, libbpf
+    from btfspec.oracle.impls import kernel, libbpf
 
     out["libbpf"] = libbpf.unavailable_reason()
     out["kernel"] = kernel.unavailable_reason()
@@ -299,7 +299,7 @@ def make_impl(name: str, *, timeout: float = DEFAULT_TIMEOUT, distill_cmd: str |
     if name == "kernel":
         return KernelImpl()
     if name == "cmd":
-        from oracle.cmd import CmdImpl, TemplateError
+        from btfspec.oracle.impls.external import CmdImpl, TemplateError
 
         try:
             return CmdImpl(distill_cmd, relocate_cmd, timeout=timeout)

@@ -7,7 +7,7 @@ string offsets and *placement*.  (Vocabulary: *identity* is byte-identical; *equ
 isomorphic up to id renumbering, string layout and placement; *compatibility* is relocation-compatible,
 whether relocation may map one onto the other.)
 
-The record comparison and the name families are :mod:`btfgen.matching`'s (``BtfView.shape``:
+The record comparison and the name families are :mod:`btfspec.btfgen.matching`'s (``BtfView.shape``:
 a record with ids and string offsets blanked plus the strings it names; ``NAME_FAMILY``), and so
 is the rule for named types, applied by placement:
 
@@ -50,9 +50,9 @@ from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from btfgen.matching import NAME_FAMILY, BtfView
-from spec.kinds import INT_BOOL, INT_CHAR, INT_SIGNED, LINKAGE_NAMES, Kind
-from spec.model import Btf, BtfType, id_fields, s32
+from btfspec.btfgen.matching import NAME_FAMILY, BtfView
+from btfspec.spec.kinds import INT_BOOL, INT_CHAR, INT_SIGNED, LINKAGE_NAMES, Kind
+from btfspec.spec.model import Btf, BtfType, id_fields, s32
 
 IDENTITY_KINDS = frozenset({Kind.STRUCT, Kind.UNION, Kind.ENUM, Kind.ENUM64})
 MAX_DIFFERENCES = 20

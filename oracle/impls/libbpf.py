@@ -10,8 +10,8 @@ Two layers:
   instance per process (:func:`get_libbpf`).  Fast, but an input that makes libbpf hang (quirk Q5) or
   crash (Q11, Q17) takes the calling process with it.
 * :class:`LibbpfWorker` -- the same operations in a long-lived child process
-  (``python -m oracle.libbpf_worker``, started with :mod:`subprocess`, so it also works inside daemonic
-  dask workers).  Every call returns an :class:`~oracle.outcome.Outcome`; a hang becomes
+  (``python -m btfspec.oracle.impls.libbpf_worker``, started with :mod:`subprocess`, so it also works inside daemonic
+  dask workers).  Every call returns an :class:`~btfspec.oracle.impls.outcome.Outcome`; a hang becomes
   ``status="timeout"`` (the child is killed and lazily restarted) and a crash ``status="crash"`` with
   the signal name and the child's stderr tail.
 
@@ -42,8 +42,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from oracle.outcome import CRASH, ERROR, OK, TIMEOUT, Outcome
-from spec.errors import errno_text
+from btfspec.locations import IMPORT_ROOT
+from btfspec.oracle.impls.outcome import CRASH, ERROR, OK, TIMEOUT, Outcome
+from btfspec.spec.errors import errno_text
 
 IMPL = "libbpf"
 EXPECTED_VERSION = "v1.6"
@@ -501,12 +502,12 @@ class LibbpfWorker:
 
     def _start(self) -> subprocess.Popen[bytes]:
         env = dict(os.environ)
-        root = str(Path(__file__).resolve().parent.parent)
+        root = str(IMPORT_ROOT)
         env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         env.setdefault("PYTHONDONTWRITEBYTECODE", "1")
         self._errfile = tempfile.TemporaryFile(prefix="btfspec-libbpf-worker-")
         proc = subprocess.Popen(
-            [self.python, "-m", "oracle.libbpf_worker"],
+            [self.python, "-m", "btfspec.oracle.impls.libbpf_worker"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._errfile,
             bufsize=0, close_fds=True, env=env, cwd=root,
         )

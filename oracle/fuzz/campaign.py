@@ -1,24 +1,24 @@
 """Fuzz campaigns: properties x implementations on parallel workers, on this machine or a dask cluster.
 
-:func:`run_campaign` runs every selected property (:mod:`oracle.property`) on N *worker slots*, each
+:func:`run_campaign` runs every selected property (:mod:`btfspec.oracle.fuzz.property`) on N *worker slots*, each
 with its own seed.  A slot is a worker process (``concurrent.futures.ProcessPoolExecutor``, "spawn"
 context), a task on a ``dask.distributed`` cluster (``scheduler="tcp://HOST:PORT"``), or, with
 ``workers=0``, a thread of the calling process.  Each slot makes its own implementations (the libbpf
 worker is a subprocess, never a multiprocessing child, so it also runs inside daemonic dask workers)
 and loops over the properties in chunks: one hypothesis run per chunk (``@given(prop.strategy(ctx))``,
 explicit settings, a seed derived from the campaign seed, the slot, the property and the chunk),
-catching the shrunk :class:`~oracle.property.PropertyFailure`\\ s.
+catching the shrunk :class:`~btfspec.oracle.fuzz.property.PropertyFailure`\\ s.
 
 All slots share one hypothesis example database -- a directory (default ``.hypothesis/campaign``
 beside the corpus directory) or ``redis://HOST:PORT`` -- so they replay and extend one set of
-failures.  Every distinct finding (by :attr:`~oracle.property.Finding.signature`) travels to the
+failures.  Every distinct finding (by :attr:`~btfspec.oracle.fuzz.property.Finding.signature`) travels to the
 parent as soon as it is found and is written there atomically as a corpus entry
-(:func:`oracle.corpus.write_entry`, ``category: "finding"``) named ``<property>-<impl>-<hash>``; its
+(:func:`btfspec.oracle.fuzz.corpus.write_entry`, ``category: "finding"``) named ``<property>-<impl>-<hash>``; its
 signature then becomes *known* to every slot, whose checks treat it as passing, so the search moves
 on to other failures.  Findings already in the corpus directory are known from the start and are
 never *new*.
 
-Slots report progress (examples per property, busy seconds, coverage of :mod:`btfgen.coverage`)
+Slots report progress (examples per property, busy seconds, coverage of :mod:`btfspec.btfgen.coverage`)
 about once a second as JSON events through a queue (multiprocessing, thread or dask ``Queue``); the
 parent shows them live (rich on a TTY, plain lines otherwise).  A stop request (Ctrl-C in the parent,
 or the time budget) reaches the slots through an event; a slot that is shrinking a failure when the
@@ -51,9 +51,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from btfgen import coverage
-from oracle.impls import KNOWN, Implementation, ImplUnavailable, available, close_impls, make_impl, parse_impl_list
-from oracle.property import REGISTRY, Context, Finding, Property, PropertyFailure, all_names, get_property
+from btfspec.btfgen import coverage
+from btfspec.oracle.fuzz.property import REGISTRY, Context, Finding, Property, PropertyFailure, all_names, get_property
+from btfspec.oracle.impls.adapter import (
+    KNOWN,
+    Implementation,
+    ImplUnavailable,
+    available,
+    close_impls,
+    make_impl,
+    parse_impl_list,
+)
 
 DEFAULT_TIME = 120.0
 DEFAULT_CORPUS = Path("corpus") / "found"
@@ -660,7 +668,7 @@ class FoundRecord:
 
 @dataclass
 class CampaignResult:
-    """Everything a campaign produced (see :mod:`oracle.report` for the renderings)."""
+    """Everything a campaign produced (see :mod:`btfspec.oracle.fuzz.report` for the renderings)."""
 
     campaign: str
     seed: int
@@ -755,7 +763,7 @@ def _operation(steps: Sequence[Mapping[str, Any]]) -> str:
 
 
 def finding_manifest(f: Finding, *, name: str, campaign: str, seed: int, reproduce: str) -> dict[str, Any]:
-    """The corpus manifest of a finding (``files`` is computed by :func:`oracle.corpus.write_entry`)."""
+    """The corpus manifest of a finding (``files`` is computed by :func:`btfspec.oracle.fuzz.corpus.write_entry`)."""
     import platform
 
     summary = f"{f.property} [{f.impl}] {f.outcome}: {f.first_difference}"
@@ -866,7 +874,7 @@ def write_finding(path: Path, f: Finding, *, campaign: str, seed: int, reproduce
 
     Returns None, or the error text when the entry could not be written as a valid entry.
     """
-    from oracle.corpus import write_entry
+    from btfspec.oracle.fuzz.corpus import write_entry
 
     manifest = finding_manifest(f, name=path.name, campaign=campaign, seed=seed, reproduce=reproduce)
     try:
@@ -1023,7 +1031,7 @@ def run_campaign(properties: Iterable[str] | None = None, impl_names: Iterable[s
     ``corpus_dir`` (default ``corpus/found``); ``report_path`` (``.md`` or ``.json``) gets a report.
     Raises :class:`CampaignError` for unusable options.
     """
-    from oracle import report as report_mod
+    from btfspec.oracle.fuzz import report as report_mod
 
     if report_path is not None and Path(report_path).suffix.lower() not in report_mod.FORMATS:
         raise CampaignError(f"--report {report_path}: use a .md or .json file name")

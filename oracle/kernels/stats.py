@@ -7,7 +7,7 @@ and, optionally, relocates the result onto another kernel's vmlinux and looks fo
 :func:`summarize` computes the figures; :func:`write_csv` and :func:`plot_histogram` write files.
 
 A stale copy is a base type that distillation copied into the new split and that the base it was
-relocated onto does not contain (:mod:`oracle.stale`).
+relocated onto does not contain (:mod:`btfspec.oracle.kernels.stale`).
 """
 
 from __future__ import annotations
@@ -25,15 +25,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from oracle.impls import close_impls, make_impls
-from oracle.kernels import MANIFEST, VMLINUX_BTF, module_name, read_manifest
-from oracle.outcome import Outcome
-from oracle.pool import run_each
-from oracle.stale import BaseIndex, StaleFinder
-from spec.errors import BtfError, InputError, errno_text
-from spec.kinds import Kind
-from spec.model import Btf
-from spec.sources import load_input, write_atomic
+from btfspec.oracle.impls.adapter import close_impls, make_impls
+from btfspec.oracle.impls.outcome import Outcome
+from btfspec.oracle.kernels.fetch import MANIFEST, VMLINUX_BTF, module_name, read_manifest
+from btfspec.oracle.kernels.pool import run_each
+from btfspec.oracle.kernels.stale import BaseIndex, StaleFinder
+from btfspec.spec.errors import BtfError, InputError, errno_text
+from btfspec.spec.kinds import Kind
+from btfspec.spec.model import Btf
+from btfspec.spec.sources import load_input, write_atomic
 
 # What the patch series reported (v4 cover letter).
 SERIES_V4 = {"modules": 2667, "mean": 1556, "stddev": 1563, "total": "5.3Mb",
@@ -144,7 +144,7 @@ _STATE: list[_WorkerState] = []
 
 
 def make_impl(name: str, timeout: float) -> Any:
-    """The implementation used for distill and relocate (``oracle.impls``; ValueError if unusable)."""
+    """The implementation used for distill and relocate (``btfspec.oracle.impls.adapter``; ValueError if unusable)."""
     return make_impls([name], timeout=timeout)[0]
 
 

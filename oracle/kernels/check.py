@@ -8,17 +8,17 @@
 2. Relocation runs with the chosen implementation (the Python reference or libbpf v1.6; the kernel's
    ``btf_relocate`` is the same code).  libbpf stops at the first failing type, so on failure
    :func:`analyse_mapping` replays the matching of *every* distilled base type against the target with
-   the reference's own matching pieces (:mod:`oracle.reference`) and says, in user terms, why each one
+   the reference's own matching pieces (:mod:`btfspec.oracle.impls.reference`) and says, in user terms, why each one
    fails: missing, embedded struct size changed, several candidates, INT encoding changed (``char``
    signedness), kind changed; plus which of the module's own types reach it.
 3. When relocation succeeds, the types distillation copied from the old base into the split are
-   compared with the target (:mod:`oracle.stale`): a copy with no identical counterpart is a *stale
+   compared with the target (:mod:`btfspec.oracle.kernels.stale`): a copy with no identical counterpart is a *stale
    copy* -- the kernel accepts it, but the module describes the type as it was in the old kernel.
 4. ``.BTF_ids`` (ELF modules): every id slot with its id before and after, remapped like the kernel's
-   ``btf_relocate_id()`` (:mod:`oracle.btfids`), through the reference's id maps.
+   ``btf_relocate_id()`` (:mod:`btfspec.oracle.kernels.btfids`), through the reference's id maps.
 
 The verdict: ``ok`` (exit 0), ``stale`` (loads, with stale copies: exit 1) or ``fails`` (exit 1).
-Unreadable input raises :class:`~spec.errors.InputError` (exit 2).
+Unreadable input raises :class:`~btfspec.spec.errors.InputError` (exit 2).
 """
 
 from __future__ import annotations
@@ -29,10 +29,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from oracle import btfids
-from oracle import reference as ref
-from oracle.kernels import MANIFEST, VMLINUX_BTF, read_manifest
-from oracle.module import (
+from btfspec.oracle.impls import reference as ref
+from btfspec.oracle.impls.outcome import Outcome
+from btfspec.oracle.kernels import btfids
+from btfspec.oracle.kernels.fetch import MANIFEST, VMLINUX_BTF, read_manifest
+from btfspec.oracle.kernels.kmodule import (
     distill_map,
     failure,
     reason_of,
@@ -40,12 +41,11 @@ from oracle.module import (
     reference_relocate,
     relocate_map,
 )
-from oracle.outcome import Outcome
-from oracle.stale import StaleFinder
-from spec.errors import BtfError, InputError, errno_text
-from spec.kinds import COMPOSITE_KINDS, INT_BOOL, INT_CHAR, INT_SIGNED, Kind
-from spec.model import Btf, BtfType, id_fields
-from spec.sources import BtfInput, load_input, read_bytes_any
+from btfspec.oracle.kernels.stale import StaleFinder
+from btfspec.spec.errors import BtfError, InputError, errno_text
+from btfspec.spec.kinds import COMPOSITE_KINDS, INT_BOOL, INT_CHAR, INT_SIGNED, Kind
+from btfspec.spec.model import Btf, BtfType, id_fields
+from btfspec.spec.sources import BtfInput, load_input, read_bytes_any
 
 SYSFS_VMLINUX = "/sys/kernel/btf/vmlinux"
 IMPLS = ("python", "libbpf")
@@ -244,7 +244,7 @@ def analyse_mapping(split: bytes, dist: bytes, target: Target, first_copy: int |
     """Every distilled base type of ``split`` (on ``dist``) that fails to map onto ``target``, with why.
 
     The distilled base is validated (§2.2), embedded composites are marked and the target is scanned
-    with the reference's own code (:mod:`oracle.reference`: ``mark_embedded``, ``candidates``, libbpf
+    with the reference's own code (:mod:`btfspec.oracle.impls.reference`: ``mark_embedded``, ``candidates``, libbpf
     mode), but without stopping at the first failure:
     each distilled type collects all its compatible target types; zero or several is a problem.
     ``affected`` lists the module's own named types (ids below ``first_copy``) that reach the type.
@@ -303,7 +303,7 @@ def _scan(dbtf: Btf, target: Target, embedded: set[int], run: ref.Run) -> tuple[
     """The base scan of ``btf_relocate_map_distilled_base`` collecting every compatible candidate.
 
     Returns (distilled id -> compatible target ids, name -> [(target id, kind)] of same-named keyed
-    target types, target ids that hit the void entry).  Uses :func:`oracle.reference.candidates` (the
+    target types, target ids that hit the void entry).  Uses :func:`btfspec.oracle.impls.reference.candidates` (the
     key rule and compatibility check of the reference's ``_match_base``), which stops at the first
     conflict instead.
     """
@@ -406,8 +406,8 @@ def copy_start(btf: Btf) -> int:
 
 def first_difference(relocated: Btf, copy_id: int, target_id: int) -> str | None:
     """The first difference between a copy in ``relocated`` (a split on the target) and target type
-    ``target_id``, as :mod:`oracle.equiv` words it (None when they are equivalent)."""
-    from oracle.equiv import type_difference
+    ``target_id``, as :mod:`btfspec.oracle.equiv.compare` words it (None when they are equivalent)."""
+    from btfspec.oracle.equiv.compare import type_difference
 
     assert relocated.base is not None
     text = type_difference(relocated, copy_id, Btf(base=relocated.base), target_id)
@@ -418,7 +418,7 @@ def first_difference(relocated: Btf, copy_id: int, target_id: int) -> str | None
 
 def find_stale(relocated: Btf, first_copy: int, target: Target, source: Btf | None = None,
                on_source: Btf | None = None) -> list[StaleWarning]:
-    """Copies (ids ``>= first_copy``) of ``relocated`` that the target lacks (see :mod:`oracle.stale`).
+    """Copies (ids ``>= first_copy``) of ``relocated`` that the target lacks (see :mod:`btfspec.oracle.kernels.stale`).
 
     With ``source`` (the base the module was built on) and ``on_source`` (the same split relocated
     onto it), each is classified ``differs`` (with the first difference) or ``gone``.  ``used_by``
@@ -508,7 +508,7 @@ def _impl(name: str, timeout: float) -> Any:
         raise InputError(f"unknown implementation {name!r} (choose from {', '.join(IMPLS)})")
     if name == "python":
         return None
-    from oracle.impls import ImplUnavailable, make_impl
+    from btfspec.oracle.impls.adapter import ImplUnavailable, make_impl
 
     try:
         return make_impl(name, timeout=timeout)

@@ -1,6 +1,6 @@
-"""Main loop of the libbpf worker process (``python -m oracle.libbpf_worker``).
+"""Main loop of the libbpf worker process (``python -m btfspec.oracle.impls.libbpf_worker``).
 
-Protocol (driven by :class:`oracle.libbpf.LibbpfWorker`): every message is an 8-byte little-endian
+Protocol (driven by :class:`btfspec.oracle.impls.libbpf.LibbpfWorker`): every message is an 8-byte little-endian
 length followed by a pickle.  The worker first sends ``("ready", version, pid)`` (or
 ``("unavailable", reason)`` and exits); then for each request ``(op, args)`` it answers
 ``("outcome", Outcome.to_dict(), seconds_spent)`` or ``("exception", text)`` for a bug in the
@@ -24,8 +24,8 @@ import traceback
 from collections.abc import Callable
 from typing import Any, BinaryIO
 
-from oracle.libbpf import IMPL, LibBpf, LibbpfUnavailable, unavailable_reason
-from oracle.outcome import OK, Outcome
+from btfspec.oracle.impls.libbpf import IMPL, LibBpf, LibbpfUnavailable, unavailable_reason
+from btfspec.oracle.impls.outcome import OK, Outcome
 
 _FRAME = struct.Struct("<Q")
 

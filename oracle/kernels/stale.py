@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from spec.fastpath import index_types, layouts, type_words
-from spec.kinds import Kind
-from spec.model import Btf
+from btfspec.spec.fastpath import index_types, layouts, type_words
+from btfspec.spec.kinds import Kind
+from btfspec.spec.model import Btf
 
 _TERMINAL_KINDS = (Kind.INT, Kind.FLOAT, Kind.FWD)
 _NAMED_TERMINAL_KINDS = (Kind.STRUCT, Kind.UNION, Kind.ENUM, Kind.ENUM64)

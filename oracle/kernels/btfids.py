@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from elftools.elf.elffile import ELFFile
 
-from spec.errors import InputError, one_line
+from btfspec.spec.errors import InputError, one_line
 
 SECTION = ".BTF_ids"
 PREFIX = "__BTF_ID__"

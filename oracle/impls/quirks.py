@@ -1,6 +1,6 @@
 """The libbpf v1.6 quirk catalogue (distill-relocate-behaviour.md §3) as data.
 
-:mod:`oracle.reference` records the id of every quirk whose trigger condition is met while it runs
+:mod:`btfspec.oracle.impls.reference` records the id of every quirk whose trigger condition is met while it runs
 (in both modes) and, in strict mode, reports it with a log line built from :func:`strict_line`.
 ``trigger`` says exactly when the id is recorded; ``strict`` says what ``python-strict`` does
 instead of imitating libbpf. Quirks marked ``reachable=False`` cannot be triggered through the
@@ -18,7 +18,7 @@ class Quirk:
 
     id: str
     summary: str  # one line: what libbpf v1.6 does
-    trigger: str  # when oracle.reference records the id
+    trigger: str  # when btfspec.oracle.impls.reference records the id
     strict: str  # what python-strict does instead
     reachable: bool = True
 

@@ -13,7 +13,7 @@ and writes raw BTF into ``<cache>/<package>/``::
 
 ``manifest.json`` is written last, so its presence marks a complete extraction; a second call reuses
 it. Debian's 6.1 kernels are compressed with *legacy* LZ4 (magic ``02 21 4c 18``), which
-:func:`spec.sources.decode_lz4_legacy` decodes.
+:func:`btfspec.spec.sources.decode_lz4_legacy` decodes.
 """
 
 from __future__ import annotations
@@ -39,9 +39,9 @@ from typing import Any, TypeVar
 
 import zstandard
 
-from spec.elf import is_elf, read_sections
-from spec.errors import InputError
-from spec.sources import LZ4_LEGACY_MAGIC, decode_lz4_legacy, decompress, read_bytes_any, write_atomic
+from btfspec.spec.elf import is_elf, read_sections
+from btfspec.spec.errors import InputError
+from btfspec.spec.sources import LZ4_LEGACY_MAGIC, decode_lz4_legacy, decompress, read_bytes_any, write_atomic
 
 T = TypeVar("T")
 

@@ -6,7 +6,7 @@ Two modes:
 
 * ``python`` (``strict=False``): byte-identical to libbpf v1.6 on every input libbpf accepts, the
   same negative errno on every input it rejects, and the same log lines (``libbpf: ...``, every
-  level, as :mod:`oracle.libbpf` captures them). Quirks Q1-Q10, Q12, Q14, Q16, Q18 are reproduced.
+  level, as :mod:`btfspec.oracle.impls.libbpf` captures them). Quirks Q1-Q10, Q12, Q14, Q16, Q18 are reproduced.
   Where libbpf has no answer, python gives a deterministic one: a modifier cycle under a split
   struct member (Q5, libbpf hangs) returns -ELOOP with a ``btfspec: Q5: ...`` line naming the
   cycle; a deep base chain (Q17, libbpf overflows its C stack) just succeeds (worklists, no
@@ -14,7 +14,7 @@ Two modes:
   FUNC_PROTO return id >= type_cnt) reads as 0 here.
 * ``python-strict`` (``strict=True``): "what a correct implementation should do". Every quirk has
   one detection point; strict mode takes the corrected branch there (see each entry's ``strict``
-  in :mod:`oracle.quirks`): a corrected *decision* (Q1, Q2, Q3, Q4, Q6, Q7, Q16) changes the
+  in :mod:`btfspec.oracle.impls.quirks`): a corrected *decision* (Q1, Q2, Q3, Q4, Q6, Q7, Q16) changes the
   result, a corrected *rule* (Q3 for a distilled type, Q8, Q9, Q12, Q14, Q18) fails the operation
   with -EINVAL (Q5: -ELOOP), and the log gets a ``btfspec: strict: Qn ...`` line for each quirk.
 
@@ -34,12 +34,12 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from oracle.outcome import ERROR, OK, Outcome
-from oracle.quirks import Q17_DEPTH, strict_line
-from spec.columns import Columns
-from spec.kinds import COMPOSITE_KINDS, MODIFIER_KINDS, Kind, make_info
-from spec.model import Btf, BtfType, id_fields, map_ids, map_strs
-from spec.validate_libbpf import LibbpfParse, LibbpfReject, parse
+from btfspec.oracle.impls.outcome import ERROR, OK, Outcome
+from btfspec.oracle.impls.quirks import Q17_DEPTH, strict_line
+from btfspec.spec.columns import Columns
+from btfspec.spec.kinds import COMPOSITE_KINDS, MODIFIER_KINDS, Kind, make_info
+from btfspec.spec.model import Btf, BtfType, id_fields, map_ids, map_strs
+from btfspec.spec.validate_libbpf import LibbpfParse, LibbpfReject, parse
 
 IMPL = "python"
 IMPL_STRICT = "python-strict"
@@ -185,7 +185,7 @@ class Run:
 # --- parsing (libbpf v1.6 btf_new: §8.5) ---------------------------------------------------------------
 
 def parse_btf(blob: bytes, base: Btf | None, run: Run, role: str) -> LibbpfParse:
-    """Parse like ``btf__new``/``btf__new_split`` (:func:`spec.validate_libbpf.parse`: libbpf's rules,
+    """Parse like ``btf__new``/``btf__new_split`` (:func:`btfspec.spec.validate_libbpf.parse`: libbpf's rules,
     errno and log line), then check the parse-level quirks (Q18, Q9, Q12)."""
     try:
         p = parse(bytes(blob), base)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from oracle.campaign import CampaignResult, FoundRecord
+    from btfspec.oracle.fuzz.campaign import CampaignResult, FoundRecord
 
 FORMATS = (".md", ".json")
 COVERAGE_ORDER = ("kind", "shape", "label", "rule", "errno", "profile", "note")

@@ -5,11 +5,11 @@ For every module present in both sets (paired by path below the set's directory,
 
 1. distill the old build against the old vmlinux (``.BTF.base`` modules are used as they are);
 2. relocate onto the new vmlinux; a failure is explained in user terms by
-   :func:`oracle.check.analyse_mapping` (missing type, embedded struct size changed, ...);
+   :func:`btfspec.oracle.kernels.check.analyse_mapping` (missing type, embedded struct size changed, ...);
 3. compare the relocated split with the new build (on the new vmlinux) with
-   :func:`oracle.equiv.equivalent`; a difference is attributed to *a stale copy* when every difference
-   sits at or below a copied type the new vmlinux lacks (:func:`oracle.check.find_stale`,
-   :func:`oracle.equiv.only_at`), else to *the module's own types* (its source changed between the
+   :func:`btfspec.oracle.equiv.compare.equivalent`; a difference is attributed to *a stale copy* when every difference
+   sits at or below a copied type the new vmlinux lacks (:func:`btfspec.oracle.kernels.check.find_stale`,
+   :func:`btfspec.oracle.equiv.compare.only_at`), else to *the module's own types* (its source changed between the
    builds: new members, new parameters, longer strings in ``.modinfo`` arrays, ...).
 
 :func:`run_cross` spreads the modules over a process pool (each worker parses both vmlinux BTFs
@@ -26,14 +26,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from oracle.check import Target, analyse_mapping, find_stale, load_vmlinux
-from oracle.impls import close_impls
-from oracle.module import failure, reference_relocate, relocated_view
-from oracle.pool import run_each
-from oracle.stats import ModuleRef, collect_modules, make_impl, probe_impl
-from spec.errors import BtfError, InputError, errno_text
-from spec.model import Btf
-from spec.sources import load_input
+from btfspec.oracle.impls.adapter import close_impls
+from btfspec.oracle.kernels.check import Target, analyse_mapping, find_stale, load_vmlinux
+from btfspec.oracle.kernels.kmodule import failure, reference_relocate, relocated_view
+from btfspec.oracle.kernels.pool import run_each
+from btfspec.oracle.kernels.stats import ModuleRef, collect_modules, make_impl, probe_impl
+from btfspec.spec.errors import BtfError, InputError, errno_text
+from btfspec.spec.model import Btf
+from btfspec.spec.sources import load_input
 
 EQUIVALENT, DIFFERENT, FAILED = "equivalent", "different", "failed"
 OWN, STALE_COPY, BOTH = "own types changed", "stale copy", "both"
@@ -65,7 +65,7 @@ class CrossRow:
     cause: str = ""  # OWN, STALE_COPY or BOTH for DIFFERENT
     first_difference: str = ""
     differences: list[str] = field(default_factory=list)
-    stale: list[str] = field(default_factory=list)  # stale copies (oracle.stale words)
+    stale: list[str] = field(default_factory=list)  # stale copies (btfspec.oracle.kernels.stale words)
     seconds: float = 0.0
 
 
@@ -157,7 +157,7 @@ def _measure(st: _State, p: Pair, row: CrossRow) -> None:
             row.problem_keys.append(f"{prob.reason}: {prob.kind} {prob.name}".strip())
         return
     relocated = Btf.from_bytes(rel.outputs["split"], base=st.new.btf)
-    from oracle.equiv import equivalent
+    from btfspec.oracle.equiv.compare import equivalent
 
     res = equivalent(relocated, new_split)
     if res.equal:
@@ -178,7 +178,7 @@ def _measure(st: _State, p: Pair, row: CrossRow) -> None:
 
 
 def _words(text: str) -> str:
-    """oracle.equiv's route text with its sides named: A is the relocated module, B the new build."""
+    """btfspec.oracle.equiv.compare's route text with its sides named: A is the relocated module, B the new build."""
     return (text.replace("(B: ", "(new build: ")
             .replace(" of A has no counterpart in B", " of the relocated module has no counterpart in the new build")
             .replace(" of B has no counterpart in A", " of the new build has no counterpart in the relocated module"))
