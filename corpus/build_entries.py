@@ -41,6 +41,7 @@ sys.path.insert(0, str(ROOT.parent))
 from btfspec.oracle.fuzz.corpus import EXTERNALS, Entry, Input, this_host, write_entry  # noqa: E402
 from btfspec.oracle.impls.adapter import ImplUnavailable, KernelImpl, LibbpfImpl, PythonImpl, agree  # noqa: E402
 from btfspec.oracle.impls.outcome import CRASH, ERROR, OK, TIMEOUT, Outcome  # noqa: E402
+from btfspec.oracle.impls.quirks import Q17_CRASH_DEPTH  # noqa: E402
 from btfspec.spec.builder import Builder  # noqa: E402
 from btfspec.spec.kinds import INT_SIGNED, Kind, make_info  # noqa: E402
 from btfspec.spec.model import Btf  # noqa: E402
@@ -49,7 +50,6 @@ from btfspec.spec.text import dump_raw  # noqa: E402
 EINVAL, ENOENT, ELOOP = -errno.EINVAL, -errno.ENOENT, -errno.ELOOP
 NOTES = "shared/reference/distill-relocate-behaviour.md"  # the reference notes (beside the project)
 LIBBPF_TIMEOUT = 5.0
-Q17_DEPTH = 200_000  # libbpf v1.6 overflows an 8 MiB stack somewhere between 70k and 100k levels
 
 # --------------------------------------------------------------------------------------------------
 # entry specifications
@@ -740,11 +740,11 @@ def spec_q15() -> Spec:
 
 
 def spec_q17() -> Spec:
-    base: Input = {"generate": "ptr-chain-base", "args": {"depth": Q17_DEPTH}}
+    base: Input = {"generate": "ptr-chain-base", "args": {"depth": Q17_CRASH_DEPTH}}
     split: Input = {"generate": "ptr-to-last", "base": base}
     step = Step("distill", "distill", {"split": split, "base": base}, notes="crash", finding="Q17",
                 big_stack_sha256=True, accept_outputs=False,
-                note=f"base INT 'int' + {Q17_DEPTH} chained PTRs, split PTR -> the last one")
+                note=f"base INT 'int' + {Q17_CRASH_DEPTH} chained PTRs, split PTR -> the last one")
     return Spec("Q17-deep-chain-distill", "case", "distill",
                 "distill marks base references recursively: a very deep PTR chain overflows libbpf's stack (Q17)",
                 {}, [step],

@@ -24,6 +24,7 @@ from btfspec.spec.elf import atomic_output, is_elf, read_sections
 from btfspec.spec.errors import InputError, one_line
 
 SYSFS_BTF_DIR = "/sys/kernel/btf"
+HOST_VMLINUX = f"{SYSFS_BTF_DIR}/vmlinux"  # the running kernel's BTF
 MAX_DECOMPRESSED = 2 << 30  # 2 GiB zip-bomb guard
 _CHUNK = 1 << 20
 LZ4_LEGACY_MAGIC = b"\x02\x21\x4c\x18"

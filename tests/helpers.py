@@ -12,10 +12,9 @@ from typing import Any
 
 import pytest
 
-from btfspec.spec.sources import LZ4_LEGACY_BLOCK, LZ4_LEGACY_MAGIC
+from btfspec.spec.sources import HOST_VMLINUX, LZ4_LEGACY_BLOCK, LZ4_LEGACY_MAGIC
 
 DATA = Path(__file__).resolve().parent / "data"
-HOST_VMLINUX = "/sys/kernel/btf/vmlinux"
 
 
 # --------------------------------------------------------------------------------------------------

@@ -7,9 +7,7 @@ import click
 from btfspec.bench.timing import as_dict
 from btfspec.clitools import emit_json, guarded, json_option
 from btfspec.spec.model import Btf
-from btfspec.spec.sources import load_input
-
-HOST_VMLINUX = "/sys/kernel/btf/vmlinux"
+from btfspec.spec.sources import HOST_VMLINUX, load_input
 
 
 @click.group()

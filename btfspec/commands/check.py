@@ -9,7 +9,9 @@ from __future__ import annotations
 import click
 
 from btfspec.clitools import emit_json, guarded, json_option
-from btfspec.oracle.kernels.check import FAILS, IMPLS, OK, STALE, SYSFS_VMLINUX, CheckReport, check_module
+from btfspec.oracle.impls.outcome import DEFAULT_TIMEOUT
+from btfspec.oracle.kernels.check import FAILS, IMPLS, OK, STALE, CheckReport, check_module
+from btfspec.spec.sources import HOST_VMLINUX
 
 MAX_LISTED = 40
 
@@ -73,13 +75,13 @@ def print_report(r: CheckReport) -> None:
 
 @click.command("check")
 @click.argument("module", metavar="MODULE")
-@click.option("--target", "target", metavar="VMLINUX", default=SYSFS_VMLINUX, show_default=True,
+@click.option("--target", "target", metavar="VMLINUX", default=HOST_VMLINUX, show_default=True,
               help="The kernel to load on: vmlinux ELF, raw BTF, a fetch-kernel directory or /sys/kernel/btf/vmlinux.")
 @click.option("--built-against", "built_against", metavar="VMLINUX", default=None,
               help="The vmlinux the module was built on (needed without .BTF.base; sharpens stale-copy reports).")
 @click.option("--impl", type=click.Choice(IMPLS), default="python", show_default=True,
               help="Implementation that distills and relocates (the kernel runs libbpf's code).")
-@click.option("--timeout", type=click.FloatRange(min=0.1), default=10.0, show_default=True,
+@click.option("--timeout", type=click.FloatRange(min=0.1), default=DEFAULT_TIMEOUT, show_default=True,
               help="Seconds per libbpf call.")
 @json_option
 @guarded

@@ -28,6 +28,7 @@ from btfspec.oracle.impls.adapter import (
     make_impl,
     parse_impl_list,
 )
+from btfspec.oracle.impls.outcome import DEFAULT_TIMEOUT
 
 _MARK = {PASS: "pass", FAIL: "FAIL", SKIP: "skip"}
 
@@ -67,7 +68,7 @@ def corpus() -> None:
 @click.argument("path", required=False, type=click.Path())
 @click.option("--impl", "impl_list", metavar="NAME[,NAME...]",
               help=f"Implementations to replay on ({', '.join(KNOWN)}, all); default: every usable one.")
-@click.option("--timeout", type=float, default=10.0, show_default=True,
+@click.option("--timeout", type=float, default=DEFAULT_TIMEOUT, show_default=True,
               help="Seconds per libbpf or external-command call before it counts as a timeout.")
 @click.option("--distill-cmd", metavar="TEMPLATE", help="cmd: '... {split} {base} {out_base} {out_split}'.")
 @click.option("--relocate-cmd", metavar="TEMPLATE", help="cmd: '... {split} {distilled_base} {base} {out}'.")

@@ -11,8 +11,7 @@ import subprocess
 import click
 
 from btfspec.clitools import emit_json, guarded, json_option
-
-HOST_VMLINUX = "/sys/kernel/btf/vmlinux"
+from btfspec.spec.sources import HOST_VMLINUX
 
 
 def _tool(name: str, version_args: list[str], purpose: str, package: str) -> dict[str, object]:

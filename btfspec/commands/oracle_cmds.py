@@ -14,13 +14,12 @@ from typing import Any, TypeVar
 import click
 
 from btfspec.clitools import EXIT_NEGATIVE, emit_json, fail, guarded, json_option, split_list
-from btfspec.oracle.impls.outcome import Outcome
-from btfspec.oracle.kernels import kmodule as module
+from btfspec.oracle.impls.outcome import DEFAULT_TIMEOUT, Outcome
+from btfspec.oracle.kernels import kmodule
 from btfspec.oracle.kernels.kmodule import Module, OracleError, Result
 from btfspec.spec.errors import InputError, errno_text
 
 F = TypeVar("F", bound=Callable[..., Any])
-DEFAULT_TIMEOUT = 10.0
 
 
 def _oracle_guarded(func: F) -> F:
@@ -77,15 +76,14 @@ def _make_impls(names: str, *, multi: bool, timeout: float, distill_cmd: str | N
 
 
 def _single_impl(names: str, timeout: float, distill_cmd: str | None, relocate_cmd: str | None) -> Any:
-    """None for the plain Python reference (the module layer runs it with its id maps), else the impl."""
-    impl = _make_impls(names, multi=False, timeout=timeout, distill_cmd=distill_cmd, relocate_cmd=relocate_cmd)[0]
-    return None if impl.name == "python" else impl
+    """The one implementation ``--impl`` names."""
+    return _make_impls(names, multi=False, timeout=timeout, distill_cmd=distill_cmd, relocate_cmd=relocate_cmd)[0]
 
 
 def _close(impl: Any) -> None:
-    close = getattr(impl, "close", None)
-    if callable(close):
-        close()
+    from btfspec.oracle.impls.adapter import close_impls
+
+    close_impls([impl])
 
 
 # --------------------------------------------------------------------------------------------------
@@ -158,16 +156,16 @@ def distill_cmd(split: str, base_path: str | None, impl_names: str, distill_cmd:
     """
     if out_elf is None and out_base is None and out_split is None:
         raise InputError("distill: say where to write: -o OUT.ko (ELF input) and/or --out-base F --out-split F")
-    mod = module.load_module(split, base_path)
+    mod = kmodule.load_module(split, base_path)
     if out_elf is not None and not mod.inp.is_elf:
         raise InputError(f"{split}: -o writes an ELF copy and needs an ELF input; use --out-base/--out-split")
     impl = _single_impl(impl_names, timeout, distill_cmd, relocate_cmd)
     try:
-        res = module.distill(mod, impl)
+        res = kmodule.distill(mod, impl)
     finally:
         _close(impl)
     raw = {role: path for role, path in (("base", out_base), ("split", out_split)) if path}
-    module.write_outputs(mod, res, elf_out=out_elf, raw=raw)
+    kmodule.write_outputs(mod, res, elf_out=out_elf, raw=raw)
     _report(mod, res, as_json, f"distilled {split} against {mod.base_path} [{res.impl}]: "
                                f"{_sizes(res, ('base', 'split'))}")
 
@@ -191,7 +189,7 @@ def relocate_cmd(split: str, dist_path: str | None, base_path: str, impl_names: 
     """
     from btfspec.spec.sources import load_input
 
-    mod = module.load_module(split, base_path)
+    mod = kmodule.load_module(split, base_path)
     dist = load_input(dist_path).btf if dist_path else None
     impl = _single_impl(impl_names, timeout, distill_cmd, relocate_cmd)
     as_elf = mod.inp.is_elf and out.endswith(".ko")
@@ -199,19 +197,19 @@ def relocate_cmd(split: str, dist_path: str | None, base_path: str, impl_names: 
         mod.layout = None  # raw output: .BTF_ids stays behind
     try:
         assert mod.base is not None
-        res = module.relocate(mod, mod.base, dist, impl)
+        res = kmodule.relocate(mod, mod.base, impl, dist)
     finally:
         _close(impl)
     if as_elf:
-        module.write_outputs(mod, res, elf_out=out)
+        kmodule.write_outputs(mod, res, elf_out=out)
     else:
-        module.write_outputs(mod, res, raw={"split": out})
+        kmodule.write_outputs(mod, res, raw={"split": out})
     _report(mod, res, as_json, f"relocated {split} onto {base_path} [{res.impl}]: {_sizes(res, ('split',))}")
 
 
 def _outcome_dict(out: Outcome) -> dict[str, Any]:
     return {"status": out.status, "errno": out.errno, "error": errno_text(out.errno) if out.errno else None,
-            "reason": module.reason_of(out) if not out.ok else None, "detail": out.detail,
+            "reason": kmodule.reason_of(out) if not out.ok else None, "detail": out.detail,
             "outputs": {role: {"bytes": len(b), "sha256": hashlib.sha256(b).hexdigest()}
                         for role, b in out.outputs.items()}}
 
@@ -233,12 +231,12 @@ def compare_cmd(split: str, base_path: str | None, target_path: str | None, impl
     """
     from btfspec.spec.sources import load_input
 
-    mod = module.load_module(split, base_path)
+    mod = kmodule.load_module(split, base_path)
     target = load_input(target_path).btf if target_path else None
     impls = _make_impls(impl_names, multi=True, timeout=timeout, distill_cmd=distill_cmd,
                         relocate_cmd=relocate_cmd)
     try:
-        cmp = module.compare(mod, impls, target)
+        cmp = kmodule.compare(mod, impls, target)
     finally:
         for impl in impls:
             _close(impl)

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 import click
 
 from btfspec.clitools import EXIT_USAGE, emit_json, fail, guarded, json_option
+from btfspec.oracle.impls.outcome import DEFAULT_TIMEOUT
 from btfspec.spec.errors import InputError
 
 T = TypeVar("T")
@@ -145,7 +146,7 @@ def _print_report(s: dict[str, Any], rows: list[Any], table: bool, top: int) -> 
 @click.option("--plot", "plot_path", metavar="FILE.png", default=None,
               help="Write a histogram of distilled base sizes (PNG).")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=None, help="Worker processes [default: all cores].")
-@click.option("--timeout", type=click.FloatRange(min=0.1), default=10.0, show_default=True,
+@click.option("--timeout", type=click.FloatRange(min=0.1), default=DEFAULT_TIMEOUT, show_default=True,
               help="Seconds per libbpf call before it counts as a timeout.")
 @click.option("--table", is_flag=True, help="Print the per-module table even for many modules.")
 @click.option("--top", type=click.IntRange(min=0), default=10, show_default=True,

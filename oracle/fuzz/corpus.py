@@ -37,12 +37,13 @@ from btfspec.spec.builder import Builder
 from btfspec.spec.errors import BtfError, errno_text
 from btfspec.spec.kinds import Kind
 from btfspec.spec.model import Btf
+from btfspec.spec.sources import HOST_VMLINUX
 
 FORMAT = 1
 MANIFEST = "manifest.json"
 DEFAULT_ROOT = CORPUS_DIR
 SCHEMA_PATH = DEFAULT_ROOT / "schema.json"
-EXTERNALS: dict[str, str] = {"host-vmlinux": "/sys/kernel/btf/vmlinux"}
+EXTERNALS: dict[str, str] = {"host-vmlinux": HOST_VMLINUX}
 
 # op -> (required input roles, optional input roles, output roles)
 ROLES: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {

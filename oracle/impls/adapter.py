@@ -8,6 +8,10 @@ programs) is an :class:`Implementation`: it names itself, says which operations 
 * ``relocate(split, distilled_base, base)`` -- outputs ``{"split"}``;
 * ``accept(blob, base=None)`` -- would this BTF be accepted (parsed / loaded)?  No outputs.
 
+Every operation takes a keyword ``timeout`` (seconds, ``None`` = the implementation's own limit, set
+when it was made, default :data:`DEFAULT_TIMEOUT`); in-process implementations cannot be interrupted
+and ignore it. Extra results (the id map of the Python reference) travel in the Outcome.
+
 Calling an operation outside ``capabilities`` raises :class:`NotImplementedError`.
 
 :func:`agree` holds the project's only excused libbpf-vs-Python divergences (quirks Q5 and Q17);
@@ -17,18 +21,27 @@ every comparison of libbpf with the reference goes through it.
 from __future__ import annotations
 
 import errno as _errno
-import importlib
-from collections.abc import Callable, Iterable
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import Iterable
+from typing import Protocol, runtime_checkable
 
-from btfspec.oracle.impls.outcome import CRASH, ERROR, OK, TIMEOUT, Outcome
+from btfspec.oracle.impls import reference
+from btfspec.oracle.impls.outcome import (
+    CRASH,
+    DEFAULT_TIMEOUT,
+    ERROR,
+    OK,
+    TIMEOUT,
+    Outcome,
+    call_outcome,
+    error_outcome,
+)
 from btfspec.spec.errors import BtfError, errno_text
 from btfspec.spec.model import Btf
+from btfspec.spec.validate import validate
 
 DISTILL, RELOCATE, ACCEPT = "distill", "relocate", "accept"
 OPERATIONS: tuple[str, ...] = (DISTILL, RELOCATE, ACCEPT)
 KNOWN: tuple[str, ...] = ("python", "python-strict", "libbpf", "kernel", "cmd")
-DEFAULT_TIMEOUT = 10.0
 
 
 @runtime_checkable
@@ -38,11 +51,12 @@ class Implementation(Protocol):
     name: str
     capabilities: frozenset[str]
 
-    def distill(self, split: bytes, base: bytes) -> Outcome: ...
+    def distill(self, split: bytes, base: bytes, *, timeout: float | None = None) -> Outcome: ...
 
-    def relocate(self, split: bytes, distilled_base: bytes, base: bytes) -> Outcome: ...
+    def relocate(self, split: bytes, distilled_base: bytes, base: bytes, *,
+                 timeout: float | None = None) -> Outcome: ...
 
-    def accept(self, blob: bytes, base: bytes | None = None) -> Outcome: ...
+    def accept(self, blob: bytes, base: bytes | None = None, *, timeout: float | None = None) -> Outcome: ...
 
 
 class ImplUnavailable(ValueError):
@@ -58,95 +72,44 @@ def _unsupported(impl: Implementation, op: str) -> NotImplementedError:
 # the Python reference
 # --------------------------------------------------------------------------------------------------
 
-def _optional_module(name: str) -> tuple[Any, str | None]:
-    try:
-        return importlib.import_module(name), None
-    except ImportError as exc:
-        return None, f"module {name} unavailable: {exc}"
-
-
-def _find(module: Any, names: Iterable[str]) -> Callable[..., Any] | None:
-    for n in names:
-        fn = getattr(module, n, None)
-        if callable(fn):
-            return fn
-    return None
-
-
-def _python_call(impl: str, fn: Callable[[], Any]) -> Outcome:
-    """Run a reference call; an :class:`Outcome` passes through, a BtfError becomes an error Outcome.
-
-    Any other exception is a bug in the reference and is reported as a ``crash`` so that it can never
-    pass for a clean answer.
-    """
-    try:
-        out = fn()
-    except BtfError as exc:
-        return Outcome(ERROR, exc.errno if exc.errno < 0 else -_errno.EINVAL, log=f"{exc}\n", impl=impl,
-                       detail=exc.rule or "")
-    except RecursionError as exc:
-        return Outcome(CRASH, log=f"{type(exc).__name__}: {exc}\n", impl=impl, detail="RecursionError")
-    except Exception as exc:  # a reference bug: visible, never equal to a clean result
-        return Outcome(CRASH, log=f"{type(exc).__name__}: {exc}\n", impl=impl, detail=type(exc).__name__)
-    if not isinstance(out, Outcome):
-        raise TypeError(f"the Python reference returned {type(out).__name__}, not an Outcome")
-    if out.impl != impl:
-        out = Outcome(out.status, out.errno, out.outputs, out.log, impl, out.detail)
-    return out
-
-
 class PythonImpl:
-    """The Python reference (``btfspec.oracle.impls.reference``): libbpf-compatible, or ``strict`` (reports quirks).
+    """The Python reference (:mod:`btfspec.oracle.impls.reference`): libbpf-compatible, or ``strict``
+    (reports quirks). Its outcomes carry the id map. ``accept`` applies the validator's libbpf rules.
 
-    ``accept`` applies the validator's libbpf rules (``btfspec.spec.validate``) when that module exists.
+    It runs in-process, so a per-call ``timeout`` cannot interrupt it and is ignored.
     """
+
+    capabilities: frozenset[str] = frozenset({DISTILL, RELOCATE, ACCEPT})
 
     def __init__(self, strict: bool = False) -> None:
         self.strict = strict
         self.name = "python-strict" if strict else "python"
-        ref, why = _optional_module("btfspec.oracle.impls.reference")
-        if ref is None:
-            raise ImplUnavailable(f"{self.name}: {why}")
-        self._distill = _find(ref, ("distill_outcome",))
-        self._relocate = _find(ref, ("relocate_outcome",))
-        if self._distill is None or self._relocate is None:
-            raise ImplUnavailable(f"{self.name}: the reference has no distill_outcome/relocate_outcome")
-        val, _ = _optional_module("btfspec.spec.validate")
-        self._validate = _find(val, ("validate",)) if val is not None else None
-        caps = {DISTILL, RELOCATE} | ({ACCEPT} if self._validate is not None else set())
-        self.capabilities: frozenset[str] = frozenset(caps)
 
     def __repr__(self) -> str:
         return f"PythonImpl(strict={self.strict})"
 
-    def distill(self, split: bytes, base: bytes) -> Outcome:
+    def distill(self, split: bytes, base: bytes, *, timeout: float | None = None) -> Outcome:
         """Reference distill."""
-        fn = self._distill
-        assert fn is not None
-        return _python_call(self.name, lambda: fn(split, base, strict=self.strict))
+        return call_outcome(self.name, lambda: reference.distill_outcome(split, base, strict=self.strict))
 
-    def relocate(self, split: bytes, distilled_base: bytes, base: bytes) -> Outcome:
+    def relocate(self, split: bytes, distilled_base: bytes, base: bytes, *, timeout: float | None = None) -> Outcome:
         """Reference relocation."""
-        fn = self._relocate
-        assert fn is not None
-        return _python_call(self.name, lambda: fn(split, distilled_base, base, strict=self.strict))
+        return call_outcome(self.name, lambda: reference.relocate_outcome(split, distilled_base, base,
+                                                                          strict=self.strict))
 
-    def accept(self, blob: bytes, base: bytes | None = None) -> Outcome:
+    def accept(self, blob: bytes, base: bytes | None = None, *, timeout: float | None = None) -> Outcome:
         """The validator's libbpf rules: ok, or an error with the first violation's errno."""
-        if self._validate is None:
-            raise _unsupported(self, ACCEPT)
-        validate = self._validate
 
         def run() -> Outcome:
             violations = list(validate(blob, base, rules="libbpf"))
             if not violations:
                 return Outcome(OK, impl=self.name)
-            err = getattr(violations[0], "errno", -_errno.EINVAL)
+            err = violations[0].errno
             log = "".join(f"{v}\n" for v in violations)
-            return Outcome(ERROR, err if isinstance(err, int) and err < 0 else -_errno.EINVAL, log=log,
-                           impl=self.name, detail=str(getattr(violations[0], "rule", "") or ""))
+            return Outcome(ERROR, err if err < 0 else -_errno.EINVAL, log=log, impl=self.name,
+                           detail=violations[0].rule or "")
 
-        return _python_call(self.name, run)
+        return call_outcome(self.name, run)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -171,18 +134,17 @@ class LibbpfImpl:
     def __repr__(self) -> str:
         return f"LibbpfImpl(timeout={self.timeout})"
 
-    def distill(self, split: bytes, base: bytes) -> Outcome:
+    def distill(self, split: bytes, base: bytes, *, timeout: float | None = None) -> Outcome:
         """``btf__distill_base``."""
-        return self.worker.distill(split, base)
+        return self.worker.distill(split, base, timeout=timeout)
 
-    def relocate(self, split: bytes, distilled_base: bytes, base: bytes) -> Outcome:
+    def relocate(self, split: bytes, distilled_base: bytes, base: bytes, *, timeout: float | None = None) -> Outcome:
         """``btf__relocate`` (split parsed on the distilled base, relocated onto ``base``)."""
-        return self.worker.relocate(split, distilled_base, base)
+        return self.worker.relocate(split, distilled_base, base, timeout=timeout)
 
-    def accept(self, blob: bytes, base: bytes | None = None) -> Outcome:
+    def accept(self, blob: bytes, base: bytes | None = None, *, timeout: float | None = None) -> Outcome:
         """Does libbpf parse it (``btf__new`` / ``btf__new_split``)?"""
-        out = self.worker.parse(blob, base)
-        return Outcome(out.status, out.errno, {}, out.log, out.impl, out.detail)
+        return self.worker.parse(blob, base, timeout=timeout).without_outputs()
 
     def close(self) -> None:
         """Stop the worker process."""
@@ -226,24 +188,24 @@ class KernelImpl:
     def __repr__(self) -> str:
         return "KernelImpl()"
 
-    def distill(self, split: bytes, base: bytes) -> Outcome:
+    def distill(self, split: bytes, base: bytes, *, timeout: float | None = None) -> Outcome:
         raise _unsupported(self, DISTILL)
 
-    def relocate(self, split: bytes, distilled_base: bytes, base: bytes) -> Outcome:
+    def relocate(self, split: bytes, distilled_base: bytes, base: bytes, *, timeout: float | None = None) -> Outcome:
         raise _unsupported(self, RELOCATE)
 
-    def accept(self, blob: bytes, base: bytes | None = None) -> Outcome:
-        """Load ``blob`` (merged onto ``base`` when given) and report the kernel's verdict."""
+    def accept(self, blob: bytes, base: bytes | None = None, *, timeout: float | None = None) -> Outcome:
+        """Load ``blob`` (merged onto ``base`` when given) and report the kernel's verdict (the syscall
+        returns at once; ``timeout`` is ignored)."""
         if base is None:
             return self._load(blob)
         try:
             merged = merge_split(Btf.from_bytes(blob, base=Btf.from_bytes(base)))
         except BtfError as exc:
-            return Outcome(ERROR, exc.errno if exc.errno < 0 else -_errno.EINVAL,
-                           log=f"btfspec: cannot merge the split onto its base for BPF_BTF_LOAD: {exc}\n",
-                           impl=self.name, detail="merge failed")
+            return error_outcome(exc, self.name, detail="merge failed",
+                                 log=f"btfspec: cannot merge the split onto its base for BPF_BTF_LOAD: {exc}\n")
         out = self._load(merged)
-        return out if out.ok else Outcome(out.status, out.errno, {}, out.log, out.impl, "merged split")
+        return out if out.ok else out.without_outputs("merged split")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -273,13 +235,9 @@ def parse_impl_list(value: str | Iterable[str]) -> list[str]:
 
 def available(*, distill_cmd: str | None = None, relocate_cmd: str | None = None) -> dict[str, str | None]:
     """Every known implementation -> None when usable here, else the reason why not."""
-    out: dict[str, str | None] = {}
-    ref, why = _optional_module("btfspec.oracle.impls.reference")
-    if ref is not None and _find(ref, ("distill_outcome",)) is None:
-        why = "btfspec.oracle.impls.reference has no distill_outcome/relocate_outcome"
-    out["python"] = why
-    out["python-strict"] = why
     from btfspec.oracle.impls import kernel, libbpf
+
+    out: dict[str, str | None] = {"python": None, "python-strict": None}
 
     out["libbpf"] = libbpf.unavailable_reason()
     out["kernel"] = kernel.unavailable_reason()

@@ -26,10 +26,9 @@ import subprocess
 import tempfile
 from collections.abc import Mapping
 
-from btfspec.oracle.impls.outcome import CRASH, ERROR, OK, TIMEOUT, Outcome
+from btfspec.oracle.impls.outcome import CRASH, DEFAULT_TIMEOUT, ERROR, OK, TIMEOUT, Outcome
 
 IMPL = "cmd"
-DEFAULT_TIMEOUT = 10.0
 DISTILL_FIELDS = ("split", "base", "out_base", "out_split")
 RELOCATE_FIELDS = ("split", "distilled_base", "base", "out")
 _PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
@@ -119,27 +118,29 @@ class CmdImpl:
 
     # --- operations --------------------------------------------------------------------------------
 
-    def distill(self, split: bytes, base: bytes) -> Outcome:
+    def distill(self, split: bytes, base: bytes, *, timeout: float | None = None) -> Outcome:
         """Run the distill template; outputs ``base`` and ``split``."""
         if self.distill_argv is None:
             raise NotImplementedError(f"{self.name}: no --distill-cmd template")
         return self._run(self.distill_argv, {"split": split, "base": base},
-                         {"out_base": "base", "out_split": "split"}, "distill")
+                         {"out_base": "base", "out_split": "split"}, "distill", timeout)
 
-    def relocate(self, split: bytes, distilled_base: bytes, base: bytes) -> Outcome:
+    def relocate(self, split: bytes, distilled_base: bytes, base: bytes, *, timeout: float | None = None) -> Outcome:
         """Run the relocate template; output ``split``."""
         if self.relocate_argv is None:
             raise NotImplementedError(f"{self.name}: no --relocate-cmd template")
         return self._run(self.relocate_argv, {"split": split, "distilled_base": distilled_base, "base": base},
-                         {"out": "split"}, "relocate")
+                         {"out": "split"}, "relocate", timeout)
 
-    def accept(self, blob: bytes, base: bytes | None = None) -> Outcome:
+    def accept(self, blob: bytes, base: bytes | None = None, *, timeout: float | None = None) -> Outcome:
         """Not supported: external programs are asked to distill or relocate only."""
         raise NotImplementedError(f"{self.name}: accept is not supported by external commands")
 
     # --- running -----------------------------------------------------------------------------------
 
-    def _run(self, argv: list[str], inputs: Mapping[str, bytes], outputs: Mapping[str, str], op: str) -> Outcome:
+    def _run(self, argv: list[str], inputs: Mapping[str, bytes], outputs: Mapping[str, str], op: str,
+             timeout: float | None) -> Outcome:
+        limit = self.timeout if timeout is None else timeout
         with tempfile.TemporaryDirectory(prefix=f"btfspec-{op}-") as tmp:
             paths: dict[str, str] = {}
             for field, data in inputs.items():
@@ -157,12 +158,12 @@ class CmdImpl:
                 return Outcome(CRASH, log=f"btfspec: cannot run {cmdline[0]!r}: {exc}\n", impl=self.name,
                                detail="cannot start")
             try:
-                out, err = proc.communicate(timeout=self.timeout)
+                out, err = proc.communicate(timeout=limit)
             except subprocess.TimeoutExpired:
                 self._kill_group(proc)
                 out, err = proc.communicate()
                 return Outcome(TIMEOUT, log=_tail(err), impl=self.name,
-                               detail=f"killed after {self.timeout:g} s")
+                               detail=f"killed after {limit:g} s")
             log = _tail(err) + (_tail(out) if out.strip() else "")
             rc = proc.returncode
             if rc < 0:

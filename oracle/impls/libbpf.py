@@ -43,13 +43,12 @@ from pathlib import Path
 from typing import Any
 
 from btfspec.locations import IMPORT_ROOT
-from btfspec.oracle.impls.outcome import CRASH, ERROR, OK, TIMEOUT, Outcome
+from btfspec.oracle.impls.outcome import CRASH, DEFAULT_TIMEOUT, ERROR, OK, TIMEOUT, Outcome
 from btfspec.spec.errors import errno_text
 
 IMPL = "libbpf"
 EXPECTED_VERSION = "v1.6"
 PIP_PIN = "pylibbpf==0.0.6"
-DEFAULT_TIMEOUT = 10.0
 _SO_NAME = "pylibbpf.cpython-311-x86_64-linux-gnu.so"
 _LOG_BUF_SIZE = 8192
 

@@ -23,18 +23,21 @@ Outcomes are immutable, hashable, and serialize to JSON with bytes rendered as h
 
 from __future__ import annotations
 
+import errno as _errno
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from btfspec.spec.errors import errno_text
+from btfspec.spec.errors import BtfError, errno_text
 
 OK = "ok"
 ERROR = "error"
 TIMEOUT = "timeout"
 CRASH = "crash"
 STATUSES: tuple[str, ...] = (OK, ERROR, TIMEOUT, CRASH)
+# Seconds one call of a worker-hosted or external implementation may take unless told otherwise.
+DEFAULT_TIMEOUT = 10.0
 
 
 def _last_line(text: str) -> str:
@@ -55,6 +58,9 @@ class Outcome:
     log: str = ""
     impl: str = ""
     detail: str = ""
+    # Extra result of a successful distill/relocate, when the implementation knows it: id_map[old_id] is
+    # the new id (what the kernel keeps as base_id_map to remap .BTF_ids). Not part of equality.
+    id_map: tuple[int, ...] = field(default=(), compare=False)
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -67,6 +73,7 @@ class Outcome:
             raise ValueError(f"errno must be 0 unless status is 'error' (status {self.status!r})")
         outputs = {str(k): bytes(v) for k, v in dict(self.outputs).items()}
         object.__setattr__(self, "outputs", outputs)
+        object.__setattr__(self, "id_map", tuple(int(x) for x in self.id_map))
 
     # --- convenience -------------------------------------------------------------------------------
 
@@ -98,8 +105,8 @@ class Outcome:
     # --- serialization -----------------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-compatible dict; output bytes become hex strings."""
-        return {
+        """A JSON-compatible dict; output bytes become hex strings (``id_map`` only when there is one)."""
+        out: dict[str, Any] = {
             "status": self.status,
             "errno": self.errno,
             "outputs": {k: v.hex() for k, v in self.outputs.items()},
@@ -107,6 +114,17 @@ class Outcome:
             "impl": self.impl,
             "detail": self.detail,
         }
+        if self.id_map:
+            out["id_map"] = list(self.id_map)
+        return out
+
+    def renamed(self, impl: str) -> Outcome:
+        """The same outcome attributed to ``impl``."""
+        return Outcome(self.status, self.errno, self.outputs, self.log, impl, self.detail, self.id_map)
+
+    def without_outputs(self, detail: str | None = None) -> Outcome:
+        """The same verdict with no outputs (what ``accept`` returns), ``detail`` replaced when given."""
+        return Outcome(self.status, self.errno, {}, self.log, self.impl, self.detail if detail is None else detail)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Outcome:
@@ -118,6 +136,7 @@ class Outcome:
             log=data.get("log", ""),
             impl=data.get("impl", ""),
             detail=data.get("detail", ""),
+            id_map=tuple(data.get("id_map", ())),
         )
 
     def to_json(self) -> str:
@@ -129,3 +148,28 @@ class Outcome:
         """Parse :meth:`to_json` output (a JSON string, or an already decoded dict)."""
         data = text if isinstance(text, Mapping) else json.loads(text)
         return cls.from_dict(data)
+
+
+def error_outcome(exc: BtfError, impl: str, *, log: str | None = None, detail: str | None = None) -> Outcome:
+    """A BtfError as an ``error`` Outcome (its errno, or -EINVAL when it carries none)."""
+    return Outcome(ERROR, exc.errno if exc.errno < 0 else -_errno.EINVAL, log=f"{exc}\n" if log is None else log,
+                   impl=impl, detail=(exc.rule or "") if detail is None else detail)
+
+
+def call_outcome(impl: str, fn: Callable[[], Outcome]) -> Outcome:
+    """Run an in-process call: the one place an exception becomes an :class:`Outcome`.
+
+    An Outcome passes through (attributed to ``impl``), a BtfError becomes an ``error`` Outcome; any other
+    exception is a bug in the implementation and becomes a ``crash`` so that it can never pass for a clean
+    answer.
+    """
+    try:
+        out = fn()
+    except BtfError as exc:
+        return error_outcome(exc, impl)
+    except Exception as exc:  # RecursionError included: visible, never equal to a clean result
+        return Outcome(CRASH, log=f"{type(exc).__name__}: {exc}\n", impl=impl, detail=type(exc).__name__)
+    if not isinstance(out, Outcome):
+        raise TypeError(f"{impl} returned {type(out).__name__}, not an Outcome")
+    return out if out.impl == impl else out.renamed(impl)
+

@@ -84,6 +84,9 @@ QUIRKS: dict[str, Quirk] = {q.id: q for q in _ENTRIES}
 
 # Marking depth (levels of libbpf's recursion) from which Q17 is recorded.
 Q17_DEPTH = 10_000
+# A chain depth that crashes libbpf v1.6 for certain: it overflows an 8 MiB stack somewhere between 70k
+# and 100k levels (the corpus's Q17 entry uses it).
+Q17_CRASH_DEPTH = 200_000
 
 
 def describe(qid: str) -> str:

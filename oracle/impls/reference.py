@@ -88,7 +88,7 @@ class _Result:
         kept = {k: v or b"" for k, v in outputs.items()} if self.ok else {}
         return Outcome(status=OK if self.ok else ERROR, errno=self.rc, outputs=kept,
                        log="".join(x + "\n" for x in self.log), impl=IMPL_STRICT if self.strict else IMPL,
-                       detail=",".join(self.quirks))
+                       detail=",".join(self.quirks), id_map=tuple(self.id_map) if self.ok else ())
 
 
 @dataclass

@@ -30,7 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from btfspec.oracle.impls import reference as ref
-from btfspec.oracle.impls.outcome import Outcome
+from btfspec.oracle.impls.adapter import Implementation, ImplUnavailable, make_impl
+from btfspec.oracle.impls.outcome import DEFAULT_TIMEOUT, Outcome
 from btfspec.oracle.kernels import btfids
 from btfspec.oracle.kernels.fetch import MANIFEST, VMLINUX_BTF, read_manifest
 from btfspec.oracle.kernels.kmodule import (
@@ -45,9 +46,8 @@ from btfspec.oracle.kernels.stale import StaleFinder
 from btfspec.spec.errors import BtfError, InputError, errno_text
 from btfspec.spec.kinds import COMPOSITE_KINDS, INT_BOOL, INT_CHAR, INT_SIGNED, Kind
 from btfspec.spec.model import Btf, BtfType, id_fields
-from btfspec.spec.sources import BtfInput, load_input, read_bytes_any
+from btfspec.spec.sources import HOST_VMLINUX, BtfInput, load_input, read_bytes_any
 
-SYSFS_VMLINUX = "/sys/kernel/btf/vmlinux"
 IMPLS = ("python", "libbpf")
 OK, STALE, FAILS = "ok", "stale", "fails"
 MAX_AFFECTED = 12
@@ -503,28 +503,21 @@ class CheckReport:
         return d
 
 
-def _impl(name: str, timeout: float) -> Any:
+def _impl(name: str, timeout: float) -> Implementation:
     if name not in IMPLS:
         raise InputError(f"unknown implementation {name!r} (choose from {', '.join(IMPLS)})")
-    if name == "python":
-        return None
-    from btfspec.oracle.impls.adapter import ImplUnavailable, make_impl
-
     try:
         return make_impl(name, timeout=timeout)
     except ImplUnavailable as exc:
         raise InputError(str(exc)) from None
 
 
-def _run(impl: Any, op: str, *args: bytes) -> Outcome:
-    if impl is None:
-        fn = reference_distill if op == "distill" else reference_relocate
-        return fn(*args).outcome
+def _run(impl: Implementation, op: str, *args: bytes) -> Outcome:
     return getattr(impl, op)(*args)
 
 
-def check_module(module: str, target: str = SYSFS_VMLINUX, built_against: str | None = None,
-                 impl: str = "python", *, timeout: float = 10.0,
+def check_module(module: str, target: str = HOST_VMLINUX, built_against: str | None = None,
+                 impl: str = "python", *, timeout: float = DEFAULT_TIMEOUT,
                  prepared: Target | None = None) -> CheckReport:
     """Will ``module`` (``.ko``, compressed or not, or a raw split BTF) load on ``target``?
 
@@ -587,7 +580,7 @@ def _check(inp: BtfInput, tgt: Target, tlabel: str, built_against: str | None, i
     nr_dist = Btf.from_bytes(dist).type_cnt
     on_source = None
     if source is not None and src_data is not None:
-        back = reference_relocate(split, dist, src_data).outcome
+        back = reference_relocate(split, dist, src_data)
         if back.ok:
             on_source = Btf.from_bytes(back.outputs["split"], base=source)
             if not rep.copies_exact:
@@ -658,7 +651,7 @@ def _distill(inp: BtfInput, src_data: bytes, source: Btf | None, rep: CheckRepor
     rep.copied_types = Btf.from_bytes(split, base=dbtf).nr_types - own
     if inp.btf_ids is not None:
         r = reference_distill(inp.btf, src_data)
-        if r.outcome.ok:
+        if r.ok:
             start = source.type_cnt if source is not None else 1
             maps.append(distill_map(r.id_map, start, dbtf.type_cnt))
     return split, dist, own

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from btfspec.oracle.impls.adapter import close_impls
+from btfspec.oracle.impls.outcome import DEFAULT_TIMEOUT
 from btfspec.oracle.kernels.check import Target, analyse_mapping, find_stale, load_vmlinux
 from btfspec.oracle.kernels.kmodule import failure, reference_relocate, relocated_view
 from btfspec.oracle.kernels.pool import run_each
@@ -167,7 +168,7 @@ def _measure(st: _State, p: Pair, row: CrossRow) -> None:
     row.differences = [_words(d) for d in res.differences]
     stale_ids: list[int] = []
     if first_copy is not None:
-        back = reference_relocate(split, dist, st.old).outcome
+        back = reference_relocate(split, dist, st.old)
         on_source = Btf.from_bytes(back.outputs["split"], base=st.old_btf) if back.ok else None
         shift = relocated.start_id - nr_dist
         found = find_stale(relocated, first_copy + shift, st.new, st.old_btf, on_source)
@@ -214,7 +215,7 @@ class CrossRun:
 
 
 def run_cross(pairs: list[Pair], base_old: str, base_new: str, *, impl: str = "libbpf", jobs: int | None = None,
-              timeout: float = 10.0, progress: Callable[[CrossRow], None] | None = None) -> CrossRun:
+              timeout: float = DEFAULT_TIMEOUT, progress: Callable[[CrossRow], None] | None = None) -> CrossRun:
     """Measure every pair with ``jobs`` processes (default: all cores; 1 runs here).
 
     Raises InputError when a base cannot be loaded and ValueError when the implementation is unusable.

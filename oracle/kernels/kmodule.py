@@ -26,15 +26,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from btfspec.oracle.impls.outcome import CRASH, ERROR, TIMEOUT, Outcome
+from btfspec.oracle.impls.adapter import Implementation, PythonImpl, bytes_difference
+from btfspec.oracle.impls.outcome import CRASH, TIMEOUT, Outcome
 from btfspec.oracle.kernels import btfids
 from btfspec.spec.elf import create_temp, remove_quietly, replace_keeping_mode, write_sections
 from btfspec.spec.errors import BtfError, InputError, errno_text
 from btfspec.spec.kinds import Kind
 from btfspec.spec.model import Btf
 from btfspec.spec.sources import BtfInput, load_input, read_bytes_any
-
-REFERENCE = "python"
 
 
 class OracleError(Exception):
@@ -143,42 +142,14 @@ def relocate_map(raw: Any, nr_dist: int, nr_base: int) -> Callable[[int], int | 
     return f
 
 
-@dataclass
-class RefRun:
-    """One reference run: its Outcome and raw id map."""
-
-    outcome: Outcome
-    id_map: Any = None
+def reference_distill(split: bytes, base: bytes, strict: bool = False) -> Outcome:
+    """The Python reference's distill; its Outcome carries the id map."""
+    return PythonImpl(strict).distill(split, base)
 
 
-def _reference() -> Any:
-    try:
-        from btfspec.oracle.impls import reference
-    except ImportError as exc:
-        raise OracleError(f"the Python reference is unavailable: {exc}") from None
-    return reference
-
-
-def _run_reference(op: str, *args: bytes, strict: bool = False) -> RefRun:
-    ref = _reference()
-    impl = "python-strict" if strict else "python"
-    try:
-        res = getattr(ref, op)(*args, strict=strict)
-    except BtfError as exc:
-        return RefRun(Outcome(ERROR, exc.errno if exc.errno < 0 else -22, log=f"{exc}\n", impl=impl))
-    except RecursionError as exc:
-        return RefRun(Outcome(CRASH, log=f"RecursionError: {exc}\n", impl=impl, detail="RecursionError"))
-    return RefRun(res.outcome(), res.id_map)
-
-
-def reference_distill(split: bytes, base: bytes, strict: bool = False) -> RefRun:
-    """The Python reference's distill with its id map."""
-    return _run_reference("distill", split, base, strict=strict)
-
-
-def reference_relocate(split: bytes, distilled_base: bytes, base: bytes, strict: bool = False) -> RefRun:
-    """The Python reference's relocation with its id map."""
-    return _run_reference("relocate", split, distilled_base, base, strict=strict)
+def reference_relocate(split: bytes, distilled_base: bytes, base: bytes, strict: bool = False) -> Outcome:
+    """The Python reference's relocation; its Outcome carries the id map."""
+    return PythonImpl(strict).relocate(split, distilled_base, base)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -301,8 +272,6 @@ class Result:
 
 
 def _check_same(op: str, impl: str, out: Outcome, ref: Outcome) -> None:
-    from btfspec.oracle.impls.adapter import bytes_difference
-
     for role, blob in ref.outputs.items():
         diff = bytes_difference(blob, out.outputs.get(role, b""))
         if diff:
@@ -310,7 +279,7 @@ def _check_same(op: str, impl: str, out: Outcome, ref: Outcome) -> None:
                               f"the reference's id map cannot be used for .BTF_ids; use --impl python")
 
 
-def _run_impl(op: str, impl: Any, *args: bytes) -> Outcome:
+def _run_impl(op: str, impl: Implementation, *args: bytes) -> Outcome:
     if op not in impl.capabilities:
         raise InputError(f"implementation {impl.name!r} cannot {op} (it supports: "
                          f"{', '.join(sorted(impl.capabilities)) or 'nothing'})")
@@ -328,76 +297,65 @@ def _describe_old(src: Btf | None) -> Callable[[int], str]:
     return describe
 
 
-def distill(mod: Module, impl: Any = None) -> Result:
-    """Distill the module's split against its full base with ``impl`` (default: the Python reference).
+def _with_id_map(op: str, impl: str, out: Outcome, reference: Callable[[], Outcome]) -> Outcome:
+    """``out`` if it carries an id map, else the reference's outcome (whose bytes must equal ``out``'s)."""
+    if out.id_map:
+        return out
+    ref = reference()
+    if not ref.ok:
+        raise OracleError(f"{op} [{impl}] succeeded but the Python reference failed "
+                          f"({ref.describe()}), so .BTF_ids cannot be rewritten")
+    _check_same(op, impl, out, ref)
+    return ref
 
-    With a ``.BTF_ids`` section the reference's id map rewrites it (another implementation's output
-    must then equal the reference's byte for byte).
+
+def distill(mod: Module, impl: Implementation) -> Result:
+    """Distill the module's split against its full base with ``impl``.
+
+    With a ``.BTF_ids`` section an id map rewrites it: the implementation's own (the Python reference
+    returns one), else the reference's, whose output must then equal the implementation's byte for byte.
     """
     if mod.distilled:
         raise InputError(f"{mod.path}: already has a .BTF.base section (it is distilled); relocate it first: "
                          f"btfspec relocate {mod.path} --base BASE -o OUT.ko")
     base = require_base(mod, "distill")
-    name = getattr(impl, "name", REFERENCE)
-    needs_map = mod.layout is not None
-    ref: RefRun | None = None
-    if impl is None or name in ("python", "python-strict"):
-        ref = reference_distill(mod.inp.btf, base, strict=name == "python-strict")
-        out = ref.outcome
-    else:
-        out = _run_impl("distill", impl, mod.inp.btf, base)
+    out = _run_impl("distill", impl, mod.inp.btf, base)
     if not out.ok:
         raise failure("distill", out)
-    result = Result("distill", name, out, dict(out.outputs))
-    if needs_map:
-        if ref is None:
-            ref = reference_distill(mod.inp.btf, base)
-            if not ref.outcome.ok:
-                raise OracleError(f"distill [{name}] succeeded but the Python reference failed "
-                                  f"({ref.outcome.describe()}), so .BTF_ids cannot be rewritten")
-            _check_same("distill", name, out, ref.outcome)
-        result.btf_ids = _remap_ids(mod, ref, "distill")
+    result = Result("distill", impl.name, out, dict(out.outputs))
+    if mod.layout is not None:
+        mapped = _with_id_map("distill", impl.name, out, lambda: reference_distill(mod.inp.btf, base))
+        result.btf_ids = _remap_ids(mod, mapped, "distill")
     return result
 
 
-def relocate(mod: Module, base: bytes, distilled_base: bytes | None = None, impl: Any = None) -> Result:
+def relocate(mod: Module, base: bytes, impl: Implementation, distilled_base: bytes | None = None) -> Result:
     """Relocate the module's split (on ``distilled_base``, default its ``.BTF.base``) onto ``base``."""
     dist = distilled_base if distilled_base is not None else mod.inp.base
     if dist is None:
         raise InputError(f"{mod.path}: has no .BTF.base section; give --distilled-base")
-    name = getattr(impl, "name", REFERENCE)
-    ref: RefRun | None = None
-    if impl is None or name in ("python", "python-strict"):
-        ref = reference_relocate(mod.inp.btf, dist, base, strict=name == "python-strict")
-        out = ref.outcome
-    else:
-        out = _run_impl("relocate", impl, mod.inp.btf, dist, base)
+    out = _run_impl("relocate", impl, mod.inp.btf, dist, base)
     if not out.ok:
         raise failure("relocation", out, split=mod.inp.btf, distilled_base=dist, base=base)
-    result = Result("relocate", name, out, dict(out.outputs))
+    result = Result("relocate", impl.name, out, dict(out.outputs))
     if mod.layout is not None:
-        if ref is None:
-            ref = reference_relocate(mod.inp.btf, dist, base)
-            if not ref.outcome.ok:
-                raise OracleError(f"relocation [{name}] succeeded but the Python reference failed "
-                                  f"({ref.outcome.describe()}), so .BTF_ids cannot be remapped")
-            _check_same("relocation", name, out, ref.outcome)
-        result.btf_ids = _remap_ids(mod, ref, "relocate", dist=dist, base=base)
+        mapped = _with_id_map("relocation", impl.name, out, lambda: reference_relocate(mod.inp.btf, dist, base))
+        result.btf_ids = _remap_ids(mod, mapped, "relocate", dist=dist, base=base)
     return result
 
 
-def _remap_ids(mod: Module, ref: RefRun, op: str, *, dist: bytes | None = None,
+def _remap_ids(mod: Module, ref: Outcome, op: str, *, dist: bytes | None = None,
                base: bytes | None = None) -> btfids.RemapResult:
     assert mod.layout is not None and mod.elf is not None
     if not ref.id_map:
-        raise OracleError(f"{op}: the Python reference returned no id map, so .BTF_ids cannot be rewritten")
+        raise OracleError(f"{op}: no id map came back, so .BTF_ids cannot be rewritten")
     data = mod.inp.btf_ids or b""
     try:
         if op == "distill":
             assert mod.base is not None
             full = Btf.from_bytes(mod.base)
             src = Btf.from_bytes(mod.inp.btf, base=full)
-            new_base = Btf.from_bytes(ref.outcome.outputs["base"])
+            new_base = Btf.from_bytes(ref.outputs["base"])
             fn = distill_map(ref.id_map, src.start_id, new_base.type_cnt)
         else:
             assert dist is not None and base is not None
@@ -420,11 +378,11 @@ def relocated_view(inp: BtfInput, base_bytes: bytes) -> bytes:
     if inp.base is None:
         return inp.btf
     run = reference_relocate(inp.btf, inp.base, base_bytes)
-    if not run.outcome.ok:
-        err = failure("relocation onto the base", run.outcome, split=inp.btf, distilled_base=inp.base,
+    if not run.ok:
+        err = failure("relocation onto the base", run, split=inp.btf, distilled_base=inp.base,
                       base=base_bytes)
-        raise BtfError(f"{inp.path}: {err}", errno=run.outcome.errno or -22)
-    return run.outcome.outputs["split"]
+        raise BtfError(f"{inp.path}: {err}", errno=run.errno or -22)
+    return run.outputs["split"]
 
 
 # --------------------------------------------------------------------------------------------------

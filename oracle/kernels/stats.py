@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from btfspec.oracle.impls.adapter import close_impls, make_impls
-from btfspec.oracle.impls.outcome import Outcome
+from btfspec.oracle.impls.outcome import DEFAULT_TIMEOUT, Outcome
 from btfspec.oracle.kernels.fetch import MANIFEST, VMLINUX_BTF, module_name, read_manifest
 from btfspec.oracle.kernels.pool import run_each
 from btfspec.oracle.kernels.stale import BaseIndex, StaleFinder
@@ -282,7 +282,7 @@ def _crash_row(ref: ModuleRef, why: str) -> ModuleRow:
 
 
 def run_stats(refs: list[ModuleRef], base: str, *, impl: str = "libbpf", jobs: int | None = None,
-              target: str | None = None, timeout: float = 10.0,
+              target: str | None = None, timeout: float = DEFAULT_TIMEOUT,
               progress: Callable[[ModuleRow], None] | None = None) -> StatsRun:
     """Distill every module against ``base`` (and relocate onto ``target`` when given).
 
