@@ -46,340 +46,15 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from btfspec.btfgen.matching import NAME_FAMILY, BtfView
-from btfspec.spec.kinds import INT_BOOL, INT_CHAR, INT_SIGNED, LINKAGE_NAMES, Kind
-from btfspec.spec.model import Btf, BtfType, id_fields, s32
+from btfspec.oracle.equiv.explain import child_label, explain_local
+from btfspec.oracle.equiv.sides import Pair, Side, hash_all, hash_leaf, reach, same_base
+from btfspec.spec.model import Btf
 
-IDENTITY_KINDS = frozenset({Kind.STRUCT, Kind.UNION, Kind.ENUM, Kind.ENUM64})
 MAX_DIFFERENCES = 20
-
-Pair = tuple[int, int]
-
-
-# --------------------------------------------------------------------------------------------------
-# one side
-# --------------------------------------------------------------------------------------------------
-
-class _Side:
-    """One split (with its base): typed access, the matching view, hashes of the reachable types."""
-
-    def __init__(self, btf: Btf, label: str) -> None:
-        self.btf = btf
-        self.label = label
-        self.view = BtfView(btf)
-        self.start = btf.start_id
-        self.cnt = btf.type_cnt
-        self.hash: dict[int, int] = {}
-        self.reached: set[int] = set()
-        self.referenced: set[int] = set()  # split ids referenced by another split type
-        self.bounded: dict[tuple[int, int], int] = {}  # memo of _bounded_hash
-
-    def valid(self, x: int) -> bool:
-        return 0 < x < self.cnt
-
-    def in_base(self, x: int) -> bool:
-        return 0 < x < self.start
-
-    def split_ids(self) -> range:
-        return range(self.start, self.cnt)
-
-    def t(self, x: int) -> BtfType:
-        return self.btf.type(x)
-
-    def name(self, x: int) -> str:
-        t = self.t(x)
-        return self.btf.name(t) if t.name_off else ""
-
-    def ident_key(self, x: int) -> tuple[int, bytes, int] | None:
-        """Family, name and size of a named STRUCT/UNION/ENUM/ENUM64 (anywhere), else None."""
-        t = self.t(x)
-        if t.kind not in IDENTITY_KINDS:
-            return None
-        nk = self.view.name_key(x)
-        return None if nk is None else (nk[0], nk[1], t.size)
-
-    def is_ident(self, x: int) -> bool:
-        """A named composite/enum in the base: compared by identity against another base one."""
-        return self.in_base(x) and self.ident_key(x) is not None
-
-    def children(self, x: int) -> list[int]:
-        """Referenced ids in field-iterator order (the shape's references, without building the shape)."""
-        return id_fields(self.t(x))
-
-    def where(self, x: int) -> str:
-        if x == 0:
-            return "void"
-        if not self.valid(x):
-            return f"invalid id [{x}]"
-        return f"{'base' if self.in_base(x) else 'split'} [{x}]"
-
-    def describe(self, x: int) -> str:
-        """``split [14] STRUCT 'foo'``."""
-        if x == 0 or not self.valid(x):
-            return self.where(x)
-        return f"{self.where(x)} {self.short(x)}"
-
-    def short(self, x: int) -> str:
-        """``STRUCT 'foo'``, ``PTR``, ``STRUCT (anon)``."""
-        if x == 0 or not self.valid(x):
-            return self.where(x)
-        t = self.t(x)
-        n = self.name(x)
-        if n:
-            return f"{t.kind_name} '{n}'"
-        return f"{t.kind_name} (anon)" if t.kind in IDENTITY_KINDS else t.kind_name
-
-
-def _same_base(a: Btf, b: Btf) -> bool:
-    """Do both splits sit on the same base (the same object or identical bytes)?"""
-    if a.base is None or b.base is None:
-        return False
-    if a.base is b.base:
-        return True
-    return a.base.raw is not None and a.base.raw == b.base.raw and a.base.start_id == b.base.start_id
-
-
-# --------------------------------------------------------------------------------------------------
-# canonical hashes (bucketing only: equivalent types hash alike)
-# --------------------------------------------------------------------------------------------------
-
-def _reach(side: _Side) -> None:
-    """Every type reachable from the split (base named composites/enums are not descended)."""
-    seen: set[int] = set(side.split_ids())
-    work = list(side.split_ids())
-    while work:
-        x = work.pop()
-        if not side.valid(x) or side.is_ident(x):
-            continue
-        split = x >= side.start
-        for c in side.children(x):
-            if c == 0:
-                continue
-            if split and c >= side.start:
-                side.referenced.add(c)
-            if c not in seen:
-                seen.add(c)
-                work.append(c)
-    side.reached = seen
-
-
-def _hash_leaf(side: _Side, x: int) -> int | None:
-    if not side.valid(x):
-        return hash(("invalid", x))
-    key = side.ident_key(x)
-    return hash(("named", key)) if key is not None else None
-
-
-def _hash_all(side: _Side) -> None:
-    """Hashes of every reached type, bottom-up over strongly connected components (iterative Tarjan)."""
-    h = side.hash
-
-    def kids(x: int) -> tuple[int, ...]:
-        if not side.valid(x) or side.ident_key(x) is not None:
-            return ()
-        return tuple(c for c in side.children(x) if c != 0)
-
-    index: dict[int, int] = {}
-    low: dict[int, int] = {}
-    on: set[int] = set()
-    stack: list[int] = []
-    counter = 0
-    for root in sorted(side.reached):
-        if root in index:
-            continue
-        index[root] = low[root] = counter
-        counter += 1
-        stack.append(root)
-        on.add(root)
-        calls: list[tuple[int, Iterator[int]]] = [(root, iter(kids(root)))]
-        while calls:
-            v, it = calls[-1]
-            pushed = False
-            for w in it:
-                if w not in index:
-                    index[w] = low[w] = counter
-                    counter += 1
-                    stack.append(w)
-                    on.add(w)
-                    calls.append((w, iter(kids(w))))
-                    pushed = True
-                    break
-                if w in on:
-                    low[v] = min(low[v], index[w])
-            if pushed:
-                continue
-            calls.pop()
-            if calls:
-                u = calls[-1][0]
-                low[u] = min(low[u], low[v])
-            if low[v] != index[v]:
-                continue
-            comp: list[int] = []
-            while True:
-                w = stack.pop()
-                on.discard(w)
-                comp.append(w)
-                if w == v:
-                    break
-            cyclic = len(comp) > 1 or v in kids(v)
-            for w in comp:
-                leaf = _hash_leaf(side, w)
-                if leaf is not None:
-                    h[w] = leaf
-                elif cyclic:
-                    h[w] = hash(("cycle", side.view.shape(w)[0]))
-                else:
-                    h[w] = hash((side.view.shape(w)[0], tuple(h[c] if c else 0 for c in side.children(w))))
-
-
-# --------------------------------------------------------------------------------------------------
-# local differences, in words
-# --------------------------------------------------------------------------------------------------
-
-def _enc(e: int) -> str:
-    parts = [n for bit, n in ((INT_SIGNED, "SIGNED"), (INT_CHAR, "CHAR"), (INT_BOOL, "BOOL")) if e & bit]
-    return "|".join(parts) or "(none)"
-
-
-def _vs(what: str, x: Any, y: Any) -> str:
-    return f"{what} {x} vs {y}"
-
-
-def _elem_name(side: _Side, off: int) -> str:
-    s = side.btf.str_at(off) if off else b""
-    return (s or b"").decode("latin-1")
-
-
-def _member_text(side: _Side, t: BtfType, i: int) -> str:
-    n = _elem_name(side, t.elems[i][0])
-    return f"'{n}'" if n else f"#{i}"
-
-
-def explain_local(A: _Side, a: int, B: _Side, b: int) -> str:
-    """Why the records of ``a`` (in A) and ``b`` (in B) differ, in words."""
-    if a == 0 or b == 0 or not A.valid(a) or not B.valid(b):
-        return f"{A.describe(a)} vs {B.describe(b)}"
-    ta, tb = A.t(a), B.t(b)
-    if ta.kind != tb.kind:
-        if A.ident_key(a) and B.ident_key(b) and NAME_FAMILY.get(ta.kind) == NAME_FAMILY.get(tb.kind):  # type: ignore[call-overload]
-            pass  # ENUM vs ENUM64 of one family: the size or name below says more, else the kind
-        else:
-            return _vs("kind", ta.kind_name, tb.kind_name)
-    na, nb = A.name(a), B.name(b)
-    if na != nb:
-        return f"name '{na}' vs '{nb}'"
-    k = ta.kind
-    sized = k in (Kind.INT, Kind.STRUCT, Kind.UNION, Kind.ENUM, Kind.ENUM64, Kind.DATASEC, Kind.FLOAT)
-    if sized and ta.size != tb.size:
-        return _vs("size", ta.size, tb.size)
-    if ta.kind != tb.kind:
-        return _vs("kind", ta.kind_name, tb.kind_name)
-    if k == Kind.INT:
-        for what, fa, fb in (("encoding", _enc(ta.int_encoding), _enc(tb.int_encoding)),
-                             ("bits", ta.int_bits, tb.int_bits), ("bit offset", ta.int_offset, tb.int_offset)):
-            if fa != fb:
-                return _vs(what, fa, fb)
-    if k in (Kind.STRUCT, Kind.UNION):
-        return _explain_members(A, ta, B, tb)
-    if k in (Kind.ENUM, Kind.ENUM64):
-        return _explain_enum(A, ta, B, tb)
-    if k == Kind.ARRAY and ta.fixed[2] != tb.fixed[2]:
-        return _vs("nr_elems", ta.fixed[2], tb.fixed[2])
-    if k == Kind.FUNC and ta.vlen != tb.vlen:
-        return _vs("linkage", LINKAGE_NAMES.get(ta.vlen, ta.vlen), LINKAGE_NAMES.get(tb.vlen, tb.vlen))
-    if k == Kind.VAR and ta.fixed != tb.fixed:
-        return _vs("linkage", LINKAGE_NAMES.get(ta.fixed[0], ta.fixed[0]), LINKAGE_NAMES.get(tb.fixed[0], tb.fixed[0]))
-    if k == Kind.FUNC_PROTO:
-        return _explain_proto(A, ta, B, tb)
-    if k == Kind.DATASEC:
-        if ta.vlen != tb.vlen:
-            return _vs("entries", ta.vlen, tb.vlen)
-        for i, (ea, eb) in enumerate(zip(ta.elems, tb.elems, strict=True)):
-            if ea[1:] != eb[1:]:
-                return f"entry #{i} offset/size {ea[1]}/{ea[2]} vs {eb[1]}/{eb[2]}"
-    if k == Kind.FWD and ta.kflag != tb.kflag:
-        return _vs("fwd", "union" if ta.kflag else "struct", "union" if tb.kflag else "struct")
-    if k == Kind.DECL_TAG and ta.fixed != tb.fixed:
-        return _vs("component_idx", s32(ta.fixed[0]), s32(tb.fixed[0]))
-    if ta.kflag != tb.kflag:
-        return _vs("kflag (attr)" if k in (Kind.DECL_TAG, Kind.TYPE_TAG) else "kflag", ta.kflag, tb.kflag)
-    if ta.vlen != tb.vlen:
-        return _vs("vlen", ta.vlen, tb.vlen)
-    if ta.info != tb.info:
-        return _vs("info", hex(ta.info), hex(tb.info))
-    return "record differs"
-
-
-def _explain_members(A: _Side, ta: BtfType, B: _Side, tb: BtfType) -> str:
-    if ta.vlen != tb.vlen:
-        return f"{ta.vlen} members vs {tb.vlen}"
-    for i, (ea, eb) in enumerate(zip(ta.elems, tb.elems, strict=True)):
-        ma, mb = _member_text(A, ta, i), _member_text(B, tb, i)
-        if ma != mb:
-            return f"member #{i} name {ma} vs {mb}"
-        oa = (ea[2] & 0xFFFFFF, ea[2] >> 24) if ta.kflag else (ea[2], 0)
-        ob = (eb[2] & 0xFFFFFF, eb[2] >> 24) if tb.kflag else (eb[2], 0)
-        if oa[0] != ob[0]:
-            return f"member {ma} bit offset {oa[0]} vs {ob[0]}"
-        if oa[1] != ob[1]:
-            return f"member {ma} bitfield size {oa[1]} vs {ob[1]}"
-    if ta.kflag != tb.kflag:
-        return _vs("kflag (bitfield encoding)", ta.kflag, tb.kflag)
-    return "record differs"
-
-
-def _explain_enum(A: _Side, ta: BtfType, B: _Side, tb: BtfType) -> str:
-    if ta.kflag != tb.kflag:
-        return _vs("signedness", "signed" if ta.kflag else "unsigned", "signed" if tb.kflag else "unsigned")
-    if ta.vlen != tb.vlen:
-        return f"{ta.vlen} values vs {tb.vlen}"
-    for i, (ea, eb) in enumerate(zip(ta.elems, tb.elems, strict=True)):
-        ma, mb = _member_text(A, ta, i), _member_text(B, tb, i)
-        if ma != mb:
-            return f"value #{i} name {ma} vs {mb}"
-        if ea[1:] != eb[1:]:
-            va = ea[1] | (ea[2] << 32) if len(ea) > 2 else ea[1]
-            vb = eb[1] | (eb[2] << 32) if len(eb) > 2 else eb[1]
-            return f"value {ma} {va} vs {vb}"
-    return "record differs"
-
-
-def _variadic(t: BtfType) -> bool:
-    return bool(t.elems) and t.elems[-1] == (0, 0)
-
-
-def _explain_proto(A: _Side, ta: BtfType, B: _Side, tb: BtfType) -> str:
-    if _variadic(ta) != _variadic(tb):
-        return _vs("variadic", _variadic(ta), _variadic(tb))
-    if ta.vlen != tb.vlen:
-        return f"{ta.vlen} params vs {tb.vlen}"
-    for i in range(ta.vlen):
-        pa, pb = _member_text(A, ta, i), _member_text(B, tb, i)
-        if pa != pb:
-            return f"param #{i} name {pa} vs {pb}"
-    return "record differs"
-
-
-def child_label(side: _Side, x: int, i: int) -> str:
-    """The role of ``x``'s ``i``-th reference (``member 'bar'``, ``param 'len'``, ``return``, ...)."""
-    t = side.t(x)
-    k = t.kind
-    if k in (Kind.STRUCT, Kind.UNION):
-        return f"member {_member_text(side, t, i)}" if i < len(t.elems) else f"#{i}"
-    if k == Kind.FUNC_PROTO:
-        if i == 0:
-            return "return"
-        return "..." if t.elems[i - 1] == (0, 0) else f"param {_member_text(side, t, i - 1)}"
-    if k == Kind.ARRAY:
-        return "element" if i == 0 else "index"
-    if k == Kind.DATASEC:
-        return f"entry #{i}"
-    return ""
-
 
 # --------------------------------------------------------------------------------------------------
 # the product graph
@@ -388,7 +63,7 @@ def child_label(side: _Side, x: int, i: int) -> str:
 class _Compare:
     """Pairs of A and B types, explored and decided (memoised across calls)."""
 
-    def __init__(self, A: _Side, B: _Side, same_base: bool) -> None:
+    def __init__(self, A: Side, B: Side, same_base: bool) -> None:
         self.A, self.B = A, B
         self.same_base = same_base
         self.status: dict[Pair, bool] = {}
@@ -599,7 +274,7 @@ class _Lazy:
 class _Pairing:
     """Step 3 of the module docstring: split types paired, covered, placed, explained."""
 
-    def __init__(self, A: _Side, B: _Side, cmp: _Compare) -> None:
+    def __init__(self, A: Side, B: Side, cmp: _Compare) -> None:
         self.A, self.B, self.cmp = A, B, cmp
         self.tops: list[Pair] = []
         self.done: set[Pair] = set()  # pairs reachable from committed tops
@@ -620,7 +295,7 @@ class _Pairing:
                     self.done.add(q)
                     work.append(q)
 
-    def by_hash(self, side: _Side, ids: Iterable[int]) -> dict[int, list[int]]:
+    def by_hash(self, side: Side, ids: Iterable[int]) -> dict[int, list[int]]:
         out: dict[int, list[int]] = {}
         for x in ids:
             out.setdefault(side.hash.get(x, 0), []).append(x)
@@ -679,7 +354,7 @@ class _Pairing:
                     self.commit(b=b, a=a)
 
     @staticmethod
-    def _names(side: _Side, covered: set[int]) -> dict[tuple[int, str], list[int]]:
+    def _names(side: Side, covered: set[int]) -> dict[tuple[int, str], list[int]]:
         out: dict[tuple[int, str], list[int]] = {}
         ids = [x for x in side.split_ids() if x not in covered]
         ids += [x for x in side.split_ids() if x in covered]
@@ -690,7 +365,7 @@ class _Pairing:
         return out
 
     @staticmethod
-    def _shapes(side: _Side, covered: set[int]) -> list[dict[int, list[int]]]:
+    def _shapes(side: Side, covered: set[int]) -> list[dict[int, list[int]]]:
         """Uncovered split types by their graph unrolled 0 .. AGREEMENT_DEPTH references deep (the
         candidates for an anonymous type)."""
         out: list[dict[int, list[int]]] = [{} for _ in range(AGREEMENT_DEPTH + 1)]
@@ -701,14 +376,14 @@ class _Pairing:
         return out
 
     @staticmethod
-    def _order(side: _Side, covered: set[int], named: bool, roots: bool) -> list[int]:
+    def _order(side: Side, covered: set[int], named: bool, roots: bool) -> list[int]:
         """Uncovered split types, named or not, roots (referenced by no split type) or not: the
         explanation of a root usually covers what lies below it."""
         return [x for x in side.split_ids() if x not in covered and bool(side.name(x)) == named
                 and (x not in side.referenced) == roots]
 
     @staticmethod
-    def _counterpart(src: _Side, x: int, dst: _Side, index: Any, covered: set[int], named: bool) -> int | None:
+    def _counterpart(src: Side, x: int, dst: Side, index: Any, covered: set[int], named: bool) -> int | None:
         """The counterpart to explain ``x`` against.  Named: of the same kind and name, the one whose graph
         agrees the deepest, then uncovered, then of the same root-ness.  Anonymous: among uncovered split
         types whose graph agrees the deepest (at least the record), the one of the same root-ness."""
@@ -727,12 +402,12 @@ class _Pairing:
         return best
 
 
-def _bounded_hash(side: _Side, x: int, depth: int, memo: dict[tuple[int, int], int]) -> int:
+def _bounded_hash(side: Side, x: int, depth: int, memo: dict[tuple[int, int], int]) -> int:
     """A hash of ``x``'s graph unrolled ``depth`` references deep (named composites/enums by identity)."""
     key = (x, depth)
     got = memo.get(key)
     if got is None:
-        leaf = hash(0) if x == 0 else _hash_leaf(side, x)
+        leaf = hash(0) if x == 0 else hash_leaf(side, x)
         if leaf is not None:
             got = leaf
         else:
@@ -745,7 +420,7 @@ def _bounded_hash(side: _Side, x: int, depth: int, memo: dict[tuple[int, int], i
 AGREEMENT_DEPTH = 4
 
 
-def _agreement(A: _Side, a: int, B: _Side, b: int) -> int:
+def _agreement(A: Side, a: int, B: Side, b: int) -> int:
     """How many reference levels deep ``a`` and ``b`` look alike (-1: not even their records)."""
     depth = -1
     for k in range(AGREEMENT_DEPTH + 1):
@@ -761,11 +436,11 @@ def equivalent(split_a: Btf, split_b: Btf, *, limit: int = MAX_DIFFERENCES) -> E
     See the module docstring for the rule; a standalone BTF (no base) is compared as a split whose
     types are all its own.  Never decodes more of a base than the splits reach.
     """
-    A, B = _Side(split_a, "A"), _Side(split_b, "B")
+    A, B = Side(split_a, "A"), Side(split_b, "B")
     for side in (A, B):
-        _reach(side)
-        _hash_all(side)
-    cmp = _Compare(A, B, _same_base(split_a, split_b))
+        reach(side)
+        hash_all(side)
+    cmp = _Compare(A, B, same_base(split_a, split_b))
     pairing = _Pairing(A, B, cmp)
     pairing.pair_buckets()
     pairing.place()
@@ -797,7 +472,7 @@ def equivalent(split_a: Btf, split_b: Btf, *, limit: int = MAX_DIFFERENCES) -> E
 def type_difference(a_btf: Btf, a_id: int, b_btf: Btf, b_id: int) -> str | None:
     """The first difference between type ``a_id`` of ``a_btf`` and ``b_id`` of ``b_btf`` as a path a
     person can follow, or None when the two types are equivalent (same rules as :func:`equivalent`)."""
-    cmp = _Compare(_Side(a_btf, "A"), _Side(b_btf, "B"), _same_base(a_btf, b_btf))
+    cmp = _Compare(Side(a_btf, "A"), Side(b_btf, "B"), same_base(a_btf, b_btf))
     if cmp.equal(a_id, b_id):
         return None
     return cmp.path_text((a_id, b_id))[0]
@@ -890,7 +565,7 @@ def only_at(result: EquivResult, b_nodes: Collection[int] = (), a_nodes: Collect
     return True
 
 
-def _references(side: _Side, roots: Iterable[int]) -> set[int]:
+def _references(side: Side, roots: Iterable[int]) -> set[int]:
     """Every valid id reachable from ``roots`` on one side (roots included)."""
     seen: set[int] = set()
     work = [x for x in roots if x and side.valid(x)]
