@@ -17,17 +17,9 @@ from click.testing import CliRunner
 
 from btfspec.cli import main
 from btfspec.oracle.impls import reference
-from btfspec.oracle.kernels.check import (
-    AMBIGUOUS,
-    ENCODING_CHANGED,
-    MISSING,
-    SIZE_CHANGED,
-    Target,
-    analyse_mapping,
-    check_module,
-    copy_start,
-)
+from btfspec.oracle.kernels.check import Target, check_module, copy_start
 from btfspec.oracle.kernels.cross import BOTH, DIFFERENT, EQUIVALENT, FAILED, OWN, cross_report, format_cross
+from btfspec.oracle.kernels.unmapped import AMBIGUOUS, ENCODING_CHANGED, MISSING, SIZE_CHANGED, analyse_mapping
 from btfspec.spec.builder import Builder
 from btfspec.spec.elf import read_sections, write_sections
 from btfspec.spec.kinds import INT_SIGNED

@@ -5,7 +5,7 @@ For every module present in both sets (paired by path below the set's directory,
 
 1. distill the old build against the old vmlinux (``.BTF.base`` modules are used as they are);
 2. relocate onto the new vmlinux; a failure is explained in user terms by
-   :func:`btfspec.oracle.kernels.check.analyse_mapping` (missing type, embedded struct size changed, ...);
+   :func:`btfspec.oracle.kernels.unmapped.analyse_mapping` (missing type, embedded struct size changed, ...);
 3. compare the relocated split with the new build (on the new vmlinux) with
    :func:`btfspec.oracle.equiv.compare.equivalent`; a difference is attributed to *a stale copy* when every difference
    sits at or below a copied type the new vmlinux lacks (:func:`btfspec.oracle.kernels.check.find_stale`,
@@ -28,10 +28,11 @@ from typing import Any
 
 from btfspec.oracle.impls.adapter import close_impls
 from btfspec.oracle.impls.outcome import DEFAULT_TIMEOUT
-from btfspec.oracle.kernels.check import Target, analyse_mapping, find_stale, load_vmlinux
+from btfspec.oracle.kernels.check import Target, find_stale, load_vmlinux
 from btfspec.oracle.kernels.kmodule import failure, reference_relocate, relocated_view
 from btfspec.oracle.kernels.pool import run_each
 from btfspec.oracle.kernels.stats import ModuleRef, collect_modules, make_impl, probe_impl
+from btfspec.oracle.kernels.unmapped import analyse_mapping
 from btfspec.spec.errors import BtfError, InputError, errno_text
 from btfspec.spec.model import Btf
 from btfspec.spec.sources import load_input
