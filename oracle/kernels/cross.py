@@ -26,12 +26,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from btfspec.oracle.impls.adapter import close_impls
+from btfspec.oracle.impls.adapter import close_impls, make_impl
 from btfspec.oracle.impls.outcome import DEFAULT_TIMEOUT
 from btfspec.oracle.kernels.check import Target, find_stale, load_vmlinux
 from btfspec.oracle.kernels.kmodule import failure, reference_relocate, relocated_view
 from btfspec.oracle.kernels.pool import run_each
-from btfspec.oracle.kernels.stats import ModuleRef, collect_modules, make_impl, probe_impl
+from btfspec.oracle.kernels.stats import ModuleRef, collect_modules, probe_impl
 from btfspec.oracle.kernels.unmapped import analyse_mapping
 from btfspec.spec.errors import BtfError, InputError, errno_text
 from btfspec.spec.model import Btf
@@ -109,7 +109,7 @@ _STATE: list[_State] = []
 def _init(base_old: str, base_new: str, impl: str, timeout: float) -> None:
     old, _ = load_vmlinux(base_old, "old base")
     new, label = load_vmlinux(base_new, "new base")
-    _STATE[:] = [_State(make_impl(impl, timeout), old, Btf.from_bytes(old), Target(new, label))]
+    _STATE[:] = [_State(make_impl(impl, timeout=timeout), old, Btf.from_bytes(old), Target(new, label))]
 
 
 def _close() -> None:

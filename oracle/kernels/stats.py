@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from btfspec.oracle.impls.adapter import close_impls, make_impls
+from btfspec.oracle.impls.adapter import close_impls, make_impl
 from btfspec.oracle.impls.outcome import DEFAULT_TIMEOUT, Outcome
 from btfspec.oracle.kernels.fetch import MANIFEST, VMLINUX_BTF, module_name, read_manifest
 from btfspec.oracle.kernels.pool import run_each
@@ -143,14 +143,9 @@ class _WorkerState:
 _STATE: list[_WorkerState] = []
 
 
-def make_impl(name: str, timeout: float) -> Any:
-    """The implementation used for distill and relocate (``btfspec.oracle.impls.adapter``; ValueError if unusable)."""
-    return make_impls([name], timeout=timeout)[0]
-
-
 def probe_impl(impl: str, timeout: float) -> None:
     """Raise ValueError (ImplUnavailable) with the reason when ``impl`` cannot be used here."""
-    close_impls([make_impl(impl, timeout)])
+    close_impls([make_impl(impl, timeout=timeout)])
 
 
 def _load_base(path: str, role: str) -> bytes:
@@ -165,7 +160,7 @@ def _init_worker(base_path: str, impl: str, target_path: str | None, timeout: fl
     target = _load_base(target_path, "relocation target") if target_path else None
     base_btf = Btf.from_bytes(base)
     finder = StaleFinder(Btf.from_bytes(target), base_btf) if target is not None else None
-    _STATE[:] = [_WorkerState(make_impl(impl, timeout), base, base_btf, target, finder)]
+    _STATE[:] = [_WorkerState(make_impl(impl, timeout=timeout), base, base_btf, target, finder)]
 
 
 def _reason(out: Outcome) -> str:
