@@ -133,7 +133,7 @@ def _print_report(s: dict[str, Any], rows: list[Any], table: bool, top: int) -> 
 @click.argument("modules", metavar="MODULES", required=False)
 @click.option("--cross", "cross", nargs=2, metavar="OLD_MODULES NEW_MODULES", default=None,
               help="Cross-kernel regression instead: distill the old builds, relocate onto --base-new and compare "
-                   "with the new builds (btfspec.oracle.kernels.cross).")
+                   "with the new builds.")
 @click.option("--base-old", metavar="VMLINUX", default=None, help="--cross: the old vmlinux [default: OLD_MODULES'].")
 @click.option("--base-new", metavar="VMLINUX", default=None, help="--cross: the new vmlinux [default: NEW_MODULES'].")
 @click.option("--base", "base", metavar="VMLINUX", default=None,
