@@ -85,7 +85,6 @@ class Spec:
     provenance: dict[str, Any]
     description: str = ""
     quirks: list[str] = field(default_factory=list)
-    api_level: str | None = None
     input_hex: dict[str, str] = field(default_factory=dict)  # file -> Appendix A hex
 
     @property
@@ -706,39 +705,6 @@ def spec_e22() -> Spec:
                 {"base.btf": b, "split.btf": s}, steps, case("E22", "§5.9 E22, §3 Q6"), quirks=["Q6"])
 
 
-def spec_e23() -> Spec:
-    return Spec("E23-stale-raw-data", "case", "api-level",
-                "btf__raw_data() cached before btf__relocate() returns the pre-relocation bytes (Q13)", {}, [],
-                case("E23", "§5.9 E23, §3 Q13, Appendix A"), quirks=["Q13"],
-                api_level="Q13 needs a libbpf object whose raw data was requested before btf__relocate(); "
-                          "every implementation here parses fresh bytes, so the cache cannot be observed. The "
-                          "bytes-level behaviour it corrupted is covered by selftests/distilled_base and "
-                          "cases/E6-ordering-and-strings, whose relocate steps expect the corrected A.2 bytes "
-                          "(Appendix A.1's stale values equal dist_split).",
-                description="libbpf v1.6: call btf__raw_data(new_split) on distill's output, then "
-                            "btf__relocate(new_split, base) (returns 0), then btf__raw_data(new_split) again: the "
-                            "second call returns the same, pre-relocation, bytes.")
-
-
-def spec_q11() -> Spec:
-    return Spec("Q11-relocate-non-split", "case", "api-level",
-                "btf__relocate() on a BTF without a base dereferences NULL (Q11)", {}, [],
-                {"source": "reference", "case": "Q11", "reference": "distill-relocate-behaviour.md §3 Q11"},
-                quirks=["Q11"],
-                api_level="the bytes interface always parses the split on its distilled base, so a relocation "
-                          "input without a base cannot be expressed; the crash needs a direct "
-                          "btf__relocate(standalone_btf, base) call.")
-
-
-def spec_q15() -> Spec:
-    return Spec("Q15-multi-level-target", "case", "api-level",
-                "relocating onto a target base that is itself split BTF computes wrong string offsets (Q15)", {}, [],
-                {"source": "reference", "case": "Q15", "reference": "distill-relocate-behaviour.md §3 Q15"},
-                quirks=["Q15"],
-                api_level="relocation targets are standalone blobs here; a split target (a base with its own base) "
-                          "needs a BTF object chain that bytes-in/bytes-out cannot pass.")
-
-
 def spec_q17() -> Spec:
     base: Input = {"generate": "ptr-chain-base", "args": {"depth": Q17_CRASH_DEPTH}}
     split: Input = {"generate": "ptr-to-last", "base": base}
@@ -760,7 +726,7 @@ SPECS: list[Callable[[], Spec]] = [
     spec_distilled_base, spec_multi, spec_missing_err, spec_multi_err, spec_multi_err2, spec_embedded_err,
     spec_vmlinux, spec_endianness,
     spec_e1, spec_e2, spec_e2b, spec_e3, spec_e4, spec_e6, spec_e9, spec_e10, spec_e12, spec_e13, spec_q5_base_cycle,
-    spec_e14, spec_e15, spec_e17, spec_e18, spec_e19, spec_e20, spec_e21, spec_e22, spec_e23, spec_q11, spec_q15,
+    spec_e14, spec_e15, spec_e17, spec_e18, spec_e19, spec_e20, spec_e21, spec_e22,
     spec_q17,
 ]
 
@@ -803,8 +769,6 @@ class Builder_:
             manifest["description"] = spec.description
         if spec.quirks:
             manifest["quirks"] = spec.quirks
-        if spec.api_level:
-            manifest["api_level"] = spec.api_level
         manifest["steps"] = steps_out
         prov = dict(spec.provenance)
         prov.update({"generated_by": "corpus/build_entries.py", "libbpf": "v1.6 (pylibbpf 0.0.6)",

@@ -27,7 +27,7 @@ SELFTESTS = ["distilled_base", "distilled_base_multi", "distilled_base_missing_e
              "distilled_base_multi_err2", "distilled_base_embedded_err", "distilled_base_vmlinux",
              "distilled_endianness"]
 CASES = ["E1", "E2", "E2b", "E3", "E4", "E6", "E9", "E10", "E12", "E13", "E14", "E15", "E17", "E18", "E19", "E20",
-         "E21", "E22", "E23"]
+         "E21", "E22"]
 
 
 @pytest.fixture(scope="module")
