@@ -8,8 +8,7 @@ catalogue), ``libbpf`` + ``libbpf_worker`` (libbpf v1.6 via ctypes in a crash-pr
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from btfspec.lazy import lazy_exports
 
 # public name -> module that defines it (imported on first use, so that importing the package stays cheap)
 _EXPORTS: dict[str, str] = {
@@ -44,10 +43,4 @@ _EXPORTS: dict[str, str] = {
     "error_outcome": "btfspec.oracle.impls.outcome",
 }
 
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__all__, __getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -9,8 +9,7 @@ as a second direct encoder)."""
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from btfspec.lazy import lazy_exports
 
 # public name -> module that defines it (imported on first use, so that importing the package stays cheap)
 _EXPORTS: dict[str, str] = {
@@ -38,10 +37,4 @@ _EXPORTS: dict[str, str] = {
     "cross_report": "btfspec.oracle.kernels.cross",
 }
 
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__all__, __getattr__ = lazy_exports(__name__, _EXPORTS)
