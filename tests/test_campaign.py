@@ -132,6 +132,36 @@ def test_missing_property_module_is_skipped_with_a_note(tmp_path: Path, monkeypa
     assert "skipped P1       module oracle.not_written_yet not found" in render_text(result)
 
 
+def test_hypothesis_still_honours_the_private_hooks(tmp_path: Path) -> None:
+    """The campaign sets a run's seed and database key through hypothesis internals (hypothesis_glue):
+    the same seed draws the same examples, another seed others, and failures are saved under the key."""
+    from hypothesis import strategies as st
+    from hypothesis.database import DirectoryBasedExampleDatabase
+
+    from btfspec.oracle.fuzz.campaign.hypothesis_glue import campaign_test
+
+    def drawn(seed: int) -> list[int]:
+        seen: list[int] = []
+
+        def body(x: int) -> None:
+            seen.append(x)
+
+        campaign_test(body, st.integers(0, 10**9), max_examples=20, seed=seed, database=None,
+                      database_key=b"unused")()
+        return seen
+
+    assert drawn(1) == drawn(1) and drawn(1) != drawn(2)
+    db = DirectoryBasedExampleDatabase(str(tmp_path / "db"))
+
+    def fails(x: int) -> None:
+        assert x < 100
+
+    with pytest.raises(AssertionError):
+        campaign_test(fails, st.integers(0, 10**9), max_examples=50, seed=3, database=db,
+                      database_key=b"btfspec-hook-test")()
+    assert list(db.fetch(b"btfspec-hook-test"))
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -7,6 +7,7 @@ import sys
 import click
 
 from btfspec.clitools import EXIT_NEGATIVE, EXIT_OK, EXIT_USAGE, emit_json, fail, split_list
+from btfspec.oracle.fuzz.campaign.config import DEFAULT_TIMEOUT
 from btfspec.oracle.fuzz.property import all_names
 from btfspec.oracle.impls.adapter import KNOWN
 
@@ -42,7 +43,7 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> 
               help="Also write the report as Markdown (.md) or JSON (.json).")
 @click.option("--profile", type=click.Choice(["kernel-valid", "libbpf-valid"]), default="kernel-valid",
               show_default=True, help="Generator profile for P3/P4 (and P1/P2).")
-@click.option("--timeout", type=click.FloatRange(min=0.1), default=5.0, show_default=True,
+@click.option("--timeout", type=click.FloatRange(min=0.1), default=DEFAULT_TIMEOUT, show_default=True,
               help="Seconds per libbpf or external-command call before it counts as a timeout.")
 @click.option("--distill-cmd", metavar="TEMPLATE", help="cmd: '... {split} {base} {out_base} {out_split}'.")
 @click.option("--relocate-cmd", metavar="TEMPLATE", help="cmd: '... {split} {distilled_base} {base} {out}'.")

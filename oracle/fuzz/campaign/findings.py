@@ -1,0 +1,173 @@
+"""Findings on the parent's side: their JSON form, the corpus entries already known, the record of one,
+its manifest and reproduce command, and the writer that never loses one."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import re
+import shlex
+import signal
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from btfspec.oracle.fuzz.property import Finding
+from btfspec.oracle.impls.adapter import DEFAULT_TIMEOUT as REPLAY_TIMEOUT
+from btfspec.oracle.impls.adapter import KNOWN
+
+SIGNATURE_NOTE = "signature: "
+
+
+def finding_to_dict(f: Finding) -> dict[str, Any]:
+    """A JSON-friendly form of a finding (files as hex)."""
+    return {"property": f.property, "impl": f.impl, "outcome": f.outcome, "first_difference": f.first_difference,
+            "files": {k: bytes(v).hex() for k, v in f.files.items()}, "steps": [dict(s) for s in f.steps],
+            "quirk": f.quirk, "description": f.description}
+
+
+def finding_from_dict(d: Mapping[str, Any]) -> Finding:
+    """Inverse of :func:`finding_to_dict`."""
+    return Finding(d["property"], d["impl"], d["outcome"], d["first_difference"],
+                   {k: bytes.fromhex(v) for k, v in d["files"].items()}, list(d["steps"]), d.get("quirk"),
+                   d.get("description", ""))
+
+
+def known_findings(corpus_dir: str | os.PathLike[str]) -> tuple[set[tuple[str, ...]], set[str]]:
+    """Signatures (from ``provenance.notes``) and entry names of the findings already in ``corpus_dir``."""
+    sigs: set[tuple[str, ...]] = set()
+    names: set[str] = set()
+    root = Path(corpus_dir)
+    if not root.is_dir():
+        return sigs, names
+    for mpath in sorted(root.glob("*/manifest.json")):
+        names.add(mpath.parent.name)
+        try:
+            notes = json.loads(mpath.read_text(encoding="utf-8")).get("provenance", {}).get("notes", "")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(notes, str) and notes.startswith(SIGNATURE_NOTE):
+            with contextlib.suppress(ValueError):
+                sigs.add(tuple(json.loads(notes[len(SIGNATURE_NOTE):].splitlines()[0])))
+    return sigs, names
+
+
+@dataclass
+class FoundRecord:
+    """A finding as the parent recorded it."""
+
+    signature: tuple[str, ...]
+    property: str
+    impl: str
+    outcome: str
+    first_difference: str
+    quirk: str | None
+    path: str
+    reproduce: str
+    new: bool
+    slot: int
+    partial: bool = False
+    description: str = ""
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["signature"] = list(self.signature)
+        return d
+
+
+def display_path(path: Path) -> str:
+    """``path`` relative to the current directory when it is inside it, else absolute."""
+    full = path.resolve()
+    try:
+        return str(full.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(full)
+
+
+def reproduce_command(path: Path, impl: str, distill_cmd: str | None, relocate_cmd: str | None,
+                      timeout: float, steps: Sequence[Mapping[str, Any]] = ()) -> str:
+    """The command replaying a written finding on the implementation at fault (beside libbpf, and the
+    kernel when a step records its verdict)."""
+    words = ["btfspec", "corpus", "run", display_path(path)]
+    replay = impl if impl in KNOWN else "python"  # model/validator findings replay through the reference
+    names = [replay, "libbpf"] + (["kernel"] if any("kernel" in s.get("expect", {}) for s in steps) else [])
+    words += ["--impl", ",".join(dict.fromkeys(names))]
+    if replay == "cmd":
+        if distill_cmd:
+            words += ["--distill-cmd", distill_cmd]
+        if relocate_cmd:
+            words += ["--relocate-cmd", relocate_cmd]
+    if timeout != REPLAY_TIMEOUT:  # the default of ``btfspec corpus run --timeout``
+        words += ["--timeout", f"{timeout:g}"]
+    return shlex.join(words)
+
+
+def _operation(steps: Sequence[Mapping[str, Any]]) -> str:
+    ops = {s["op"] for s in steps}
+    if len(ops) == 1:
+        return next(iter(ops))
+    return "distill+relocate" if ops == {"distill", "relocate"} else "mixed"
+
+
+def finding_manifest(f: Finding, *, name: str, campaign: str, seed: int, reproduce: str) -> dict[str, Any]:
+    """The corpus manifest of a finding (``files`` is computed by :func:`btfspec.oracle.fuzz.corpus.write_entry`)."""
+    import platform
+
+    summary = f"{f.property} [{f.impl}] {f.outcome}: {f.first_difference}"
+    m: dict[str, Any] = {
+        "format": 1, "name": name, "category": "finding", "operation": _operation(f.steps),
+        "summary": summary.replace("\n", " ")[:300], "description": f.description,
+        "steps": [dict(s) for s in f.steps],
+        "provenance": {"source": "fuzz", "campaign": campaign, "seed": seed, "reproduce": reproduce,
+                       "generated_by": f"btfspec fuzz ({f.property})", "kernel": platform.release(),
+                       "notes": SIGNATURE_NOTE + json.dumps(list(f.signature))},
+    }
+    quirks = [q for q in (f.quirk or "").split(",") if re.fullmatch(r"Q\d+", q.strip())]
+    if quirks:
+        m["quirks"] = [q.strip() for q in quirks]
+    return m
+
+
+@contextlib.contextmanager
+def sigint_deferred() -> Iterator[None]:
+    """Hold a Ctrl-C back (main thread only) until the block ends; it takes effect right after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list[int] = []
+    old = signal.signal(signal.SIGINT, lambda signum, frame: pending.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+        if pending and callable(old):
+            old(signal.SIGINT, None)
+
+
+def write_finding(path: Path, f: Finding, *, campaign: str, seed: int, reproduce: str) -> str | None:
+    """Write one finding as a corpus entry; on failure keep the raw files beside it (never lose one).
+
+    Returns None, or the error text when the entry could not be written as a valid entry.
+    """
+    from btfspec.oracle.fuzz.corpus import write_entry
+
+    manifest = finding_manifest(f, name=path.name, campaign=campaign, seed=seed, reproduce=reproduce)
+    try:
+        write_entry(path, manifest, dict(f.files), overwrite=True)
+        return None
+    except Exception as exc:
+        err = f"{type(exc).__name__}: {exc}"
+    keep = path.parent / ".unwritten" / path.name
+    try:
+        keep.mkdir(parents=True, exist_ok=True)
+        for name, data in f.files.items():
+            (keep / name).write_bytes(data)
+        (keep / "finding.json").write_text(json.dumps({"error": err, "manifest": manifest}, indent=1) + "\n")
+    except OSError as exc2:
+        err += f"; and the raw files could not be kept: {exc2}"
+    return err

@@ -1,0 +1,149 @@
+"""Starting a campaign: resolve the properties and implementations, then run a :mod:`~.runners` runner."""
+
+from __future__ import annotations
+
+import os
+import random
+import sys
+import time
+import uuid
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, TextIO
+
+from btfspec.oracle.fuzz.campaign.config import (
+    DEFAULT_CORPUS,
+    DEFAULT_PROFILE,
+    DEFAULT_TIME,
+    DEFAULT_TIMEOUT,
+    CampaignError,
+    check_database,
+    default_database,
+)
+from btfspec.oracle.fuzz.campaign.findings import known_findings
+from btfspec.oracle.fuzz.campaign.results import CampaignResult
+from btfspec.oracle.fuzz.campaign.runners import runner_for
+from btfspec.oracle.fuzz.property import REGISTRY, Context, Property, all_names, get_property
+from btfspec.oracle.impls.adapter import (
+    KNOWN,
+    Implementation,
+    ImplUnavailable,
+    available,
+    close_impls,
+    make_impl,
+    parse_impl_list,
+)
+
+
+def _resolve_properties(names: Iterable[str] | None) -> tuple[list[Property], dict[str, str]]:
+    wanted = list(names) if names else all_names()
+    unknown = [n for n in wanted if n not in REGISTRY]
+    if unknown:
+        raise CampaignError(f"unknown propert{'ies' if len(unknown) > 1 else 'y'} {', '.join(unknown)} "
+                            f"(known: {', '.join(all_names())})")
+    props: list[Property] = []
+    skipped: dict[str, str] = {}
+    for n in dict.fromkeys(wanted):
+        try:
+            props.append(get_property(n))
+        except ModuleNotFoundError as exc:
+            skipped[n] = f"module {exc.name} not found" + (
+                "" if exc.name == REGISTRY[n] else f" (needed by {REGISTRY[n]})")
+        except (KeyError, AttributeError):
+            skipped[n] = f"module {REGISTRY[n]} does not define {n}"
+    return props, skipped
+
+
+def _resolve_impls(names: Iterable[str] | None, opts: Mapping[str, Any]) -> tuple[list[Implementation], dict[str, str]]:
+    reasons = available(distill_cmd=opts.get("distill_cmd"), relocate_cmd=opts.get("relocate_cmd"))
+    if names:
+        try:
+            wanted = parse_impl_list(list(names))
+        except ValueError as exc:
+            raise CampaignError(str(exc)) from None
+    else:
+        wanted = [n for n in KNOWN if not reasons.get(n)]
+    impls: list[Implementation] = []
+    unavailable: dict[str, str] = {}
+    for name in wanted:
+        if reasons.get(name) and name != "cmd":
+            unavailable[name] = str(reasons[name])
+            continue
+        try:
+            impls.append(make_impl(name, timeout=float(opts.get("timeout", DEFAULT_TIMEOUT)),
+                                   distill_cmd=opts.get("distill_cmd"), relocate_cmd=opts.get("relocate_cmd")))
+        except ImplUnavailable as exc:
+            if name == "cmd":
+                raise CampaignError(str(exc)) from None
+            unavailable[name] = str(exc)
+    return impls, unavailable
+
+
+def run_campaign(properties: Iterable[str] | None = None, impl_names: Iterable[str] | None = None,
+                 workers: int | None = None, time_budget: float | None = None, max_examples: int | None = None,
+                 seed: int | None = None, db: str | None = "", scheduler: str | None = None,
+                 corpus_dir: str | os.PathLike[str] | None = None, report_path: str | os.PathLike[str] | None = None,
+                 *, profile: str = DEFAULT_PROFILE, timeout: float = DEFAULT_TIMEOUT,
+                 distill_cmd: str | None = None, relocate_cmd: str | None = None,
+                 progress: bool = True, stream: TextIO | None = None) -> CampaignResult:
+    """Run a fuzz campaign and return its result (see the module docstring).
+
+    ``properties``: names (default all; a property whose module is missing is skipped with a note).
+    ``impl_names``: implementations (default every usable one; ``cmd`` needs a template).
+    ``workers``: slots (default one per core, or every thread of the dask cluster; ``0`` runs one slot
+    in this process).  ``time_budget`` (seconds, the whole campaign's wall time; default 120 s unless
+    ``max_examples`` is given) and ``max_examples`` (total per property, spread over the slots).
+    ``db``: ``""`` for the default directory database, ``None``/``"none"`` for none, a path, or
+    ``redis://HOST:PORT``.  ``scheduler``: ``tcp://HOST:PORT`` of a dask scheduler.  Findings go to
+    ``corpus_dir`` (default ``corpus/found``); ``report_path`` (``.md`` or ``.json``) gets a report.
+    Raises :class:`CampaignError` for unusable options.
+    """
+    from btfspec.oracle.fuzz import report as report_mod
+
+    if report_path is not None and Path(report_path).suffix.lower() not in report_mod.FORMATS:
+        raise CampaignError(f"--report {report_path}: use a .md or .json file name")
+    if time_budget is None and max_examples is None:
+        time_budget = DEFAULT_TIME
+    if max_examples is not None and max_examples < 1:
+        raise CampaignError("--max-examples must be at least 1")
+    opts = {"timeout": timeout, "distill_cmd": distill_cmd, "relocate_cmd": relocate_cmd}
+    props, skipped = _resolve_properties(properties)
+    impls, unavailable = _resolve_impls(impl_names, opts)
+    try:
+        ctx = Context(impls={i.name: i for i in impls}, profile=profile)
+        runnable: list[str] = []
+        for prop in props:
+            module = sys.modules.get(REGISTRY[prop.name])
+            why_fn = getattr(module, "unusable_reason", None)
+            why = why_fn(prop.name, ctx) if callable(why_fn) else None
+            if why is None and not prop.applies(ctx):
+                why = f"no selected implementation has {', '.join(sorted(prop.needs))}"
+            if why:
+                skipped[prop.name] = why
+            else:
+                runnable.append(prop.name)
+    finally:
+        close_impls(impls)
+    corpus = Path(corpus_dir) if corpus_dir is not None else Path.cwd() / DEFAULT_CORPUS
+    db_spec = None if db is None or db == "none" else (db or default_database(corpus))
+    check_database(db_spec)
+    seed = seed if seed is not None else random.SystemRandom().randrange(1 << 32)
+    campaign = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
+    runner = runner_for(scheduler, workers)
+    result = CampaignResult(campaign, seed, runner.mode, 0, scheduler, db_spec, str(corpus), profile,
+                            [i.name for i in impls], unavailable, runnable, skipped, time_budget, max_examples)
+    if not runnable:
+        if report_path is not None:
+            report_mod.write_report(result, report_path)
+            result.report_path = str(report_path)
+        return result
+    known, names = known_findings(corpus)
+    specs_common = {"campaign": campaign, "properties": runnable, "impls": result.impls, "profile": profile,
+                    "timeout": timeout, "distill_cmd": distill_cmd, "relocate_cmd": relocate_cmd, "db": db_spec,
+                    "time_budget": time_budget, "known": [list(s) for s in sorted(known)],
+                    "deadline_epoch": time.time() + time_budget if time_budget else None}
+    runner(result, specs_common, workers, seed, known, names, opts, progress, stream).run()
+    if report_path is not None:
+        report_mod.write_report(result, report_path)
+        result.report_path = str(report_path)
+    return result

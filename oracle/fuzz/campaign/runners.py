@@ -1,0 +1,354 @@
+"""Where the slots run: a thread of this process, local worker processes, or a dask cluster.
+
+:class:`Runner` holds the part every mode shares, written once: make the slot specs, publish the
+known signatures, start the slots, handle their events until all finished (:func:`monitor`: Ctrl-C
+and the hard deadline ask them to stop), then -- whatever happened -- stop them, collect their
+results, end what is left, drain the last events and merge everything into the result.  A mode
+says only how to start, drain, publish, stop, collect and clean up (:class:`InlineRunner`,
+:class:`LocalRunner`, :class:`DaskRunner`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import multiprocessing
+import os
+import queue as _queue
+import signal
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from typing import Any, TextIO
+
+from btfspec.oracle.fuzz.campaign.channels import ThreadChannel, init_local_slot
+from btfspec.oracle.fuzz.campaign.config import (
+    SHRINK_GRACE_MAX,
+    WAIT_AFTER_STOP,
+    CampaignError,
+    SlotSpec,
+    slot_specs,
+)
+from btfspec.oracle.fuzz.campaign.display import Display
+from btfspec.oracle.fuzz.campaign.results import CampaignResult, Parent, finish
+from btfspec.oracle.fuzz.campaign.slot import dask_slot_task, local_slot_task, run_slot
+
+Outputs = tuple[list[str | None], list[str]]  # the slots' final results (JSON or None) and errors
+
+
+def monitor(parent: Parent, display: Display, drain: Callable[[], list[str]], finished: Callable[[], bool],
+            request_stop: Callable[[], None], hard_deadline: float | None) -> tuple[bool, bool]:
+    """Handle events until every slot finished; Ctrl-C asks the slots to stop.
+
+    Returns ``(interrupted, forced)``: forced when a second Ctrl-C or a slot that does not stop ended
+    the wait (then the parent waits only briefly before ending the slots)."""
+    interrupted = False
+    stop_at: float | None = None
+    while True:
+        try:
+            for raw in drain():
+                parent.handle(raw)
+            display.tick()
+            if finished():
+                for raw in drain():
+                    parent.handle(raw)
+                return interrupted, False
+            now = time.monotonic()
+            if stop_at is None and hard_deadline is not None and now > hard_deadline:
+                request_stop()
+                stop_at = now
+            if stop_at is not None and now - stop_at > WAIT_AFTER_STOP:
+                return interrupted, True
+        except KeyboardInterrupt:
+            if interrupted:  # a second Ctrl-C: stop waiting
+                return True, True
+            interrupted = True
+            print("btfspec: interrupted: stopping the workers (findings are kept; Ctrl-C again to stop waiting)",
+                  file=sys.stderr, flush=True)
+            request_stop()
+            stop_at = time.monotonic()
+
+
+def collect(futures: Sequence[Any], patience: float) -> Outputs:
+    """The slots' final results, waiting at most ``patience`` seconds in all (Ctrl-C stops the wait)."""
+    outputs: list[str | None] = []
+    errors: list[str] = []
+    deadline = time.monotonic() + patience
+    for i, f in enumerate(futures):
+        try:
+            outputs.append(f.result(timeout=max(0.1, deadline - time.monotonic())))
+        except KeyboardInterrupt:
+            errors.append(f"slot {i} and later: abandoned (interrupted while waiting for them)")
+            outputs += [None] * (len(futures) - len(outputs))
+            break
+        except Exception as exc:
+            outputs.append(None)
+            errors.append(f"slot {i}: {type(exc).__name__}: {exc}" if str(exc) else f"slot {i}: no result "
+                          f"({type(exc).__name__})")
+    return outputs, errors
+
+
+def hard_deadline(budget: float | None) -> float | None:
+    """When the parent asks the slots to stop although none asked to (the budget, a grace, a minute)."""
+    return time.monotonic() + budget + min(SHRINK_GRACE_MAX, 0.1 * budget) + 60.0 if budget else None
+
+
+def _drain_queue(q: Any, *errors: type[BaseException]) -> list[str]:
+    """Every event waiting in ``q`` (blocking up to 0.2 s for the first)."""
+    items = []
+    try:
+        items.append(q.get(timeout=0.2))
+        while True:
+            items.append(q.get_nowait())
+    except (_queue.Empty, *errors):
+        pass
+    return items
+
+
+class Runner:
+    """The skeleton of a campaign run (module docstring); subclasses fill in the transport."""
+
+    mode = ""
+
+    def __init__(self, result: CampaignResult, common: Mapping[str, Any], workers: int | None, seed: int,
+                 known: set[tuple[str, ...]], names: set[str], opts: Mapping[str, Any], progress: bool,
+                 stream: TextIO | None) -> None:
+        self.result, self.common, self.workers, self.seed = result, common, workers, seed
+        self.known, self.names, self.opts = known, names, opts
+        self.show_progress, self.stream = progress, stream
+
+    # --- what a mode provides ----------------------------------------------------------------------
+
+    def slot_count(self) -> int:
+        """How many slots to run."""
+        raise NotImplementedError
+
+    def publish(self, known: list[list[str]]) -> None:
+        """Make the known signatures visible to the slots."""
+        raise NotImplementedError
+
+    def start(self, specs: list[SlotSpec]) -> None:
+        """Start one slot per spec."""
+        raise NotImplementedError
+
+    def drain(self) -> list[str]:
+        """The events the slots sent since the last call."""
+        raise NotImplementedError
+
+    def finished(self) -> bool:
+        """Has every slot ended?"""
+        raise NotImplementedError
+
+    def request_stop(self) -> None:
+        """Ask every slot to stop."""
+        raise NotImplementedError
+
+    def collect(self, patience: float) -> Outputs:
+        """The slots' final results, waiting at most ``patience`` seconds."""
+        raise NotImplementedError
+
+    def end(self) -> None:
+        """End what still runs after :meth:`collect` (called once, after it)."""
+
+    def close(self) -> None:
+        """Release the mode's resources (called last, whatever happened)."""
+
+    # --- the skeleton ------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Run the slots to the end and merge their results into ``self.result``."""
+        try:
+            specs = slot_specs(self.common, self.slot_count(), self.seed, self.result.max_examples)
+            self.result.workers = len(specs)
+            self.publish([list(s) for s in sorted(self.known)])
+            self.parent = parent = Parent(self.result, self.known, self.names, self.publish, self.opts)
+            display = Display(parent, self.result.properties, self.result.time_budget, self.stream,
+                              self.show_progress)
+            self.start(specs)
+            forced = True
+            try:
+                self.result.interrupted, forced = monitor(parent, display, self.drain, self.finished,
+                                                          self.request_stop, hard_deadline(self.result.time_budget))
+            finally:
+                self.request_stop()
+                outputs, errors = self.collect(2.0 if forced else WAIT_AFTER_STOP)
+                self.end()
+                for raw in self.drain():
+                    parent.handle(raw)
+                display.close()
+            finish(self.result, parent, outputs, errors)
+        finally:
+            self.close()
+
+
+class InlineRunner(Runner):
+    """``workers=0``: one slot in a thread of this process."""
+
+    mode = "in-process"
+
+    def slot_count(self) -> int:
+        return 1
+
+    def publish(self, known: list[list[str]]) -> None:
+        self._known = known
+
+    def start(self, specs: list[SlotSpec]) -> None:
+        self.q: _queue.Queue[str] = _queue.Queue()
+        self.stop = threading.Event()
+        self.out: list[str | None] = [None]
+        self.errors: list[str] = []
+        (spec,) = specs
+
+        def target() -> None:
+            try:
+                self.out[0] = json.dumps(run_slot(spec, ThreadChannel(self.q, self.stop, lambda: self._known)))
+            except BaseException as exc:  # reported, never silent
+                self.errors.append(f"slot 0: {type(exc).__name__}: {exc}")
+
+        self.thread = threading.Thread(target=target, name="btfspec-fuzz-slot", daemon=True)
+        self.thread.start()
+
+    def drain(self) -> list[str]:
+        return _drain_queue(self.q)
+
+    def finished(self) -> bool:
+        return not self.thread.is_alive()
+
+    def request_stop(self) -> None:
+        self.stop.set()
+
+    def collect(self, patience: float) -> Outputs:
+        with contextlib.suppress(KeyboardInterrupt):
+            self.thread.join(timeout=patience)
+        if self.thread.is_alive():
+            self.errors.append("slot 0: abandoned (it did not stop in time)")
+        return self.out, self.errors
+
+
+class LocalRunner(Runner):
+    """Worker processes of this machine (``spawn`` context), one slot each."""
+
+    mode = "local"
+
+    def slot_count(self) -> int:
+        return self.workers if self.workers else (os.cpu_count() or 1)
+
+    def publish(self, known: list[list[str]]) -> None:
+        if not hasattr(self, "known_path"):
+            self.tmp = tempfile.mkdtemp(prefix="btfspec-fuzz-")
+            self.known_path = os.path.join(self.tmp, "known.json")
+        part = self.known_path + ".tmp"
+        with open(part, "w", encoding="utf-8") as f:
+            json.dump(known, f)
+        os.replace(part, self.known_path)
+
+    def start(self, specs: list[SlotSpec]) -> None:
+        mp = multiprocessing.get_context("spawn")
+        self.q = mp.Queue()
+        self.stop = mp.Event()
+        self.executor = ProcessPoolExecutor(max_workers=len(specs), mp_context=mp, initializer=init_local_slot,
+                                            initargs=(self.q, self.stop, self.known_path))
+        self.futures: list[Future[str]] = [self.executor.submit(local_slot_task, s.to_json()) for s in specs]
+
+    def drain(self) -> list[str]:
+        return _drain_queue(self.q, OSError, EOFError)
+
+    def finished(self) -> bool:
+        return all(f.done() for f in self.futures)
+
+    def request_stop(self) -> None:
+        self.stop.set()
+
+    def collect(self, patience: float) -> Outputs:
+        return collect(self.futures, patience)
+
+    def end(self) -> None:
+        """Shut the pool down; slots still running after the wait are ended by their process id."""
+        self.executor.shutdown(wait=False, cancel_futures=True)
+        here = os.uname().nodename
+        for host, pid in self.parent.pids.values():
+            if host == here and pid and pid != os.getpid():
+                with contextlib.suppress(OSError):
+                    os.kill(pid, 0)
+                    deadline = time.monotonic() + 5.0
+                    while time.monotonic() < deadline:
+                        os.kill(pid, 0)
+                        time.sleep(0.1)
+                    os.kill(pid, signal.SIGKILL)
+        self.executor.shutdown(wait=True)
+
+    def close(self) -> None:
+        if hasattr(self, "known_path"):
+            with contextlib.suppress(OSError):
+                os.remove(self.known_path)
+                os.rmdir(self.tmp)
+
+
+class DaskRunner(Runner):
+    """Tasks on a ``dask.distributed`` cluster (``result.scheduler``), one slot each."""
+
+    mode = "dask"
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        try:
+            from distributed import Client
+        except ImportError:
+            raise CampaignError("--scheduler needs dask.distributed (pip install -e '.[campaign]')") from None
+        try:
+            self.client = Client(self.result.scheduler, timeout="15s")
+        except (OSError, TimeoutError) as exc:
+            raise CampaignError(f"cannot reach the dask scheduler {self.result.scheduler}: {exc}") from None
+        from distributed import Event, Queue, Variable
+
+        self.task_names = {k: f"btfspec-fuzz-{self.result.campaign}-{k}" for k in ("queue", "stop", "known")}
+        self.q = Queue(self.task_names["queue"], client=self.client)
+        self.stop = Event(self.task_names["stop"], client=self.client)
+        self.var = Variable(self.task_names["known"], client=self.client)
+        self.futures: list[Any] = []
+
+    def slot_count(self) -> int:
+        if self.workers:
+            return self.workers
+        info = self.client.scheduler_info()
+        return sum(int(w.get("nthreads", 1)) for w in info.get("workers", {}).values()) or 1
+
+    def publish(self, known: list[list[str]]) -> None:
+        self.var.set(json.dumps(known))
+
+    def start(self, specs: list[SlotSpec]) -> None:
+        self.futures = [self.client.submit(dask_slot_task, s.to_json(), self.task_names,
+                                           key=f"btfspec-fuzz-{self.result.campaign}-{s.index}", pure=False)
+                        for s in specs]
+
+    def drain(self) -> list[str]:
+        time.sleep(0.2)
+        try:
+            return list(self.q.get(batch=True))
+        except Exception:
+            return []
+
+    def finished(self) -> bool:
+        return all(f.done() for f in self.futures)
+
+    def request_stop(self) -> None:
+        self.stop.set()
+
+    def collect(self, patience: float) -> Outputs:
+        return collect(self.futures, patience)
+
+    def end(self) -> None:
+        self.client.cancel([f for f in self.futures if not f.done()])
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.q.close()
+        self.client.close()
+
+
+def runner_for(scheduler: str | None, workers: int | None) -> type[Runner]:
+    """The runner of a campaign: dask with a scheduler, in-process for ``workers=0``, else local processes."""
+    return DaskRunner if scheduler else (InlineRunner if workers == 0 else LocalRunner)

@@ -1,0 +1,317 @@
+"""One worker slot: chunks of hypothesis runs over the properties until its quota, budget or a stop.
+
+:func:`run_slot` makes the slot's own implementations, then loops over the properties, one
+hypothesis run per chunk (sized to take about :data:`~.config.CHUNK_SECONDS`), reporting progress
+and every distinct finding through its :class:`~.channels.Channel` as soon as it is found.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from btfspec.btfgen import coverage
+from btfspec.oracle.fuzz.campaign.channels import Channel, DaskChannel, ProcessChannel
+from btfspec.oracle.fuzz.campaign.config import (
+    CHUNK_SECONDS,
+    FIRST_CHUNK,
+    MAX_CHUNK,
+    MAX_PROPERTY_ERRORS,
+    PROGRESS_EVERY,
+    SHRINK_GRACE_MAX,
+    STOP_POLL,
+    SlotSpec,
+    database_key,
+    derive_seed,
+    entry_name,
+    open_database,
+    signature_key,
+)
+from btfspec.oracle.fuzz.campaign.findings import finding_to_dict
+from btfspec.oracle.fuzz.campaign.hypothesis_glue import campaign_test, keeping_database, quiet_random_module_warning
+from btfspec.oracle.fuzz.property import Context, Finding, Property, PropertyFailure, get_property
+from btfspec.oracle.impls.adapter import Implementation, close_impls, make_impl
+
+
+def _flatten(exc: BaseException) -> list[BaseException]:
+    if isinstance(exc, BaseExceptionGroup):
+        return [x for e in exc.exceptions for x in _flatten(e)]
+    return [exc]
+
+
+class _KnownSet(set):  # type: ignore[type-arg]
+    """Known signatures that remember whether a membership test hit (a check passed on a known finding)."""
+
+    hit = False
+
+    def __contains__(self, item: object) -> bool:
+        found = super().__contains__(item)
+        if found:
+            self.hit = True
+        return found
+
+
+_FAILURE_TYPES: dict[tuple[str, ...], type[PropertyFailure]] = {}
+
+
+def _failure_type(sig: tuple[str, ...]) -> type[PropertyFailure]:
+    """A PropertyFailure subclass for one signature (hypothesis tells bugs apart by exception type)."""
+    if sig not in _FAILURE_TYPES:
+        _FAILURE_TYPES[sig] = type(f"PropertyFailure_{signature_key(sig)}", (PropertyFailure,), {})
+    return _FAILURE_TYPES[sig]
+
+
+class _Stop(KeyboardInterrupt):
+    """Raised inside a check to end the current hypothesis run (hypothesis lets it through unshrunk)."""
+
+
+class _Timed:
+    """An implementation that counts its calls and their seconds per operation."""
+
+    def __init__(self, impl: Implementation, stats: dict[str, list[float]]) -> None:
+        self._impl = impl
+        self.name = impl.name
+        self.capabilities = impl.capabilities
+        self._stats = stats
+
+    def _timed(self, op: str, fn: Callable[..., Any], *args: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return fn(*args)
+        finally:
+            s = self._stats.setdefault(f"{self.name} {op}", [0, 0.0])
+            s[0] += 1
+            s[1] += time.perf_counter() - start
+
+    def distill(self, split: bytes, base: bytes) -> Any:
+        return self._timed("distill", self._impl.distill, split, base)
+
+    def relocate(self, split: bytes, distilled_base: bytes, base: bytes) -> Any:
+        return self._timed("relocate", self._impl.relocate, split, distilled_base, base)
+
+    def accept(self, blob: bytes, base: bytes | None = None) -> Any:
+        return self._timed("accept", self._impl.accept, blob, base)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._impl, name)
+
+
+Coverage = dict[str, dict[str, int]]
+
+
+def _cov_delta(now: Mapping[str, Mapping[str, int]], then: Mapping[str, Mapping[str, int]]) -> Coverage:
+    out: dict[str, dict[str, int]] = {}
+    for cat, values in now.items():
+        old = then.get(cat, {})
+        d = {v: n - old.get(v, 0) for v, n in values.items() if n - old.get(v, 0) > 0}
+        if d:
+            out[cat] = d
+    return out
+
+
+class _Slot:
+    """State of one running slot."""
+
+    def __init__(self, spec: SlotSpec, channel: Channel) -> None:
+        self.spec = spec
+        self.channel = channel
+        self.start = time.monotonic()
+        self.deadline: float | None = None
+        if spec.time_budget:
+            left = spec.time_budget
+            if spec.deadline_epoch is not None:
+                left = min(left, max(0.0, spec.deadline_epoch - time.time()))
+            self.deadline = self.start + left
+        self.grace = min(SHRINK_GRACE_MAX, 0.1 * spec.time_budget) if spec.time_budget else 0.0
+        self.examples: dict[str, int] = {}
+        self.busy: dict[str, float] = {}
+        self.impl_stats: dict[str, list[float]] = {}
+        self.errors: list[str] = []
+        self.reported: list[str] = []
+        self.cov0 = coverage.snapshot()
+        self.stopped = False
+        self.shrinking = False
+        self._last_progress = 0.0
+        self._last_cov = 0.0
+        self._last_poll = 0.0
+        self._stop_seen = False
+
+    # --- events ------------------------------------------------------------------------------------
+
+    def progress(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last_progress < PROGRESS_EVERY:
+            return
+        self._last_progress = now
+        event: dict[str, Any] = {"type": "progress", "slot": self.spec.index, "examples": self.examples,
+                                 "busy": self.busy, "elapsed": now - self.start}
+        if force or now - self._last_cov > 5 * PROGRESS_EVERY:
+            self._last_cov = now
+            event["coverage"] = _cov_delta(coverage.snapshot(), self.cov0)
+        self.channel.send(event)
+
+    def report(self, finding: Finding, ctx: Context, partial: bool = False) -> None:
+        if finding.signature in ctx.known:
+            return
+        ctx.known.add(finding.signature)
+        self.reported.append(entry_name(finding.signature))
+        self.channel.send({"type": "finding", "slot": self.spec.index, "partial": partial,
+                           "finding": finding_to_dict(finding)})
+
+    # --- stop --------------------------------------------------------------------------------------
+
+    def poll(self) -> None:
+        """Called before every check: progress, and :class:`_Stop` when the slot must end."""
+        self.progress()
+        now = time.monotonic()
+        if now - self._last_poll >= STOP_POLL:
+            self._last_poll = now
+            if not self._stop_seen and self.channel.stop_requested():
+                self._stop_seen = True
+        if self._stop_seen:
+            self.stopped = True
+            raise _Stop()
+        if self.deadline is not None and now > self.deadline:
+            if not self.shrinking or now > self.deadline + self.grace:
+                self.stopped = True
+                raise _Stop()
+
+    def over(self) -> bool:
+        if self._stop_seen or self.stopped:
+            return True
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            return True
+        if self.channel.stop_requested():
+            self._stop_seen = True
+            return True
+        return False
+
+    # --- one chunk ---------------------------------------------------------------------------------
+
+    def chunk(self, prop: Property, ctx: Context, n: int, seed: int, db: Any) -> None:
+        pending: dict[tuple[str, ...], Finding] = {}
+        self.shrinking = False
+        known = ctx.known
+        state = {"known_hit": False}
+
+        def body(case: Any) -> None:
+            self.examples[prop.name] = self.examples.get(prop.name, 0) + 1
+            self.poll()
+            state["known_hit"] = False
+            if isinstance(known, _KnownSet):
+                known.hit = False
+            try:
+                prop.check(case, ctx)
+            except PropertyFailure as exc:
+                pending[exc.finding.signature] = exc.finding
+                self.shrinking = True
+                # one exception type per signature: hypothesis shrinks each distinct finding on its own
+                raise _failure_type(exc.finding.signature)(exc.finding) from exc
+            state["known_hit"] = bool(getattr(known, "hit", False))
+
+        if db is not None:
+            db = keeping_database(db, lambda: state["known_hit"])
+        test = campaign_test(body, prop.strategy(ctx), max_examples=n, seed=seed, database=db,
+                             database_key=database_key(prop.name, ctx.profile, ctx.impls))
+        start = time.monotonic()
+        try:
+            test()
+        except _Stop:
+            for finding in pending.values():  # the smallest failing example seen so far
+                self.report(finding, ctx, partial=True)
+        except BaseException as exc:
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            parts = _flatten(exc)
+            failures = [e for e in parts if isinstance(e, PropertyFailure)]
+            for f in failures:
+                self.report(f.finding, ctx)
+            others = [e for e in parts if not isinstance(e, PropertyFailure)]
+            if others and not failures:
+                raise
+        finally:
+            self.busy[prop.name] = self.busy.get(prop.name, 0.0) + time.monotonic() - start
+
+
+def run_slot(spec: SlotSpec, channel: Channel) -> dict[str, Any]:
+    """Run one worker slot until its quota, the time budget or a stop request; its final statistics."""
+    quiet_random_module_warning()
+    slot = _Slot(spec, channel)
+    channel.send({"type": "start", "slot": spec.index, "pid": os.getpid(), "host": os.uname().nodename})
+    impls: list[Implementation] = []
+    try:
+        for name in spec.impls:
+            impls.append(make_impl(name, timeout=spec.timeout, distill_cmd=spec.distill_cmd,
+                                   relocate_cmd=spec.relocate_cmd))
+        timed = {i.name: _Timed(i, slot.impl_stats) for i in impls}
+        ctx = Context(impls=timed, profile=spec.profile,  # type: ignore[arg-type]
+                      known=_KnownSet(tuple(s) for s in spec.known))
+        props = [get_property(n) for n in spec.properties]
+        db = open_database(spec.db)
+        state = {p.name: {"chunk": FIRST_CHUNK, "left": spec.quota, "runs": 0, "errors": 0} for p in props}
+        active = [p for p in props]
+        while active and not slot.over():
+            for prop in list(active):
+                if slot.over():
+                    break
+                st = state[prop.name]
+                ctx.known.update(tuple(s) for s in channel.known())
+                n = int(st["chunk"])
+                if st["left"] is not None:
+                    n = min(n, int(st["left"]))
+                if slot.deadline is not None:
+                    rate = slot.examples.get(prop.name, 0) / max(slot.busy.get(prop.name, 0.0), 1e-3)
+                    if st["runs"]:
+                        n = max(1, min(n, int(rate * max(slot.deadline - time.monotonic(), 0.0)) + 1))
+                before = slot.examples.get(prop.name, 0)
+                t0 = time.monotonic()
+                try:
+                    slot.chunk(prop, ctx, n, derive_seed(spec.seed, spec.index, prop.name, st["runs"]), db)
+                except _Stop:
+                    break
+                except Exception as exc:  # a bug in a property or an unusable implementation, not a finding
+                    slot.errors.append(f"{prop.name}: {''.join(traceback.format_exception_only(exc)).strip()}")
+                    st["errors"] += 1
+                    if st["errors"] >= MAX_PROPERTY_ERRORS:
+                        slot.errors.append(f"{prop.name}: stopped after {st['errors']} errors")
+                        active.remove(prop)
+                    continue
+                st["runs"] += 1
+                done = slot.examples.get(prop.name, 0) - before
+                spent = max(time.monotonic() - t0, 1e-3)
+                st["chunk"] = max(5, min(MAX_CHUNK, int(done / spent * CHUNK_SECONDS) or 5))
+                if st["left"] is not None:
+                    st["left"] = max(0, int(st["left"]) - n)
+                    if st["left"] == 0:
+                        active.remove(prop)
+    except _Stop:
+        pass
+    except Exception as exc:
+        slot.errors.append(f"slot {spec.index}: {''.join(traceback.format_exception_only(exc)).strip()}")
+    finally:
+        close_impls(impls)
+    slot.progress(force=True)
+    result = {"slot": spec.index, "seed": spec.seed, "examples": slot.examples, "busy": slot.busy,
+              "impl_stats": slot.impl_stats, "coverage": _cov_delta(coverage.snapshot(), slot.cov0),
+              "errors": slot.errors, "reported": slot.reported, "elapsed": time.monotonic() - slot.start,
+              "stopped": slot.stopped, "pid": os.getpid(), "host": os.uname().nodename}
+    channel.send({"type": "done", "slot": spec.index})
+    return result
+
+
+# --------------------------------------------------------------------------------------------------
+# results
+
+
+def local_slot_task(spec_json: str) -> str:
+    """Task of a local worker process."""
+    return json.dumps(run_slot(SlotSpec.from_json(spec_json), ProcessChannel()))
+
+
+def dask_slot_task(spec_json: str, names: dict[str, str]) -> str:
+    """Task of a dask worker."""
+    return json.dumps(run_slot(SlotSpec.from_json(spec_json), DaskChannel(names)))
