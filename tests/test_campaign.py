@@ -122,16 +122,6 @@ def test_exit_codes(tmp_path: Path) -> None:
     assert data["exit_code"] == 1 and data["new_findings"] >= 1
 
 
-def test_missing_property_module_is_skipped_with_a_note(tmp_path: Path, monkeypatch) -> None:
-    from btfspec.oracle.fuzz import property as prop_mod
-
-    monkeypatch.setitem(prop_mod.REGISTRY, "P1", "oracle.not_written_yet")
-    result = run_campaign(["P1", "P5"], ["python"], workers=0, max_examples=3, db=None, corpus_dir=tmp_path,
-                          progress=False)
-    assert result.properties == ["P5"] and result.skipped["P1"] == "module oracle.not_written_yet not found"
-    assert "skipped P1       module oracle.not_written_yet not found" in render_text(result)
-
-
 def test_hypothesis_still_honours_the_private_hooks(tmp_path: Path) -> None:
     """The campaign sets a run's seed and database key through hypothesis internals (hypothesis_glue):
     the same seed draws the same examples, another seed others, and failures are saved under the key."""
@@ -253,18 +243,13 @@ def test_ctrl_c_keeps_findings_and_exits_cleanly(tmp_path: Path) -> None:
 
 
 def _fake_property_module(monkeypatch, check) -> None:
-    """Register an in-process property module as P1 (only for workers=0: spawned workers cannot see it)."""
-    import types
-
+    """Register an in-process property as P1 (only for workers=0: spawned workers cannot see it)."""
     from hypothesis import strategies as st
 
-    from btfspec.oracle.fuzz import property as prop_mod
+    from btfspec.oracle.fuzz.property import Property
+    from btfspec.oracle.fuzz.registry import REGISTRY
 
-    module = types.ModuleType("btfspec_test_fake_props")
-    module.PROPERTIES = {"P1": prop_mod.Property("P1", "fake", lambda ctx: st.integers(0, 1000), check,
-                                                 frozenset())}
-    monkeypatch.setitem(sys.modules, module.__name__, module)
-    monkeypatch.setitem(prop_mod.REGISTRY, "P1", module.__name__)
+    monkeypatch.setitem(REGISTRY, "P1", Property("P1", "fake", lambda ctx: st.integers(0, 1000), check, frozenset()))
 
 
 def test_distinct_findings_are_each_shrunk_and_written(tmp_path: Path, monkeypatch) -> None:

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from btfspec.btfgen.mutate import FIELD_MUTATIONS, mutated_blobs, valid_btfs
-from btfspec.oracle.fuzz.differential import split_seeds
+from btfspec.oracle.fuzz.robustness import split_seeds
 from btfspec.spec.errors import BtfError
 from btfspec.spec.model import Btf
 from btfspec.spec.validate import validate

@@ -12,17 +12,13 @@ from hypothesis import HealthCheck, Phase, find, given, settings
 
 from btfspec.btfgen.generate import Knobs
 from btfspec.btfgen.universe import Composite, Fwd, Int, Member, Ptr, Qual, Universe
+from btfspec.oracle.fuzz import relocation, roundtrip
 from btfspec.oracle.fuzz.campaign import finding_manifest
 from btfspec.oracle.fuzz.corpus import PASS, run_entry, write_entry
-from btfspec.oracle.fuzz.property import Context, PropertyFailure, get_property
-from btfspec.oracle.fuzz.relocation import (
-    PROPERTIES,
-    RelocationCase,
-    check_p1,
-    expected,
-    relocation_cases,
-    relocation_loops,
-)
+from btfspec.oracle.fuzz.helpers import expected
+from btfspec.oracle.fuzz.property import RELOCATION, ROUNDTRIP, Context, PropertyFailure
+from btfspec.oracle.fuzz.registry import REGISTRY, get_property
+from btfspec.oracle.fuzz.relocation import RelocationCase, check_p1, relocation_cases, relocation_loops
 from btfspec.oracle.impls.adapter import PythonImpl
 from btfspec.oracle.impls.outcome import Outcome
 from btfspec.spec.kinds import Kind
@@ -60,9 +56,9 @@ def _run(prop_name: str, ctx: Context, n: int) -> tuple[int, list, Counter]:
 
 
 def test_registry_names_p1_and_p2() -> None:
-    assert sorted(PROPERTIES) == ["P1", "P2"]
-    for name in PROPERTIES:
-        assert get_property(name) is PROPERTIES[name]
+    assert [RELOCATION, ROUNDTRIP] == ["P1", "P2"]
+    assert get_property(RELOCATION) is relocation.PROPERTY is REGISTRY["P1"] is get_property("relocation")
+    assert get_property(ROUNDTRIP) is roundtrip.PROPERTY is REGISTRY["P2"] is get_property("roundtrip")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -191,14 +187,14 @@ class _IgnoresTarget:
         self.ref = PythonImpl(strict=True)
         self.base1 = b""
 
-    def distill(self, split: bytes, base: bytes) -> Outcome:
+    def distill(self, split: bytes, base: bytes, *, timeout: float | None = None) -> Outcome:
         self.base1 = base
         return self.ref.distill(split, base)
 
-    def relocate(self, split: bytes, distilled_base: bytes, base: bytes) -> Outcome:
+    def relocate(self, split: bytes, distilled_base: bytes, base: bytes, *, timeout: float | None = None) -> Outcome:
         return self.ref.relocate(split, distilled_base, self.base1)
 
-    def accept(self, blob: bytes, base: bytes | None = None) -> Outcome:
+    def accept(self, blob: bytes, base: bytes | None = None, *, timeout: float | None = None) -> Outcome:
         raise NotImplementedError
 
 

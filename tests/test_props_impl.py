@@ -9,10 +9,12 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from btfspec.oracle.fuzz import differential as props_impl
+from btfspec.oracle.fuzz import acceptance, differential, robustness
 from btfspec.oracle.fuzz.corpus import FAIL, PASS, load_entry, run_entry, write_entry
-from btfspec.oracle.fuzz.differential import PROPERTIES, difference_class, judge, quirk_ids
-from btfspec.oracle.fuzz.property import Context, PropertyFailure, get_property
+from btfspec.oracle.fuzz.differential import judge
+from btfspec.oracle.fuzz.helpers import outcome_class, quirk_ids
+from btfspec.oracle.fuzz.property import ACCEPTANCE, DIFFERENTIAL, ROBUSTNESS, Context, PropertyFailure
+from btfspec.oracle.fuzz.registry import REGISTRY, get_property
 from btfspec.oracle.impls.outcome import Outcome
 from btfspec.spec.builder import Builder
 from btfspec.spec.kinds import INT_SIGNED
@@ -40,9 +42,13 @@ def _empty_base_signatures(impls) -> set[tuple[str, ...]]:
 
 
 def test_registry_names_the_three_properties() -> None:
-    assert sorted(PROPERTIES) == ["P3", "P4", "P5"]
-    for name in PROPERTIES:
-        assert get_property(name) is PROPERTIES[name]
+    modules = {DIFFERENTIAL: differential, ACCEPTANCE: acceptance, ROBUSTNESS: robustness}
+    assert [DIFFERENTIAL, ACCEPTANCE, ROBUSTNESS] == ["P3", "P4", "P5"]
+    for name, module in modules.items():
+        assert get_property(name) is module.PROPERTY is REGISTRY[name]
+    assert get_property("differential") is differential.PROPERTY and get_property("robustness").name == "P5"
+    with pytest.raises(KeyError):
+        get_property("P9")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -52,7 +58,7 @@ def test_registry_names_the_three_properties() -> None:
 def test_p3_python_and_strict_agree_with_libbpf(impls) -> None:
     need_impls(impls, "libbpf", "python", "python-strict")
     ctx = Context({n: impls[n] for n in ("python", "python-strict", "libbpf")})
-    prop = PROPERTIES["P3"]
+    prop = REGISTRY[DIFFERENTIAL]
     seen = []
 
     @FIXED
@@ -68,7 +74,7 @@ def test_p3_python_and_strict_agree_with_libbpf(impls) -> None:
 def test_p4_outputs_are_accepted(impls) -> None:
     need_impls(impls, "libbpf", "python")
     ctx = Context(dict(impls), known=_empty_base_signatures(impls))
-    prop = PROPERTIES["P4"]
+    prop = REGISTRY[ACCEPTANCE]
 
     @settings(FIXED, max_examples=40)
     @given(prop.strategy(ctx))
@@ -80,7 +86,7 @@ def test_p4_outputs_are_accepted(impls) -> None:
 
 def test_p5_mutated_blobs_never_crash_and_verdicts_agree(impls) -> None:
     ctx = Context(dict(impls))
-    prop = PROPERTIES["P5"]
+    prop = REGISTRY[ROBUSTNESS]
 
     @settings(FIXED, max_examples=150)
     @given(prop.strategy(ctx))
@@ -127,11 +133,11 @@ def test_difference_class_is_stable_across_examples() -> None:
         return b.to_bytes()
 
     lib = Outcome("ok", outputs={"split": blob("a", 4)})
-    one = difference_class("distill", lib, Outcome("ok", outputs={"split": blob("a", 8)}))
-    two = difference_class("distill", Outcome("ok", outputs={"split": blob("zz", 16)}),
+    one = outcome_class("distill", lib, Outcome("ok", outputs={"split": blob("a", 8)}))
+    two = outcome_class("distill", Outcome("ok", outputs={"split": blob("zz", 16)}),
                            Outcome("ok", outputs={"split": blob("zz", 32)}))
     assert one == two == "distill: output split differs (STRUCT record size_type)"
-    assert difference_class("relocate", EINVAL, OK_B) == "relocate: ok where libbpf gives error -EINVAL (22)"
+    assert outcome_class("relocate", EINVAL, OK_B) == "relocate: ok where libbpf gives error -EINVAL (22)"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -158,7 +164,7 @@ def test_p4_reports_the_empty_distilled_base_the_kernel_rejects(impls, tmp_path:
     ctx = Context({"libbpf": impls["libbpf"], "kernel": impls["kernel"]})
     base, split = _no_base_refs()
     with pytest.raises(PropertyFailure) as info:
-        props_impl.check_p4(_Case(base, split), ctx)
+        acceptance.check_p4(_Case(base, split), ctx)
     f = info.value.finding
     assert f.signature == ("P4", "libbpf", "distilled base rejected by kernel: error -EINVAL (22)",
                            "kernel rule type.none")
@@ -169,26 +175,26 @@ def test_p4_reports_the_empty_distilled_base_the_kernel_rejects(impls, tmp_path:
     assert [r.status for r in run_entry(entry, [impls["libbpf"], impls["kernel"]])] == [PASS, PASS]
     # a known signature counts as passing
     ctx.known.add(f.signature)
-    props_impl.check_p4(_Case(base, split), ctx)
+    acceptance.check_p4(_Case(base, split), ctx)
 
 
 def test_p5_reports_a_parser_that_raises(impls, monkeypatch, tmp_path: Path) -> None:
     ctx = Context({n: impls[n] for n in ("python", "libbpf") if n in impls})
-    real = props_impl.Btf.from_bytes
+    real = robustness.Btf.from_bytes
 
     def broken(blob: bytes, base=None):
         if len(blob) % 2:
             raise IndexError("boom")
         return real(blob, base=base)
 
-    monkeypatch.setattr(props_impl.Btf, "from_bytes", broken)
+    monkeypatch.setattr(robustness.Btf, "from_bytes", broken)
     blob = Builder().to_bytes() + b"\0\0"  # odd length: the broken parser raises
     with pytest.raises(PropertyFailure) as info:
-        props_impl.check_p5(("standalone", "seed; layout: trailing byte", blob), ctx)
+        robustness.check_p5(("standalone", "seed; layout: trailing byte", blob), ctx)
     f = info.value.finding
     assert (f.property, f.impl, f.outcome) == ("P5", "model", "Btf.from_bytes raises IndexError")
     assert f.first_difference.startswith("IndexError at test_props_impl.py:broken")
-    monkeypatch.setattr(props_impl.Btf, "from_bytes", real)
+    monkeypatch.setattr(robustness.Btf, "from_bytes", real)
     manifest = {"format": 1, "name": "p5", "category": "finding", "operation": "accept", "summary": "x",
                 "steps": list(f.steps), "provenance": {"source": "fuzz"}}
     write_entry(tmp_path / "p5", manifest, dict(f.files))
@@ -201,14 +207,14 @@ def test_p5_reports_a_validator_disagreeing_with_libbpf(impls, monkeypatch) -> N
     monkeypatch.setattr(btfspec.spec.validate, "validate", lambda blob, base=None, rules="libbpf", **kw: [])
     ctx = Context({"libbpf": impls["libbpf"]})
     with pytest.raises(PropertyFailure) as info:
-        props_impl.check_p5(("standalone", "seed; header: magic", b"\x00" * 24), ctx)
+        robustness.check_p5(("standalone", "seed; header: magic", b"\x00" * 24), ctx)
     f = info.value.finding
     assert (f.impl, f.outcome, f.first_difference) == (
         "validator", "libbpf rules accept what libbpf rejects", "libbpf -EINVAL (22)")
     # only a disagreement the validator's author documents is excused
     monkeypatch.setattr(btfspec.spec.validate, "KNOWN_LIBBPF_DISAGREEMENTS",
                         {"zero-magic": (lambda blob: blob[:2] == b"\0\0", "test entry")}, raising=False)
-    props_impl.check_p5(("standalone", "seed; header: magic", b"\x00" * 24), ctx)
+    robustness.check_p5(("standalone", "seed; header: magic", b"\x00" * 24), ctx)
 
 
 def test_p3_finding_replays_as_failing_for_the_implementation(impls, tmp_path: Path) -> None:
@@ -220,14 +226,14 @@ def test_p3_finding_replays_as_failing_for_the_implementation(impls, tmp_path: P
         name = "python-strict"
         capabilities = frozenset({"distill", "relocate"})
 
-        def distill(self, split: bytes, base: bytes) -> Outcome:
+        def distill(self, split: bytes, base: bytes, *, timeout: float | None = None) -> Outcome:
             out = impls["python-strict"].distill(split, base)
             if not out.ok:
                 return out
             s = out.outputs["split"]
             return Outcome("ok", outputs={"base": out.outputs["base"], "split": s[:-1] + b"x"}, impl=self.name)
 
-        def relocate(self, split: bytes, dbase: bytes, base: bytes) -> Outcome:
+        def relocate(self, split: bytes, dbase: bytes, base: bytes, *, timeout: float | None = None) -> Outcome:
             return impls["python-strict"].relocate(split, dbase, base)
 
     b = Builder()
@@ -237,7 +243,7 @@ def test_p3_finding_replays_as_failing_for_the_implementation(impls, tmp_path: P
     s.ptr(i)
     ctx = Context({"libbpf": impls["libbpf"], "python-strict": Wrong()})  # type: ignore[dict-item]
     with pytest.raises(PropertyFailure) as info:
-        props_impl.check_p3(_Case(base, s.to_bytes()), ctx)
+        differential.check_p3(_Case(base, s.to_bytes()), ctx)
     f = info.value.finding
     assert f.signature[:3] == ("P3", "python-strict", "distill differs from libbpf without naming a quirk")
     manifest = {"format": 1, "name": "p3", "category": "finding", "operation": "distill", "summary": "x",

@@ -5,34 +5,38 @@ implementations; a violation raises :class:`PropertyFailure` carrying a :class:`
 person needs to reproduce and understand it (the inputs as files, the outcomes, the first
 difference, a quirk id where one is known). The campaign runner shrinks failures with hypothesis,
 deduplicates findings by :attr:`Finding.signature` and writes each as a corpus entry.
+
+Properties are named ``P1`` .. ``P5`` (the names findings, corpus entries and reports use); the
+constants below say what each tests, and :data:`ALIASES` lets a person call them by meaning
+(``--property relocation``).  The properties themselves are in :mod:`btfspec.oracle.fuzz.registry`.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from hypothesis.strategies import SearchStrategy
 
-from btfspec.oracle.impls.adapter import Implementation
+from btfspec.oracle.impls.adapter import Implementation, make_impl
+from btfspec.oracle.impls.outcome import DEFAULT_TIMEOUT
 
-# Property name -> module defining it (in its ``PROPERTIES`` mapping); imported on first use.
-REGISTRY: dict[str, str] = {
-    "P1": "btfspec.oracle.fuzz.relocation",
-    "P2": "btfspec.oracle.fuzz.relocation",
-    "P3": "btfspec.oracle.fuzz.differential",
-    "P4": "btfspec.oracle.fuzz.differential",
-    "P5": "btfspec.oracle.fuzz.differential",
-}
+RELOCATION = "P1"  # the relocated split matches the direct encoding against a perturbed base
+ROUNDTRIP = "P2"  # relocation onto the base the split was distilled from gives it back
+DIFFERENTIAL = "P3"  # every implementation agrees with libbpf
+ACCEPTANCE = "P4"  # successful outputs are accepted by libbpf's parser and the kernel
+ROBUSTNESS = "P5"  # mutated blobs never crash or hang; validator, libbpf and kernel agree
+ALIASES: dict[str, str] = {"relocation": RELOCATION, "roundtrip": ROUNDTRIP, "differential": DIFFERENTIAL,
+                           "acceptance": ACCEPTANCE, "robustness": ROBUSTNESS}
+REFERENCES: tuple[str, ...] = ("python", "python-strict")  # the in-tree implementations a check may always use
 
 
 @dataclass(frozen=True)
 class Finding:
     """One violation of a property, with everything needed to reproduce it."""
 
-    property: str  # "P1" .. "P5"
+    property: str  # RELOCATION .. ROBUSTNESS ("P1" .. "P5")
     impl: str  # the implementation at fault ("libbpf", "python", "cmd", ...)
     outcome: str  # short label of what happened ("error -EINVAL (22)", "timeout", "bytes differ", ...)
     first_difference: str  # one line a person can follow
@@ -62,9 +66,25 @@ class Context:
     impls: Mapping[str, Implementation]
     profile: str = "kernel-valid"
     known: set[tuple[str, str, str, str]] = field(default_factory=set)  # signatures already reported
+    timeout: float = DEFAULT_TIMEOUT  # seconds one implementation call may take
+    _references: dict[str, Implementation] = field(default_factory=dict, repr=False, compare=False)
 
     def get(self, name: str) -> Implementation | None:
+        """A selected implementation, or None."""
         return self.impls.get(name)
+
+    def reference(self, name: str) -> Implementation:
+        """``python`` or ``python-strict`` (:data:`REFERENCES`): the selected one, else one made once for
+        this context through the implementation registry (a check may consult the reference even when
+        the campaign does not test it)."""
+        if name not in REFERENCES:
+            raise KeyError(f"{name} is not a reference implementation ({', '.join(REFERENCES)})")
+        got = self.impls.get(name)
+        if got is not None:
+            return got
+        if name not in self._references:
+            self._references[name] = make_impl(name, timeout=self.timeout)
+        return self._references[name]
 
 
 @dataclass(frozen=True)
@@ -76,19 +96,15 @@ class Property:
     strategy: Callable[[Context], SearchStrategy[Any]]
     check: Callable[[Any, Context], None]
     needs: frozenset[str] = frozenset()  # capabilities an implementation must have to take part
+    unusable: Callable[[Context], str | None] | None = None  # why the selected implementations cannot run it
 
     def applies(self, ctx: Context) -> bool:
         """Whether any selected implementation can take part."""
         return any(self.needs <= impl.capabilities for impl in ctx.impls.values())
 
-
-def get_property(name: str) -> Property:
-    """The property called ``name`` (``P1`` .. ``P5``); ``KeyError`` for unknown names."""
-    module = importlib.import_module(REGISTRY[name])
-    props: Mapping[str, Property] = module.PROPERTIES
-    return props[name]
-
-
-def all_names() -> list[str]:
-    """Every property name, in order."""
-    return sorted(REGISTRY)
+    def unusable_reason(self, ctx: Context) -> str | None:
+        """Why this property cannot run with ``ctx``'s implementations (None when it can)."""
+        why = self.unusable(ctx) if self.unusable is not None else None
+        if why is None and not self.applies(ctx):
+            why = f"no selected implementation has {', '.join(sorted(self.needs))}"
+        return why

@@ -81,6 +81,8 @@ _ENTRIES = (
 )
 
 QUIRKS: dict[str, Quirk] = {q.id: q for q in _ENTRIES}
+# The ids as names, for code that refers to one quirk (Q5 = "Q5", ...).
+Q1, Q2, Q3, Q4, Q5, Q6, Q7, Q8, Q9, Q10, Q11, Q12, Q13, Q14, Q15, Q16, Q17, Q18 = QUIRKS
 
 # Marking depth (levels of libbpf's recursion) from which Q17 is recorded.
 Q17_DEPTH = 10_000

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import random
-import sys
 import time
 import uuid
 from collections.abc import Iterable, Mapping
@@ -23,7 +22,8 @@ from btfspec.oracle.fuzz.campaign.config import (
 from btfspec.oracle.fuzz.campaign.findings import known_findings
 from btfspec.oracle.fuzz.campaign.results import CampaignResult
 from btfspec.oracle.fuzz.campaign.runners import runner_for
-from btfspec.oracle.fuzz.property import REGISTRY, Context, Property, all_names, get_property
+from btfspec.oracle.fuzz.property import ALIASES, Context, Property
+from btfspec.oracle.fuzz.registry import all_names, get_property
 from btfspec.oracle.impls.adapter import (
     KNOWN,
     Implementation,
@@ -35,23 +35,22 @@ from btfspec.oracle.impls.adapter import (
 )
 
 
-def _resolve_properties(names: Iterable[str] | None) -> tuple[list[Property], dict[str, str]]:
+def _resolve_properties(names: Iterable[str] | None) -> list[Property]:
+    """The properties named (``P1`` .. ``P5`` or aliases, default all), each once, in the order given."""
     wanted = list(names) if names else all_names()
-    unknown = [n for n in wanted if n not in REGISTRY]
+    props: dict[str, Property] = {}
+    unknown: list[str] = []
+    for n in wanted:
+        try:
+            prop = get_property(n)
+        except KeyError:
+            unknown.append(n)
+            continue
+        props.setdefault(prop.name, prop)
     if unknown:
         raise CampaignError(f"unknown propert{'ies' if len(unknown) > 1 else 'y'} {', '.join(unknown)} "
-                            f"(known: {', '.join(all_names())})")
-    props: list[Property] = []
-    skipped: dict[str, str] = {}
-    for n in dict.fromkeys(wanted):
-        try:
-            props.append(get_property(n))
-        except ModuleNotFoundError as exc:
-            skipped[n] = f"module {exc.name} not found" + (
-                "" if exc.name == REGISTRY[n] else f" (needed by {REGISTRY[n]})")
-        except (KeyError, AttributeError):
-            skipped[n] = f"module {REGISTRY[n]} does not define {n}"
-    return props, skipped
+                            f"(known: {', '.join(all_names())}, or {', '.join(ALIASES)})")
+    return list(props.values())
 
 
 def _resolve_impls(names: Iterable[str] | None, opts: Mapping[str, Any]) -> tuple[list[Implementation], dict[str, str]]:
@@ -88,7 +87,7 @@ def run_campaign(properties: Iterable[str] | None = None, impl_names: Iterable[s
                  progress: bool = True, stream: TextIO | None = None) -> CampaignResult:
     """Run a fuzz campaign and return its result (see the module docstring).
 
-    ``properties``: names (default all; a property whose module is missing is skipped with a note).
+    ``properties``: names, ``P1`` .. ``P5`` or aliases such as ``relocation`` (default all).
     ``impl_names``: implementations (default every usable one; ``cmd`` needs a template).
     ``workers``: slots (default one per core, or every thread of the dask cluster; ``0`` runs one slot
     in this process).  ``time_budget`` (seconds, the whole campaign's wall time; default 120 s unless
@@ -107,17 +106,14 @@ def run_campaign(properties: Iterable[str] | None = None, impl_names: Iterable[s
     if max_examples is not None and max_examples < 1:
         raise CampaignError("--max-examples must be at least 1")
     opts = {"timeout": timeout, "distill_cmd": distill_cmd, "relocate_cmd": relocate_cmd}
-    props, skipped = _resolve_properties(properties)
+    props = _resolve_properties(properties)
+    skipped: dict[str, str] = {}
     impls, unavailable = _resolve_impls(impl_names, opts)
     try:
-        ctx = Context(impls={i.name: i for i in impls}, profile=profile)
+        ctx = Context(impls={i.name: i for i in impls}, profile=profile, timeout=timeout)
         runnable: list[str] = []
         for prop in props:
-            module = sys.modules.get(REGISTRY[prop.name])
-            why_fn = getattr(module, "unusable_reason", None)
-            why = why_fn(prop.name, ctx) if callable(why_fn) else None
-            if why is None and not prop.applies(ctx):
-                why = f"no selected implementation has {', '.join(sorted(prop.needs))}"
+            why = prop.unusable_reason(ctx)
             if why:
                 skipped[prop.name] = why
             else:

@@ -33,7 +33,8 @@ from btfspec.oracle.fuzz.campaign.config import (
 )
 from btfspec.oracle.fuzz.campaign.findings import finding_to_dict
 from btfspec.oracle.fuzz.campaign.hypothesis_glue import campaign_test, keeping_database, quiet_random_module_warning
-from btfspec.oracle.fuzz.property import Context, Finding, Property, PropertyFailure, get_property
+from btfspec.oracle.fuzz.property import Context, Finding, Property, PropertyFailure
+from btfspec.oracle.fuzz.registry import get_property
 from btfspec.oracle.impls.adapter import Implementation, close_impls, make_impl
 
 
@@ -78,23 +79,23 @@ class _Timed:
         self.capabilities = impl.capabilities
         self._stats = stats
 
-    def _timed(self, op: str, fn: Callable[..., Any], *args: Any) -> Any:
+    def _timed(self, op: str, fn: Callable[..., Any], *args: Any, **kw: Any) -> Any:
         start = time.perf_counter()
         try:
-            return fn(*args)
+            return fn(*args, **kw)
         finally:
             s = self._stats.setdefault(f"{self.name} {op}", [0, 0.0])
             s[0] += 1
             s[1] += time.perf_counter() - start
 
-    def distill(self, split: bytes, base: bytes) -> Any:
-        return self._timed("distill", self._impl.distill, split, base)
+    def distill(self, split: bytes, base: bytes, *, timeout: float | None = None) -> Any:
+        return self._timed("distill", self._impl.distill, split, base, timeout=timeout)
 
-    def relocate(self, split: bytes, distilled_base: bytes, base: bytes) -> Any:
-        return self._timed("relocate", self._impl.relocate, split, distilled_base, base)
+    def relocate(self, split: bytes, distilled_base: bytes, base: bytes, *, timeout: float | None = None) -> Any:
+        return self._timed("relocate", self._impl.relocate, split, distilled_base, base, timeout=timeout)
 
-    def accept(self, blob: bytes, base: bytes | None = None) -> Any:
-        return self._timed("accept", self._impl.accept, blob, base)
+    def accept(self, blob: bytes, base: bytes | None = None, *, timeout: float | None = None) -> Any:
+        return self._timed("accept", self._impl.accept, blob, base, timeout=timeout)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._impl, name)
@@ -249,7 +250,7 @@ def run_slot(spec: SlotSpec, channel: Channel) -> dict[str, Any]:
                                    relocate_cmd=spec.relocate_cmd))
         timed = {i.name: _Timed(i, slot.impl_stats) for i in impls}
         ctx = Context(impls=timed, profile=spec.profile,  # type: ignore[arg-type]
-                      known=_KnownSet(tuple(s) for s in spec.known))
+                      known=_KnownSet(tuple(s) for s in spec.known), timeout=spec.timeout)
         props = [get_property(n) for n in spec.properties]
         db = open_database(spec.db)
         state = {p.name: {"chunk": FIRST_CHUNK, "left": spec.quota, "runs": 0, "errors": 0} for p in props}

@@ -1,0 +1,153 @@
+"""Property P4 (:data:`~btfspec.oracle.fuzz.property.ACCEPTANCE`): what an implementation returns as success
+is accepted.
+
+Whatever an implementation returns as success is accepted by libbpf's parser (base; split on base)
+and, for kernel-valid cases (whose base and split the kernel accepts, whatever the generator profile),
+by the kernel (a split merged with its base, :func:`btfspec.oracle.impls.adapter.merge_split`).  An
+empty distilled base (quirk Q6) that the kernel rejects ("No type found") is a finding like any other.
+Without libbpf the validator's libbpf rules (``python``'s ``accept``) judge the parse.
+
+A finding's first difference is the validator rule the rejected blob breaks (a stable class); its
+``steps`` replay the distill (and relocate) and an ``accept`` step per produced blob.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from btfspec.btfgen import coverage
+from btfspec.oracle.fuzz.helpers import (
+    Calls,
+    accept_expect,
+    case_description,
+    corpus_step,
+    op_expect,
+    pairs,
+    raise_new,
+    short,
+    store,
+)
+from btfspec.oracle.fuzz.property import ACCEPTANCE, Context, Finding, Property
+from btfspec.oracle.impls.adapter import ACCEPT, DISTILL, RELOCATE
+from btfspec.oracle.impls.outcome import Outcome
+from btfspec.spec.errors import BtfError
+from btfspec.spec.model import Btf
+
+
+def _rule(blob: bytes, base: bytes | None, rules: str) -> str:
+    """The validator's first rule id for a rejected blob (the stable class of a rejection)."""
+    from btfspec.spec.validate import validate
+
+    found = validate(blob, base, rules=rules)  # type: ignore[arg-type]
+    return found[0].rule if found else "no validator rule"
+
+
+class _Acceptance:
+    """The P4 acceptors of one case: libbpf's parser (or the validator) and, if it applies, the kernel."""
+
+    def __init__(self, case: Any, calls: Calls) -> None:
+        self.calls = calls
+        ctx = calls.ctx
+        self.parser = "libbpf" if ctx.get("libbpf") is not None else (
+            "python" if ctx.get("python") is not None and ACCEPT in ctx.impls["python"].capabilities else None)
+        self.kernel: str | None = None
+        if ctx.get("kernel") is not None:  # a kernel-valid case: the kernel accepts its base and split
+            base_ok = calls.run("kernel", ACCEPT, case.base, None).ok
+            if base_ok and calls.run("kernel", ACCEPT, case.split, case.base).ok:
+                self.kernel = "kernel"
+            else:
+                coverage.record("note", f"P4: kernel rejects a {getattr(case, 'profile', ctx.profile)} input")
+
+    def verdicts(self, blob: bytes, base: bytes | None) -> list[tuple[str, Outcome]]:
+        return [(a, self.calls.run(a, ACCEPT, blob, base)) for a in (self.parser, self.kernel) if a]
+
+
+def check_p4(case: Any, ctx: Context) -> None:
+    """P4 on one base/split pair (see the module docstring)."""
+    calls = Calls(ctx)
+    acc = _Acceptance(case, calls)
+    if acc.parser is None and acc.kernel is None:
+        return
+    base, split = case.base, case.split
+    for name, impl in ctx.impls.items():
+        if name == "kernel" or DISTILL not in impl.capabilities:
+            continue
+        d = calls.run(name, DISTILL, split, base)
+        if not d.ok:
+            continue
+        dbase, dsplit = d.outputs.get("base", b""), d.outputs.get("split", b"")
+        produced = [("distilled base", DISTILL, dbase, None), ("distilled split", DISTILL, dsplit, dbase)]
+        r: Outcome | None = None
+        if RELOCATE in impl.capabilities:
+            r = (calls.libbpf_relocate(dsplit, dbase, base) if name == "libbpf"
+                 else calls.run(name, RELOCATE, dsplit, dbase, base))
+            if r.ok:
+                produced.append(("relocated split", RELOCATE, r.outputs.get("split", b""), base))
+        for what, op, blob, on in produced:
+            for who, verdict in acc.verdicts(blob, on):
+                if verdict.ok:
+                    continue
+                raise_new(ctx, _p4_finding(case, calls, acc, name, d, r, what, op, blob, on, who, verdict))
+
+
+def _p4_finding(case: Any, calls: Calls, acc: _Acceptance, name: str, d: Outcome, r: Outcome | None, what: str,
+                op: str, blob: bytes, on: bytes | None, who: str, verdict: Outcome) -> Finding:
+    files: dict[str, bytes] = {"base.btf": case.base, "split.btf": case.split}
+    steps: list[dict[str, Any]] = []
+    exp = op_expect(calls, DISTILL, (case.split, case.base), files, "distill", name, d)
+    dbase = store(files, f"{name}.distill.base.btf", d.outputs["base"])
+    dsplit = store(files, f"{name}.distill.split.btf", d.outputs["split"])
+    steps.append(corpus_step("distill", DISTILL, {"split": "split.btf", "base": "base.btf"}, exp,
+                             f"{name}: {d.describe()}" if name != "libbpf" else ""))
+    accepts = [("accept-distill-base", dbase, None, d.outputs["base"], None),
+               ("accept-distill-split", dsplit, dbase, d.outputs["split"], d.outputs["base"])]
+    if op == RELOCATE and r is not None:
+        args = (d.outputs["split"], d.outputs["base"], case.base)
+        exp = op_expect(calls, RELOCATE, args, files, "relocate", name, r)
+        steps.append(corpus_step("relocate", RELOCATE, {"split": dsplit, "distilled_base": dbase, "target": "base.btf"},
+                                 exp, f"{name}: {r.describe()}" if name != "libbpf" else ""))
+        rsplit = store(files, f"{name}.relocate.split.btf", r.outputs["split"])
+        accepts.append(("accept-relocate", rsplit, "base.btf", r.outputs["split"], case.base))
+    for step_name, fname, base_name, data, base_data in accepts:
+        inputs = {"btf": fname, **({"base": base_name} if base_name else {})}
+        steps.append(corpus_step(step_name, ACCEPT, inputs, accept_expect(calls, data, base_data, files)))
+        if data == blob:
+            break
+    rules = "kernel" if who == "kernel" else "libbpf"
+    rule = _rule(merged(blob, on) if who == "kernel" and on is not None else blob, None if who == "kernel" else on,
+                 rules)
+    quirks = calls.strict_quirks(op, *((case.split, case.base) if op == DISTILL else
+                                       (d.outputs["split"], d.outputs["base"], case.base)))
+    if not quirks and op == RELOCATE:
+        quirks = calls.strict_quirks(DISTILL, case.split, case.base)
+    desc = (f"{case_description(case)}. {name} {op} succeeded but {who} rejects its {what}: "
+            f"{verdict.describe()}")
+    return Finding(ACCEPTANCE, name, f"{what} rejected by {who}: {short(verdict)}", f"{rules} rule {rule}", files,
+                   steps, ",".join(quirks) or None, desc)
+
+
+def merged(split: bytes, base: bytes) -> bytes:
+    """``split`` merged onto ``base`` as BPF_BTF_LOAD sees it (``split`` itself if it cannot be merged)."""
+    from btfspec.oracle.impls.adapter import merge_split
+
+    try:
+        return merge_split(Btf.from_bytes(split, base=Btf.from_bytes(base)))
+    except BtfError:
+        return split
+
+
+def unusable_reason(ctx: Context) -> str | None:
+    """Why P4 cannot run with the selected implementations (None when it can)."""
+    impls = ctx.impls
+    if not any(n != "kernel" and DISTILL in i.capabilities for n, i in impls.items()):
+        return "needs an implementation that distills"
+    if "libbpf" not in impls and "kernel" not in impls and not (
+            "python" in impls and ACCEPT in impls["python"].capabilities):
+        return "needs libbpf, the kernel or the validator (python) to judge acceptance"
+    return None
+
+
+PROPERTY = Property(ACCEPTANCE, "acceptance: successful outputs are accepted by libbpf's parser and the kernel",
+                    pairs, check_p4, frozenset({DISTILL}), unusable_reason)
+
+__all__ = ["PROPERTY", "check_p4", "merged", "unusable_reason"]

@@ -1,0 +1,442 @@
+"""What the property modules share: implementation calls, corpus steps and expectations, stable classes.
+
+* :class:`Calls` -- one check's implementation calls (cached; the context's timeout; the in-tree
+  references through :meth:`~btfspec.oracle.fuzz.property.Context.reference`);
+* corpus conventions: :func:`expectation`, :func:`store`, :func:`corpus_step`, :func:`op_expect`,
+  :func:`accept_expect`;
+* stable classes for finding signatures: :func:`short`, :func:`quirk_ids`, :func:`normalize` (the one
+  normaliser of log lines), :func:`bytes_class`, :func:`outcome_class`;
+* relocation judging shared by P1 and P2: :class:`Expected`, :func:`expected`, :class:`Verdict`,
+  :func:`judge_relocation`, :func:`relocation_pipeline`, :func:`attribute_quirk`,
+  :func:`relocation_finding`;
+* :func:`pairs` (the generated base/split pairs), :func:`case_description`, :func:`raise_new`.
+"""
+
+from __future__ import annotations
+
+import errno as _errno
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from hypothesis import strategies as st
+
+from btfspec.btfgen import coverage
+from btfspec.btfgen.encoder import Case
+from btfspec.btfgen.generate import base_split_pairs
+from btfspec.btfgen.perturb import ERROR as LABEL_ERROR
+from btfspec.btfgen.perturb import Perturbation, inherent_error
+from btfspec.btfgen.universe import Universe
+from btfspec.oracle.equiv.compare import EquivResult, difference_class, equivalent, only_at
+from btfspec.oracle.fuzz.corpus import this_host
+from btfspec.oracle.fuzz.property import REFERENCES, Context, Finding, PropertyFailure
+from btfspec.oracle.impls.adapter import ACCEPT, DISTILL, RELOCATE, Implementation, known_finding, outcome_difference
+from btfspec.oracle.impls.outcome import CRASH, ERROR, OK, TIMEOUT, Outcome
+from btfspec.oracle.impls.quirks import Q5
+from btfspec.spec.errors import BtfError, errno_text
+from btfspec.spec.model import Btf
+
+MIN_TYPES, MAX_TYPES = 3, 60  # universe size of generated base/split pairs
+RELOCATION_CAPS = frozenset({DISTILL, RELOCATE})  # what an implementation needs to take part in P1/P2
+Q5_SUSPECT_TIMEOUT = 2.0  # libbpf relocate limit when the reference predicts the Q5 hang
+_QUIRK_ID = re.compile(r"Q\d+\Z")
+_NUMBER = re.compile(r"\d+")
+_QUOTED = re.compile(r"'[^']*'")
+
+
+# --------------------------------------------------------------------------------------------------
+# stable classes
+# --------------------------------------------------------------------------------------------------
+
+def short(out: Outcome) -> str:
+    """``ok``, ``error -EINVAL (22)``, ``timeout``, ``crash (SIGSEGV)``: status without the log."""
+    if out.status == ERROR:
+        return f"error {errno_text(out.errno)}"
+    if out.status == CRASH and out.detail:
+        return f"crash ({out.detail})"
+    return out.status
+
+
+def quirk_ids(out: Outcome) -> list[str]:
+    """The catalogue ids a reference outcome names in ``detail`` (nothing for other details)."""
+    return [p.strip() for p in out.detail.split(",") if _QUIRK_ID.match(p.strip())]
+
+
+def normalize(text: str, limit: int = 120) -> str:
+    """A log line without the numbers and names that vary between examples of one bug."""
+    return _NUMBER.sub("N", _QUOTED.sub("'…'", text.strip()))[:limit]
+
+
+def bytes_class(want: bytes, got: bytes) -> str:
+    """A stable class of the first difference between two blobs (no ids, offsets or names): the same walk
+    as :func:`btfspec.oracle.impls.adapter.bytes_difference` (header, type records, count, strings), which
+    says *where* with the values; this says *what* (record kind and field), for finding signatures."""
+    try:
+        a, b = Btf.from_bytes(want), Btf.from_bytes(got)
+    except BtfError:
+        return "unparseable bytes"
+    for fld in ("order", "hdr_len", "type_len", "str_len"):
+        if getattr(a.header, fld, None) != getattr(b.header, fld, None):
+            if fld in ("type_len", "str_len") and a.nr_types != b.nr_types:
+                return "type count"
+            if fld != "str_len":
+                return f"header {fld}"
+    for (_, ta), (_, tb) in zip(a.own_types(), b.own_types(), strict=False):
+        if ta == tb:
+            continue
+        kind = ta.kind_name if ta.kind == tb.kind else f"{ta.kind_name}/{tb.kind_name}"
+        for fld in ("info", "name_off", "size_type", "fixed", "elems"):
+            if getattr(ta, fld) != getattr(tb, fld):
+                return f"{kind} record {fld}"
+    if a.nr_types != b.nr_types:
+        return "type count"
+    if a.strings != b.strings:
+        return "strings"
+    return "bytes"
+
+
+def outcome_class(op: str, want: Outcome, got: Outcome) -> str:
+    """One stable line for how ``got`` differs from ``want`` (``want`` normally libbpf's outcome)."""
+    if want.status != got.status or (want.status == ERROR and want.errno != got.errno):
+        return f"{op}: {short(got)} where libbpf gives {short(want)}"
+    if sorted(want.outputs) != sorted(got.outputs):
+        return f"{op}: outputs {sorted(got.outputs)} where libbpf gives {sorted(want.outputs)}"
+    for role in sorted(want.outputs):
+        if want.outputs[role] != got.outputs[role]:
+            return f"{op}: output {role} differs ({bytes_class(want.outputs[role], got.outputs[role])})"
+    return f"{op}: no difference"
+
+
+def raise_new(ctx: Context, finding: Finding) -> None:
+    """Raise the finding unless its signature is already known (then the check goes on)."""
+    if finding.signature not in ctx.known:
+        raise PropertyFailure(finding)
+
+
+def case_description(case: Any) -> str:
+    """A generated case in one phrase (profile, size, quirk shapes) for a finding's description."""
+    u = getattr(case, "universe", None)
+    if u is None:
+        return ""
+    return (f"generated {getattr(u, 'profile', '?')} universe: {len(u.nodes)} nodes "
+            f"({len(u.kernel_keys())} kernel, {len(u.module_keys())} module)")
+
+
+def pairs(ctx: Context) -> st.SearchStrategy[Case]:
+    """Generated base/split pairs of the context's profile (P2, P3, P4)."""
+    return base_split_pairs(ctx.profile, MIN_TYPES, MAX_TYPES)
+
+
+# --------------------------------------------------------------------------------------------------
+# implementation calls and corpus steps
+# --------------------------------------------------------------------------------------------------
+
+class Calls:
+    """One check's implementation calls, cached by (implementation, operation, inputs)."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self._cache: dict[tuple[Any, ...], Outcome] = {}
+
+    def impl(self, name: str) -> Implementation | None:
+        """A selected implementation, or (:meth:`Context.reference`) the in-tree ``python``/``python-strict``."""
+        got = self.ctx.get(name)
+        if got is None and name in REFERENCES:
+            return self.ctx.reference(name)
+        return got
+
+    def run(self, name: str, op: str, *args: bytes | None, timeout: float | None = None) -> Outcome:
+        """``op`` on implementation ``name`` (cached), within ``timeout`` seconds (default the context's);
+        records the errno reached in the coverage."""
+        key = (name, op, *args)
+        if key in self._cache:
+            return self._cache[key]
+        impl = self.impl(name)
+        if impl is None:
+            raise KeyError(name)
+        limit = self.ctx.timeout if timeout is None else timeout
+        if op == DISTILL:
+            out = impl.distill(args[0], args[1], timeout=limit)  # type: ignore[arg-type]
+        elif op == RELOCATE:
+            out = impl.relocate(args[0], args[1], args[2], timeout=limit)  # type: ignore[arg-type]
+        else:
+            out = impl.accept(args[0], args[1] if len(args) > 1 else None, timeout=limit)  # type: ignore[arg-type]
+        coverage.record("errno", f"{name} {op} {short(out)}")
+        self._cache[key] = out
+        return out
+
+    def strict_quirks(self, op: str, *args: bytes | None) -> list[str]:
+        """The quirk ids python-strict names on the same operation (its attribution of a finding)."""
+        if self.impl("python-strict") is None or op == ACCEPT:
+            return []
+        return quirk_ids(self.run("python-strict", op, *args))
+
+    def libbpf_relocate(self, split: bytes, dist_base: bytes, base: bytes) -> Outcome:
+        """libbpf relocation, with a short limit where the reference predicts the Q5 hang."""
+        timeout = None
+        ref = self.impl("python")
+        if ref is not None:
+            pred = self.run("python", RELOCATE, split, dist_base, base)
+            if pred.status == ERROR and pred.errno == -_errno.ELOOP and Q5 in quirk_ids(pred):
+                timeout = min(Q5_SUSPECT_TIMEOUT, self.ctx.timeout)
+        return self.run("libbpf", RELOCATE, split, dist_base, base, timeout=timeout)
+
+
+def expectation(out: Outcome, files: dict[str, bytes], prefix: str, source: str = "") -> dict[str, Any]:
+    """A corpus ``expect`` object for ``out``; ok outputs are stored in ``files`` as ``prefix.role.btf``
+    (an identical blob already in ``files`` is reused)."""
+    exp: dict[str, Any] = {"status": out.status}
+    if out.status == ERROR:
+        exp["errno"] = out.errno
+    if out.ok and out.outputs:
+        exp["outputs"] = {role: store(files, f"{prefix}.{role}.btf", data)
+                          for role, data in sorted(out.outputs.items())}
+    if source:
+        exp["source"] = source
+    if out.status in (TIMEOUT, CRASH) and out.detail:
+        exp["note"] = out.detail
+    return exp
+
+
+def _role(name: str) -> str:
+    """``python.distill.base.btf`` -> ``distill.base``; ``split.btf`` -> ``split``."""
+    return ".".join(name.split(".")[-3:-1])
+
+
+def store(files: dict[str, bytes], name: str, data: bytes) -> str:
+    """Put ``data`` in ``files`` as ``name`` unless an identical file of the same role (``distill.base``,
+    ``relocate.split``, ...; any implementation prefix) is already there; returns the name used.
+
+    Only same-role files are shared, so one file is never the split of two different bases."""
+    for have, blob in files.items():
+        if blob == data and _role(have) == _role(name):
+            return have
+    files[name] = data
+    return name
+
+
+def corpus_step(name: str, op: str, inputs: Mapping[str, str], expect: Mapping[str, Any],
+                note: str = "") -> dict[str, Any]:
+    """One step of a corpus manifest: operation, named inputs and the expected outcome per implementation."""
+    step: dict[str, Any] = {"name": name, "op": op, "inputs": dict(inputs), "expect": dict(expect)}
+    if note:
+        step["note"] = note[:300]
+    return step
+
+
+def source_of(impl: str) -> str:
+    """Who an ``expect`` records (``libbpf v1.6``, ``BPF_BTF_LOAD on <release>``, else the name)."""
+    return {"libbpf": "libbpf v1.6", "kernel": f"BPF_BTF_LOAD on {os.uname().release}"}.get(impl, impl)
+
+
+def op_expect(calls: Calls, op: str, args: tuple[bytes, ...], files: dict[str, bytes], prefix: str, at_fault: str,
+              fallback: Outcome | None = None) -> dict[str, Any]:
+    """The ``expect`` of a distill/relocate step, in the corpus conventions (corpus/README.md).
+
+    ``default`` is libbpf's outcome; where libbpf hangs or crashes on a documented finding (Q5, Q17) and
+    the implementation at fault is not ``cmd`` (held to libbpf's exact behaviour by P3), ``libbpf`` gets
+    its own key with the finding and ``default`` holds python's answer; ``python-strict`` gets its own
+    key where it deliberately differs naming a quirk (unless it is the implementation at fault).
+    Without libbpf, ``at_fault``'s own outcome (``fallback``) is recorded under its own name.
+    """
+    if calls.impl("libbpf") is None:
+        if fallback is None:
+            return {"default": {"skip": "no libbpf in the campaign that found this"}}
+        return {at_fault: expectation(fallback, files, f"{at_fault}.{prefix}", at_fault)}
+    lib = calls.libbpf_relocate(*args) if op == RELOCATE else calls.run("libbpf", op, *args)
+    exp = {"default": expectation(lib, files, prefix, source_of("libbpf"))}
+    if at_fault not in ("cmd", "python") and lib.status in (TIMEOUT, CRASH) and calls.impl("python") is not None:
+        py = calls.run("python", op, *args)
+        fid = known_finding(lib, py)
+        if fid:
+            exp = {"libbpf": {**expectation(lib, files, prefix, source_of("libbpf")), "finding": fid},
+                   "default": expectation(py, files, prefix, "python")}
+    if at_fault != "python-strict" and calls.impl("python-strict") is not None:
+        strict = calls.run("python-strict", op, *args)
+        quirks = quirk_ids(strict)
+        if quirks and outcome_difference(lib, strict) is not None:
+            exp["python-strict"] = {**expectation(strict, files, f"python-strict.{prefix}", "python-strict"),
+                                    "quirks": quirks}
+    return exp
+
+
+def accept_expect(calls: Calls, blob: bytes, base: bytes | None, files: dict[str, bytes]) -> dict[str, Any]:
+    """The ``expect`` of an accept step: libbpf's parser as ``default`` (the validator's libbpf rules without
+    libbpf) and the kernel's verdict recorded for this host (a skip where BPF_BTF_LOAD was unavailable)."""
+    exp: dict[str, Any] = {}
+    if calls.impl("libbpf") is not None:
+        exp["default"] = expectation(calls.run("libbpf", ACCEPT, blob, base), files, "accept", source_of("libbpf"))
+    else:
+        from btfspec.spec.validate import validate
+
+        found = validate(blob, base, rules="libbpf")
+        exp["default"] = ({"status": OK, "source": "validator (libbpf rules)"} if not found else
+                          {"status": ERROR, "errno": found[0].errno, "source": "validator (libbpf rules)"})
+    if calls.impl("kernel") is not None:
+        out = calls.run("kernel", ACCEPT, blob, base)
+        exp["kernel"] = {**expectation(out, files, "kernel", source_of("kernel")), "recorded_on": this_host()}
+    else:
+        exp["kernel"] = {"skip": "no kernel verdict recorded (BPF_BTF_LOAD was unavailable)"}
+    return exp
+
+# --------------------------------------------------------------------------------------------------
+# relocation judging (P1, P2)
+# --------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Expected:
+    """What a correct relocation must do: ``status`` ok/error, ``errno``, and where that comes from."""
+
+    status: str
+    errno: int
+    label: str  # equivalent / error / stale-copy / round-trip
+    why: str
+
+    def text(self) -> str:
+        return f"error {errno_text(self.errno)}" if self.status == ERROR else f"success ({self.label})"
+
+    def met_by(self, out: Outcome) -> bool:
+        """Does ``out`` have the expected status (and errno)?"""
+        return out.status == self.status and (self.status != ERROR or out.errno == self.errno)
+
+
+def expected(u: Universe, p: Perturbation | None) -> Expected:
+    """The expected relocation outcome: the perturbation's label (``p`` None: the round trip of P2, which
+    fails only where any relocation of ``u``'s distillation onto its own base must, see
+    :func:`btfspec.btfgen.perturb.inherent_error`: the Q5 loop, an ambiguous FWD)."""
+    if p is None:
+        forced = inherent_error(u, u)
+        if forced is not None:
+            return Expected(ERROR, forced[0], LABEL_ERROR, forced[1])
+        return Expected(OK, 0, "round trip", "relocation onto the base the split was distilled from")
+    why = f"perturbation {p.kind}: {p.description}"
+    if p.label == LABEL_ERROR:
+        return Expected(ERROR, p.errno, p.label, why)
+    return Expected(OK, 0, p.label, why)
+
+
+@dataclass
+class Verdict:
+    """Why one implementation's run violates the property."""
+
+    outcome: str  # Finding.outcome
+    klass: str  # Finding.first_difference (stable)
+    detail: str  # the full first difference (route) or outcome
+    result: EquivResult | None = None
+
+
+def _parse_split(blob: bytes, base: Btf) -> Btf | None:
+    try:
+        btf = Btf.from_bytes(blob, base=base)
+        btf.decode_all()
+        return btf
+    except BtfError:
+        return None
+
+
+def judge_relocation(kind: str, exp: Expected, d: Outcome, r: Outcome | None,
+                     reference: Callable[[], tuple[bytes, Btf]],
+                     stale: Callable[[], set[int]] | None) -> Verdict | None:
+    """None when (d, r) is what ``exp`` asks for, else why not.  ``reference()`` gives the split the
+    result must be equivalent to (and its base); ``stale()`` the B ids differences may sit at.
+
+    The stable class (the finding's ``first_difference``) names the perturbation ``kind`` only for a
+    success where an error was due (nothing else tells those apart); otherwise the expected label and
+    the normalised error line or equivalence difference, so one bug met through several perturbations
+    gives one finding."""
+    if not d.ok:
+        return Verdict(f"distill {short(d)}", f"distill {normalize(d.describe())}", d.describe())
+    assert r is not None
+    if not exp.met_by(r):
+        klass = f"{kind}: relocate ok" if r.ok else f"{exp.label}: relocate {normalize(r.describe())}"
+        return Verdict(f"relocate {short(r)} where {exp.text()} is expected", klass, r.describe())
+    if exp.status == ERROR:
+        return None
+    want, base = reference()
+    got = _parse_split(r.outputs.get("split", b""), base)
+    if got is None:
+        return Verdict("relocated split does not parse", f"{kind}: unparseable output", r.describe())
+    res = equivalent(got, Btf.from_bytes(want, base=base))
+    if res.equal or (stale is not None and only_at(res, stale())):
+        return None
+    what = ("differs beyond the stale copies from" if stale is not None else "is not equivalent to")
+    target = "the direct encoding against base2" if kind != "round trip" else "the original split"
+    return Verdict(f"relocated split {what} {target}", f"{exp.label}: {difference_class(res)}",
+                   res.first_difference or "", res)
+
+
+def relocation_pipeline(calls: Calls, name: str, split: bytes, base1: bytes,
+                        target: bytes) -> tuple[Outcome, Outcome | None]:
+    """``name``'s distill of ``split`` on ``base1``, then (when it succeeds) relocation onto ``target``."""
+    d = calls.run(name, DISTILL, split, base1)
+    if not d.ok:
+        return d, None
+    args = (d.outputs["split"], d.outputs["base"], target)
+    r = calls.libbpf_relocate(*args) if name == "libbpf" else calls.run(name, RELOCATE, *args)
+    return d, r
+
+
+def strict_cannot_distill(calls: Calls, split: bytes, base1: bytes) -> bool:
+    """Does python-strict fail to distill this split (the case is then outside P1/P2)?"""
+    if calls.impl("python-strict") is None:
+        return False
+    return not calls.run("python-strict", DISTILL, split, base1).ok
+
+
+def attribute_quirk(calls: Calls, name: str, judge: Callable[[Outcome, Outcome | None], Verdict | None],
+                    split: bytes, base1: bytes, target: bytes) -> str | None:
+    """The quirk ids python-strict names when its own run of the case passes (comma-joined), else None."""
+    if name == "python-strict" or calls.impl("python-strict") is None:
+        return None
+    d, r = relocation_pipeline(calls, "python-strict", split, base1, target)
+    if not d.ok or judge(d, r) is not None:
+        return None
+    ids = list(dict.fromkeys(quirk_ids(d) + (quirk_ids(r) if r is not None else [])))
+    return ",".join(ids) or None
+
+
+def relocation_finding(prop: str, calls: Calls, name: str, case: Case, target_name: str, target: bytes, d: Outcome,
+             r: Outcome | None, exp: Expected, v: Verdict, quirk: str | None, story: str,
+             direct: bytes | None = None) -> Finding:
+    """A P1/P2 finding, with its files and corpus steps (:mod:`~btfspec.oracle.fuzz.relocation`); ``direct``
+    is the reference split (the module encoded against the target), stored with an ``accept`` step that
+    checks it loads."""
+    files: dict[str, bytes] = {"base1.btf": case.base, "split.btf": case.split}
+    if target_name not in files:
+        files[target_name] = target
+    note = f"intended: {exp.text()} ({exp.why})"
+    steps = [corpus_step("distill", DISTILL, {"split": "split.btf", "base": "base1.btf"},
+                         op_expect(calls, DISTILL, (case.split, case.base), files, "distill", name, d),
+                         f"{name}: {d.describe()}" if not d.ok else "")]
+    if d.ok and r is not None:
+        dsplit = store(files, f"{name}.distill.split.btf", d.outputs["split"])
+        dbase = store(files, f"{name}.distill.base.btf", d.outputs["base"])
+        args = (d.outputs["split"], d.outputs["base"], target)
+        inputs = {"split": dsplit, "distilled_base": dbase, "target": target_name}
+        steps.append(corpus_step("relocate", RELOCATE, inputs,
+                                 op_expect(calls, RELOCATE, args, files, "relocate", name, r),
+                                 f"{note}; {name}: {r.describe()}"))
+        if r.ok and name != "libbpf":
+            store(files, f"{name}.relocate.split.btf", r.outputs["split"])
+    if direct is not None:
+        files["direct.split.btf"] = direct
+        steps.append(corpus_step("accept-direct-encoding", ACCEPT, {"btf": "direct.split.btf", "base": target_name},
+                                 accept_expect(calls, direct, target, files),
+                                 "the reference: the module encoded directly against the target base"))
+    desc = (f"{case_description(case)}. {story} Expected {exp.text()} ({exp.why}). {name}: distill {d.describe()}"
+            + (f"; relocate {r.describe()}" if r is not None else "") + f". First difference: {v.detail}")
+    return Finding(prop, name, v.outcome, v.klass, files, steps, quirk, desc)
+
+
+def relocating_impls(ctx: Context) -> list[str]:
+    """The selected implementations taking part in P1/P2 (they distill and relocate)."""
+    return [n for n, i in ctx.impls.items() if RELOCATION_CAPS <= i.capabilities]
+
+
+def relocation_unusable(ctx: Context) -> str | None:
+    """Why P1/P2 cannot run with the selected implementations (None when they can)."""
+    if not relocating_impls(ctx):
+        return "needs an implementation that distills and relocates"
+    return None

@@ -1,0 +1,63 @@
+"""Property P2 (:data:`~btfspec.oracle.fuzz.property.ROUNDTRIP`): relocating the distilled outputs onto
+``base1`` itself gives a split equivalent to the original one (equivalence, not bytes).
+
+Every selected implementation with ``distill`` and ``relocate`` takes part.  The round trip expects
+success unless :func:`btfspec.btfgen.perturb.inherent_error` says relocation onto the original base
+must fail (:func:`~btfspec.oracle.fuzz.helpers.expected` with no perturbation).  Cases python-strict
+cannot distill are skipped, quirks are attributed and findings replay exactly as for P1
+(:mod:`btfspec.oracle.fuzz.relocation`), the relocate step targeting ``base1.btf``.
+"""
+
+from __future__ import annotations
+
+from btfspec.btfgen.encoder import Case
+from btfspec.oracle.fuzz.helpers import (
+    RELOCATION_CAPS,
+    Calls,
+    Verdict,
+    attribute_quirk,
+    expected,
+    judge_relocation,
+    pairs,
+    raise_new,
+    relocating_impls,
+    relocation_finding,
+    relocation_pipeline,
+    relocation_unusable,
+    strict_cannot_distill,
+)
+from btfspec.oracle.fuzz.property import ROUNDTRIP, Context, Property
+from btfspec.oracle.impls.outcome import Outcome
+from btfspec.spec.model import Btf
+
+
+def check_p2(case: Case, ctx: Context) -> None:
+    """P2 on one base/split pair (see the module docstring)."""
+    calls = Calls(ctx)
+    exp = expected(case.universe, None)
+    base1: list[Btf] = []
+
+    def reference() -> tuple[bytes, Btf]:
+        if not base1:
+            base1.append(Btf.from_bytes(case.base))
+        return case.split, base1[0]
+
+    def judge(d: Outcome, r: Outcome | None) -> Verdict | None:
+        return judge_relocation("round trip", exp, d, r, reference, None)
+
+    if strict_cannot_distill(calls, case.split, case.base):
+        return
+    for name in relocating_impls(ctx):
+        d, r = relocation_pipeline(calls, name, case.split, case.base, case.base)
+        v = judge(d, r)
+        if v is None:
+            continue
+        quirk = attribute_quirk(calls, name, judge, case.split, case.base, case.base)
+        raise_new(ctx, relocation_finding(ROUNDTRIP, calls, name, case, "base1.btf", case.base, d, r, exp, v, quirk,
+                                "Round trip: relocation onto the original base."))
+
+
+PROPERTY = Property(ROUNDTRIP, "round trip: relocating the distilled split onto its own base is equivalent to the "
+                               "original", pairs, check_p2, RELOCATION_CAPS, relocation_unusable)
+
+__all__ = ["PROPERTY", "check_p2"]
