@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -21,13 +20,6 @@ MANY = settings(max_examples=300, derandomize=True, database=None, deadline=None
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 SOME = settings(MANY, max_examples=150)
 PER_BLOB_SECONDS = 2.0
-
-# Inputs where libbpf v1.6's verdict is libbpf's own fault and validate() deliberately differs.
-# Each entry: name -> (predicate on the blob, reason).  Currently empty: on every mutated blob seen
-# (300 here, 8,000+ in longer randomized runs) validate(rules="libbpf") matched btf__new exactly,
-# libbpf quirks included (Q9 reserved info bits, Q12 FWD/FUNC_PROTO ids, Q18 lenient header) --
-# those are mirrored by the libbpf rule set, not listed here.
-KNOWN_LIBBPF_DISAGREEMENTS: dict[str, tuple[object, str]] = {}
 
 
 @MANY
@@ -49,14 +41,12 @@ def test_validate_never_raises_and_stays_fast(example: tuple[str, bytes]) -> Non
 @MANY
 @given(mutated_blobs())
 def test_libbpf_rules_agree_with_libbpf(example: tuple[str, bytes]) -> None:
+    """validate(rules="libbpf") matches btf__new exactly, libbpf quirks included (Q9 reserved info bits,
+    Q12 FWD/FUNC_PROTO ids, Q18 lenient header are mirrored by the libbpf rule set): nothing is excused."""
     desc, blob = example
     lib = need_libbpf()
     found = validate(blob)
     ok, err, _, log = lib.parse(blob)
-    if (found == []) != ok:
-        for name, (matches, reason) in KNOWN_LIBBPF_DISAGREEMENTS.items():
-            if matches(blob):  # type: ignore[operator]
-                pytest.skip(f"known libbpf disagreement {name}: {reason}")
     assert (found == []) == ok, f"{desc}\nlibbpf: ok={ok} {err} {log.strip()[-300:]}\nvalidate: " \
         f"{[str(v) for v in found[:3]]}"
     if not ok:

@@ -205,10 +205,6 @@ class _P5:
                 raise_new(self.ctx, self.finding(who, f"parse {short(out)}", f"{who} parse {out.status}",
                                                   out.describe()))
                 continue
-            excuse = known_disagreement(self.blob) if who == "libbpf" else None
-            if excuse:
-                coverage.record("note", f"P5: known libbpf disagreement {excuse}")
-                continue
             if rules not in verdicts:
                 continue
             found = verdicts[rules]
@@ -260,22 +256,6 @@ class _P5:
         for e in exp.values():
             e.pop("outputs", None)  # outputs on hostile inputs are not stored: status and errno suffice
         return [corpus_step(f"reference-{op}", op, inputs, exp)]
-
-
-def known_disagreement(blob: bytes) -> str | None:
-    """The name of the validator author's documented libbpf disagreement ``blob`` matches, if any.
-
-    The table (name -> (predicate on the blob, reason)) is ``btfspec.spec.validate.KNOWN_LIBBPF_DISAGREEMENTS``
-    when the validator's author publishes it there; today it lives, empty, in ``tests/test_mutation.py``,
-    so nothing is excused.
-    """
-    import btfspec.spec.validate
-
-    table = getattr(btfspec.spec.validate, "KNOWN_LIBBPF_DISAGREEMENTS", {})
-    for name, (matches, _reason) in dict(table).items():
-        if matches(blob):
-            return str(name)
-    return None
 
 
 def check_p5(case: tuple[str, str, bytes], ctx: Context) -> None:
