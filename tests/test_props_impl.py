@@ -121,6 +121,12 @@ def test_judge_applies_each_implementations_rule() -> None:
     assert judge("python-strict", EINVAL, Outcome("error", -errno.EINVAL, detail="Q3")) is None
 
 
+def test_quirk_constants_are_the_catalogue_ids() -> None:
+    from btfspec.oracle.impls import quirks
+
+    assert [getattr(quirks, qid) for qid in quirks.QUIRKS] == list(quirks.QUIRKS)
+
+
 def test_quirk_ids_ignore_other_details() -> None:
     assert quirk_ids(Outcome("ok", detail="Q3,Q6")) == ["Q3", "Q6"]
     assert quirk_ids(Outcome("crash", detail="SIGSEGV")) == []

@@ -1,0 +1,17 @@
+"""The fuzzer: properties of the implementations, the campaigns that run them, the corpus their findings go to.
+
+* :mod:`.property` -- the protocol (:class:`~.property.Property`, :class:`~.property.Context`,
+  :class:`~.property.Finding`, :class:`~.property.PropertyFailure`) and the property names
+  (``RELOCATION = "P1"`` .. ``ROBUSTNESS = "P5"``, :data:`~.property.ALIASES`);
+* the properties, by what they test: :mod:`.relocation` (P1), :mod:`.roundtrip` (P2),
+  :mod:`.differential` (P3), :mod:`.acceptance` (P4), :mod:`.robustness` (P5), over the shared
+  :mod:`.helpers`; :mod:`.registry` names them (:func:`~.registry.get_property`);
+* :mod:`.campaign` -- :func:`~.campaign.run_campaign` (a package, by job); :mod:`.report` renders its
+  result;
+* :mod:`.corpus` -- the regression corpus: entries, their replay, and the finding writer's target.
+
+Public API: the submodules in :data:`__all__` (import what you need from them).
+"""
+
+__all__ = ["acceptance", "campaign", "corpus", "differential", "helpers", "property", "registry", "relocation",
+           "report", "robustness", "roundtrip"]

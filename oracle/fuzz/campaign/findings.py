@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from btfspec.oracle.fuzz.property import Finding
-from btfspec.oracle.impls.adapter import DEFAULT_TIMEOUT as REPLAY_TIMEOUT
 from btfspec.oracle.impls.adapter import KNOWN
+from btfspec.oracle.impls.outcome import DEFAULT_TIMEOUT as REPLAY_TIMEOUT
 
 SIGNATURE_NOTE = "signature: "
 
