@@ -54,7 +54,7 @@ def check_p2(case: Case, ctx: Context) -> None:
             continue
         quirk = attribute_quirk(calls, name, judge, case.split, case.base, case.base)
         raise_new(ctx, relocation_finding(ROUNDTRIP, calls, name, case, "base1.btf", case.base, d, r, exp, v, quirk,
-                                "Round trip: relocation onto the original base."))
+                                          "Round trip: relocation onto the original base."))
 
 
 PROPERTY = Property(ROUNDTRIP, "round trip: relocating the distilled split onto its own base is equivalent to the "

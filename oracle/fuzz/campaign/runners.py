@@ -21,7 +21,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from typing import Any, TextIO
 
 from btfspec.oracle.fuzz.campaign.channels import ThreadChannel, init_local_slot
@@ -112,6 +112,7 @@ class Runner:
     """The skeleton of a campaign run (module docstring); subclasses fill in the transport."""
 
     mode = ""
+    stop: Any  # the event that asks the slots to stop (made by :meth:`start`)
 
     def __init__(self, result: CampaignResult, common: Mapping[str, Any], workers: int | None, seed: int,
                  known: set[tuple[str, ...]], names: set[str], opts: Mapping[str, Any], progress: bool,
@@ -143,8 +144,8 @@ class Runner:
         raise NotImplementedError
 
     def request_stop(self) -> None:
-        """Ask every slot to stop."""
-        raise NotImplementedError
+        """Ask every slot to stop (every mode has a ``stop`` event once started)."""
+        self.stop.set()
 
     def collect(self, patience: float) -> Outputs:
         """The slots' final results, waiting at most ``patience`` seconds."""
@@ -217,9 +218,6 @@ class InlineRunner(Runner):
     def finished(self) -> bool:
         return not self.thread.is_alive()
 
-    def request_stop(self) -> None:
-        self.stop.set()
-
     def collect(self, patience: float) -> Outputs:
         with contextlib.suppress(KeyboardInterrupt):
             self.thread.join(timeout=patience)
@@ -228,7 +226,19 @@ class InlineRunner(Runner):
         return self.out, self.errors
 
 
-class LocalRunner(Runner):
+class _FutureRunner(Runner):
+    """A mode whose slots are futures (``self.futures``): local processes and dask tasks."""
+
+    futures: list[Any]
+
+    def finished(self) -> bool:
+        return all(f.done() for f in self.futures)
+
+    def collect(self, patience: float) -> Outputs:
+        return collect(self.futures, patience)
+
+
+class LocalRunner(_FutureRunner):
     """Worker processes of this machine (``spawn`` context), one slot each."""
 
     mode = "local"
@@ -251,19 +261,10 @@ class LocalRunner(Runner):
         self.stop = mp.Event()
         self.executor = ProcessPoolExecutor(max_workers=len(specs), mp_context=mp, initializer=init_local_slot,
                                             initargs=(self.q, self.stop, self.known_path))
-        self.futures: list[Future[str]] = [self.executor.submit(local_slot_task, s.to_json()) for s in specs]
+        self.futures = [self.executor.submit(local_slot_task, s.to_json()) for s in specs]
 
     def drain(self) -> list[str]:
         return _drain_queue(self.q, OSError, EOFError)
-
-    def finished(self) -> bool:
-        return all(f.done() for f in self.futures)
-
-    def request_stop(self) -> None:
-        self.stop.set()
-
-    def collect(self, patience: float) -> Outputs:
-        return collect(self.futures, patience)
 
     def end(self) -> None:
         """Shut the pool down; slots still running after the wait are ended by their process id."""
@@ -287,7 +288,7 @@ class LocalRunner(Runner):
                 os.rmdir(self.tmp)
 
 
-class DaskRunner(Runner):
+class DaskRunner(_FutureRunner):
     """Tasks on a ``dask.distributed`` cluster (``result.scheduler``), one slot each."""
 
     mode = "dask"
@@ -330,15 +331,6 @@ class DaskRunner(Runner):
             return list(self.q.get(batch=True))
         except Exception:
             return []
-
-    def finished(self) -> bool:
-        return all(f.done() for f in self.futures)
-
-    def request_stop(self) -> None:
-        self.stop.set()
-
-    def collect(self, patience: float) -> Outputs:
-        return collect(self.futures, patience)
 
     def end(self) -> None:
         self.client.cancel([f for f in self.futures if not f.done()])
