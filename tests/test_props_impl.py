@@ -13,7 +13,7 @@ from btfspec.oracle.fuzz import acceptance, differential, robustness
 from btfspec.oracle.fuzz.corpus import FAIL, PASS, load_entry, run_entry, write_entry
 from btfspec.oracle.fuzz.differential import judge
 from btfspec.oracle.fuzz.helpers import outcome_class, quirk_ids
-from btfspec.oracle.fuzz.property import ACCEPTANCE, DIFFERENTIAL, ROBUSTNESS, Context, PropertyFailure
+from btfspec.oracle.fuzz.property import ACCEPTANCE, ALIASES, DIFFERENTIAL, ROBUSTNESS, Context, PropertyFailure
 from btfspec.oracle.fuzz.registry import REGISTRY, get_property
 from btfspec.oracle.impls.outcome import Outcome
 from btfspec.spec.builder import Builder
@@ -49,6 +49,7 @@ def test_registry_names_the_three_properties() -> None:
     assert get_property("differential") is differential.PROPERTY and get_property("robustness").name == "P5"
     with pytest.raises(KeyError):
         get_property("P9")
+    assert sorted(REGISTRY) == sorted(ALIASES.values())  # every property has its alias (the CLI lists them)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -9,7 +9,6 @@ import click
 from btfspec.clitools import EXIT_NEGATIVE, EXIT_OK, EXIT_USAGE, emit_json, fail, split_list
 from btfspec.oracle.fuzz.campaign.config import DEFAULT_TIMEOUT
 from btfspec.oracle.fuzz.property import ALIASES
-from btfspec.oracle.fuzz.registry import all_names
 from btfspec.oracle.impls.adapter import KNOWN
 
 
@@ -28,7 +27,7 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> 
 @click.option("--impl", "impl_list", metavar="NAME[,NAME...]",
               help=f"Implementations ({', '.join(KNOWN)}, all); default: every usable one.")
 @click.option("--property", "prop_list", metavar="P[,P...]",
-              help=f"Properties ({', '.join(all_names())}, or by meaning: {', '.join(ALIASES)}); default: all.")
+              help=f"Properties ({', '.join(ALIASES.values())}, or by meaning: {', '.join(ALIASES)}); default: all.")
 @click.option("--workers", type=click.IntRange(min=0), metavar="N",
               help="Worker slots (default: one per core, or every dask thread; 0 = in this process).")
 @click.option("--time", "time_budget", callback=_duration, metavar="DURATION",

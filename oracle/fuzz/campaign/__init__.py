@@ -40,55 +40,33 @@ The package, by job:
   local and dask modes;
 * :mod:`.run` -- :func:`run_campaign`.
 
-Public API: :data:`__all__`.
+Public API: :data:`__all__` (imported on first use, so the CLI stays cheap).
 """
 
-from btfspec.oracle.fuzz.campaign.config import (
-    DEFAULT_PROFILE,
-    DEFAULT_TIME,
-    DEFAULT_TIMEOUT,
-    CampaignError,
-    SlotSpec,
-    database_key,
-    default_database,
-    derive_seed,
-    entry_name,
-    parse_duration,
-    signature_key,
-)
-from btfspec.oracle.fuzz.campaign.findings import (
-    FoundRecord,
-    finding_from_dict,
-    finding_manifest,
-    finding_to_dict,
-    known_findings,
-    reproduce_command,
-    write_finding,
-)
-from btfspec.oracle.fuzz.campaign.results import CampaignResult
-from btfspec.oracle.fuzz.campaign.run import run_campaign
-from btfspec.oracle.fuzz.campaign.slot import run_slot
+from btfspec.lazy import lazy_exports
 
-__all__ = [
-    "DEFAULT_PROFILE",
-    "DEFAULT_TIME",
-    "DEFAULT_TIMEOUT",
-    "CampaignError",
-    "CampaignResult",
-    "FoundRecord",
-    "SlotSpec",
-    "database_key",
-    "default_database",
-    "derive_seed",
-    "entry_name",
-    "finding_from_dict",
-    "finding_manifest",
-    "finding_to_dict",
-    "known_findings",
-    "parse_duration",
-    "reproduce_command",
-    "run_campaign",
-    "run_slot",
-    "signature_key",
-    "write_finding",
-]
+_EXPORTS: dict[str, str] = {
+    "CampaignError": "btfspec.oracle.fuzz.campaign.config",
+    "CampaignResult": "btfspec.oracle.fuzz.campaign.results",
+    "DEFAULT_PROFILE": "btfspec.oracle.fuzz.campaign.config",
+    "DEFAULT_TIME": "btfspec.oracle.fuzz.campaign.config",
+    "DEFAULT_TIMEOUT": "btfspec.oracle.fuzz.campaign.config",
+    "FoundRecord": "btfspec.oracle.fuzz.campaign.findings",
+    "SlotSpec": "btfspec.oracle.fuzz.campaign.config",
+    "database_key": "btfspec.oracle.fuzz.campaign.config",
+    "default_database": "btfspec.oracle.fuzz.campaign.config",
+    "derive_seed": "btfspec.oracle.fuzz.campaign.config",
+    "entry_name": "btfspec.oracle.fuzz.campaign.config",
+    "finding_from_dict": "btfspec.oracle.fuzz.campaign.findings",
+    "finding_manifest": "btfspec.oracle.fuzz.campaign.findings",
+    "finding_to_dict": "btfspec.oracle.fuzz.campaign.findings",
+    "known_findings": "btfspec.oracle.fuzz.campaign.findings",
+    "parse_duration": "btfspec.oracle.fuzz.campaign.config",
+    "reproduce_command": "btfspec.oracle.fuzz.campaign.findings",
+    "run_campaign": "btfspec.oracle.fuzz.campaign.run",
+    "run_slot": "btfspec.oracle.fuzz.campaign.slot",
+    "signature_key": "btfspec.oracle.fuzz.campaign.config",
+    "write_finding": "btfspec.oracle.fuzz.campaign.findings",
+}
+
+__all__, __getattr__ = lazy_exports(__name__, _EXPORTS)
