@@ -8,10 +8,11 @@
   :mod:`.helpers`; :mod:`.registry` names them (:func:`~.registry.get_property`);
 * :mod:`.campaign` -- :func:`~.campaign.run_campaign` (a package, by job); :mod:`.report` renders its
   result;
-* :mod:`.corpus` -- the regression corpus: entries, their replay, and the finding writer's target.
+* :mod:`.corpus` -- the regression corpus: entries, their replay, and the finding writer's target
+  (:mod:`.schema` checks manifests against `corpus/schema.json`).
 
 Public API: the submodules in :data:`__all__` (import what you need from them).
 """
 
 __all__ = ["acceptance", "campaign", "corpus", "differential", "helpers", "property", "registry", "relocation",
-           "report", "robustness", "roundtrip"]
+           "report", "robustness", "roundtrip", "schema"]
