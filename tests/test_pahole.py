@@ -1,4 +1,4 @@
-"""pahole as a second direct encoder (btfspec.btfgen.c_emit, btfspec.oracle.kernels.pahole).
+"""pahole as a second direct encoder (btfspec.btfgen.c_emit, btfspec.oracle.fuzz.pahole).
 
 * the C subset rewriting is idempotent and what it emits compiles;
 * pahole's encoding (gcc 12 + pahole 1.24) of a generated universe is equivalent to the direct
@@ -37,7 +37,7 @@ from btfspec.btfgen.universe import (
     Universe,
     Var,
 )
-from btfspec.oracle.kernels import pahole
+from btfspec.oracle.fuzz import pahole
 from btfspec.spec.kinds import INT_CHAR, INT_SIGNED, Kind
 from btfspec.spec.model import Btf
 

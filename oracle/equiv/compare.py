@@ -44,13 +44,12 @@ given types (the stale copies of a perturbation).
 
 from __future__ import annotations
 
-import re
 from collections import deque
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from btfspec.oracle.equiv.explain import child_label, explain_local
+from btfspec.oracle.equiv.explain import child_label, explain_local, normalize
 from btfspec.oracle.equiv.sides import Pair, Side, hash_all, hash_leaf, reach, same_base
 from btfspec.spec.model import Btf
 
@@ -518,10 +517,6 @@ def _routes(cmp: _Compare, done: set[Pair], tops: list[Pair]) -> list[tuple[Pair
     return sorted(((p, end) for end, (_, p) in best.items()), key=lambda r: (r[0][0], r[0][1], r[1]))
 
 
-_QUOTED = re.compile(r"'[^']*'")
-_NUMBER = re.compile(r"-?\d+")
-
-
 def difference_class(result: EquivResult) -> str:
     """A stable one-line class of the first difference (no ids, names or numbers), for deduplication:
     ``STRUCT: member '…' bit offset N vs N``, ``unmatched FUNC``, ``equal``."""
@@ -531,7 +526,7 @@ def difference_class(result: EquivResult) -> str:
     if result.first_pair is not None and cmp is not None:
         a, b = result.first_pair
         kind = cmp.A.t(a).kind_name if cmp.A.valid(a) else ("void" if a == 0 else "invalid")
-        reason = _NUMBER.sub("N", _QUOTED.sub("'…'", cmp.reason((a, b))))
+        reason = normalize(cmp.reason((a, b)), limit=10_000)
         return f"{kind}: {reason}"
     for side, ids in ((cmp.A if cmp else None, result.unmatched_a), (cmp.B if cmp else None, result.unmatched_b)):
         if ids and side is not None:

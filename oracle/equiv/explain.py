@@ -3,12 +3,22 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from btfspec.btfgen.matching import NAME_FAMILY
 from btfspec.oracle.equiv.sides import Side
 from btfspec.spec.kinds import INT_BOOL, INT_CHAR, INT_SIGNED, LINKAGE_NAMES, Kind
 from btfspec.spec.model import BtfType, s32
+
+_NUMBER = re.compile(r"\d+")
+_QUOTED = re.compile(r"'[^']*'")
+
+
+def normalize(text: str, limit: int = 120) -> str:
+    """A line without the numbers and names that vary between examples of one bug (for signatures)."""
+    return _NUMBER.sub("N", _QUOTED.sub("'…'", text.strip()))[:limit]
+
 
 # --------------------------------------------------------------------------------------------------
 # local differences, in words

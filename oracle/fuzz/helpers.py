@@ -30,9 +30,18 @@ from btfspec.btfgen.perturb import ERROR as LABEL_ERROR
 from btfspec.btfgen.perturb import Perturbation, inherent_error
 from btfspec.btfgen.universe import Universe
 from btfspec.oracle.equiv.compare import EquivResult, difference_class, equivalent, only_at
+from btfspec.oracle.equiv.explain import normalize
 from btfspec.oracle.fuzz.corpus import this_host
 from btfspec.oracle.fuzz.property import REFERENCES, Context, Finding, PropertyFailure
-from btfspec.oracle.impls.adapter import ACCEPT, DISTILL, RELOCATE, Implementation, known_finding, outcome_difference
+from btfspec.oracle.impls.adapter import (
+    ACCEPT,
+    DISTILL,
+    RELOCATE,
+    Implementation,
+    blob_difference,
+    known_finding,
+    outcome_difference,
+)
 from btfspec.oracle.impls.outcome import CRASH, ERROR, OK, TIMEOUT, Outcome
 from btfspec.oracle.impls.quirks import Q5
 from btfspec.spec.errors import BtfError, errno_text
@@ -42,8 +51,6 @@ MIN_TYPES, MAX_TYPES = 3, 60  # universe size of generated base/split pairs
 RELOCATION_CAPS = frozenset({DISTILL, RELOCATE})  # what an implementation needs to take part in P1/P2
 Q5_SUSPECT_TIMEOUT = 2.0  # libbpf relocate limit when the reference predicts the Q5 hang
 _QUIRK_ID = re.compile(r"Q\d+\Z")
-_NUMBER = re.compile(r"\d+")
-_QUOTED = re.compile(r"'[^']*'")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -64,37 +71,11 @@ def quirk_ids(out: Outcome) -> list[str]:
     return [p.strip() for p in out.detail.split(",") if _QUIRK_ID.match(p.strip())]
 
 
-def normalize(text: str, limit: int = 120) -> str:
-    """A log line without the numbers and names that vary between examples of one bug."""
-    return _NUMBER.sub("N", _QUOTED.sub("'…'", text.strip()))[:limit]
-
-
 def bytes_class(want: bytes, got: bytes) -> str:
-    """A stable class of the first difference between two blobs (no ids, offsets or names): the same walk
-    as :func:`btfspec.oracle.impls.adapter.bytes_difference` (header, type records, count, strings), which
-    says *where* with the values; this says *what* (record kind and field), for finding signatures."""
-    try:
-        a, b = Btf.from_bytes(want), Btf.from_bytes(got)
-    except BtfError:
-        return "unparseable bytes"
-    for fld in ("order", "hdr_len", "type_len", "str_len"):
-        if getattr(a.header, fld, None) != getattr(b.header, fld, None):
-            if fld in ("type_len", "str_len") and a.nr_types != b.nr_types:
-                return "type count"
-            if fld != "str_len":
-                return f"header {fld}"
-    for (_, ta), (_, tb) in zip(a.own_types(), b.own_types(), strict=False):
-        if ta == tb:
-            continue
-        kind = ta.kind_name if ta.kind == tb.kind else f"{ta.kind_name}/{tb.kind_name}"
-        for fld in ("info", "name_off", "size_type", "fixed", "elems"):
-            if getattr(ta, fld) != getattr(tb, fld):
-                return f"{kind} record {fld}"
-    if a.nr_types != b.nr_types:
-        return "type count"
-    if a.strings != b.strings:
-        return "strings"
-    return "bytes"
+    """A stable class of the first difference between two blobs (record kind and field, no ids, offsets
+    or names), for finding signatures: :func:`~btfspec.oracle.impls.adapter.blob_difference`'s ``what``."""
+    diff = blob_difference(want, got)
+    return diff.what if diff else "bytes"
 
 
 def outcome_class(op: str, want: Outcome, got: Outcome) -> str:

@@ -49,7 +49,6 @@ from btfspec.oracle.fuzz.helpers import (
     MIN_TYPES,
     RELOCATION_CAPS,
     Calls,
-    Expected,
     Verdict,
     attribute_quirk,
     expected,
@@ -141,5 +140,4 @@ PROPERTY = Property(RELOCATION, "relocation: the relocated split matches the dir
                                 "as the perturbation's label says", relocation_cases, check_p1, RELOCATION_CAPS,
                     relocation_unusable)
 
-# Expected/expected live in helpers (shared with P2); named here too for oracle/kernels/pahole.py.
-__all__ = ["PROPERTY", "Expected", "RelocationCase", "check_p1", "expected", "relocation_cases", "relocation_loops"]
+__all__ = ["PROPERTY", "RelocationCase", "check_p1", "relocation_cases", "relocation_loops"]

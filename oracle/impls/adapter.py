@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import errno as _errno
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from btfspec.oracle.impls import reference
@@ -35,6 +36,7 @@ from btfspec.oracle.impls.outcome import (
     call_outcome,
     error_outcome,
 )
+from btfspec.oracle.impls.quirks import Q5, Q17
 from btfspec.spec.errors import BtfError, errno_text
 from btfspec.spec.model import Btf
 from btfspec.spec.validate import validate
@@ -286,30 +288,54 @@ def close_impls(impls: Iterable[Implementation]) -> None:
 # comparison and the known-divergence rule
 # --------------------------------------------------------------------------------------------------
 
-def bytes_difference(want: bytes, got: bytes) -> str | None:
-    """Where two blobs first differ, in BTF terms when both parse (header field, type record, strings)."""
+@dataclass(frozen=True)
+class BlobDifference:
+    """The first difference between two blobs: ``where`` with the values (for a person), ``what`` a stable
+    class without ids, offsets or names (for finding signatures), e.g. ``PTR record size_type``."""
+
+    where: str
+    what: str
+
+
+def blob_difference(want: bytes, got: bytes) -> BlobDifference | None:
+    """Where two blobs first differ, in BTF terms when both parse: header, type records, count, strings.
+
+    A string-section size difference is explained by the first record or string that differs.
+    """
     if want == got:
         return None
+    pos = next((i for i, (x, y) in enumerate(zip(want, got, strict=False)) if x != y), min(len(want), len(got)))
+    raw = f"bytes differ at offset {pos:#x} ({len(want)} B expected, {len(got)} B got)"
     try:
         a, b = Btf.from_bytes(want), Btf.from_bytes(got)
     except BtfError:
-        a = b = None
-    if a is not None and b is not None:
-        for field in ("order", "hdr_len", "type_len", "str_len"):
-            va, vb = getattr(a.header, field, None), getattr(b.header, field, None)
-            if va != vb:
-                return f"header {field}: expected {va}, got {vb}"
-        for i, ((_, ta), (_, tb)) in enumerate(zip(a.own_types(), b.own_types(), strict=False)):
-            if ta != tb:
-                return f"type record #{i + 1}: expected {ta.words()}, got {tb.words()}"
-        if a.nr_types != b.nr_types:
-            return f"{a.nr_types} type records expected, got {b.nr_types}"
-        if a.strings != b.strings:
-            pos = next((i for i, (x, y) in enumerate(zip(a.strings, b.strings, strict=False)) if x != y),
-                       min(len(a.strings), len(b.strings)))
-            return f"strings differ at string offset {pos} ({a.strings[pos:pos + 16]!r} vs {b.strings[pos:pos + 16]!r})"
-    pos = next((i for i, (x, y) in enumerate(zip(want, got, strict=False)) if x != y), min(len(want), len(got)))
-    return f"bytes differ at offset {pos:#x} ({len(want)} B expected, {len(got)} B got)"
+        return BlobDifference(raw, "unparseable bytes")
+    for fld in ("order", "hdr_len", "type_len"):
+        va, vb = getattr(a.header, fld, None), getattr(b.header, fld, None)
+        if va != vb:
+            what = "type count" if fld == "type_len" and a.nr_types != b.nr_types else f"header {fld}"
+            return BlobDifference(f"header {fld}: expected {va}, got {vb}", what)
+    for i, ((_, ta), (_, tb)) in enumerate(zip(a.own_types(), b.own_types(), strict=False)):
+        if ta == tb:
+            continue
+        kind = ta.kind_name if ta.kind == tb.kind else f"{ta.kind_name}/{tb.kind_name}"
+        fld = next((f for f in ("info", "name_off", "size_type", "fixed", "elems") if getattr(ta, f) != getattr(tb, f)),
+                   "words")
+        return BlobDifference(f"type record #{i + 1}: expected {ta.words()}, got {tb.words()}", f"{kind} record {fld}")
+    if a.nr_types != b.nr_types:
+        return BlobDifference(f"{a.nr_types} type records expected, got {b.nr_types}", "type count")
+    if a.strings != b.strings:
+        at = next((i for i, (x, y) in enumerate(zip(a.strings, b.strings, strict=False)) if x != y),
+                  min(len(a.strings), len(b.strings)))
+        return BlobDifference(f"strings differ at string offset {at} "
+                              f"({a.strings[at:at + 16]!r} vs {b.strings[at:at + 16]!r})", "strings")
+    return BlobDifference(raw, "bytes")
+
+
+def bytes_difference(want: bytes, got: bytes) -> str | None:
+    """Where two blobs first differ, with the values (see :func:`blob_difference`)."""
+    diff = blob_difference(want, got)
+    return diff.where if diff else None
 
 
 def outcome_difference(a: Outcome, b: Outcome) -> str | None:
@@ -347,10 +373,10 @@ def known_finding(libbpf: Outcome, python: Outcome) -> str | None:
     Any other libbpf timeout or crash (say an out-of-bounds read, Q12) stays a disagreement.
     """
     if (libbpf.status == TIMEOUT and python.status == ERROR and python.errno == -_errno.ELOOP
-            and _names_quirk(python, "Q5")):
-        return "Q5"
-    if libbpf.status == CRASH and python.status == OK and _names_quirk(python, "Q17"):
-        return "Q17"
+            and _names_quirk(python, Q5)):
+        return Q5
+    if libbpf.status == CRASH and python.status == OK and _names_quirk(python, Q17):
+        return Q17
     return None
 
 

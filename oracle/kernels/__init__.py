@@ -4,8 +4,7 @@
 Modules: ``fetch`` (download and unpack a Debian kernel package into the cache), ``kmodule`` (a kernel
 module ELF end to end: distill, relocate, ``.BTF_ids``), ``btfids`` (the ``.BTF_ids`` section),
 ``check`` (will a module load on a kernel) with ``unmapped`` (why each distilled type does not map) and
-``stale`` (stale copies), ``stats`` and ``cross`` (whole kernels, through ``pool``), ``pahole`` (pahole
-as a second direct encoder)."""
+``stale`` (stale copies), ``stats`` and ``cross`` (whole kernels, through ``pool``)."""
 
 from __future__ import annotations
 

@@ -41,7 +41,7 @@ from btfspec.btfgen.perturb import ERROR as LABEL_ERROR
 from btfspec.btfgen.perturb import STALE, Perturbation
 from btfspec.btfgen.universe import Universe
 from btfspec.oracle.equiv.compare import equivalent, only_at
-from btfspec.oracle.fuzz.relocation import Expected, expected
+from btfspec.oracle.fuzz.helpers import Expected, expected
 from btfspec.oracle.impls.outcome import OK
 from btfspec.spec.model import Btf
 
