@@ -138,7 +138,7 @@ def list_(path: str | None, as_json: bool) -> None:
     """List the entries under PATH (default: the repository's corpus) with their operation and summary."""
     entries = _entries(path)
     rows = [{"id": e.id, "name": e.name, "category": e.manifest["category"], "operation": e.manifest["operation"],
-             "quirks": e.manifest.get("quirks", []), "steps": len(e.steps), "api_level": bool(e.api_level),
+             "quirks": e.manifest.get("quirks", []), "steps": len(e.steps),
              "summary": e.manifest["summary"]} for e in entries]
     if as_json:
         emit_json(rows)

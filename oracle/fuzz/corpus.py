@@ -166,10 +166,6 @@ class Entry:
     def steps(self) -> list[dict[str, Any]]:
         return list(self.manifest["steps"])
 
-    @property
-    def api_level(self) -> str | None:
-        return self.manifest.get("api_level")
-
     def file(self, name: str) -> bytes:
         """Bytes of one of the entry's files (checked against its sha256 when loaded)."""
         key = _key(name)
@@ -258,8 +254,8 @@ def semantic_errors(manifest: Mapping[str, Any]) -> list[str]:
         for ref in _file_refs(meta.get("base", "")) if meta.get("base") else ():
             if ref not in files:
                 errs.append(f"files.{name}: base {ref!r} is not listed in 'files'")
-    if manifest.get("api_level") is None and not manifest.get("steps"):
-        errs.append("an entry without steps must say why in 'api_level'")
+    if not manifest.get("steps"):
+        errs.append("an entry needs at least one step")
     return errs
 
 
@@ -441,8 +437,6 @@ def run_step(entry: Entry, step: Mapping[str, Any], impl: Implementation) -> Ste
 
 def run_entry_on(entry: Entry, impl: Implementation) -> EntryResult:
     """Every step of ``entry`` on one implementation, summarized."""
-    if entry.api_level:
-        return EntryResult(entry.id, impl.name, SKIP, f"API-level behaviour: {entry.api_level}")
     steps = [run_step(entry, s, impl) for s in entry.steps]
     failed = [s for s in steps if s.status == FAIL]
     passed = [s for s in steps if s.status == PASS]
