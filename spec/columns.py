@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from btfspec.spec.kinds import INFO_CLASSIC, InfoLayout
 from btfspec.spec.model import Btf
 
 
@@ -18,10 +19,11 @@ class Columns:
     name_off: Any
     info: Any
     size_type: Any
+    layout: InfoLayout = INFO_CLASSIC
 
     def __post_init__(self) -> None:
-        self.kind = (self.info >> 24) & 0x1F
-        self.vlen = self.info & 0xFFFF
+        self.kind = (self.info >> 24) & self.layout.kind_mask
+        self.vlen = self.info & self.layout.vlen_mask
 
 
 def columns(btf: Btf) -> Columns:
@@ -32,5 +34,6 @@ def columns(btf: Btf) -> Columns:
     words = np.frombuffer(words_arr, dtype=np.uint32) if len(words_arr) else np.zeros(0, np.uint32)
     offs = np.frombuffer(starts, dtype=np.uint32).astype(np.int64) if len(starts) else np.zeros(0, np.int64)
     if not len(offs):
-        return Columns(words, offs, offs.astype(np.uint32), offs.astype(np.uint32), offs.astype(np.uint32))
-    return Columns(words, offs, words[offs], words[offs + 1], words[offs + 2])
+        return Columns(words, offs, offs.astype(np.uint32), offs.astype(np.uint32), offs.astype(np.uint32),
+                       btf.info)
+    return Columns(words, offs, words[offs], words[offs + 1], words[offs + 2], btf.info)

@@ -16,8 +16,16 @@ import sys
 from dataclasses import dataclass
 
 from btfspec.spec.errors import BtfError
-from btfspec.spec.grammar import ByteOrder, byteorder_of, header_struct, record_formats, tails
-from btfspec.spec.kinds import HDR_LEN, REF_KINDS, Kind
+from btfspec.spec.grammar import (
+    ByteOrder,
+    byteorder_of,
+    header_format,
+    header_struct,
+    layout_entry,
+    record_formats,
+    tails,
+)
+from btfspec.spec.kinds import HDR_LEN, INFO_CLASSIC, LAYOUT_ENTRY_SIZE, REF_KINDS, InfoLayout, Kind
 
 NATIVE: ByteOrder = "little" if sys.byteorder == "little" else "big"
 
@@ -68,15 +76,51 @@ def layouts() -> dict[int, KindLayout]:
     return out
 
 
+KindLayoutEntries = tuple[tuple[int, int, int], ...]  # the layout section: (info_sz, elem_sz, flags) per kind
+
+
 @functools.cache
-def _step_tables() -> tuple[list[int], list[int]]:
-    """Per 5-bit kind value: words before the elements (-1 = unknown kind), words per element."""
-    fixed = [-1] * 32
-    elem = [0] * 32
-    for k, lay in layouts().items():
+def _step_tables(info: InfoLayout = INFO_CLASSIC, kind_layout: KindLayoutEntries | None = None
+                 ) -> tuple[list[int], list[int]]:
+    """Per kind value of ``info``: words before the elements (-1 = a kind the reader cannot size),
+    words per element.
+
+    Known kinds have the grammar's sizes whatever the layout section says; every other kind value
+    (0 and those past the grammar's) is sized from ``kind_layout`` when it has an entry for it whose
+    ``info_sz`` and ``elem_sz`` are multiples of 4 (libbpf ``btf_type_size_unknown``).
+    """
+    fixed = [-1] * info.kinds
+    elem = [0] * info.kinds
+    known = layouts()
+    for k in range(min(info.kinds, len(kind_layout or ()))):
+        info_sz, elem_sz, _ = kind_layout[k]  # type: ignore[index]
+        if k not in known and not info_sz % 4 and not elem_sz % 4:
+            fixed[k], elem[k] = 3 + info_sz // 4, elem_sz // 4
+    for k, lay in known.items():
         fixed[k] = 3 + lay.fixed_words
         elem[k] = lay.elem_words
     return fixed, elem
+
+
+def read_layout(blob: bytes, hdr: Header) -> KindLayoutEntries | None:
+    """The layout section's entries (``None`` without one: header shorter than 32 or ``layout_len`` 0).
+
+    Whole entries only (a trailing partial entry is not read); the byte order is the header's.
+    """
+    if hdr.hdr_len < 32 or not hdr.layout_len or hdr.layout_off is None:
+        return None
+    fmt, _ = record_formats(layout_entry(hdr.order))
+    start = hdr.hdr_len + hdr.layout_off
+    n = hdr.layout_len // LAYOUT_ENTRY_SIZE
+    data = blob[start:start + n * LAYOUT_ENTRY_SIZE]
+    return tuple(struct.iter_unpack(("<" if hdr.order == "little" else ">") + fmt, data))
+
+
+def pack_layout(entries: KindLayoutEntries, order: ByteOrder) -> bytes:
+    """Serialise layout entries in ``order`` (the grammar's ``struct btf_layout``)."""
+    fmt, _ = record_formats(layout_entry(order))
+    pack = struct.Struct(("<" if order == "little" else ">") + fmt).pack
+    return b"".join(pack(*e) for e in entries)
 
 
 @dataclass
@@ -140,20 +184,24 @@ def type_words(blob: bytes, hdr: Header) -> array.array:
 VECTOR_MIN_WORDS = 1 << 16  # below this the walk is faster than importing numpy and setting up
 
 
-def index_types(words: array.array, hdr: Header, start_id: int = 1) -> array.array:
-    """Word offset of every type record; raises on unknown kinds and overruns.
+def index_types(words: array.array, hdr: Header, start_id: int = 1, info: InfoLayout = INFO_CLASSIC,
+                kind_layout: KindLayoutEntries | None = None) -> array.array:
+    """Word offset of every type record; raises on kinds it cannot size and on overruns.
 
-    Large sections are indexed by :func:`_index_vectorised`; anything it cannot vouch for (and every
-    small section) goes through the plain offset walk :func:`_index_walk`, which also words the errors.
+    ``info`` says how kind and vlen sit in ``info``; ``kind_layout`` sizes kinds the grammar does not
+    know. Large sections are indexed by :func:`_index_vectorised`; anything it cannot vouch for (and
+    every small section) goes through the plain offset walk :func:`_index_walk`, which also words the
+    errors.
     """
     if len(words) >= VECTOR_MIN_WORDS and not hdr.type_len % 4:
-        offsets = _index_vectorised(words)
+        offsets = _index_vectorised(words, info, kind_layout)
         if offsets is not None:
             return offsets
-    return _index_walk(words, hdr, start_id)
+    return _index_walk(words, hdr, start_id, info, kind_layout)
 
 
-def _index_vectorised(words: array.array) -> array.array | None:
+def _index_vectorised(words: array.array, info_layout: InfoLayout = INFO_CLASSIC,
+                      kind_layout: KindLayoutEntries | None = None) -> array.array | None:
     """The record starts of a well-formed type section without a Python loop per record, or None.
 
     Every word position whose next word has a known kind is a *candidate* start (true starts, plus a
@@ -164,17 +212,17 @@ def _index_vectorised(words: array.array) -> array.array | None:
     """
     import numpy as np
 
-    fixed, elem = (np.array(t, dtype=np.int64) for t in _step_tables())
+    fixed, elem = (np.array(t, dtype=np.int64) for t in _step_tables(info_layout, kind_layout))
     w = np.frombuffer(words, dtype=np.uint32)
     n = int(w.size)
     info = w[1:n - 1]  # the info word of a record starting at p = 0 .. n-3
-    kinds = (info >> 24) & 31
+    kinds = (info >> 24) & info_layout.kind_mask
     cand = np.flatnonzero(fixed[kinds] >= 0)
     m = int(cand.size)
     if not m or cand[0] != 0:
         return None
     ck = kinds[cand]
-    after = cand + fixed[ck] + elem[ck] * (info[cand] & 0xFFFF)
+    after = cand + fixed[ck] + elem[ck] * (info[cand] & info_layout.vlen_mask)
     succ = np.searchsorted(cand, after)
     lands = (succ < m) & (cand[np.minimum(succ, m - 1)] == after)
     ends = after == n
@@ -192,9 +240,11 @@ def _index_vectorised(words: array.array) -> array.array | None:
     return array.array("I", cand[path].astype(np.uint32).tobytes())
 
 
-def _index_walk(words: array.array, hdr: Header, start_id: int = 1) -> array.array:
-    """Offset walk: word offset of every type record; raises on unknown kinds and overruns."""
-    fixed, elem = _step_tables()
+def _index_walk(words: array.array, hdr: Header, start_id: int = 1, info_layout: InfoLayout = INFO_CLASSIC,
+                kind_layout: KindLayoutEntries | None = None) -> array.array:
+    """Offset walk: word offset of every type record; raises on kinds it cannot size and overruns."""
+    fixed, elem = _step_tables(info_layout, kind_layout)
+    kmask, vmask = info_layout.kind_mask, info_layout.vlen_mask
     offsets = array.array("I")
     append = offsets.append
     pos = 0
@@ -202,13 +252,13 @@ def _index_walk(words: array.array, hdr: Header, start_id: int = 1) -> array.arr
     while pos + 3 <= n:
         append(pos)
         info = words[pos + 1]
-        k = (info >> 24) & 31
+        k = (info >> 24) & kmask
         step = fixed[k]
         if step < 0:
             tid = start_id + len(offsets) - 1
             raise BtfError(f"unsupported BTF kind {k}", type_id=tid,
                            offset=hdr.hdr_len + hdr.type_off + 4 * pos)
-        pos += step + elem[k] * (info & 0xFFFF)
+        pos += step + elem[k] * (info & vmask)
     if pos != n or hdr.type_len % 4:
         tid = start_id + len(offsets) - 1
         if pos > n:
@@ -229,10 +279,12 @@ def pack_words(words: array.array | list[int], order: ByteOrder) -> bytes:
 
 
 def pack_header(hdr: Header) -> bytes:
-    """Serialise a header (``hdr_len`` bytes; bytes past the known fields are zero)."""
-    fmt = ("<" if hdr.order == "little" else ">") + "HBBIIIII"
-    out = struct.pack(fmt, hdr.magic, hdr.version, hdr.flags, hdr.hdr_len, hdr.type_off, hdr.type_len,
-                      hdr.str_off, hdr.str_len)
-    if hdr.hdr_len >= 32:
-        out += struct.pack(fmt[0] + "II", hdr.layout_off or 0, hdr.layout_len or 0)
+    """Serialise a header (``hdr_len`` bytes; bytes past the known fields are zero).
+
+    The field order and widths are :func:`btfspec.spec.grammar.header_format`'s; fields past
+    ``hdr_len`` are cut (a 24-byte header has no layout fields).
+    """
+    fmt, names = header_format(hdr.order)
+    values = [getattr(hdr, n) or 0 for n in names]
+    out = struct.pack(fmt, *values)
     return out[:hdr.hdr_len] + b"\0" * max(0, hdr.hdr_len - len(out))

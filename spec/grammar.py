@@ -26,6 +26,7 @@ from construct import (
     Error,
     FormatField,
     If,
+    IfThenElse,
     Int8ub,
     Int8ul,
     Int16ub,
@@ -115,6 +116,23 @@ def header_struct(order: ByteOrder) -> Struct:
 
 
 @functools.cache
+def header_format(order: ByteOrder) -> tuple[str, tuple[str, ...]]:
+    """``struct`` format (with byte-order prefix) and field names of the full 32-byte header, derived
+    from :func:`header_struct` (the conditional layout fields contribute their integer type)."""
+    prefix = "<" if order == "little" else ">"
+    chars, names = [], []
+    for sc in header_struct(order).subcons:
+        field = sc.subcon
+        if isinstance(field, IfThenElse):
+            field = field.thensubcon
+        if not isinstance(field, FormatField):
+            raise TypeError(f"header field {sc.name} is not a fixed-size integer")
+        chars.append(field.fmtstr[1:])
+        names.append(sc.name)
+    return prefix + "".join(chars), tuple(names)
+
+
+@functools.cache
 def type_record(order: ByteOrder) -> Struct:
     """One type: the 12-byte common prefix, then the kind's trailing data."""
     u32, _, _, u8 = _ints(order)
@@ -143,10 +161,15 @@ def type_record(order: ByteOrder) -> Struct:
 
 
 @functools.cache
+def layout_entry(order: ByteOrder) -> Struct:
+    """``struct btf_layout``: one entry of the layout section (one per kind)."""
+    _, _, u16, u8 = _ints(order)
+    return Struct("info_sz" / u8, "elem_sz" / u8, "flags" / u16)
+
+
+@functools.cache
 def grammar(order: ByteOrder) -> Struct:
     """Whole-blob grammar for one byte order; sections are located through the header offsets."""
-    u32, _, u16, u8 = _ints(order)
-    layout_entry = Struct("info_sz" / u8, "elem_sz" / u8, "flags" / u16)
     return Struct(
         "hdr" / header_struct(order),
         "hdr_extra" / Bytes(this.hdr.hdr_len - (this.hdr.hdr_len >= 32) * 8 - HDR_LEN),
@@ -157,7 +180,7 @@ def grammar(order: ByteOrder) -> Struct:
         "strings" / Pointer(this.hdr.hdr_len + this.hdr.str_off, Bytes(this.hdr.str_len)),
         "layout" / If(
             this.hdr.hdr_len >= 32,
-            Pointer(this.hdr.hdr_len + this.hdr.layout_off, Array(this.hdr.layout_len // 4, layout_entry)),
+            Pointer(this.hdr.hdr_len + this.hdr.layout_off, Array(this.hdr.layout_len // 4, layout_entry(order))),
         ),
     )
 

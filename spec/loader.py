@@ -7,10 +7,11 @@ from btfspec.spec.model import Btf
 from btfspec.spec.sources import BtfInput, load_input
 
 
-def parse_labeled(blob: bytes, label: str, base: Btf | None = None) -> Btf:
-    """Parse a blob; a :class:`BtfError` names the file (``label``) it came from."""
+def parse_labeled(blob: bytes, label: str, base: Btf | None = None, *, use_layout: bool = False) -> Btf:
+    """Parse a blob; a :class:`BtfError` names the file (``label``) it came from. ``use_layout``: size
+    kinds the grammar does not know from the blob's layout section (libbpf master)."""
     try:
-        return Btf.from_bytes(blob, base=base)
+        return Btf.from_bytes(blob, base=base, use_layout=use_layout)
     except BtfError as exc:
         raise BtfError(f"{label}: {exc.message}", offset=exc.offset, type_id=exc.type_id, errno=exc.errno,
                        rule=exc.rule) from None

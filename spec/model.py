@@ -18,26 +18,42 @@ from typing import Any
 from btfspec.spec.errors import BtfError
 from btfspec.spec.fastpath import (
     Header,
+    KindLayoutEntries,
+    _step_tables,
     index_types,
     layouts,
     pack_header,
+    pack_layout,
     pack_words,
     read_header,
+    read_layout,
     type_words,
 )
 from btfspec.spec.grammar import ByteOrder
-from btfspec.spec.kinds import HDR_LEN, Kind, info_kflag, info_kind, info_vlen, kind_name
+from btfspec.spec.kinds import (
+    HDR_LEN,
+    HDR_LEN_LAYOUT,
+    INFO_CLASSIC,
+    INFO_WIDE,
+    LAYOUT_ENTRY_SIZE,
+    InfoLayout,
+    Kind,
+    info_kflag,
+    info_kind,
+    info_vlen,
+    kind_name,
+)
 
 
 @functools.cache
-def _word_tables() -> tuple[Any, Any]:
-    """Per 5-bit kind value: fixed trailing words and words per element (0 for unknown kinds)."""
+def _word_tables(info: InfoLayout = INFO_CLASSIC, kind_layout: KindLayoutEntries | None = None
+                 ) -> tuple[Any, Any]:
+    """Per kind value: fixed trailing words and words per element (0 for kinds nobody can size)."""
     import numpy as np
 
-    fw = np.zeros(32, np.int64)
-    ew = np.zeros(32, np.int64)
-    for k, lay in layouts().items():
-        fw[k], ew[k] = lay.fixed_words, lay.elem_words
+    fixed, elem = _step_tables(info, kind_layout)
+    fw = np.array([max(f - 3, 0) for f in fixed], np.int64)
+    ew = np.array(elem, np.int64)
     return fw, ew
 
 
@@ -95,8 +111,8 @@ class BtfType:
         return self.fixed[0] & 0xFF
 
     def copy(self) -> BtfType:
-        """An independent copy (elements are immutable tuples)."""
-        return BtfType(self.name_off, self.info, self.size_type, self.fixed, list(self.elems))
+        """An independent copy (elements are immutable tuples; the info layout is kept)."""
+        return type(self)(self.name_off, self.info, self.size_type, self.fixed, list(self.elems))
 
     def words(self) -> list[int]:
         """The record as 32-bit words."""
@@ -114,6 +130,25 @@ class BtfType:
     def __repr__(self) -> str:
         return f"BtfType({self.kind_name}, name_off={self.name_off}, size_type={self.size_type}, " \
                f"fixed={self.fixed}, elems={self.elems})"
+
+
+class WideBtfType(BtfType):
+    """A type record read with the wide ``info`` layout (7-bit kind, 24-bit vlen; libbpf 9801e029)."""
+
+    __slots__ = ()
+
+    @property
+    def kind(self) -> int:
+        return info_kind(self.info, INFO_WIDE)
+
+    @property
+    def vlen(self) -> int:
+        return info_vlen(self.info, INFO_WIDE)
+
+
+def type_class(info: InfoLayout) -> type[BtfType]:
+    """The record class that reads ``info`` words with this layout."""
+    return WideBtfType if info is INFO_WIDE else BtfType
 
 
 def s32(v: int) -> int:
@@ -184,11 +219,17 @@ class Btf:
     """A BTF object: own types and strings, plus an optional base (split BTF)."""
 
     def __init__(self, *, base: Btf | None = None, order: ByteOrder | None = None,
-                 strings: bytes | None = None) -> None:
+                 strings: bytes | None = None, info: InfoLayout = INFO_CLASSIC,
+                 start_str_off: int | None = None, kind_layout: KindLayoutEntries | None = None) -> None:
         self.base = base
         self.order: ByteOrder = order or (base.order if base is not None else "little")
         self.start_id = base.type_cnt if base is not None else 1
-        self.start_str_off = base.str_len_total if base is not None else 0
+        if start_str_off is None:
+            start_str_off = base.str_len_total if base is not None else 0
+        self.start_str_off = start_str_off
+        self.info = info  # how kind and vlen sit in each info word
+        self.kind_layout = kind_layout  # own layout section entries (None: no layout section)
+        self.sizing_layout: KindLayoutEntries | None = None  # the entries unknown kinds were sized from
         self.header = Header(order=self.order)
         self.raw: bytes | None = None  # the blob this object was parsed from (not kept in sync)
         self._words: array.array | None = None
@@ -202,15 +243,26 @@ class Btf:
 
     # --- construction ------------------------------------------------------------------------
     @classmethod
-    def from_bytes(cls, blob: bytes, base: Btf | None = None) -> Btf:
-        """Parse a blob (lazily: types are decoded on access). Raises :class:`BtfError`."""
+    def from_bytes(cls, blob: bytes, base: Btf | None = None, *, info: InfoLayout = INFO_CLASSIC,
+                   use_layout: bool = False, start_str_off: int | None = None) -> Btf:
+        """Parse a blob (lazily: types are decoded on access). Raises :class:`BtfError`.
+
+        ``info``: the info-word layout; ``use_layout``: read the layout section and size kinds the
+        grammar does not know from it (falling back to the base's, as libbpf does); ``start_str_off``:
+        where the own strings start (default: the base's cumulative end, libbpf's v1.7 rule).
+        """
         hdr = read_header(blob)
         s0 = hdr.hdr_len + hdr.str_off
-        btf = cls(base=base, order=hdr.order, strings=blob[s0:s0 + hdr.str_len])
+        own_layout = read_layout(blob, hdr) if use_layout else None
+        btf = cls(base=base, order=hdr.order, strings=blob[s0:s0 + hdr.str_len], info=info,
+                  start_str_off=start_str_off, kind_layout=own_layout)
+        if use_layout:
+            btf.sizing_layout = own_layout if own_layout is not None else \
+                (base.kind_layout if base is not None else None)
         btf.header = hdr
         btf.raw = blob
         btf._words = type_words(blob, hdr)
-        btf._offsets = index_types(btf._words, hdr, btf.start_id)
+        btf._offsets = index_types(btf._words, hdr, btf.start_id, info, btf.sizing_layout)
         btf._types = [None] * len(btf._offsets)
         return btf
 
@@ -232,7 +284,9 @@ class Btf:
 
     @property
     def str_len_total(self) -> int:
-        """Offset where a split on top of this BTF starts its strings (v1.6: own ``str_len``)."""
+        """Cumulative end of the strings of this BTF and its bases: where a split on top of it starts its
+        strings under libbpf's ``btf__new_empty_split`` (and, since 0e14a12a/v1.7, ``btf_new``); libbpf
+        v1.6's parser uses the base's own ``str_len`` instead (see :mod:`btfspec.spec.formats`)."""
         return len(self._strings) if self.base is None else self.start_str_off + len(self._strings)
 
     @property
@@ -261,16 +315,18 @@ class Btf:
         w = self._words
         p = self._offsets[i]
         info = w[p + 1]
-        lay = layouts()[(info >> 24) & 31]
-        q = p + 3 + lay.fixed_words
+        fixed_of, elem_of = _step_tables(self.info, self.sizing_layout)
+        k = (info >> 24) & self.info.kind_mask
+        vlen = info & self.info.vlen_mask
+        q = p + fixed_of[k]
         fixed = tuple(w[p + 3:q])
-        ew = lay.elem_words
-        if ew and info & 0xFFFF:
-            seg = w[q:q + ew * (info & 0xFFFF)]
+        ew = elem_of[k]
+        if ew and vlen:
+            seg = w[q:q + ew * vlen]
             elems = list(zip(*[iter(seg)] * ew, strict=True))
         else:
             elems = []
-        return BtfType(w[p], info, w[p + 2], fixed, elems)
+        return type_class(self.info)(w[p], info, w[p + 2], fixed, elems)
 
     def flat_words(self) -> tuple[array.array, array.array]:
         """All own records as one host-order word array plus the start of each record in it.
@@ -342,12 +398,12 @@ class Btf:
     def _decode_all_vectorised(self) -> None:
         import numpy as np  # imported here: it costs ~45 ms at start-up of every command
 
-        fw_of, ew_of = _word_tables()
+        fw_of, ew_of = _word_tables(self.info, self.sizing_layout)
         words = np.frombuffer(self._words, dtype=np.uint32)
         offs = np.frombuffer(self._offsets, dtype=np.uint32).astype(np.int64)
         info = words[offs + 1]
-        kinds = (info >> 24) & 31
-        vlen = (info & 0xFFFF).astype(np.int64)
+        kinds = (info >> 24) & self.info.kind_mask
+        vlen = (info & self.info.vlen_mask).astype(np.int64)
         fw, ew = fw_of[kinds], ew_of[kinds]
         n = len(offs)
         fixed: list[tuple[int, ...]] = [()] * n
@@ -369,12 +425,13 @@ class Btf:
             for i, a, b in zip(sel.tolist(), begins.tolist(), ends.tolist(), strict=True):
                 elems[i] = flat[a:b]
         new = object.__new__
+        cls = type_class(self.info)
         types = self._types
         for i, name_off, inf, st in zip(range(n), words[offs].tolist(), info.tolist(), words[offs + 2].tolist(),
                                         strict=True):
             if types[i] is not None:
                 continue
-            t = new(BtfType)
+            t = new(cls)
             t.name_off, t.info, t.size_type, t.fixed = name_off, inf, st, fixed[i]
             e = elems[i]
             t.elems = e if e is not None else []
@@ -466,21 +523,32 @@ class Btf:
 
     # --- output ------------------------------------------------------------------------------
     def to_bytes(self, *, hdr_len: int | None = None, order: ByteOrder | None = None) -> bytes:
-        """Raw BTF like ``btf__raw_data``: header, types, strings, no gaps (24-byte header by default).
+        """Raw BTF like ``btf__raw_data``: header, types, layout section, strings, no gaps.
 
-        The header length defaults to the parsed one (at least 24) for parsed objects.
+        The header length defaults to the parsed one (at least 24) for parsed objects, and to 32 when
+        the object has a layout section (``kind_layout``), which libbpf places between types and strings.
         """
         order = order or self.order
-        hl = hdr_len if hdr_len is not None else max(HDR_LEN, self.header.hdr_len if self.raw else HDR_LEN)
+        default = max(HDR_LEN, self.header.hdr_len if self.raw else HDR_LEN)
+        if self.kind_layout is not None:
+            default = max(default, HDR_LEN_LAYOUT)
+        hl = hdr_len if hdr_len is not None else default
         words: list[int] = []
         for _, t in self.own_types():
             words.extend(t.words())
         types = pack_words(words, order)
-        hdr = Header(order=order, hdr_len=hl, type_off=0, type_len=len(types), str_off=len(types),
-                     str_len=len(self._strings))
+        layout = pack_layout(self.kind_layout, order) if self.kind_layout is not None and hl >= 32 else b""
+        hdr = Header(order=order, hdr_len=hl, type_off=0, type_len=len(types),
+                     str_off=len(types) + len(layout), str_len=len(self._strings))
         if hl >= 32:
-            hdr.layout_off, hdr.layout_len = 0, 0
-        return pack_header(hdr) + types + bytes(self._strings)
+            hdr.layout_off, hdr.layout_len = (len(types) if layout else 0), len(layout)
+        return pack_header(hdr) + types + layout + bytes(self._strings)
+
+    def set_kind_layout(self, entries: KindLayoutEntries | None) -> None:
+        """Give the object a layout section (written by :meth:`to_bytes`), or drop it with ``None``."""
+        if entries is not None and any(len(e) != 3 for e in entries):
+            raise ValueError(f"layout entries are (info_sz, elem_sz, flags) triples of {LAYOUT_ENTRY_SIZE} bytes")
+        self.kind_layout = tuple(tuple(e) for e in entries) if entries is not None else None
 
     def describe(self, type_id: int) -> str:
         """Short human label: ``[id] KIND 'name'``."""

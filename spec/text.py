@@ -17,12 +17,17 @@ import functools
 from collections.abc import Callable, Iterator
 from itertools import accumulate
 
-from btfspec.spec.fastpath import layouts
-from btfspec.spec.kinds import KIND_MAX, LINKAGE_NAMES, Kind
+from btfspec.spec.fastpath import _step_tables, layouts
+from btfspec.spec.kinds import INFO_WIDE, KIND_MAX, LINKAGE_NAMES, Kind
 from btfspec.spec.model import Btf
 
-# bpftool's btf_kind_str: index 0 (void, and any kind above KIND_MAX) is "UNKNOWN".
-KIND_STR: tuple[str, ...] = tuple(Kind(k).name if 0 < k <= KIND_MAX else "UNKNOWN" for k in range(32))
+# bpftool's btf_kind_str: index 0 (void, and any kind above KIND_MAX) is "UNKNOWN"; one entry per
+# 7-bit kind value, so wide-info BTF (kinds up to 127) indexes it too.
+KIND_STR: tuple[str, ...] = tuple(Kind(k).name if 0 < k <= KIND_MAX else "UNKNOWN" for k in range(INFO_WIDE.kinds))
+# Kind numbers as plain ints for the printer's hot loop (IntEnum comparisons are slower).
+INT, PTR, ARRAY, STRUCT, UNION, ENUM, FWD, TYPEDEF, VOLATILE, CONST, RESTRICT, FUNC, FUNC_PROTO, VAR, \
+    DATASEC, FLOAT, DECL_TAG, TYPE_TAG, ENUM64 = (int(k) for k in Kind if k != Kind.UNKN)
+REF_LINE_KINDS = frozenset({PTR, CONST, VOLATILE, RESTRICT, TYPEDEF, TYPE_TAG})  # "type_id=N" lines
 # btf_int_enc_str: any other value, including SIGNED|CHAR (3), is "UNKN".
 INT_ENC_STR: dict[int, str] = {0: "(none)", 1: "SIGNED", 2: "CHAR", 4: "BOOL"}
 UNKNOWN_LINKAGE = "(unknown)"
@@ -68,6 +73,13 @@ def _pos() -> dict[str, int]:
 def _fixed_words(kind: int) -> int:
     lay = layouts().get(kind)
     return 3 + (lay.fixed_words if lay is not None else 0)
+
+
+def _record_words(btf: Btf) -> tuple[list[int], list[int]]:
+    """Per kind value of ``btf``'s info layout: words before the elements (3 for kinds it cannot size,
+    which only hand-made models hold) and words per element (kinds sized from a layout section too)."""
+    fixed, elem = _step_tables(btf.info, btf.sizing_layout)
+    return [f if f >= 0 else 3 for f in fixed], elem
 
 
 def _elem_words(kind: int) -> int:
@@ -154,20 +166,22 @@ def _dump_own(btf: Btf, first: int, type_cnt: int, out: list[str], top: Btf) -> 
     E64_N, E64_L, E64_H = P["e64_name"], P["e64_lo"], P["e64_hi"]
     PR_N, PR_T = P["p_name"], P["p_type"]
     V_T, V_O, V_S = P["v_type"], P["v_off"], P["v_size"]
-    fw = [_fixed_words(k) for k in range(32)]
-    ew = [_elem_words(k) for k in range(32)]
-    link = [LINKAGE_NAMES.get(v, UNKNOWN_LINKAGE) for v in range(0x10000)]  # FUNC: vlen is 16 bits
+    fw, ew = _record_words(btf)
+    kmask, vmask = btf.info.kind_mask, btf.info.vlen_mask
+    link = [LINKAGE_NAMES.get(v, UNKNOWN_LINKAGE) for v in range(0x10000)]  # FUNC linkage: the vlen
     append = out.append
     extend = out.extend
     tid = first - 1
     for p in starts[first - btf.start_id:]:
         tid += 1
         info = w[p + 1]
-        k = (info >> 24) & 31
-        if k == 12:  # FUNC, by far the most common kind
-            append(f"[{tid}] FUNC '{names[w[p]]}' type_id={w[p + 2]} linkage={link[info & 0xFFFF]}")
-        elif k == 13:  # FUNC_PROTO
-            vlen = info & 0xFFFF
+        k = (info >> 24) & kmask
+        if k == FUNC:  # by far the most common kind
+            v = info & vmask
+            append(f"[{tid}] FUNC '{names[w[p]]}' type_id={w[p + 2]} "
+                   f"linkage={link[v] if v < 0x10000 else UNKNOWN_LINKAGE}")
+        elif k == FUNC_PROTO:
+            vlen = info & vmask
             append(f"[{tid}] FUNC_PROTO '{names[w[p]]}' ret_type_id={w[p + 2]} vlen={vlen}")
             if vlen:
                 q = p + fw[k]
@@ -175,10 +189,10 @@ def _dump_own(btf: Btf, first: int, type_cnt: int, out: list[str], top: Btf) -> 
                 seg = w[q:q + vlen * step]
                 extend([f"\t'{names[n]}' type_id={t}" for n, t in
                         zip(seg[PR_N::step], seg[PR_T::step], strict=True)])
-        elif k == 2 or k == 10 or k == 8 or 9 <= k <= 11 or k == 18:  # PTR, modifiers, TYPEDEF, TYPE_TAG
+        elif k in REF_LINE_KINDS:
             append(f"[{tid}] {kstr[k]} '{names[w[p]]}' type_id={w[p + 2]}")
-        elif k == 4 or k == 5:  # STRUCT, UNION
-            vlen = info & 0xFFFF
+        elif k == STRUCT or k == UNION:
+            vlen = info & vmask
             append(f"[{tid}] {kstr[k]} '{names[w[p]]}' size={w[p + 2]} vlen={vlen}")
             if vlen:
                 q = p + fw[k]
@@ -191,18 +205,18 @@ def _dump_own(btf: Btf, first: int, type_cnt: int, out: list[str], top: Btf) -> 
                             for n, t, o in ms])
                 else:
                     extend([f"\t'{names[n]}' type_id={t} bits_offset={o}" for n, t, o in ms])
-        elif k == 3:  # ARRAY
+        elif k == ARRAY:
             append(f"[{tid}] ARRAY '{names[w[p]]}' type_id={w[p + ARR_T]} index_type_id={w[p + ARR_I]} "
                    f"nr_elems={w[p + ARR_N]}")
-        elif k == 6 or k == 19:  # ENUM, ENUM64
-            vlen = info & 0xFFFF
+        elif k == ENUM or k == ENUM64:
+            vlen = info & vmask
             kflag = info >> 31
             append(f"[{tid}] {kstr[k]} '{names[w[p]]}' encoding={'SIGNED' if kflag else 'UNSIGNED'} "
                    f"size={w[p + 2]} vlen={vlen}")
             q = p + fw[k]
             step = ew[k]
             seg = w[q:q + vlen * step]
-            if k == 6:
+            if k == ENUM:
                 vals = zip(seg[E_N::step], seg[E_V::step], strict=True)
                 if kflag:
                     extend([f"\t'{names[n]}' val={_s32(v)}" for n, v in vals])
@@ -214,19 +228,19 @@ def _dump_own(btf: Btf, first: int, type_cnt: int, out: list[str], top: Btf) -> 
                     extend([f"\t'{names[n]}' val={_s64(hi << 32 | lo)}LL" for n, lo, hi in vals64])
                 else:
                     extend([f"\t'{names[n]}' val={hi << 32 | lo}ULL" for n, lo, hi in vals64])
-        elif k == 1:  # INT
+        elif k == INT:
             d = w[p + INT_DATA]
             append(f"[{tid}] INT '{names[w[p]]}' size={w[p + 2]} bits_offset={(d >> 16) & 0xFF} "
                    f"nr_bits={d & 0xFF} encoding={INT_ENC_STR.get((d >> 24) & 0x0F, 'UNKN')}")
-        elif k == 14:  # VAR: the only field printed with a comma
+        elif k == VAR:  # the only field printed with a comma
             append(f"[{tid}] VAR '{names[w[p]]}' type_id={w[p + 2]}, "
                    f"linkage={LINKAGE_NAMES.get(w[p + VAR_L], UNKNOWN_LINKAGE)}")
-        elif k == 17:  # DECL_TAG (kind_flag not shown)
+        elif k == DECL_TAG:  # kind_flag not shown
             append(f"[{tid}] DECL_TAG '{names[w[p]]}' type_id={w[p + 2]} component_idx={_s32(w[p + TAG_I])}")
-        elif k == 7:  # FWD
+        elif k == FWD:
             append(f"[{tid}] FWD '{names[w[p]]}' fwd_kind={'union' if info >> 31 else 'struct'}")
-        elif k == 15:  # DATASEC
-            vlen = info & 0xFFFF
+        elif k == DATASEC:
+            vlen = info & vmask
             append(f"[{tid}] DATASEC '{names[w[p]]}' size={w[p + 2]} vlen={vlen}")
             q = p + fw[k]
             step = ew[k]
@@ -234,9 +248,9 @@ def _dump_own(btf: Btf, first: int, type_cnt: int, out: list[str], top: Btf) -> 
                 vt = w[e + V_T]
                 append(f"\ttype_id={vt} offset={w[e + V_O]} size={w[e + V_S]}"
                        f"{_datasec_target(top, vt, names, type_cnt)}")
-        elif k == 16:  # FLOAT
+        elif k == FLOAT:
             append(f"[{tid}] FLOAT '{names[w[p]]}' size={w[p + 2]}")
-        else:  # not loadable by libbpf; only hand-made models get here
+        else:  # kind 0, or a kind only a layout section describes: bpftool prints no fields for it
             append(f"[{tid}] {kstr[k]} '{names[w[p]]}'")
 
 
@@ -280,14 +294,13 @@ def _json_own(btf: Btf, first: int, top: Btf) -> Iterator[dict]:
         w = t.words()
         k = t.kind
         d: dict = {"id": tid, "kind": KIND_STR[k], "name": name(t.name_off)}
-        _json_fields(k, t.info, w, d, name, P)
+        _json_fields(k, t.info, t.vlen, w, d, name, P)
         yield d
 
 
-def _json_fields(k: int, info: int, w: list[int], d: dict, name: Callable[[int], str],
+def _json_fields(k: int, info: int, vlen: int, w: list[int], d: dict, name: Callable[[int], str],
                  P: dict[str, int]) -> None:
     st = w[2]
-    vlen = info & 0xFFFF
     kflag = info >> 31
     q = _fixed_words(k)
     step = _elem_words(k)

@@ -17,6 +17,10 @@
     and DECL_TAG may set kind_flag; FUNC_PROTO return and parameter types may not be VAR, DATASEC or
     DECL_TAG.
 
+Versions of both (``libbpf1.6``/``libbpf-2026``, ``kernel-6.18``/``kernel-7.1``, see
+:mod:`btfspec.spec.formats`) differ in the header size, the layout section, the info-word widths and
+split-of-split string offsets; ``libbpf`` and ``kernel`` are aliases of the first of each.
+
 Structure comes from the fast path (:mod:`btfspec.spec.fastpath`, :class:`btfspec.spec.model.Btf`); every pass is
 linear (the kernel's type-tag walk is bounded by 32 steps per type).
 """
@@ -24,15 +28,15 @@ linear (the kernel's type-tag walk is bounded by 32 steps per type).
 from __future__ import annotations
 
 import struct
-from typing import Literal
 
 from btfspec.spec import validate_kernel, validate_libbpf
 from btfspec.spec.errors import BtfError
+from btfspec.spec.formats import RULE_NAMES, rule_set
 from btfspec.spec.model import Btf
 from btfspec.spec.validate_common import MAX_VIOLATIONS, Violation
 
-Rules = Literal["libbpf", "kernel"]
-RULES: tuple[str, ...] = ("libbpf", "kernel")
+Rules = str  # one of RULES
+RULES: tuple[str, ...] = RULE_NAMES
 
 
 def validate(blob: bytes | bytearray | memoryview, base: bytes | Btf | None = None,
@@ -40,13 +44,12 @@ def validate(blob: bytes | bytearray | memoryview, base: bytes | Btf | None = No
     """Every violation of ``rules`` in ``blob`` (split on ``base`` when given); ``[]`` means valid.
 
     At most ``limit`` violations are listed (then one ``more`` entry says the list was cut).  Never
-    raises for any blob or base content; ``rules`` must be ``"libbpf"`` or ``"kernel"``.
+    raises for any blob or base content; ``rules`` must be one of :data:`RULES` (``ValueError``).
     """
-    if rules not in RULES:
-        raise ValueError(f"rules must be one of {RULES}, not {rules!r}")
-    check = validate_libbpf.violations if rules == "libbpf" else validate_kernel.violations
+    rs = rule_set(rules)
+    check = validate_libbpf.violations if rs.family == "libbpf" else validate_kernel.violations
     try:
-        return check(bytes(blob), base, limit)
+        return check(bytes(blob), base, limit, rs)
     except (BtfError, ArithmeticError, LookupError, ValueError, TypeError, AssertionError, struct.error,
             RecursionError, MemoryError) as exc:  # a validator bug, never a verdict: say so
         return [Violation("internal", f"validator failure: {type(exc).__name__}: {exc}")]

@@ -10,8 +10,16 @@ from dataclasses import asdict, dataclass
 
 from btfspec.spec.errors import BtfError, errno_text
 from btfspec.spec.fastpath import Header, layouts
-from btfspec.spec.grammar import ByteOrder
-from btfspec.spec.kinds import BTF_MAX_NAME_OFFSET, KIND_MAX, Kind, info_kind, kind_name
+from btfspec.spec.grammar import ByteOrder, header_format
+from btfspec.spec.kinds import (
+    BTF_MAX_NAME_OFFSET,
+    INFO_CLASSIC,
+    KIND_MAX,
+    InfoLayout,
+    Kind,
+    info_kind,
+    kind_name,
+)
 from btfspec.spec.model import Btf, BtfType
 
 EINVAL = -_errno.EINVAL
@@ -88,8 +96,17 @@ def other_order(order: ByteOrder) -> ByteOrder:
 
 
 def hdr_fields(raw24: bytes, order: ByteOrder) -> tuple[int, ...]:
-    """(magic, version, flags, hdr_len, type_off, type_len, str_off, str_len)."""
-    return struct.unpack(("<" if order == "little" else ">") + "HBBIIIII", raw24)
+    """(magic, version, flags, hdr_len, type_off, type_len, str_off, str_len) of a 24-byte header
+    (the format is the grammar's, :func:`btfspec.spec.grammar.header_format`, without the layout fields)."""
+    fmt, names = header_format(order)
+    return struct.unpack(fmt[:1 + names.index("layout_off")], raw24)
+
+
+def layout_fields(raw8: bytes, order: ByteOrder) -> tuple[int, int]:
+    """(layout_off, layout_len): header bytes 24..32 in the grammar's format."""
+    fmt, names = header_format(order)
+    off, length = struct.unpack(fmt[0] + fmt[1 + names.index("layout_off"):], raw8)
+    return off, length
 
 
 def roundup_bytes(bits: int) -> int:
@@ -130,13 +147,18 @@ class Strings:
 # checks both rule sets make (in the order libbpf and the kernel make them)
 # --------------------------------------------------------------------------------------------------
 
-def string_problems(blob: bytes, hdr: Header, *, split: bool, kernel: bool) -> list[Problem]:
-    """``btf_parse_str_sec``: the string section (libbpf: its log lines; kernel: its limit)."""
+def string_problems(blob: bytes, hdr: Header, *, split: bool, kernel: bool,
+                    str_last: bool | None = None) -> list[Problem]:
+    """``btf_parse_str_sec``: the string section (libbpf: its log lines; kernel: its limit).
+
+    ``str_last`` (default: ``kernel``): the section must end the data (kernel 7.1: only for headers
+    shorter than its 32-byte ``struct btf_header``).
+    """
     start = hdr.hdr_len + hdr.str_off
     n = hdr.str_len
     data = blob[start:start + n]
     out = []
-    if kernel and start + n != len(blob):
+    if (kernel if str_last is None else str_last) and start + n != len(blob):
         out.append(Problem(Violation("sec.str_last", "the string section is not the last section", 16)))
     if split and n == 0:
         return out
@@ -159,23 +181,27 @@ def string_problems(blob: bytes, hdr: Header, *, split: bool, kernel: bool) -> l
     return out
 
 
-def walk_problem(exc: BtfError, blob: bytes, order: ByteOrder, delta: int) -> Problem:
+def walk_problem(exc: BtfError, blob: bytes, order: ByteOrder, delta: int,
+                 info_layout: InfoLayout = INFO_CLASSIC, *, modern: bool = False) -> Problem:
     """The type-section walk failed (``exc`` from the model, its offset ``delta`` bytes before the
-    original blob's): unknown kind, a record running past the section, or trailing bytes."""
+    original blob's): unknown kind, a record running past the section, or trailing bytes. ``modern``:
+    libbpf master's log line for a kind it cannot size (``btf_type_size_unknown``)."""
     off = None if exc.offset is None else exc.offset + delta
     rule = "type.truncated"
     msg = exc.message
     kind = None
     if off is not None and off + 8 <= len(blob):
         info = int.from_bytes(blob[off + 4:off + 8], order)
-        kind = info_kind(info)
+        kind = info_kind(info, info_layout)
         if exc.type_id is not None and (kind == 0 or kind > KIND_MAX):
             rule = "type.kind"
             msg = f"unsupported BTF kind {kind} (info {info:#010x})"
+            if modern:
+                msg += ": the layout section (own or the base's) has no usable entry for it"
     if exc.type_id is None:
         rule = "type.trailing"
     if exc.message.startswith("unsupported BTF kind") and kind is not None:
-        log = f"Unsupported BTF_KIND:{kind}"
+        log = f"Unsupported BTF_KIND: {kind}" if modern else f"Unsupported BTF_KIND:{kind}"
     elif exc.message.startswith("type record runs past"):
         log = f"BTF type [{exc.type_id}] is malformed"
     else:

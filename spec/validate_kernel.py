@@ -7,15 +7,23 @@ rule set of :func:`btfspec.spec.validate.validate`.
 including the resolve pass (:mod:`btfspec.spec.validate_kernel_resolve`); with a base it is checked like
 module BTF (``btf_parse_module``: no resolve pass).
 
+Under ``kernel-7.1`` (:mod:`btfspec.spec.formats`) ``struct btf_header`` is 32 bytes: the tail that must
+be zero starts at 32, ``min(hdr_len, 32)`` bytes are copied, ``btf_check_sec_info`` tiles the layout
+section too (when ``hdr_len`` >= 32 and ``layout_len`` != 0), the string section need not be last
+(``hdr_len`` >= 32), and ``btf_parse_layout_sec`` checks the layout section after the strings.
+
 Structure comes from the model: the header is decoded here with the kernel's semantics, re-packed as
 a canonical 24-byte header in front of the original sections and parsed by ``Btf.from_bytes``.
 """
 
 from __future__ import annotations
 
+import functools
+
 from btfspec.spec.errors import BtfError
 from btfspec.spec.fastpath import NATIVE, Header, pack_header
-from btfspec.spec.kinds import BTF_MAGIC, BTF_MAX_TYPE, HDR_LEN, Kind, kind_name
+from btfspec.spec.formats import RuleSet, rule_set
+from btfspec.spec.kinds import BTF_MAGIC, BTF_MAX_TYPE, HDR_LEN, LAYOUT_ENTRY_SIZE, Kind, kind_name
 from btfspec.spec.model import Btf, BtfType, s32
 from btfspec.spec.validate_common import (
     E2BIG,
@@ -30,6 +38,7 @@ from btfspec.spec.validate_common import (
     Stop,
     Violation,
     hdr_fields,
+    layout_fields,
     other_order,
     string_problems,
     walk_problem,
@@ -40,25 +49,32 @@ from btfspec.spec.validate_kernel_resolve import Resolver
 KERNEL_MAX_SIZE = 16 << 20  # BTF_MAX_SIZE: BPF_BTF_LOAD rejects larger blobs with -E2BIG
 KERNEL_INFO_MASK = 0x9F00FFFF
 TYPE_TAG_CHAIN_LIMIT = 32
+KERNEL_6_18 = rule_set("kernel-6.18")
 
 
-def violations(blob: bytes, base: bytes | Btf | None = None, limit: int | None = None) -> list[Violation]:
+def violations(blob: bytes, base: bytes | Btf | None = None, limit: int | None = None,
+               rules: RuleSet = KERNEL_6_18) -> list[Violation]:
     """Every violation of the kernel's rules (at most ``limit``, then a ``more`` entry)."""
-    return _KernelCheck(blob, limit=limit).run(base)
+    return _KernelCheck(blob, limit=limit, rules=rules).run(base)
 
 
 class _KernelCheck(Checker):
-    def __init__(self, blob: bytes, *, as_base: bool = False, limit: int | None = None) -> None:
+    def __init__(self, blob: bytes, *, as_base: bool = False, limit: int | None = None,
+                 rules: RuleSet = KERNEL_6_18) -> None:
         super().__init__(blob, limit=limit)
         self.as_base = as_base  # parsed like vmlinux/.BTF.base (btf_parse_base), no resolve pass
         self.split = False
+        self.rules = rules
+        self.hdr_size = rules.header_size  # sizeof(struct btf_header)
 
     def run(self, base: bytes | Btf | None) -> list[Violation]:
         try:
             base_btf = self._base(base)
             self.split = base_btf is not None
             hdr = self._header()
-            self.report(string_problems(self.blob, hdr, split=self.split, kernel=True))
+            self.report(string_problems(self.blob, hdr, split=self.split, kernel=True,
+                                        str_last=self.hdr_size == HDR_LEN or hdr.hdr_len < self.hdr_size))
+            self._layout_section(hdr)
             self._type_section(hdr)
             btf = self._parse(hdr, base_btf)
             self._types(btf)
@@ -69,10 +85,10 @@ class _KernelCheck(Checker):
     def _base(self, base: bytes | Btf | None) -> Btf | None:
         if base is None or isinstance(base, Btf):
             return base
-        problems = _KernelCheck(bytes(base), as_base=True).run(None)
+        problems = _KernelCheck(bytes(base), as_base=True, rules=self.rules).run(None)
         if problems:
             self.base_problem(problems)
-        v = _KernelCheck(bytes(base), as_base=True)
+        v = _KernelCheck(bytes(base), as_base=True, rules=self.rules)
         return v._parse(v._header(), None)
 
     @property
@@ -97,15 +113,17 @@ class _KernelCheck(Checker):
                 if swapped else ""
             self.add("hdr.hdr_len", f"hdr_len {hdr_len} is larger than the data ({n} bytes){hint}", 4)
             raise Stop
-        if hdr_len > HDR_LEN:
-            tail = blob[HDR_LEN:hdr_len]
+        size = self.hdr_size
+        if hdr_len > size:
+            tail = blob[size:hdr_len]
             nz = next((i for i, c in enumerate(tail) if c), None)
             if nz is not None:
-                self.add("hdr.tail", f"hdr_len {hdr_len}: header byte {HDR_LEN + nz} is not zero (the "
-                         f"kernel knows a {HDR_LEN}-byte header only)", HDR_LEN + nz, errno=E2BIG)
+                self.add("hdr.tail", f"hdr_len {hdr_len}: header byte {size + nz} is not zero (the "
+                         f"kernel knows a {size}-byte header only)", size + nz, errno=E2BIG)
                 raise Stop
-        raw = blob[:min(hdr_len, HDR_LEN)].ljust(HDR_LEN, b"\0")  # fields past hdr_len read as 0
-        magic, version, flags, copied_len, type_off, type_len, str_off, str_len = hdr_fields(raw, NATIVE)
+        raw = blob[:min(hdr_len, size)].ljust(size, b"\0")  # fields past hdr_len read as 0
+        magic, version, flags, copied_len, type_off, type_len, str_off, str_len = hdr_fields(raw[:HDR_LEN], NATIVE)
+        layout_off, layout_len = layout_fields(raw[HDR_LEN:HDR_LEN + 8], NATIVE) if size > HDR_LEN else (0, 0)
         short = f" (hdr_len {hdr_len}: header fields past it read as 0)" if hdr_len < HDR_LEN else ""
         if magic != BTF_MAGIC:
             swapped = magic == int.from_bytes(BTF_MAGIC.to_bytes(2, "little"), "big")
@@ -120,15 +138,22 @@ class _KernelCheck(Checker):
         if not self.split and n == hdr_len:
             self.add("hdr.no_data", "no data after the header", 4)
             raise Stop
-        self._sections(n - hdr_len, type_off, type_len, str_off, str_len)
-        return Header(NATIVE, magic, version, flags, hdr_len, type_off, type_len, str_off, str_len)
-
-    def _sections(self, total: int, type_off: int, type_len: int, str_off: int, str_len: int) -> None:
-        """``btf_check_sec_info``: the two sections must tile the data after the header exactly."""
         secs = [("type", type_off, type_len, 8), ("string", str_off, str_len, 16)]
-        a, b = secs
-        if s32((a[1] - b[1]) & U32) > 0 or (a[1] == b[1] and s32((a[2] - b[2]) & U32) > 0):
-            secs.reverse()
+        if hdr_len >= size > HDR_LEN and layout_len:
+            secs.append(("layout", layout_off, layout_len, 24))
+        self._sections(n - hdr_len, secs)
+        hdr = Header(NATIVE, magic, version, flags, hdr_len, type_off, type_len, str_off, str_len)
+        if size > HDR_LEN:
+            hdr.layout_off, hdr.layout_len = layout_off, layout_len
+        return hdr
+
+    def _sections(self, total: int, secs: list[tuple[str, int, int, int]]) -> None:
+        """``btf_check_sec_info``: the sections, sorted by ``btf_sec_info_cmp`` (offset, then length,
+        as signed differences), must tile the data after the header exactly."""
+        def cmp(a: tuple[str, int, int, int], b: tuple[str, int, int, int]) -> int:
+            return s32((a[1] - b[1]) & U32) or s32((a[2] - b[2]) & U32)
+
+        secs = sorted(secs, key=functools.cmp_to_key(cmp))
         end = 0
         for name, off, length, where in secs:
             if total < off:
@@ -150,6 +175,23 @@ class _KernelCheck(Checker):
         if end != total:
             self.add("sec.trailing", f"{total - end} bytes after the last section", None)
             raise Stop
+
+    def _layout_section(self, hdr: Header) -> None:
+        """``btf_parse_layout_sec`` (kernel 7.1): only for ``hdr_len`` >= 32 and a non-empty section."""
+        if hdr.hdr_len < self.hdr_size or self.hdr_size <= HDR_LEN or not hdr.layout_len:
+            return
+        lo, ll = hdr.layout_off or 0, hdr.layout_len
+        if lo % 4:
+            self.add("layout.align", f"layout section offset {lo} is not 4-byte aligned", 24)
+        elif ll < LAYOUT_ENTRY_SIZE:
+            self.add("layout.empty", f"layout section of {ll} bytes holds no entry", 28)
+        elif ll % LAYOUT_ENTRY_SIZE:
+            self.add("layout.len", f"layout section length {ll} is not a multiple of {LAYOUT_ENTRY_SIZE}", 28)
+        elif hdr.hdr_len + lo + ll > len(self.blob):
+            self.add("layout.range", f"layout section [{lo}, +{ll}) ends past the data", 28)
+        else:
+            return
+        raise Stop
 
     def _type_section(self, hdr: Header) -> None:
         """``btf_parse_type_sec``'s own checks (BPF_BTF_LOAD only; the parser needs alignment anyway)."""

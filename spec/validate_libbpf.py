@@ -1,5 +1,8 @@
 """libbpf v1.6's parse-time rules: ``btf_parse_hdr``, ``btf_parse_str_sec``, ``btf_parse_type_sec`` and
-``btf_sanity_check`` (reference §8.5) -- the project's one statement of them.
+``btf_sanity_check`` (reference §8.5) -- the project's one statement of them -- and, under the
+``libbpf-2026`` rule set (:mod:`btfspec.spec.formats`), libbpf master's: the 32-byte header's layout
+section (``btf_parse_hdr``'s placement checks, ``btf_parse_layout_sec``), unknown kinds sized from it
+(``btf_type_size_unknown``), 7-bit kind / 24-bit vlen, cumulative split-of-split string offsets.
 
 :func:`parse` is the accept decision: the checks in libbpf's order, the type sanity check vectorised
 (vmlinux in a fraction of a second).  It returns the parsed BTF or raises :class:`LibbpfReject` with
@@ -18,8 +21,9 @@ from typing import Any
 from btfspec.spec.columns import Columns, columns
 from btfspec.spec.errors import BtfError
 from btfspec.spec.fastpath import NATIVE, Header, layouts
+from btfspec.spec.formats import RuleSet, rule_set
 from btfspec.spec.grammar import ByteOrder
-from btfspec.spec.kinds import BTF_MAGIC, HDR_LEN, Kind, kind_name
+from btfspec.spec.kinds import BTF_MAGIC, HDR_LEN, LAYOUT_ENTRY_SIZE, InfoLayout, Kind, kind_name
 from btfspec.spec.model import Btf
 from btfspec.spec.validate_common import (
     ENOTSUP,
@@ -28,11 +32,14 @@ from btfspec.spec.validate_common import (
     Stop,
     Violation,
     hdr_fields,
+    layout_fields,
     other_order,
     show,
     string_problems,
     walk_problem,
 )
+
+LIBBPF_1_6 = rule_set("libbpf1.6")
 
 # Kinds whose size_or_type id the sanity check validates: all but FWD and FUNC_PROTO (Q12).
 CHECKED_REF = frozenset(k for k, lay in layouts().items() if lay.prefix_is_id) - {Kind.FWD, Kind.FUNC_PROTO}
@@ -64,14 +71,16 @@ class LibbpfReject(Exception):
         self.line = problem.log
 
 
-def parse(blob: bytes, base: Btf | None = None) -> LibbpfParse:
+def parse(blob: bytes, base: Btf | None = None, rules: RuleSet = LIBBPF_1_6) -> LibbpfParse:
     """Parse like ``btf__new`` (``btf__new_split`` on ``base``); :class:`LibbpfReject` where libbpf fails."""
-    hdr, problems = _header(blob)
+    hdr, problems = _header(blob, rules)
     if not problems:
         problems = string_problems(blob, hdr, split=base is not None, kernel=False)
+    if not problems:
+        problems = _layout_section(hdr)
     if problems:
         raise LibbpfReject(problems[0])
-    btf = _walk(blob, hdr, base)
+    btf = _walk(blob, hdr, base, rules)
     cols = columns(btf)
     bad = _bad_types(btf, cols)
     if len(bad):
@@ -81,35 +90,38 @@ def parse(blob: bytes, base: Btf | None = None) -> LibbpfParse:
     return LibbpfParse(btf, cols, blob, hdr)
 
 
-def violations(blob: bytes, base: bytes | Btf | None = None, limit: int | None = None) -> list[Violation]:
+def violations(blob: bytes, base: bytes | Btf | None = None, limit: int | None = None,
+               rules: RuleSet = LIBBPF_1_6) -> list[Violation]:
     """Every violation of libbpf's rules (at most ``limit``, then a ``more`` entry); ``[]`` iff libbpf
     accepts ``blob`` (split on ``base``, which must be valid itself)."""
     try:
-        base_btf = parse(bytes(base)).btf if isinstance(base, bytes | bytearray | memoryview) else base
-        parse(blob, base_btf)
+        base_btf = parse(bytes(base), None, rules).btf if isinstance(base, bytes | bytearray | memoryview) \
+            else base
+        parse(blob, base_btf, rules)
         return []
     except LibbpfReject:
         pass
     checker = Checker(blob, limit=limit)
     try:
-        _list(checker, base)
+        _list(checker, base, rules)
     except Stop:
         pass
     return checker.out
 
 
-def _list(c: Checker, base: bytes | Btf | None) -> None:
+def _list(c: Checker, base: bytes | Btf | None, rules: RuleSet) -> None:
     """The listing behind :func:`violations`: as :func:`parse`, but going on past non-fatal problems."""
     if isinstance(base, bytes | bytearray | memoryview):
-        found = violations(bytes(base))
+        found = violations(bytes(base), None, None, rules)
         if found:
             c.base_problem(found)
-        base = parse(bytes(base)).btf
-    hdr, problems = _header(c.blob)
+        base = parse(bytes(base), None, rules).btf
+    hdr, problems = _header(c.blob, rules)
     c.report(problems, fatal=True)
     c.report(string_problems(c.blob, hdr, split=base is not None, kernel=False))
+    c.report(_layout_section(hdr), fatal=True)
     try:
-        btf = _walk(c.blob, hdr, base)
+        btf = _walk(c.blob, hdr, base, rules)
     except LibbpfReject as exc:
         c.report([exc.problem])
         raise Stop from None
@@ -123,7 +135,7 @@ def _list(c: Checker, base: bytes | Btf | None) -> None:
 # btf_parse_hdr, btf_parse_type_sec
 # --------------------------------------------------------------------------------------------------
 
-def _header(blob: bytes) -> tuple[Header, list[Problem]]:
+def _header(blob: bytes, rules: RuleSet = LIBBPF_1_6) -> tuple[Header, list[Problem]]:
     """The header and its problems (any problem is fatal), in libbpf's order."""
     n = len(blob)
     none = Header()
@@ -138,9 +150,11 @@ def _header(blob: bytes) -> tuple[Header, list[Problem]]:
         return none, [Problem(Violation("hdr.magic", f"bad magic {blob[:2].hex()} (expected 9feb or eb9f)", 0),
                               f"Invalid BTF magic: {int.from_bytes(blob[:2], NATIVE):x}")]
     magic, version, flags, hdr_len, type_off, type_len, str_off, str_len = hdr_fields(blob[:24], order)
-    if order != NATIVE and hdr_len != HDR_LEN:
+    v16 = not rules.knows_layout  # v1.6 wants exactly 24 bytes in foreign order; master at least 24
+    if order != NATIVE and (hdr_len != HDR_LEN if v16 else hdr_len < HDR_LEN):
+        need = f"only with a {HDR_LEN}-byte header" if v16 else f"only with a header of {HDR_LEN} bytes or more"
         return none, [Problem(Violation("hdr.hdr_len", f"hdr_len {hdr_len}: libbpf parses {order}-endian BTF "
-                                        f"only with a {HDR_LEN}-byte header", 4, errno=ENOTSUP),
+                                        f"{need}", 4, errno=ENOTSUP),
                               f"Can't load BTF with non-native endianness due to unsupported header length "
                               f"{hdr_len}")]
     if hdr_len > n:
@@ -159,17 +173,56 @@ def _header(blob: bytes) -> tuple[Header, list[Problem]]:
     if type_off % 4:
         out.append(Problem(Violation("sec.align", f"type section offset {type_off} is not 4-byte aligned", 8),
                            "BTF type section is not aligned to 4 bytes"))
-    return Header(order, magic, version, flags, hdr_len, type_off, type_len, str_off, str_len), out
+    hdr = Header(order, magic, version, flags, hdr_len, type_off, type_len, str_off, str_len)
+    if rules.knows_layout and not out:
+        out.extend(_layout_placement(blob, hdr))
+    return hdr, out
 
 
-def _walk(blob: bytes, hdr: Header, base: Btf | None) -> Btf:
+def _layout_placement(blob: bytes, hdr: Header) -> list[Problem]:
+    """libbpf master's ``btf_parse_hdr`` tail: the layout section (``min(hdr_len, 32)`` header bytes are
+    copied, so a shorter header has none) is 4-byte aligned and sits between types and strings."""
+    raw = blob[24:min(hdr.hdr_len, 32)].ljust(8, b"\0")
+    hdr.layout_off, hdr.layout_len = layout_fields(raw, hdr.order)
+    lo, ll = hdr.layout_off, hdr.layout_len
+    if not ll:
+        return []
+    if lo % 4:
+        return [Problem(Violation("layout.align", f"layout section offset {lo} is not 4-byte aligned", 24),
+                        "BTF layout section is not aligned to 4 bytes")]
+    if lo < hdr.type_off + hdr.type_len:
+        return [Problem(Violation("layout.place", f"layout section at {lo} starts inside the type section "
+                                  f"[{hdr.type_off}, +{hdr.type_len})", 24),
+                        f"Invalid BTF data sections layout: type data at {hdr.type_off} + {hdr.type_len},  "
+                        f"layout data at {lo} + {ll}")]
+    if lo + ll > hdr.str_off or lo > hdr.str_off:
+        return [Problem(Violation("layout.place", f"layout section [{lo}, +{ll}) does not end before the "
+                                  f"string section at {hdr.str_off}", 28),
+                        f"Invalid BTF data sections layout: layout data at {lo} + {ll}, strings data at "
+                        f"{hdr.str_off}")]
+    return []
+
+
+def _layout_section(hdr: Header) -> list[Problem]:
+    """libbpf master's ``btf_parse_layout_sec``: whole ``struct btf_layout`` entries."""
+    if hdr.layout_len and hdr.layout_len % LAYOUT_ENTRY_SIZE:
+        return [Problem(Violation("layout.len", f"layout section length {hdr.layout_len} is not a multiple of "
+                                  f"{LAYOUT_ENTRY_SIZE}", 28), "Invalid BTF kind layout section")]
+    return []
+
+
+def _walk(blob: bytes, hdr: Header, base: Btf | None, rules: RuleSet = LIBBPF_1_6) -> Btf:
     """The type-section walk (the model's parser); :class:`LibbpfReject` on an unknown kind or overrun."""
     # v1.6 never reads header bytes past 24; the model would interpret 24..32 as a layout section.
-    model_blob = blob if hdr.hdr_len < 32 else blob[:24] + bytes(8) + blob[32:]
+    # Master reads min(hdr_len, 32) of them: a partly copied layout_len is what it reads (cut to 0 here).
+    hide = not rules.knows_layout or not hdr.layout_len or hdr.hdr_len < 32
+    model_blob = blob if hdr.hdr_len < 32 or not hide else blob[:24] + bytes(8) + blob[32:]
     try:
-        return Btf.from_bytes(model_blob, base)
+        return Btf.from_bytes(model_blob, base, info=rules.info, use_layout=rules.sizes_unknown_kinds,
+                              start_str_off=rules.split_start_str_off(base))
     except BtfError as exc:
-        raise LibbpfReject(walk_problem(exc, model_blob, hdr.order, 0)) from None
+        raise LibbpfReject(walk_problem(exc, model_blob, hdr.order, 0, rules.info,
+                                        modern=rules.sizes_unknown_kinds)) from None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -177,14 +230,15 @@ def _walk(blob: bytes, hdr: Header, base: Btf | None) -> Btf:
 # --------------------------------------------------------------------------------------------------
 
 @functools.cache
-def _sanity_tables() -> tuple[Any, Any, Any, Any, tuple[tuple[int, tuple[int, ...]], ...]]:
-    """From the grammar's layouts, per 5-bit kind: words before the elements, words per element, the
+def _sanity_tables(info: InfoLayout) -> tuple[Any, Any, Any, Any, tuple[tuple[int, tuple[int, ...]], ...]]:
+    """From the grammar's layouts, per kind value: words before the elements, words per element, the
     element word holding a string offset and the one holding a type id (-1: none); and the kinds
-    with fixed-record ids."""
+    with fixed-record ids. Kinds sized from a layout section have no checked fields but the name."""
     import numpy as np
 
-    fixed, ew = np.zeros(32, np.int64), np.zeros(32, np.int64)
-    str_pos, id_pos = np.full(32, -1, np.int64), np.full(32, -1, np.int64)
+    n = info.kinds
+    fixed, ew = np.zeros(n, np.int64), np.zeros(n, np.int64)
+    str_pos, id_pos = np.full(n, -1, np.int64), np.full(n, -1, np.int64)
     fixed_ids = []
     for k, lay in layouts().items():
         assert len(lay.elem_strs) <= 1 and len(lay.elem_ids) <= 1
@@ -207,7 +261,7 @@ def _bad_types(btf: Btf, cols: Columns) -> Any:
     tc = btf.type_cnt
     str_end = btf.start_str_off + btf.str_len
     kind, words, offs = cols.kind, cols.words, cols.offs
-    fixed, ew, str_pos, id_pos, fixed_ids = _sanity_tables()
+    fixed, ew, str_pos, id_pos, fixed_ids = _sanity_tables(btf.info)
     bad = cols.name_off >= str_end
     bad |= np.isin(kind, list(CHECKED_REF)) & (cols.size_type >= tc)
     for k, positions in fixed_ids:
@@ -270,8 +324,8 @@ def _type_problems(c: Checker, btf: Btf, tid: int) -> list[tuple[int, Problem]]:
     elif k == Kind.ARRAY:
         bad_ref(t.fixed[0], c.field(tid, t, fixed=0), ": element type")
         bad_ref(t.fixed[1], c.field(tid, t, fixed=1), ": index type")
-    lay = layouts()[k]
-    for j, e in enumerate(t.elems):
+    lay = layouts().get(k)
+    for j, e in enumerate(t.elems if lay is not None else ()):
         for p in lay.elem_strs:
             if e[p] >= str_end:
                 out.append((_ELEM_NAME, Problem(

@@ -25,7 +25,7 @@ def load_btf(path: str, base_path: str | None) -> Btf:
 
         base = open_standalone(base_path)
         return parse_labeled(relocated_view(inp, base.raw or base.to_bytes()), path, base)
-    return parse_labeled(inp.btf, path, implied_base(inp, base_path))
+    return parse_labeled(inp.btf, path, implied_base(inp, base_path), use_layout=True)
 
 
 def _write_stdout(data: bytes) -> None:

@@ -9,10 +9,9 @@ import click
 from btfspec.clitools import EXIT_NEGATIVE, EXIT_OK, emit_json, guarded, json_option
 from btfspec.spec.elf import is_elf
 from btfspec.spec.errors import InputError
+from btfspec.spec.formats import rule_set
 from btfspec.spec.sources import load_input, read_bytes_any
 from btfspec.spec.validate import RULES, validate
-
-RULE_TITLES = {"libbpf": "libbpf v1.6 rules", "kernel": "kernel rules"}
 
 
 def _load(path: str) -> tuple[bytes, bytes | None, str | None]:
@@ -39,8 +38,10 @@ def _load(path: str) -> tuple[bytes, bytes | None, str | None]:
               help="Base BTF for a split FILE (default: FILE's own .BTF.base, or vmlinux for /sys/kernel/btf "
                    "modules).")
 @click.option("--rules", type=click.Choice(RULES), default="libbpf", show_default=True,
-              help="libbpf: exactly what libbpf v1.6 btf__new rejects; kernel: the kernel's BTF verifier "
-                   "(BPF_BTF_LOAD for standalone BTF, module rules with a base).")
+              help="libbpf (= libbpf1.6): exactly what libbpf v1.6 btf__new rejects; libbpf-2026: libbpf "
+                   "master (layout section, 7-bit kind / 24-bit vlen); kernel (= kernel-6.18): the kernel's "
+                   "BTF verifier (BPF_BTF_LOAD for standalone BTF, module rules with a base); kernel-7.1: "
+                   "with its 32-byte header and layout section.")
 @json_option
 @guarded
 def validate_cmd(file: str, base_path: str | None, rules: str, as_json: bool) -> None:
@@ -64,7 +65,7 @@ def validate_cmd(file: str, base_path: str | None, rules: str, as_json: bool) ->
             click.echo(str(v))
     else:
         kind = "split BTF" if base is not None else "BTF"
-        click.echo(f"{file}: valid {kind} under {RULE_TITLES[rules]}")
+        click.echo(f"{file}: valid {kind} under {rule_set(rules).title}")
     raise SystemExit(EXIT_NEGATIVE if problems else EXIT_OK)
 
 
