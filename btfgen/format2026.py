@@ -6,21 +6,23 @@ a :class:`Builder`) and reshape them the way libbpf master and resolve_btfids do
 
 * :data:`LIBBPF_LAYOUT` is libbpf's ``layouts[NR_BTF_KINDS]`` table (what ``btf__new_empty_opts``
   with ``add_layout`` writes), derived from the grammar's record sizes.
-* :func:`sort_by_name` is resolve_btfids' ``sort_btf_by_name``: ``qsort_r`` with ``cmp_type_names``
-  (``strcmp`` of the names, ties in original id order, so anonymous types come first) followed by
-  ``btf__permute``, which moves the records and rewrites every type-id field pointing into the split.
-* :func:`is_name_sorted` is the sortedness check libbpf's and the kernel's ``btf_check_sorted`` make
-  (adjacent names never descend).
+Name-sorting (resolve_btfids ``sort_btf_by_name`` + ``btf__permute``) lives in
+:mod:`btfspec.spec.permute`; :func:`sorted_split_case` applies it after a distill, as resolve_btfids does.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from hypothesis import strategies as st
 
 from btfspec.spec.builder import Builder
 from btfspec.spec.fastpath import KindLayoutEntries, layouts
 from btfspec.spec.kinds import INFO_WIDE, KIND_MAX, InfoLayout, make_info
-from btfspec.spec.model import Btf, BtfType, map_ids, type_class
+from btfspec.spec.model import Btf, type_class
+from btfspec.spec.permute import sort_split_blob
 
 # libbpf's layouts[]: (info_sz, elem_sz, flags) per kind 0 .. BTF_KIND_MAX, from the grammar.
 LIBBPF_LAYOUT: KindLayoutEntries = tuple(
@@ -58,42 +60,67 @@ def wide_struct(b: Builder, name: str, member_type: int, count: int) -> int:
     return b.btf.add_type(type_class(INFO_WIDE)(b.str(name), word, 4 * count, (), elems))
 
 
-def name_order(split: Btf) -> list[int]:
-    """resolve_btfids' order of the split's own ids: by name bytes (``strcmp``), ties by original id."""
-    def key(tid: int) -> tuple[bytes, int]:
-        s = split.str_at(split.type(tid).name_off)
-        return (s if s is not None else b"", tid)
+# --------------------------------------------------------------------------------------------------
+# whole cases
+# --------------------------------------------------------------------------------------------------
 
-    return sorted(range(split.start_id, split.type_cnt), key=key)
-
-
-def permute(split: Btf, order: Sequence[int]) -> tuple[Btf, dict[int, int]]:
-    """``btf__permute``: the own types placed in ``order`` (old ids), every id field into the split
-    rewritten; returns the new object (same base, strings and layout section) and {old id: new id}."""
-    start = split.start_id
-    if sorted(order) != list(range(start, split.type_cnt)):
-        raise ValueError("order must list every own type id exactly once")
-    new_id = {old: start + i for i, old in enumerate(order)}
-    out = Btf(base=split.base, order=split.order, strings=split.strings, info=split.info,
-              start_str_off=split.start_str_off, kind_layout=split.kind_layout)
-    out.sizing_layout = split.sizing_layout
-    for old in order:
-        t: BtfType = split.type(old).copy()
-        map_ids(t, lambda v: new_id.get(v, v) if v >= start else v)
-        out.add_type(t)
-    return out, new_id
+def with_layout_section(blob: bytes, unknown: Sequence[tuple[int, int, int]] = ()) -> bytes:
+    """``blob`` (standalone, classic) rewritten as libbpf master writes it: a 32-byte header and
+    :data:`LIBBPF_LAYOUT`; each ``(kind, fixed words, vlen)`` in ``unknown`` appends one record of that
+    kind (1-word elements) described only by an added layout entry."""
+    btf = Btf.from_bytes(blob)
+    b = Builder(order=btf.order)
+    b.btf = btf
+    extra = {}
+    for n, (kind, fixed, vlen) in enumerate(unknown):
+        add_unknown(b, kind, f"unknown_kind_{kind}_{n}", fixed=tuple(range(fixed)),
+                    elems=[(i,) for i in range(vlen)])
+        extra[kind] = (4 * fixed, 4, 0)
+    btf.set_kind_layout(layout_with(extra))
+    return btf.to_bytes(hdr_len=32)
 
 
-def sort_by_name(split: Btf) -> tuple[Btf, dict[int, int]]:
-    """resolve_btfids ``sort_btf_by_name``: :func:`permute` in :func:`name_order`."""
-    return permute(split, name_order(split))
+@st.composite
+def layout_blobs(draw: Any, seeds: st.SearchStrategy[bytes] | None = None) -> bytes:
+    """Standalone blobs with a layout section and 0-3 records of kinds 20..127 only it describes."""
+    from btfspec.btfgen.mutate import valid_btfs
+
+    seed = draw(seeds if seeds is not None else valid_btfs().map(lambda x: x[1]))
+    unknown = draw(st.lists(st.tuples(st.integers(KIND_MAX + 1, INFO_WIDE.kind_mask), st.integers(0, 3),
+                                      st.integers(0, 4)), max_size=3, unique_by=lambda u: u[0]))
+    return with_layout_section(seed, unknown)
 
 
-def is_name_sorted(btf: Btf) -> bool:
-    """``btf_check_sorted``'s condition on the own types: no adjacent pair whose names descend."""
-    names = [btf.str_at(t.name_off) or b"" for _, t in btf.own_types()]
-    return all(a <= b for a, b in zip(names, names[1:], strict=False))
+@dataclass(frozen=True)
+class SortedCase:
+    """A module as the 2026 kernel build leaves it: distilled, then its split sorted by name."""
+
+    base: bytes  # the full base it was built against
+    distilled_base: bytes
+    split: bytes  # distilled split, as distill wrote it
+    sorted_split: bytes  # the same, name-sorted (resolve_btfids)
 
 
-__all__ = ["LIBBPF_LAYOUT", "add_unknown", "is_name_sorted", "layout_with", "name_order", "permute",
-           "sort_by_name", "wide_struct"]
+def sorted_split_case(base: bytes, split: bytes) -> SortedCase | None:
+    """Distill (the Python reference) then sort, as resolve_btfids ``finalize_btf``; None if distill fails."""
+    from btfspec.oracle.impls.reference import distill
+
+    res = distill(split, base)
+    if res.rc or res.base is None or res.split is None:
+        return None
+    return SortedCase(base, res.base, res.split, sort_split_blob(res.split, res.base))
+
+
+def third_level(l0: bytes, l1: bytes, names: Sequence[str] = ("level2_t",)) -> bytes:
+    """A split on the split ``l1`` (on ``l0``): one TYPEDEF per name, to l1's last type, written as libbpf's
+    ``btf__new_empty_split`` writes it (strings after both bases': ``start_str_off`` cumulative)."""
+    b0 = Btf.from_bytes(l0)
+    b1 = Btf.from_bytes(l1, b0)
+    b = Builder(b1)
+    for name in names:
+        b.typedef(name, b1.type_cnt - 1)
+    return b.btf.to_bytes()
+
+
+__all__ = ["LIBBPF_LAYOUT", "SortedCase", "add_unknown", "layout_blobs", "layout_with", "sorted_split_case",
+           "third_level", "wide_struct", "with_layout_section"]

@@ -518,3 +518,84 @@ def mutated_blobs(draw: Draw, seed_blobs_strategy: st.SearchStrategy | None = No
         label, out = _layout_mutation(draw, out, lay)
         labels.append(f"layout: {label}")
     return "; ".join(labels), out
+
+
+# --------------------------------------------------------------------------------------------------
+# layout-section mutations (the 32-byte header of libbpf master / kernel 7.1)
+# --------------------------------------------------------------------------------------------------
+
+def _layout_fields(buf: bytearray, order: ByteOrder) -> tuple[int, int, int, int, int]:
+    """(type_off, type_len, str_off, layout_off, layout_len) of a 32-byte header, in the grammar's format."""
+    from btfspec.spec.grammar import header_format
+
+    fmt, names = header_format(order)
+    v = dict(zip(names, struct.unpack_from(fmt, buf, 0), strict=True))
+    return v["type_off"], v["type_len"], v["str_off"], v["layout_off"], v["layout_len"]
+
+
+def _m_layout_off(draw: Draw, buf: bytearray, order: ByteOrder) -> str:
+    t_off, t_len, s_off, lo, ll = _layout_fields(buf, order)
+    val = _pick(draw, [lo + 1, lo + 2, max(0, lo - 4), t_off, s_off, s_off + 4, 0xFFFFFFFC])
+    _put(buf, 24, val, order)
+    return f"layout_off {lo} -> {val}"
+
+
+def _m_layout_len(draw: Draw, buf: bytearray, order: ByteOrder) -> str:
+    _, _, _, lo, ll = _layout_fields(buf, order)
+    val = _pick(draw, [0, 1, 2, 3, max(0, ll - 4), max(0, ll - 2), ll + 4, 0xFFFFFFFF])
+    _put(buf, 28, val, order)
+    return f"layout_len {ll} -> {val}"
+
+
+def _m_layout_entry(draw: Draw, buf: bytearray, order: ByteOrder) -> str | None:
+    _, _, _, lo, ll = _layout_fields(buf, order)
+    n = ll // 4
+    start = 32 + lo
+    if not n or start + 4 * n > len(buf):
+        return None
+    k = draw(st.integers(0, n - 1))
+    field_name = _pick(draw, ["info_sz", "elem_sz", "flags"])
+    at = start + 4 * k + {"info_sz": 0, "elem_sz": 1, "flags": 2}[field_name]
+    if field_name == "flags":
+        val = draw(st.integers(1, 0xFFFF))
+        struct.pack_into(_fmt(order) + "H", buf, at, val)
+    else:
+        val = _pick_or(draw, (0, 1, 2, 3, 4, 8, 12, 255), st.integers(0, 255))
+        buf[at] = val
+    return f"layout entry {k} {field_name} -> {val}"
+
+
+def _m_layout_header(draw: Draw, buf: bytearray, order: ByteOrder) -> str:
+    choice = _pick(draw, ["hdr_len_24", "hdr_len_28", "tail"])
+    if choice == "tail":  # a 36-byte header whose byte 32.. is not zero
+        buf[32:32] = b"\x01\0\0\0"
+        _put(buf, 4, 36, order)
+        return "hdr_len 36 with a non-zero byte 32"
+    val = 24 if choice == "hdr_len_24" else 28  # the layout fields (partly) fall out of the header
+    _put(buf, 4, val, order)
+    return f"hdr_len 32 -> {val} (sections keep their offsets from byte 32)"
+
+
+LAYOUT_MUTATIONS: dict[str, Callable[[Draw, bytearray, ByteOrder], str | None]] = {
+    "layout_off": _m_layout_off, "layout_len": _m_layout_len, "layout_entry": _m_layout_entry,
+    "layout_header": _m_layout_header,
+}
+
+
+@st.composite
+def layout_mutated_blobs(draw: Draw, seeds: st.SearchStrategy | None = None, max_mutations: int = 2,
+                         mutations: Sequence[str] | None = None) -> tuple[str, bytes]:
+    """``(description, blob)``: a blob with a layout section (default: :func:`btfspec.btfgen.format2026.layout_blobs`)
+    with 1..``max_mutations`` of :data:`LAYOUT_MUTATIONS` (``mutations`` picks a subset)."""
+    from btfspec.btfgen.format2026 import layout_blobs
+
+    blob = draw(seeds if seeds is not None else layout_blobs())
+    order: ByteOrder = "little" if blob[:2] == b"\x9f\xeb" else "big"
+    buf = bytearray(blob)
+    labels = []
+    for _ in range(draw(st.integers(1, max_mutations))):
+        name = _pick(draw, sorted(mutations or LAYOUT_MUTATIONS))
+        label = LAYOUT_MUTATIONS[name](draw, buf, order)
+        if label is not None:
+            labels.append(f"{name}: {label}")
+    return "; ".join(labels) or "unchanged", bytes(buf)

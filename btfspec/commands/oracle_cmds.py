@@ -144,11 +144,13 @@ def _sizes(res: Result, roles: tuple[str, ...]) -> str:
               help="Write a copy of the ELF SPLIT with new .BTF, .BTF.base and .BTF_ids.")
 @click.option("--out-base", metavar="FILE", help="Write the distilled base as raw BTF.")
 @click.option("--out-split", metavar="FILE", help="Write the new split as raw BTF.")
+@click.option("--sort", "sort_names", is_flag=True,
+              help="Then sort the new split by name, as resolve_btfids does after distilling (2026 kernels).")
 @json_option
 @_oracle_guarded
 def distill_cmd(split: str, base_path: str | None, impl_names: str, distill_cmd: str | None,
                 relocate_cmd: str | None, timeout: float, out_elf: str | None, out_base: str | None,
-                out_split: str | None, as_json: bool) -> None:
+                out_split: str | None, sort_names: bool, as_json: bool) -> None:
     """Distill SPLIT's base, as pahole --btf_features=distilled_base and resolve_btfids -B do.
 
     For an ELF module, -o writes a copy whose .BTF is the new split, .BTF.base the distilled base,
@@ -159,11 +161,17 @@ def distill_cmd(split: str, base_path: str | None, impl_names: str, distill_cmd:
     mod = kmodule.load_module(split, base_path)
     if out_elf is not None and not mod.inp.is_elf:
         raise InputError(f"{split}: -o writes an ELF copy and needs an ELF input; use --out-base/--out-split")
+    if sort_names and out_elf is not None and mod.layout is not None:
+        raise InputError(f"{split}: --sort cannot rewrite .BTF_ids yet; write raw files (--out-base/--out-split)")
     impl = _single_impl(impl_names, timeout, distill_cmd, relocate_cmd)
     try:
         res = kmodule.distill(mod, impl)
     finally:
         _close(impl)
+    if sort_names:
+        from btfspec.spec.permute import sort_split_blob
+
+        res.outputs["split"] = sort_split_blob(res.outputs["split"], res.outputs["base"])
     raw = {role: path for role, path in (("base", out_base), ("split", out_split)) if path}
     kmodule.write_outputs(mod, res, elf_out=out_elf, raw=raw)
     _report(mod, res, as_json, f"distilled {split} against {mod.base_path} [{res.impl}]: "
