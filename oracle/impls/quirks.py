@@ -78,11 +78,29 @@ _ENTRIES = (
           "an input has version != 1, flags != 0, hdr_len != 24 with non-zero bytes past 24, "
           "hdr_len < 24, or a gap/trailing bytes between or after the sections",
           "reject the input with -EINVAL (kernel rules)"),
+    # --- v1.6 on the 2026 format (issue 14; measured with the pylibbpf v1.6 shared object) ------
+    Quirk("Q19", "a 32-byte header's layout section is ignored: native order parses (the section is a gap), "
+          "foreign order fails with -ENOTSUP, and distill/relocate write 24-byte headers without it",
+          "never (python parses as v1.6 does; the 2026 rules live in spec.formats 'libbpf-2026')",
+          "same (nothing to correct: v1.6 predates the section)", reachable=False),
+    Quirk("Q20", "a kind only the layout section describes (any kind > 19, or 0) fails to parse with -EINVAL "
+          "'Unsupported BTF_KIND:N' even when the layout sizes it",
+          "never (the parse fails in both modes)", "-", reachable=False),
+    Quirk("Q21", "7-bit kinds and 24-bit vlen of the wide info layout are read as 5 and 16 bits: kind 33 "
+          "parses as INT, a STRUCT with 0x10001 members as one member then kind 0 (-EINVAL)",
+          "as Q9 (the extra bits are the reserved info bits 16-23 and 29-30)",
+          "as Q9: reject the input with -EINVAL", reachable=False),
+    Quirk("Q22", "a split of a split is parsed with start_str_off = the base's own str_len (not base str_len "
+          "+ base start_str_off), so names written after both bases' strings are misread, or fail "
+          "-EINVAL past the end; distill copies the misread names",
+          "never (the bytes API parses two levels; spec.validate_libbpf.parse applies the rule to a "
+          "split-of-split Btf base)",
+          "libbpf v1.7's rule (0e14a12a): start_str_off = base str_len + base start_str_off", reachable=False),
 )
 
 QUIRKS: dict[str, Quirk] = {q.id: q for q in _ENTRIES}
 # The ids as names, for code that refers to one quirk (Q5 = "Q5", ...).
-Q1, Q2, Q3, Q4, Q5, Q6, Q7, Q8, Q9, Q10, Q11, Q12, Q13, Q14, Q15, Q16, Q17, Q18 = QUIRKS
+Q1, Q2, Q3, Q4, Q5, Q6, Q7, Q8, Q9, Q10, Q11, Q12, Q13, Q14, Q15, Q16, Q17, Q18, Q19, Q20, Q21, Q22 = QUIRKS
 
 # Marking depth (levels of libbpf's recursion) from which Q17 is recorded.
 Q17_DEPTH = 10_000

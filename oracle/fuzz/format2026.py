@@ -1,0 +1,127 @@
+"""Properties of the 2026 format (issue 14).
+
+**Sorted splits** (:func:`check_sorted_relocation`): a module distilled and then name-sorted, as
+resolve_btfids does, relocates to the same types as the unsorted one (P1 equivalence, up to
+placement) and the result still passes ``btf_check_sorted``'s condition.
+
+**Multi-level distill** (:func:`check_chain`): distill of a split whose base is itself a split --
+libbpf v1.6, the Python reference and python-strict's intended rule, on one chain
+``levels = [l0, l1, ..., split]``.
+
+libbpf v1.6 parses every ``btf__new_split`` level with ``start_str_off = base str_len`` (Q22), while
+its writer (``btf__new_empty_split``) and libbpf v1.7 use ``base str_len + base start_str_off``; so a
+third level written by libbpf itself is misread by v1.6 and distill copies the misread names. The
+reference (python) follows v1.6 and must equal libbpf byte for byte; python-strict parses with the
+v1.7 rule, and a difference between it and libbpf on a chain of three or more levels is the finding.
+
+(``btf__distill_base``'s ``dist.split_start_str = old_base->hdr.str_len`` is assigned but never read,
+in v1.6 and in master alike: the wrong offsets come from the parser alone.)
+
+Not registered as campaign properties yet (``oracle/fuzz`` is being reorganised): the functions are the
+property bodies, tested in ``tests/test_format2026_props.py``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+from btfspec.btfgen.format2026 import sorted_split_case
+from btfspec.oracle.equiv.compare import equivalent_bytes
+from btfspec.oracle.impls import reference
+from btfspec.spec.formats import rule_set
+from btfspec.spec.model import Btf
+from btfspec.spec.permute import is_name_sorted
+from btfspec.spec.validate_libbpf import LibbpfReject, parse
+
+V16 = rule_set("libbpf1.6")
+V16_INTENDED = dataclasses.replace(V16, name="libbpf1.6+v1.7-strings", cumulative_split_strings=True)
+
+
+def reference_distill_chain(levels: Sequence[bytes], *, strict: bool = False) -> reference.DistillResult:
+    """``btf__distill_base`` of the last level, parsed on the chain before it (python or python-strict)."""
+    run = reference.Run(strict)
+    rules = V16_INTENDED if strict else V16
+    btf: Btf | None = None
+    try:
+        for blob in levels:
+            try:
+                btf = parse(bytes(blob), btf, rules).btf
+            except LibbpfReject as bad:
+                run.warn(bad.line)
+                raise reference.Fail(bad.errno) from None
+        assert btf is not None
+        new_base, new_split, id_map = reference._distill(btf, run)
+    except reference.Fail as f:
+        return reference.DistillResult(f.errno, log=run.log, quirks=run.quirks, strict=strict)
+    return reference.DistillResult(0, run.log, id_map, run.quirks, strict, base=new_base.to_bytes(hdr_len=24),
+                                   split=new_split.to_bytes(hdr_len=24))
+
+
+def libbpf_distill_chain(lib: Any, levels: Sequence[bytes]) -> tuple[int, bytes | None, bytes | None]:
+    """The same with the real libbpf (``btfspec.oracle.impls.libbpf.LibBpf``): (rc, base, split)."""
+    L = lib._lib
+    ptrs: list[int] = []
+    try:
+        for i, blob in enumerate(levels):
+            ctypes.set_errno(0)
+            p = L.btf__new(blob, len(blob)) if i == 0 else L.btf__new_split(blob, len(blob), ptrs[-1])
+            if not p:
+                return -(ctypes.get_errno() or 22), None, None
+            ptrs.append(p)
+        nb, ns = ctypes.c_void_p(), ctypes.c_void_p()
+        rc = L.btf__distill_base(ptrs[-1], ctypes.byref(nb), ctypes.byref(ns))
+        if rc:
+            return rc, None, None
+        try:
+            return 0, lib._raw(nb.value), lib._raw(ns.value)
+        finally:
+            L.btf__free(ns.value)
+            L.btf__free(nb.value)
+    finally:
+        for p in reversed(ptrs):
+            L.btf__free(p)
+        lib._take_log()
+
+
+def check_chain(levels: Sequence[bytes], lib: Any) -> list[str]:
+    """Findings for one chain: ``python`` must equal libbpf (a difference is a reference bug);
+    ``python-strict`` differing from libbpf on three or more levels is the Q22 finding."""
+    rc, base, split = libbpf_distill_chain(lib, levels)
+    out = []
+    py = reference_distill_chain(levels)
+    if (py.rc, py.base, py.split) != (rc, base, split):
+        out.append(f"python differs from libbpf v1.6 (rc {py.rc} vs {rc})")
+    strict = reference_distill_chain(levels, strict=True)
+    if (strict.rc, strict.base, strict.split) != (rc, base, split):
+        out.append(f"Q22: libbpf v1.6 distills a {len(levels)}-level chain with misread string offsets "
+                   f"(rc {rc}; intended rule gives rc {strict.rc})")
+    return out
+
+
+def check_sorted_relocation(base: bytes, split: bytes, target: bytes | None = None) -> list[str]:
+    """Findings for one module: distill (python) then sort; relocate sorted and unsorted onto ``target``
+    (default ``base``) with python; the two must be equivalent and the sorted result name-sorted."""
+    case = sorted_split_case(base, split)
+    if case is None:
+        return []
+    onto = base if target is None else target
+    plain = reference.relocate(case.split, case.distilled_base, onto)
+    srt = reference.relocate(case.sorted_split, case.distilled_base, onto)
+    if plain.rc != srt.rc:
+        return [f"sorted split relocates with rc {srt.rc}, unsorted with rc {plain.rc}"]
+    if plain.rc or plain.split is None or srt.split is None:
+        return []
+    out = []
+    eq = equivalent_bytes(srt.split, onto, plain.split, onto)
+    if not eq.equal:
+        out.append("sorted and unsorted relocations differ: " + "; ".join(eq.differences[:1]))
+    if not is_name_sorted(Btf.from_bytes(srt.split, Btf.from_bytes(onto))):
+        out.append("the relocated sorted split is not name-sorted (btf_check_sorted would not mark it)")
+    return out
+
+
+__all__ = ["V16_INTENDED", "check_chain", "check_sorted_relocation", "libbpf_distill_chain",
+           "reference_distill_chain"]

@@ -1,0 +1,85 @@
+"""The multi-level distill property (oracle/fuzz/multilevel.py): python equals libbpf v1.6 on chains of
+two and three levels, python-strict's intended string rule differs on three (the Q22 finding), and a
+seeded bug (python parsing with v1.7's rule) is caught."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from btfspec.btfgen.format2026 import third_level
+from btfspec.oracle.fuzz import format2026 as multilevel
+from tests.helpers import need_libbpf
+from tests.test_format2026 import three_levels
+from tests.test_format2026_gen import sample_pair
+
+
+@pytest.fixture(scope="module")
+def lib():  # type: ignore[no-untyped-def]
+    return need_libbpf()
+
+
+def test_two_levels_are_not_flagged(lib) -> None:  # type: ignore[no-untyped-def]
+    base, split = sample_pair()
+    assert multilevel.check_chain([base, split], lib) == []
+
+
+def test_three_levels_give_the_q22_finding(lib) -> None:  # type: ignore[no-untyped-def]
+    l0, l1, blob = three_levels()
+    found = multilevel.check_chain([l0.to_bytes(), l1.to_bytes(), blob], lib)
+    assert len(found) == 1 and found[0].startswith("Q22")
+
+
+def test_seeded_bug_is_caught(lib, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(multilevel, "V16", multilevel.V16_INTENDED)  # python parses with v1.7's rule
+    l0, l1, blob = three_levels()
+    found = multilevel.check_chain([l0.to_bytes(), l1.to_bytes(), blob], lib)
+    assert any(f.startswith("python differs") for f in found)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.text("abcdefgh_", min_size=1, max_size=12), min_size=1, max_size=4))
+def test_python_equals_libbpf_on_generated_third_levels(lib, names: list[str]) -> None:  # type: ignore[no-untyped-def]
+    base, split = sample_pair()
+    chain = [base, split, third_level(base, split, names)]
+    found = multilevel.check_chain(chain, lib)
+    assert not any(f.startswith("python differs") for f in found), found
+
+
+# --------------------------------------------------------------------------------------------------
+# sorted splits relocate like unsorted ones
+# --------------------------------------------------------------------------------------------------
+
+def test_sorted_relocation_sample_is_not_flagged() -> None:
+    base, split = sample_pair()
+    assert multilevel.check_sorted_relocation(base, split) == []
+
+
+def test_sorted_relocation_seeded_bug_is_caught(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A sort that moves records without rewriting the ids pointing at them must be flagged."""
+    from btfspec.btfgen import format2026 as gen
+    from btfspec.spec import permute
+
+    def broken_sort(split: bytes, base: bytes) -> bytes:
+        from btfspec.spec.model import Btf
+
+        b = Btf.from_bytes(base)
+        s = Btf.from_bytes(split, b)
+        out = Btf(base=b, strings=s.strings)
+        for old in permute.name_order(s):
+            out.add_type(s.type(old).copy())  # ids not remapped
+        return out.to_bytes()
+
+    monkeypatch.setattr(gen, "sort_split_blob", broken_sort)
+    base, split = sample_pair()
+    assert multilevel.check_sorted_relocation(base, split) != []
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.data())
+def test_sorted_relocation_on_generated_pairs(data: st.DataObject) -> None:
+    from btfspec.btfgen.generate import base_split_pairs
+
+    case = data.draw(base_split_pairs(min_types=5, max_types=40))
+    assert multilevel.check_sorted_relocation(case.base, case.split) == []
