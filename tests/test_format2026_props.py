@@ -83,3 +83,57 @@ def test_sorted_relocation_on_generated_pairs(data: st.DataObject) -> None:
 
     case = data.draw(base_split_pairs(min_types=5, max_types=40))
     assert multilevel.check_sorted_relocation(case.base, case.split) == []
+
+
+@pytest.fixture(scope="module")
+def impls():  # type: ignore[no-untyped-def]
+    from tests.helpers import open_impls
+
+    yield from open_impls("python", "libbpf")
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.data())
+def test_p6_property_with_python_and_libbpf(impls, data: st.DataObject) -> None:  # type: ignore[no-untyped-def]
+    from btfspec.oracle.fuzz.property import Context
+    from tests.helpers import need_impls
+
+    need_impls(impls, "python", "libbpf")
+    ctx = Context(impls)
+    prop = multilevel.PROPERTIES["P6"]
+    assert prop.applies(ctx)
+    prop.check(data.draw(prop.strategy(ctx)), ctx)
+
+
+def test_p6_flags_an_implementation_that_breaks_sorted_splits(impls) -> None:  # type: ignore[no-untyped-def]
+    """Test the tester: an implementation that relocates sorted splits wrongly is reported."""
+    from btfspec.btfgen.format2026 import sorted_split_case
+    from btfspec.oracle.fuzz.property import Context, PropertyFailure
+    from tests.helpers import need_impls
+
+    need_impls(impls, "python")
+    py = impls["python"]
+
+    class Broken:
+        name = "broken"
+        capabilities = py.capabilities
+
+        def relocate(self, split: bytes, dist: bytes, base: bytes, **kw: object):  # type: ignore[no-untyped-def]
+            out = py.relocate(split, dist, base, **kw)
+            if split == case.sorted_split and out.ok:  # drop the last type of the sorted one
+                from btfspec.spec.model import Btf
+
+                b = Btf.from_bytes(base)
+                s = Btf.from_bytes(out.outputs["split"], b)
+                cut = Btf(base=b, strings=s.strings)
+                for _, t in list(s.own_types())[:-1]:
+                    cut.add_type(t.copy())
+                out.outputs["split"] = cut.to_bytes()
+            return out
+
+    base, split = sample_pair()
+    case = sorted_split_case(base, split)
+    assert case is not None
+    with pytest.raises(PropertyFailure, match="P6 \\[broken\\]"):
+        multilevel.check_p6(case, Context({"broken": Broken()}))
+    multilevel.check_p6(case, Context({"python": py}))  # the real one is not flagged

@@ -17,8 +17,11 @@ v1.7 rule, and a difference between it and libbpf on a chain of three or more le
 (``btf__distill_base``'s ``dist.split_start_str = old_base->hdr.str_len`` is assigned but never read,
 in v1.6 and in master alike: the wrong offsets come from the parser alone.)
 
-Not registered as campaign properties yet (``oracle/fuzz`` is being reorganised): the functions are the
-property bodies, tested in ``tests/test_format2026_props.py``.
+:data:`PROPERTIES` holds ``P6`` (sorted-split relocation, for every selected implementation that
+relocates) as a campaign :class:`~btfspec.oracle.fuzz.property.Property`; it is not in the registry yet
+(``oracle/fuzz`` is being reorganised): registering is one ``REGISTRY`` line. The multi-level check needs
+a chain of ``btf__new_split`` calls, which the crash-proof libbpf worker does not offer, so it runs
+in-process from pytest only (``tests/test_format2026_props.py``).
 """
 
 from __future__ import annotations
@@ -28,8 +31,12 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
-from btfspec.btfgen.format2026 import sorted_split_case
+from hypothesis import strategies as st
+
+from btfspec.btfgen.format2026 import SortedCase, sorted_split_case
+from btfspec.btfgen.generate import base_split_pairs
 from btfspec.oracle.equiv.compare import equivalent_bytes
+from btfspec.oracle.fuzz.property import Context, Finding, Property, PropertyFailure
 from btfspec.oracle.impls import reference
 from btfspec.spec.formats import rule_set
 from btfspec.spec.model import Btf
@@ -101,27 +108,69 @@ def check_chain(levels: Sequence[bytes], lib: Any) -> list[str]:
     return out
 
 
-def check_sorted_relocation(base: bytes, split: bytes, target: bytes | None = None) -> list[str]:
-    """Findings for one module: distill (python) then sort; relocate sorted and unsorted onto ``target``
-    (default ``base``) with python; the two must be equivalent and the sorted result name-sorted."""
-    case = sorted_split_case(base, split)
-    if case is None:
-        return []
-    onto = base if target is None else target
-    plain = reference.relocate(case.split, case.distilled_base, onto)
-    srt = reference.relocate(case.sorted_split, case.distilled_base, onto)
-    if plain.rc != srt.rc:
-        return [f"sorted split relocates with rc {srt.rc}, unsorted with rc {plain.rc}"]
-    if plain.rc or plain.split is None or srt.split is None:
+def _python_relocate(split: bytes, dist: bytes, base: bytes) -> tuple[int, bytes | None]:
+    r = reference.relocate(split, dist, base)
+    return r.rc, r.split
+
+
+def sorted_relocation_findings(case: SortedCase, relocate: Any = _python_relocate,
+                               target: bytes | None = None) -> list[str]:
+    """Relocate ``case``'s sorted and unsorted splits onto ``target`` (default its base) with
+    ``relocate(split, distilled_base, base) -> (rc, split bytes)``: they must agree, be equivalent, and
+    the sorted result must still be name-sorted."""
+    onto = case.base if target is None else target
+    rc_plain, plain = relocate(case.split, case.distilled_base, onto)
+    rc_sorted, srt = relocate(case.sorted_split, case.distilled_base, onto)
+    if rc_plain != rc_sorted:
+        return [f"sorted split relocates with rc {rc_sorted}, unsorted with rc {rc_plain}"]
+    if rc_plain or plain is None or srt is None:
         return []
     out = []
-    eq = equivalent_bytes(srt.split, onto, plain.split, onto)
+    eq = equivalent_bytes(srt, onto, plain, onto)
     if not eq.equal:
         out.append("sorted and unsorted relocations differ: " + "; ".join(eq.differences[:1]))
-    if not is_name_sorted(Btf.from_bytes(srt.split, Btf.from_bytes(onto))):
+    if not is_name_sorted(Btf.from_bytes(srt, Btf.from_bytes(onto))):
         out.append("the relocated sorted split is not name-sorted (btf_check_sorted would not mark it)")
     return out
 
 
-__all__ = ["V16_INTENDED", "check_chain", "check_sorted_relocation", "libbpf_distill_chain",
-           "reference_distill_chain"]
+def check_sorted_relocation(base: bytes, split: bytes, target: bytes | None = None) -> list[str]:
+    """Findings for one module with the Python reference: distill, sort, relocate both ways."""
+    case = sorted_split_case(base, split)
+    return [] if case is None else sorted_relocation_findings(case, target=target)
+
+
+def _p6_cases(ctx: Context) -> st.SearchStrategy[Any]:
+    return base_split_pairs(ctx.profile, 5, 60).map(lambda c: sorted_split_case(c.base, c.split))
+
+
+def check_p6(case: SortedCase | None, ctx: Context) -> None:
+    """P6 on one case, for every selected implementation that relocates."""
+    if case is None:
+        return
+    for name, impl in ctx.impls.items():
+        if "relocate" not in impl.capabilities:
+            continue
+
+        def run(split: bytes, dist: bytes, base: bytes, impl: Any = impl) -> tuple[int, bytes | None]:
+            out = impl.relocate(split, dist, base)
+            return (0, out.outputs.get("split")) if out.ok else (out.errno or -1, None)
+
+        found = sorted_relocation_findings(case, run)
+        if found:
+            finding = Finding("P6", name, "sorted differs", found[0],
+                              files={"base.btf": case.base, "distilled_base.btf": case.distilled_base,
+                                     "split.btf": case.split, "sorted_split.btf": case.sorted_split},
+                              description="distilled with python, then name-sorted as resolve_btfids does")
+            if finding.signature not in ctx.known:
+                raise PropertyFailure(finding)
+
+
+PROPERTIES: dict[str, Property] = {
+    "P6": Property("P6", "sorted splits: a distilled split name-sorted as resolve_btfids does relocates like the "
+                         "unsorted one and stays name-sorted", _p6_cases, check_p6, frozenset({"relocate"})),
+}
+
+
+__all__ = ["PROPERTIES", "V16_INTENDED", "check_chain", "check_p6", "check_sorted_relocation",
+           "libbpf_distill_chain", "reference_distill_chain", "sorted_relocation_findings"]
