@@ -80,7 +80,7 @@ KindLayoutEntries = tuple[tuple[int, int, int], ...]  # the layout section: (inf
 
 
 @functools.cache
-def _step_tables(info: InfoLayout = INFO_CLASSIC, kind_layout: KindLayoutEntries | None = None
+def step_tables(info: InfoLayout = INFO_CLASSIC, kind_layout: KindLayoutEntries | None = None
                  ) -> tuple[list[int], list[int]]:
     """Per kind value of ``info``: words before the elements (-1 = a kind the reader cannot size),
     words per element.
@@ -212,7 +212,7 @@ def _index_vectorised(words: array.array, info_layout: InfoLayout = INFO_CLASSIC
     """
     import numpy as np
 
-    fixed, elem = (np.array(t, dtype=np.int64) for t in _step_tables(info_layout, kind_layout))
+    fixed, elem = (np.array(t, dtype=np.int64) for t in step_tables(info_layout, kind_layout))
     w = np.frombuffer(words, dtype=np.uint32)
     n = int(w.size)
     info = w[1:n - 1]  # the info word of a record starting at p = 0 .. n-3
@@ -243,7 +243,7 @@ def _index_vectorised(words: array.array, info_layout: InfoLayout = INFO_CLASSIC
 def _index_walk(words: array.array, hdr: Header, start_id: int = 1, info_layout: InfoLayout = INFO_CLASSIC,
                 kind_layout: KindLayoutEntries | None = None) -> array.array:
     """Offset walk: word offset of every type record; raises on kinds it cannot size and overruns."""
-    fixed, elem = _step_tables(info_layout, kind_layout)
+    fixed, elem = step_tables(info_layout, kind_layout)
     kmask, vmask = info_layout.kind_mask, info_layout.vlen_mask
     offsets = array.array("I")
     append = offsets.append

@@ -10,6 +10,10 @@ is a ``RepeatUntil`` over ``Tell``/``Computed`` markers (no ``GreedyRange``/``Fi
 ``CString``), kinds dispatch through ``Switch`` on ``this`` expressions, and the string section is
 plain ``Bytes`` split in Python. Construct's compiler takes shortcuts on corrupt data, so the
 interpreted grammar is the one used on untrusted input.
+
+``type_record`` declares the classic ``info`` word (5-bit kind, 16-bit vlen) and the 19 known kinds;
+the wide info layout and kinds sized only by the layout section (libbpf master) are read by the fast
+path (:func:`btfspec.spec.fastpath.step_tables`), which takes every known record size from here.
 """
 
 from __future__ import annotations

@@ -19,7 +19,6 @@ from btfspec.spec.errors import BtfError
 from btfspec.spec.fastpath import (
     Header,
     KindLayoutEntries,
-    _step_tables,
     index_types,
     layouts,
     pack_header,
@@ -27,6 +26,7 @@ from btfspec.spec.fastpath import (
     pack_words,
     read_header,
     read_layout,
+    step_tables,
     type_words,
 )
 from btfspec.spec.grammar import ByteOrder
@@ -51,7 +51,7 @@ def _word_tables(info: InfoLayout = INFO_CLASSIC, kind_layout: KindLayoutEntries
     """Per kind value: fixed trailing words and words per element (0 for kinds nobody can size)."""
     import numpy as np
 
-    fixed, elem = _step_tables(info, kind_layout)
+    fixed, elem = step_tables(info, kind_layout)
     fw = np.array([max(f - 3, 0) for f in fixed], np.int64)
     ew = np.array(elem, np.int64)
     return fw, ew
@@ -315,7 +315,7 @@ class Btf:
         w = self._words
         p = self._offsets[i]
         info = w[p + 1]
-        fixed_of, elem_of = _step_tables(self.info, self.sizing_layout)
+        fixed_of, elem_of = step_tables(self.info, self.sizing_layout)
         k = (info >> 24) & self.info.kind_mask
         vlen = info & self.info.vlen_mask
         q = p + fixed_of[k]

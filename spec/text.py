@@ -17,7 +17,7 @@ import functools
 from collections.abc import Callable, Iterator
 from itertools import accumulate
 
-from btfspec.spec.fastpath import _step_tables, layouts
+from btfspec.spec.fastpath import layouts, step_tables
 from btfspec.spec.kinds import INFO_WIDE, KIND_MAX, LINKAGE_NAMES, Kind
 from btfspec.spec.model import Btf
 
@@ -78,7 +78,7 @@ def _fixed_words(kind: int) -> int:
 def _record_words(btf: Btf) -> tuple[list[int], list[int]]:
     """Per kind value of ``btf``'s info layout: words before the elements (3 for kinds it cannot size,
     which only hand-made models hold) and words per element (kinds sized from a layout section too)."""
-    fixed, elem = _step_tables(btf.info, btf.sizing_layout)
+    fixed, elem = step_tables(btf.info, btf.sizing_layout)
     return [f if f >= 0 else 3 for f in fixed], elem
 
 
