@@ -293,6 +293,9 @@ class Resolver:
         return f"member {show(self.v.strs.at(name_off))}" if name_off else f"member #{j}"
 
     def r_datasec(self, top: list[int], tid: int, t: BtfType) -> None:
+        # btf_datasec_resolve starts with resolve_mode = RESOLVE_TBD (kernel 9b459804, 2023): a VAR
+        # resolved earlier in this pass through an ARRAY/STRUCT/PTR must not turn later VARs into sinks
+        self.mode = _TBD
         for j in range(top[1], len(t.elems)):
             vid, _, vsize = t.elems[j]
             vt = self.by_id(vid)

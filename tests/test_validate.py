@@ -443,3 +443,17 @@ def test_cli_uses_an_elf_files_own_btf_base(tmp_path) -> None:
     write_sections(obj, tmp_path / "mod.o", {".BTF": split, ".BTF.base": base_blob})
     code, out = _run(str(tmp_path / "mod.o"))
     assert code == 0 and "valid split BTF" in out, out
+
+
+def test_datasec_resets_the_resolve_mode_for_each_var() -> None:
+    """btf_datasec_resolve starts in RESOLVE_TBD: a VAR of an ARRAY must not make the next VAR (of a
+    TYPEDEF, declared after the DATASEC, as name-sorted BTF such as kernel 7.1's vmlinux has it) a sink."""
+    b = Builder()
+    i = b.int("int", 4, INT_SIGNED)
+    b.datasec(".data", 16, [(4, 0, 8), (6, 8, 4)])
+    b.var("a", b.array(i, i, 2), 1)
+    b.var("c", b.typedef("t", i), 1)
+    blob = b.to_bytes()
+    assert validate(blob, rules="kernel") == []
+    out = need_kernel_load()(blob)
+    assert out.ok, out
