@@ -359,3 +359,10 @@ def test_dump_of_a_layout_blob_is_bpftools(tmp_path) -> None:  # type: ignore[no
     want = subprocess.run(["bpftool", "btf", "dump", "file", str(path)], capture_output=True, check=True).stdout
     r = CliRunner().invoke(main, ["dump", str(path)])
     assert r.exit_code == 0 and r.stdout_bytes == want
+
+
+def test_cli_dump_reads_layout_sized_kinds(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "unknown.btf"
+    path.write_bytes(native_small(unknown=True))
+    r = CliRunner().invoke(main, ["dump", str(path)])
+    assert r.exit_code == 0 and r.output.splitlines()[-1] == "[3] UNKNOWN 'new_kind'"
