@@ -36,6 +36,10 @@ def test_layout_blobs_are_valid_under_the_2026_rules(blob: bytes) -> None:
     assert validate(blob, None, "libbpf-2026") == []
     btf = Btf.from_bytes(blob, info=INFO_WIDE, use_layout=True)
     assert btf.to_bytes() == blob
+    other = "big" if btf.order == "little" else "little"
+    swapped = btf.to_bytes(order=other)  # type: ignore[arg-type]
+    assert validate(swapped, None, "libbpf-2026") == []
+    assert Btf.from_bytes(swapped, info=INFO_WIDE, use_layout=True).to_bytes(order=btf.order) == blob
 
 
 def test_with_layout_section_unknown_kinds_only_the_layout_sizes() -> None:
