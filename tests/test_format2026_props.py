@@ -100,7 +100,7 @@ def test_p6_property_with_python_and_libbpf(impls, data: st.DataObject) -> None:
 
     need_impls(impls, "python", "libbpf")
     ctx = Context(impls)
-    prop = multilevel.PROPERTIES["P6"]
+    prop = multilevel.PROPERTY
     assert prop.applies(ctx)
     prop.check(data.draw(prop.strategy(ctx)), ctx)
 

@@ -53,7 +53,7 @@ def fuzz(impl_list: str | None, prop_list: str | None, workers: int | None, time
          max_examples: int | None, seed: int | None, db: str | None, scheduler: str | None, corpus_dir: str | None,
          report_path: str | None, profile: str, timeout: float, distill_cmd: str | None, relocate_cmd: str | None,
          quiet: bool, as_json: bool) -> None:
-    """Fuzz the implementations with properties P1-P5; shrunk findings become corpus entries.
+    """Fuzz the implementations with properties P1-P6; shrunk findings become corpus entries.
 
     Each finding is written as soon as it is found (Ctrl-C keeps them all and still prints the report).
     Exit status 1 when the campaign found something not already in the corpus directory, 0 when it

@@ -4,7 +4,8 @@
   :class:`~.property.Finding`, :class:`~.property.PropertyFailure`) and the property names
   (``RELOCATION = "P1"`` .. ``ROBUSTNESS = "P5"``, :data:`~.property.ALIASES`);
 * the properties, by what they test: :mod:`.relocation` (P1), :mod:`.roundtrip` (P2),
-  :mod:`.differential` (P3), :mod:`.acceptance` (P4), :mod:`.robustness` (P5), over the shared
+  :mod:`.differential` (P3), :mod:`.acceptance` (P4), :mod:`.robustness` (P5), :mod:`.format2026`
+  (P6, name-sorted splits; also the multi-level distill check run from pytest), over the shared
   :mod:`.helpers`; :mod:`.registry` names them (:func:`~.registry.get_property`);
 * :mod:`.campaign` -- :func:`~.campaign.run_campaign` (a package, by job); :mod:`.report` renders its
   result;
@@ -14,5 +15,5 @@
 Public API: the submodules in :data:`__all__` (import what you need from them).
 """
 
-__all__ = ["acceptance", "campaign", "corpus", "differential", "helpers", "property", "registry", "relocation",
-           "report", "robustness", "roundtrip", "schema"]
+__all__ = ["acceptance", "campaign", "corpus", "differential", "format2026", "helpers", "property", "registry",
+           "relocation", "report", "robustness", "roundtrip", "schema"]

@@ -17,9 +17,8 @@ v1.7 rule, and a difference between it and libbpf on a chain of three or more le
 (``btf__distill_base``'s ``dist.split_start_str = old_base->hdr.str_len`` is assigned but never read,
 in v1.6 and in master alike: the wrong offsets come from the parser alone.)
 
-:data:`PROPERTIES` holds ``P6`` (sorted-split relocation, for every selected implementation that
-relocates) as a campaign :class:`~btfspec.oracle.fuzz.property.Property`; it is not in the registry yet
-(``oracle/fuzz`` is being reorganised): registering is one ``REGISTRY`` line. The multi-level check needs
+:data:`PROPERTY` is ``P6`` (``sorted``: sorted-split relocation, for every selected implementation
+that relocates), registered in :mod:`btfspec.oracle.fuzz.registry`. The multi-level check needs
 a chain of ``btf__new_split`` calls, which the crash-proof libbpf worker does not offer, so it runs
 in-process from pytest only (``tests/test_format2026_props.py``).
 """
@@ -36,7 +35,7 @@ from hypothesis import strategies as st
 from btfspec.btfgen.format2026 import SortedCase, sorted_split_case
 from btfspec.btfgen.generate import base_split_pairs
 from btfspec.oracle.equiv.compare import equivalent_bytes
-from btfspec.oracle.fuzz.property import Context, Finding, Property, PropertyFailure
+from btfspec.oracle.fuzz.property import SORTED_SPLITS, Context, Finding, Property, PropertyFailure
 from btfspec.oracle.impls import reference
 from btfspec.spec.formats import rule_set
 from btfspec.spec.model import Btf
@@ -158,7 +157,7 @@ def check_p6(case: SortedCase | None, ctx: Context) -> None:
 
         found = sorted_relocation_findings(case, run)
         if found:
-            finding = Finding("P6", name, "sorted differs", found[0],
+            finding = Finding(SORTED_SPLITS, name, "sorted differs", found[0],
                               files={"base.btf": case.base, "distilled_base.btf": case.distilled_base,
                                      "split.btf": case.split, "sorted_split.btf": case.sorted_split},
                               description="distilled with python, then name-sorted as resolve_btfids does")
@@ -166,11 +165,10 @@ def check_p6(case: SortedCase | None, ctx: Context) -> None:
                 raise PropertyFailure(finding)
 
 
-PROPERTIES: dict[str, Property] = {
-    "P6": Property("P6", "sorted splits: a distilled split name-sorted as resolve_btfids does relocates like the "
-                         "unsorted one and stays name-sorted", _p6_cases, check_p6, frozenset({"relocate"})),
-}
+PROPERTY = Property(SORTED_SPLITS, "sorted splits: a distilled split name-sorted as resolve_btfids does "
+                    "relocates like the unsorted one and stays name-sorted", _p6_cases, check_p6,
+                    frozenset({"relocate"}))
 
 
-__all__ = ["PROPERTIES", "V16_INTENDED", "check_chain", "check_p6", "check_sorted_relocation",
+__all__ = ["PROPERTY", "V16_INTENDED", "check_chain", "check_p6", "check_sorted_relocation",
            "libbpf_distill_chain", "reference_distill_chain", "sorted_relocation_findings"]

@@ -27,8 +27,9 @@ ROUNDTRIP = "P2"  # relocation onto the base the split was distilled from gives 
 DIFFERENTIAL = "P3"  # every implementation agrees with libbpf
 ACCEPTANCE = "P4"  # successful outputs are accepted by libbpf's parser and the kernel
 ROBUSTNESS = "P5"  # mutated blobs never crash or hang; validator, libbpf and kernel agree
+SORTED_SPLITS = "P6"  # a distilled split name-sorted as resolve_btfids does relocates like the unsorted one
 ALIASES: dict[str, str] = {"relocation": RELOCATION, "roundtrip": ROUNDTRIP, "differential": DIFFERENTIAL,
-                           "acceptance": ACCEPTANCE, "robustness": ROBUSTNESS}
+                           "acceptance": ACCEPTANCE, "robustness": ROBUSTNESS, "sorted": SORTED_SPLITS}
 REFERENCES: tuple[str, ...] = ("python", "python-strict")  # the in-tree implementations a check may always use
 
 
@@ -36,7 +37,7 @@ REFERENCES: tuple[str, ...] = ("python", "python-strict")  # the in-tree impleme
 class Finding:
     """One violation of a property, with everything needed to reproduce it."""
 
-    property: str  # RELOCATION .. ROBUSTNESS ("P1" .. "P5")
+    property: str  # RELOCATION .. SORTED_SPLITS ("P1" .. "P6")
     impl: str  # the implementation at fault ("libbpf", "python", "cmd", ...)
     outcome: str  # short label of what happened ("error -EINVAL (22)", "timeout", "bytes differ", ...)
     first_difference: str  # one line a person can follow
