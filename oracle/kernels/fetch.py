@@ -549,3 +549,33 @@ def fetch_kernel(package: str, cache: str | os.PathLike[str] | None = None, *, f
     }
     write_atomic(str(pkg_dir / MANIFEST), (json.dumps(manifest, indent=1) + "\n").encode())
     return {**manifest, "reused": False, "dir": str(pkg_dir)}
+
+
+UNPACKED = "unpacked"
+
+
+def unpacked_tree(package: str, cache: str | os.PathLike[str] | None = None, *,
+                  log: Log | None = None) -> tuple[Path, dict[str, Any]]:
+    """``(<cache>/<package>/unpacked, manifest)``: the package's whole file tree (boot image, modules,
+    config) beside its extracted BTF, fetching and unpacking it on first use.
+
+    Used to boot the package's kernel (:mod:`btfspec.oracle.kernels.guest`). The tree is unpacked
+    from the cached ``.deb`` into a temporary directory and renamed into place, so a present tree is
+    complete.
+    """
+    manifest = fetch_kernel(package, cache, keep_unpacked=True, log=log)
+    pkg_dir = Path(manifest["dir"])
+    tree = pkg_dir / UNPACKED
+    if tree.is_dir() and any((tree / "boot").glob("vmlinuz*")):
+        return tree, manifest
+    debs = sorted(pkg_dir.glob(f"{manifest['package']}_*.deb"))
+    deb = debs[-1] if debs else apt_download(manifest["package"], pkg_dir)
+    (log or (lambda _m: None))(f"unpacking {deb.name} into {tree}")
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=".unpack-", dir=pkg_dir))
+        unpack_deb(deb, tmp)
+        shutil.rmtree(tree, ignore_errors=True)
+        os.replace(tmp, tree)
+    except OSError as e:
+        raise InputError(f"{pkg_dir}: cannot unpack {deb.name}: {e.strerror or e}") from None
+    return tree, manifest
