@@ -3,10 +3,14 @@
 Both sides run end to end on bytes (parsing the full base included): the reference's
 ``distill``/``relocate`` against libbpf's ``btf__new`` + ``btf__distill_base`` / ``btf__relocate`` +
 ``btf__raw_data`` in process. The default input is a deterministic ~300-type split built against
-the host vmlinux (:func:`build_module`).
+the host vmlinux (:func:`build_module`). :func:`run_kernel_vm` adds the guest's module loader
+(``kernel-vm``): boot seconds and relocations/s beside libbpf, onto the guest's vmlinux.
 """
 
 from __future__ import annotations
+
+import time
+from collections.abc import Callable
 
 from btfspec.bench.timing import Row, best_of
 from btfspec.spec.builder import Builder
@@ -98,3 +102,54 @@ def run(split: bytes, base: bytes, repeat: int = 5) -> tuple[list[Row], dict[str
     rows.append(Row("python relocate", best_of(lambda: reference.relocate(new_split, new_base, base), repeat),
                     "libbpf relocate", lib_r, TARGET))
     return rows, info
+
+
+def run_kernel_vm(count: int = 40) -> tuple[list[Row], dict[str, float]]:
+    """Relocation through the guest's module loader (``kernel-vm``) beside libbpf, on a module built
+    against the guest's vmlinux: the boot time, then the mean of ``count`` relocations each.
+
+    Raises ValueError (with the reason) when kernel-vm cannot run here.
+    """
+    from btfspec.oracle.impls import reference
+    from btfspec.oracle.impls.adapter import ImplUnavailable, close_impls, make_impl
+    from btfspec.oracle.impls.kernel_vm import KernelVmImpl
+
+    try:
+        vm = KernelVmImpl()
+    except ImplUnavailable as exc:
+        raise ValueError(str(exc)) from None
+    impls: list[object] = [vm]
+    try:
+        base = vm.vmlinux
+        dist = reference.distill(build_module(base), base)
+        if not dist.ok or dist.base is None or dist.split is None:
+            raise ValueError("the reference cannot distill the generated module")
+        split, dbase = dist.split, dist.base
+        started = time.perf_counter()
+        vm.start()
+        boot = time.perf_counter() - started
+        rows: list[Row] = []
+        lib_mean = None
+        try:
+            lib = make_impl("libbpf")
+            impls.append(lib)
+            lib_mean = _mean(lambda: lib.relocate(split, dbase, base), count)
+            rows.append(Row("libbpf relocate (baseline)", lib_mean))
+        except ImplUnavailable:
+            pass
+        first = vm.relocate(split, dbase, base)
+        if not first.ok:
+            raise ValueError(f"the guest did not relocate the generated module: {first.describe()}")
+        vm_mean = _mean(lambda: vm.relocate(split, dbase, base), count)
+        rows.append(Row("kernel-vm relocate (guest loader)", vm_mean, "libbpf relocate", lib_mean))
+        return rows, {"boot_seconds": boot, "relocations_per_second": 1 / vm_mean, "count": count,
+                      "accel": vm.guest.used_accel}  # type: ignore[dict-item]
+    finally:
+        close_impls(impls)  # type: ignore[arg-type]
+
+
+def _mean(fn: Callable[[], object], count: int) -> float:
+    started = time.perf_counter()
+    for _ in range(count):
+        fn()
+    return (time.perf_counter() - started) / count

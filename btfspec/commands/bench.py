@@ -40,9 +40,11 @@ def bench_spec(path: str, repeat: int, as_json: bool) -> None:
               "against --base).")
 @click.option("--base", "base_path", default=HOST_VMLINUX, show_default=True, metavar="F", help="Its base BTF.")
 @click.option("--repeat", default=5, show_default=True, help="Best of N runs.")
+@click.option("--kernel-vm/--no-kernel-vm", "with_vm", default=True, show_default=True,
+              help="Also time relocation by the module loader of a QEMU guest (kernel-vm), when usable.")
 @json_option
 @guarded
-def bench_oracle(split_path: str | None, base_path: str, repeat: int, as_json: bool) -> None:
+def bench_oracle(split_path: str | None, base_path: str, repeat: int, with_vm: bool, as_json: bool) -> None:
     """Distill and relocate of a module-sized split: the Python reference vs libbpf (target <= 20x)."""
     from btfspec.bench import oracle_bench
 
@@ -53,13 +55,29 @@ def bench_oracle(split_path: str | None, base_path: str, repeat: int, as_json: b
     except ValueError as exc:
         click.echo(f"bench oracle: cannot run: {exc}")
         return
+    vm_rows, vm_info, vm_why = [], {}, "skipped (--no-kernel-vm)"
+    if with_vm:
+        try:
+            vm_rows, vm_info = oracle_bench.run_kernel_vm()
+            vm_why = ""
+        except ValueError as exc:
+            vm_why = str(exc)
     if as_json:
-        emit_json({"split": split_path or "generated", "base": base_path, **info, "rows": as_dict(rows)})
+        emit_json({"split": split_path or "generated", "base": base_path, **info, "rows": as_dict(rows),
+                   "kernel_vm": {**vm_info, "rows": as_dict(vm_rows)} if vm_rows else {"skipped": vm_why}})
         return
     click.echo(f"bench oracle: {split_path or 'generated module'} ({info['split_types']:,} types) on {base_path} "
                f"({info['base_types']:,} types; distilled base {info['distilled_base_types']} types), "
                f"best of {repeat}")
     for row in rows:
+        click.echo("  " + row.line())
+    if not vm_rows:
+        click.echo(f"bench oracle: kernel-vm: {vm_why}")
+        return
+    click.echo(f"bench oracle: kernel-vm onto the guest's vmlinux ({vm_info['accel']}): boot "
+               f"{vm_info['boot_seconds']:.1f} s, {vm_info['relocations_per_second']:.1f} relocations/s "
+               f"(mean of {vm_info['count']})")
+    for row in vm_rows:
         click.echo("  " + row.line())
 
 

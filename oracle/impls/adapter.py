@@ -244,6 +244,9 @@ def available(*, distill_cmd: str | None = None, relocate_cmd: str | None = None
     out["libbpf"] = libbpf.unavailable_reason()
     out["kernel"] = kernel.unavailable_reason()
     out["cmd"] = None if (distill_cmd or relocate_cmd) else "needs --distill-cmd and/or --relocate-cmd"
+    from btfspec.oracle.impls import kernel_vm
+
+    out["kernel-vm"] = kernel_vm.unavailable_reason()
     return out
 
 
@@ -265,6 +268,10 @@ def make_impl(name: str, *, timeout: float = DEFAULT_TIMEOUT, distill_cmd: str |
             return CmdImpl(distill_cmd, relocate_cmd, timeout=timeout)
         except TemplateError as exc:
             raise ImplUnavailable(f"cmd: {exc}") from None
+    if name == "kernel-vm":  # the module loader of a Debian kernel in QEMU (oracle/impls/kernel_vm.py)
+        from btfspec.oracle.impls.kernel_vm import KernelVmImpl
+
+        return KernelVmImpl(timeout=timeout)
     parse_impl_list([name])  # raises the unknown-name error
     raise AssertionError(name)
 

@@ -33,10 +33,11 @@ CARRIER_MODULE = "kernel/drivers/net/dummy.ko"
 CARRIER_NAME = "dummy"
 CARRIER_PARAMS = "numdummies=0"  # no dummy0 device: nothing to set up or tear down
 PORT_NAME = "btfspec.agent"
-# Functions btf_parse_module() calls whose error it returns unchanged: the first negative return
-# during a load is the errno the loader met (btf_parse_module itself is inlined into its notifier).
-PROBED = ("btf_parse_base", "btf_parse_hdr", "btf_parse_str_sec", "btf_check_all_metas",
-          "btf_check_type_tags", "btf_relocate")
+# Functions btf_parse_module() calls whose error it returns unchanged, with the type of their return
+# value (btf_parse_base returns a pointer or ERR_PTR, the others an int): the first errno among their
+# returns during a load is the loader's errno (btf_parse_module itself is inlined into its notifier).
+PROBED = (("btf_parse_base", "s64"), ("btf_parse_hdr", "s32"), ("btf_parse_str_sec", "s32"),
+          ("btf_check_all_metas", "s32"), ("btf_check_type_tags", "s32"), ("btf_relocate", "s32"))
 
 AGENT = r"""#!/bin/busybox sh
 # btfspec guest agent: see btfspec.oracle.kernels.guest (protocol) -- runs as /init.
@@ -47,8 +48,8 @@ mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 mount -t tracefs tracefs /sys/kernel/tracing
 T=/sys/kernel/tracing
-for f in @PROBED@; do
-  echo "r:btfspec/$f $f ret=\$retval:s32" 2>/dev/null >> $T/kprobe_events
+for p in @PROBED@; do
+  echo "r:btfspec/${p%:*} ${p%:*} ret=\$retval:${p#*:}" 2>/dev/null >> $T/kprobe_events
 done
 echo 1 2>/dev/null > $T/events/btfspec/enable
 PORT=
@@ -100,7 +101,7 @@ poweroff -f
 
 def agent_script() -> str:
     """:data:`AGENT` with its placeholders filled in."""
-    return (AGENT.replace("@PROBED@", " ".join(PROBED)).replace("@PORT@", PORT_NAME)
+    return (AGENT.replace("@PROBED@", " ".join(f"{f}:{t}" for f, t in PROBED)).replace("@PORT@", PORT_NAME)
             .replace("@MOD@", CARRIER_NAME).replace("@PARAMS@", CARRIER_PARAMS))
 
 

@@ -1,0 +1,176 @@
+"""kernel-vm: the module loader of a Debian 6.12 kernel in QEMU as a relocation implementation.
+
+The guest tests boot one guest for the module (about 6-20 s under TCG, depending on the machine's
+load) and skip, saying why, where QEMU, a static busybox or the kernel package cannot be had. The
+first tests need nothing: the carrier's ELF rewrite, the initramfs, and the outcome mapping.
+"""
+
+from __future__ import annotations
+
+import errno
+import gzip
+import hashlib
+import threading
+from collections.abc import Iterator
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from btfspec.oracle.impls import kernel_vm
+from btfspec.oracle.impls.outcome import CRASH, ERROR, OK, TIMEOUT
+from btfspec.oracle.kernels.guest.carrier import Carrier, make_template
+from btfspec.oracle.kernels.guest.image import initramfs
+from btfspec.oracle.kernels.guest.vm import LoadResult
+from btfspec.spec.elf import read_sections
+from btfspec.spec.model import Btf
+
+# kretprobe lines as the guest's tracefs printed them for a distilled base cut short by 3 bytes.
+TRACE = ("          insmod-302     [000] .....    10.490686: btf_parse_hdr: (btf_parse_base+0x70/0xf0 <- "
+         "btf_parse_hdr) ret=-22\n          insmod-302     [000] .....    10.490750: btf_parse_base: "
+         "(btf_module_notify+0x169/0x620 <- btf_parse_base) ret=-22\n")
+
+
+def test_loader_errno_is_the_first_negative_return() -> None:
+    assert kernel_vm.loader_errno(TRACE) == (-errno.EINVAL, "btf_parse_hdr")
+    ok = TRACE.replace("ret=-22", "ret=0")
+    assert kernel_vm.loader_errno(ok) is None
+
+
+def test_initramfs_is_a_newc_archive() -> None:
+    data = gzip.decompress(initramfs({"bin": (0o40755, b""), "init": (0o100755, b"#!/bin/sh\n")}))
+    assert data.startswith(b"070701") and b"init\0" in data and data.rstrip(b"\0").endswith(b"TRAILER!!!")
+    assert len(data) % 4 == 0
+
+
+class _StubGuest:
+    """Answers every load with a fixed LoadResult (the outcome mapping, without a VM)."""
+
+    def __init__(self, result: LoadResult) -> None:
+        self.result, self.boot_seconds = result, 0.0
+
+    def start(self) -> None:
+        pass
+
+    def load(self, module: bytes, timeout: float | None = None) -> LoadResult:
+        return self.result
+
+
+def _stub_impl(result: LoadResult) -> Any:
+    impl = object.__new__(kernel_vm.KernelVmImpl)
+    impl.image = SimpleNamespace(package="pkg", carrier=SimpleNamespace(build=lambda split, base: split + base))
+    impl.guest, impl.timeout, impl.vmlinux, impl.loads = _StubGuest(result), 10.0, b"vmlinux", 0
+    impl._vmlinux_sha = hashlib.sha256(b"vmlinux").digest()
+    return impl
+
+
+@pytest.mark.parametrize(("result", "status", "err", "detail"), [
+    (LoadResult(OK, 0, b"", "", "[ 1.0] BPF: Total section length too long\n", TRACE), ERROR, -22, "btf_parse_hdr"),
+    (LoadResult(OK, 1, b"", "insmod: can't insert '/tmp/case.ko': Exec format error\n"), ERROR, -8, "insmod"),
+    (LoadResult(OK, 0, b"", "", "", ""), ERROR, -22, "errno unknown"),
+    (LoadResult(CRASH, console="Kernel panic - not syncing"), CRASH, 0, "guest died (panic, oops or QEMU exit)"),
+    (LoadResult(TIMEOUT, console="..."), TIMEOUT, 0, "guest gave no answer in 10 s"),
+])
+def test_outcome_mapping(result: LoadResult, status: str, err: int, detail: str) -> None:
+    out = _stub_impl(result).relocate(b"s", b"d", b"vmlinux")
+    assert (out.status, out.errno, out.detail) == (status, err, detail)
+    if status in (CRASH, TIMEOUT):
+        assert out.log == result.console
+
+
+def test_foreign_base_is_unsupported() -> None:
+    with pytest.raises(kernel_vm.UnsupportedTarget, match="only"):
+        _stub_impl(LoadResult(OK)).relocate(b"s", b"d", b"another base")
+
+
+# --------------------------------------------------------------------------------------------------
+# with the guest
+# --------------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def vm() -> Iterator[kernel_vm.KernelVmImpl]:
+    from btfspec.oracle.impls.adapter import ImplUnavailable
+
+    reason = kernel_vm.unavailable_reason()
+    if reason:
+        pytest.skip(f"kernel-vm unavailable: {reason}")
+    try:
+        impl = kernel_vm.KernelVmImpl()
+        impl.start()
+    except ImplUnavailable as exc:
+        pytest.skip(str(exc))
+    yield impl
+    impl.close()
+
+
+@pytest.fixture(scope="module")
+def libbpf() -> Iterator[Any]:
+    from btfspec.oracle.impls.adapter import ImplUnavailable, make_impl
+
+    try:
+        impl = make_impl("libbpf")
+    except ImplUnavailable as exc:
+        pytest.skip(str(exc))
+    yield impl
+    impl.close()
+
+
+@pytest.fixture(scope="module")
+def dummy(vm: kernel_vm.KernelVmImpl, libbpf: Any) -> tuple[bytes, bytes]:
+    """The package's own dummy.ko distilled by libbpf against the guest's vmlinux: (split, base)."""
+    secs = read_sections(vm.image.carrier.elf, (".BTF",))
+    d = libbpf.distill(secs[".BTF"], vm.vmlinux)
+    assert d.ok, d
+    return d.outputs["split"], d.outputs["base"]
+
+
+def test_real_module_relocation_is_libbpfs(vm: kernel_vm.KernelVmImpl, libbpf: Any,
+                                           dummy: tuple[bytes, bytes]) -> None:
+    got = vm.relocate(*dummy, vm.vmlinux)
+    want = libbpf.relocate(*dummy, vm.vmlinux)
+    assert got.ok and want.ok, (got, want)
+    assert got.outputs["split"] == want.outputs["split"]
+
+
+def test_loader_error_has_libbpfs_errno_and_the_kernel_log(vm: kernel_vm.KernelVmImpl, libbpf: Any,
+                                                          dummy: tuple[bytes, bytes]) -> None:
+    split, base = dummy
+    short = vm.relocate(split, base[:-3], vm.vmlinux)
+    assert short.status == ERROR and short.errno == libbpf.relocate(split, base[:-3], vm.vmlinux).errno
+    assert "BPF:" in short.log and short.detail.startswith("btf_parse")
+    dist = Btf.from_bytes(base)
+    sid = next(i for i, t in dist.own_types() if t.kind == 4)
+    dist.type(sid).name_off = next(t.name_off for _, t in dist.own_types() if t.kind == 1)  # a struct 'int'
+    bad = dist.to_bytes()
+    got, want = vm.relocate(split, bad, vm.vmlinux), libbpf.relocate(split, bad, vm.vmlinux)
+    assert want.status == ERROR and (got.status, got.errno) == (ERROR, want.errno), (got, want)
+    assert got.detail == "btf_relocate"
+
+
+def test_carrier_template_round_trip(vm: kernel_vm.KernelVmImpl, tmp_path: Any) -> None:
+    built = vm.image.carrier.build(b"split-bytes", b"base-bytes")
+    assert read_sections(built, (".BTF", ".BTF.base")) == {".BTF": b"split-bytes", ".BTF.base": b"base-bytes"}
+    again = tmp_path / "again.ko"
+    make_template(built, str(again))  # a built carrier is a valid module to template again
+    assert Carrier.from_template(again.read_bytes(), "dummy").build(b"x", b"y")[-1:] == b"y"
+
+
+def test_guest_killed_mid_case_then_next_case_works(vm: kernel_vm.KernelVmImpl, libbpf: Any,
+                                                    dummy: tuple[bytes, bytes]) -> None:
+    boots = vm.guest.boots
+    killer = threading.Timer(1.0, vm.kill_guest)
+    killer.start()
+    res = vm.guest.sleep(20)  # the agent is busy with this case when QEMU is killed
+    killer.join()
+    assert res.status == CRASH and "btfspec:" in res.console
+    got = vm.relocate(*dummy, vm.vmlinux)
+    assert got.ok and got.outputs["split"] == libbpf.relocate(*dummy, vm.vmlinux).outputs["split"]
+    assert vm.guest.boots == boots + 1
+
+
+def test_panic_and_hang_are_crash_and_timeout(vm: kernel_vm.KernelVmImpl, dummy: tuple[bytes, bytes]) -> None:
+    res = vm.guest.panic()
+    assert res.status == CRASH and "Kernel panic" in res.console, res.console[-500:]
+    hang = vm.guest.sleep(30, timeout=2)
+    assert hang.status == TIMEOUT and "no answer from the guest in 2 s" in hang.console
+    assert vm.relocate(*dummy, vm.vmlinux).ok
