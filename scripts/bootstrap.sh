@@ -9,7 +9,8 @@ VENV="${BTFSPEC_VENV:-$ROOT/.venv}"
 PY="${PYTHON:-python3}"
 say() { printf 'btfspec-setup: %s\n' "$*" >&2; }
 
-DEB_TOOLS=(bpftool:bpftool pahole:pahole gcc:gcc objcopy:binutils redis-server:redis-server)
+DEB_TOOLS=(bpftool:bpftool pahole:pahole gcc:gcc objcopy:binutils redis-server:redis-server
+           qemu-system-x86_64:qemu-system-x86 busybox:busybox-static)
 missing_pkgs=()
 for pair in "${DEB_TOOLS[@]}"; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || missing_pkgs+=("${pair##*:}")

@@ -60,12 +60,20 @@ def report() -> dict[str, list[dict[str, object]]]:
         impls.append(row)
     impls.append({"name": "cmd", "usable": True,
                   "purpose": "any external program via --distill-cmd/--relocate-cmd templates"})
+    from btfspec.oracle.impls import kernel_vm
+
+    vm_reason = kernel_vm.unavailable_reason()
+    vm_row: dict[str, object] = {"name": "kernel-vm", "usable": vm_reason is None,
+                                 "purpose": "relocation by the module loader of a Debian kernel in QEMU"}
+    vm_row["reason" if vm_reason else "version"] = vm_reason or kernel_vm.describe_setup()
+    impls.append(vm_row)
     tools = [
         _tool("bpftool", ["version"], "text-format cross-check", "bpftool"),
         _tool("pahole", ["--version"], "DWARF-to-BTF encoder", "pahole"),
         _tool("gcc", ["--version"], "compiles C for pahole", "gcc"),
         _tool("objcopy", ["--version"], "writes ELF sections", "binutils"),
         _tool("redis-server", ["--version"], "shared hypothesis example database", "redis-server"),
+        _tool("qemu-system-x86_64", ["--version"], "boots the kernel-vm guest", "qemu-system-x86"),
     ]
     host = {"name": HOST_VMLINUX, "usable": os.access(HOST_VMLINUX, os.R_OK), "purpose": "host vmlinux BTF"}
     if not host["usable"]:

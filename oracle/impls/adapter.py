@@ -44,6 +44,8 @@ from btfspec.spec.validate import validate
 DISTILL, RELOCATE, ACCEPT = "distill", "relocate", "accept"
 OPERATIONS: tuple[str, ...] = (DISTILL, RELOCATE, ACCEPT)
 KNOWN: tuple[str, ...] = ("python", "python-strict", "libbpf", "kernel", "cmd")
+# Named explicitly only (not in ``all`` nor in any default): kernel-vm boots a QEMU guest.
+OPT_IN: tuple[str, ...] = ("kernel-vm",)
 
 
 @runtime_checkable
@@ -216,7 +218,8 @@ class KernelImpl:
 
 def parse_impl_list(value: str | Iterable[str]) -> list[str]:
     """``"python,libbpf"`` -> ``["python", "libbpf"]`` (order kept, duplicates dropped; ``all`` = every
-    known name).  Raises :class:`ValueError` naming the unknown entries and the known ones."""
+    name in KNOWN; the OPT_IN ones only by name).  Raises :class:`ValueError` naming the unknown entries
+    and the known ones."""
     items = [v.strip() for v in (value.split(",") if isinstance(value, str) else value) if v.strip()]
     if not items:
         raise ValueError(f"no implementation given (known: {', '.join(KNOWN)})")
@@ -225,13 +228,13 @@ def parse_impl_list(value: str | Iterable[str]) -> list[str]:
     for item in items:
         names = list(KNOWN) if item == "all" else [item]
         for n in names:
-            if n not in KNOWN:
+            if n not in KNOWN and n not in OPT_IN:
                 unknown.append(n)
             elif n not in out:
                 out.append(n)
     if unknown:
         raise ValueError(f"unknown implementation{'s' if len(unknown) > 1 else ''} "
-                         f"{', '.join(repr(u) for u in unknown)} (known: {', '.join(KNOWN)}, all)")
+                         f"{', '.join(repr(u) for u in unknown)} (known: {', '.join(KNOWN + OPT_IN)}, all)")
     return out
 
 
