@@ -15,6 +15,7 @@ import pytest
 from btfspec.oracle.impls import adapter as impls
 from btfspec.oracle.impls.adapter import (
     KNOWN,
+    OPT_IN,
     Implementation,
     ImplUnavailable,
     agree,
@@ -208,7 +209,7 @@ def test_parse_impl_list() -> None:
 
 def test_available_and_make_impls() -> None:
     reasons = available()
-    assert list(reasons) == list(KNOWN)
+    assert list(reasons) == list(KNOWN + OPT_IN)
     assert reasons["python"] is None and reasons["python-strict"] is None
     assert "--distill-cmd" in str(reasons["cmd"])
     assert available(relocate_cmd="x {split} {distilled_base} {base} {out}")["cmd"] is None
