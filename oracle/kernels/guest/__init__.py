@@ -18,7 +18,7 @@ end in ``\\n``, binary payloads follow their line)::
     host -> SLEEP <s>                  guest -> DONE            (tests: the timeout path)
     host -> PANIC                      the guest panics         (tests: the crash path)
 
-``LOAD`` writes the module with ``dd``, ``insmod``s it (``numdummies=0``), copies
+``LOAD`` writes the module with ``dd``, ``insmod``s it (the carrier runs no code), copies
 ``/sys/kernel/btf/dummy`` to the port when it exists and ``rmmod``s it. Debian sets
 ``CONFIG_MODULE_ALLOW_BTF_MISMATCH=y``, so a module whose BTF the loader rejects still loads, without
 BTF: the ``FAIL`` answer then has insmod status 0, the kernel log (``BPF: ...`` lines of the BTF

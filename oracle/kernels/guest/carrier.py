@@ -1,11 +1,16 @@
 """The carrier module: a real kernel module whose ``.BTF``/``.BTF.base`` are swapped for a case's.
 
 :func:`make_template` turns a package's module (``drivers/net/dummy.ko``) into a template once, through
-objcopy (:func:`btfspec.spec.elf.write_sections`): a ``.BTF.base`` section is added and the module
+objcopy (:func:`btfspec.spec.elf.write_sections`): a ``.BTF.base`` section is added, the module
 signature is dropped (``CONFIG_MODULE_SIG_FORCE`` is off in Debian's kernels, so an unsigned module
-loads, tainting the kernel once). :meth:`Carrier.build` then makes each case's module in memory, with
-no process started: the split and the distilled base are appended to the template and the two section
-headers are pointed at them. The kernel's ELF checks only need every section inside the file.
+loads, tainting the kernel once), and the module is made *inert* (:data:`INERT_REMOVED`): without
+the relocations that set ``init``/``exit`` in its ``struct module`` it runs no code (a module with
+neither may be unloaded), and without its ftrace, static-call, call-thunk, ORC and parameter tables
+the loader has less to patch -- about a fifth less guest time per load.
+
+:meth:`Carrier.build` then makes each case's module in memory, with no process started: the split and
+the distilled base are appended to the template and the two section headers are pointed at them.
+The kernel's ELF checks only need every section inside the file.
 """
 
 from __future__ import annotations
@@ -21,11 +26,16 @@ from btfspec.spec.errors import InputError
 _EHDR = struct.Struct("<16sHHIQQQIHHHHHH")
 _SHDR = struct.Struct("<IIQQQQIIQQ")  # name type flags addr offset size link info addralign entsize
 _ALIGN = 8
+INERT_REMOVED = (".rela.gnu.linkonce.this_module", "__mcount_loc", ".rela__mcount_loc",
+                 "__patchable_function_entries", ".rela__patchable_function_entries",
+                 ".static_call_sites", ".rela.static_call_sites", ".call_sites", ".rela.call_sites",
+                 ".return_sites", ".rela.return_sites", ".orc_unwind", ".orc_unwind_ip",
+                 ".rela.orc_unwind_ip", ".orc_header", "__param", ".rela__param")
 
 
 def make_template(module_elf: bytes, dst: str) -> None:
-    """Write ``module_elf`` (an uncompressed x86-64 ``.ko``) to ``dst`` with an empty-ish ``.BTF.base``
-    and no signature. Raises InputError when the module has no ``.BTF`` or objcopy fails."""
+    """Write ``module_elf`` (an uncompressed x86-64 ``.ko``) to ``dst`` with an empty-ish ``.BTF.base``,
+    no signature, and inert. Raises InputError when the module has no ``.BTF`` or objcopy fails."""
     secs = read_sections(module_elf, (".BTF", ".BTF.base"), label="carrier module")
     if ".BTF" not in secs:
         raise InputError("carrier module has no .BTF section (kernel built without CONFIG_DEBUG_INFO_BTF_MODULES)")
@@ -34,7 +44,8 @@ def make_template(module_elf: bytes, dst: str) -> None:
         with open(src, "wb") as f:
             f.write(module_elf)
         # A non-empty placeholder: objcopy drops an empty added section.
-        write_sections(src, dst, {".BTF": secs[".BTF"], ".BTF.base": secs.get(".BTF.base", b"\0" * 8)})
+        write_sections(src, dst, {".BTF": secs[".BTF"], ".BTF.base": secs.get(".BTF.base", b"\0" * 8)},
+                       remove=INERT_REMOVED)  # objcopy ignores a name the module does not have
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ returns a :class:`GuestImage`:
 * ``initrd.img`` -- a gzip'd newc cpio: a static busybox as ``/bin/busybox``, :data:`AGENT` as
   ``/init``; nothing else (``virtio_console`` is built into Debian's kernels, and the carrier module
   comes over the wire with every case);
-* ``carrier.ko`` -- the package's own ``drivers/net/dummy.ko`` as a template (see :mod:`.carrier`);
+* ``carrier.ko`` -- the package's own ``drivers/net/dummy.ko`` as an inert template (see :mod:`.carrier`);
 * the guest's vmlinux BTF is the package's ``vmlinux.btf`` (the same bytes as the guest's
   ``/sys/kernel/btf/vmlinux``; the agent reports its sha256 at boot and :mod:`.vm` checks it).
 """
@@ -31,7 +31,6 @@ DEFAULT_PACKAGE = "linux-image-6.12.118+deb12-cloud-amd64-unsigned"
 PACKAGE_ENV = "BTFSPEC_GUEST_KERNEL"  # another linux-image-* package to boot instead
 CARRIER_MODULE = "kernel/drivers/net/dummy.ko"
 CARRIER_NAME = "dummy"
-CARRIER_PARAMS = "numdummies=0"  # no dummy0 device: nothing to set up or tear down
 PORT_NAME = "btfspec.agent"
 # Functions btf_parse_module() calls whose error it returns unchanged, with the type of their return
 # value (btf_parse_base returns a pointer or ERR_PTR, the others an int): the first errno among their
@@ -69,7 +68,7 @@ while read -r cmd arg <&3; do
   LOAD)
     dd of=/tmp/case.ko bs="$arg" count=1 iflag=fullblock <&3 2>/dev/null
     echo > $T/trace
-    if insmod /tmp/case.ko @PARAMS@ 2>/tmp/o/err; then
+    if insmod /tmp/case.ko 2>/tmp/o/err; then
       if [ -e /sys/kernel/btf/$MOD ]; then
         echo BTF >&3
         cat /sys/kernel/btf/$MOD >&3
@@ -102,7 +101,7 @@ poweroff -f
 def agent_script() -> str:
     """:data:`AGENT` with its placeholders filled in."""
     return (AGENT.replace("@PROBED@", " ".join(f"{f}:{t}" for f, t in PROBED)).replace("@PORT@", PORT_NAME)
-            .replace("@MOD@", CARRIER_NAME).replace("@PARAMS@", CARRIER_PARAMS))
+            .replace("@MOD@", CARRIER_NAME))
 
 
 @dataclass(frozen=True)
