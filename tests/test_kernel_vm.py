@@ -12,10 +12,13 @@ import gzip
 import hashlib
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
 
 from btfspec.oracle.impls import kernel_vm
 from btfspec.oracle.impls.outcome import CRASH, ERROR, OK, TIMEOUT
@@ -174,3 +177,57 @@ def test_panic_and_hang_are_crash_and_timeout(vm: kernel_vm.KernelVmImpl, dummy:
     hang = vm.guest.sleep(30, timeout=2)
     assert hang.status == TIMEOUT and "no answer from the guest in 2 s" in hang.console
     assert vm.relocate(*dummy, vm.vmlinux).ok
+
+
+# --------------------------------------------------------------------------------------------------
+# P6 (oracle/fuzz/guest_loader.py): tested on a seeded loader bug, without a guest
+# --------------------------------------------------------------------------------------------------
+
+class _SeededLoader:
+    """Stands in for kernel-vm: libbpf's relocation, with the last output byte flipped when ``bug``."""
+
+    name = "kernel-vm"
+    capabilities = frozenset({kernel_vm.RELOCATE_GUEST})
+
+    def __init__(self, lib: Any, vmlinux: bytes, bug: bool) -> None:
+        self.lib, self.vmlinux, self.bug = lib, vmlinux, bug
+
+    def relocate(self, split: bytes, distilled_base: bytes, base: bytes) -> Any:
+        out = self.lib.relocate(split, distilled_base, base)
+        if self.bug and out.ok:
+            blob = out.outputs["split"]
+            return replace(out, outputs={"split": blob[:-1] + bytes([blob[-1] ^ 1])}, impl=self.name)
+        return replace(out, impl=self.name)
+
+
+def _some_vmlinux() -> bytes:
+    for path in (kernel_vm.guest_vmlinux(), Path("/sys/kernel/btf/vmlinux")):
+        try:
+            return path.read_bytes()
+        except OSError:
+            continue
+    pytest.skip("no vmlinux BTF: neither the guest package in the cache nor /sys/kernel/btf/vmlinux")
+
+
+def test_p6_flags_a_seeded_loader_bug_and_not_a_faithful_loader(libbpf: Any) -> None:
+    from btfspec.oracle.fuzz.guest_loader import PROPERTIES
+    from btfspec.oracle.fuzz.property import Context, PropertyFailure
+
+    vmlinux = _some_vmlinux()
+    prop = PROPERTIES["P6"]
+    faithful = Context({"libbpf": libbpf, "kernel-vm": _SeededLoader(libbpf, vmlinux, False)})
+    buggy = Context({"libbpf": libbpf, "kernel-vm": _SeededLoader(libbpf, vmlinux, True)})
+    flagged: list[str] = []
+
+    @settings(max_examples=12, deadline=None, database=None, derandomize=True,
+              suppress_health_check=list(HealthCheck))
+    @given(prop.strategy(faithful))
+    def run(case: Any) -> None:
+        prop.check(case, faithful)  # never raises: the loader is libbpf itself
+        try:
+            prop.check(case, buggy)
+        except PropertyFailure as exc:
+            flagged.append(exc.finding.first_difference)
+
+    run()
+    assert flagged and all(f.startswith("relocate: output split differs") for f in flagged), flagged

@@ -1,0 +1,269 @@
+"""P6: the kernel's module loader relocates like libbpf -- generated modules on a real vmlinux.
+
+A case is a module's split BTF generated on top of the vmlinux of the ``kernel-vm`` guest (structs
+embedding and pointing at real vmlinux types, typedefs, arrays, qualifiers, function pointers, funcs,
+enums, forward declarations) and a *perturbation* of its distilled base: none (most cases), a struct
+resized, a type renamed to a name of another type, a struct turned into a union, or the blob cut short.
+The check distills with libbpf (python without libbpf), perturbs, and relocates onto the vmlinux with
+libbpf, python and the guest's module loader (``kernel-vm``); a finding is the loader's outcome
+(status, errno, bytes) differing from libbpf's, or python disagreeing with libbpf (``agree``). A
+finding's entry carries the vmlinux as ``base.btf`` so that libbpf and python can replay it.
+
+The loader validates what libbpf does not (``btf_check_all_metas``, type tags), so a perturbed case
+may legitimately part ways with libbpf: the finding's description names the perturbation, and the
+kernel log is in the kernel-vm outcome's log.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import struct
+from dataclasses import dataclass
+from typing import Any
+
+from hypothesis import strategies as st
+
+from btfspec.btfgen import coverage
+from btfspec.oracle.fuzz.differential import (
+    Calls,
+    corpus_step,
+    difference_class,
+    op_expect,
+    raise_new,
+    short,
+    store,
+)
+from btfspec.oracle.fuzz.property import Context, Finding, Property
+from btfspec.oracle.impls.adapter import DISTILL, RELOCATE, agree, outcome_difference
+from btfspec.oracle.impls.kernel_vm import IMPL, RELOCATE_GUEST
+from btfspec.spec.builder import Builder
+from btfspec.spec.errors import BtfError
+from btfspec.spec.kinds import Kind
+from btfspec.spec.model import Btf
+
+NAME = "P6"
+PERTURBATIONS = ("none", "none", "none", "resize", "rename", "kind", "truncate")
+MAX_EMBED = 512  # bytes: larger vmlinux structs are only pointed at
+_CHAIN = (Kind.TYPEDEF, Kind.CONST, Kind.VOLATILE, Kind.RESTRICT, Kind.TYPE_TAG)
+
+
+@dataclass(frozen=True)
+class GuestCase:
+    """A generated module on the guest's vmlinux and the perturbation of its distilled base."""
+
+    split: bytes
+    perturbation: str
+    pick: int  # which type the perturbation touches (modulo the candidates)
+    types: int  # module types generated
+
+
+@dataclass(frozen=True)
+class _Pools:
+    """vmlinux type ids a module may use, by role."""
+
+    base: Btf
+    embed: tuple[int, ...]  # named structs/unions small enough to embed
+    point: tuple[int, ...]  # named structs/unions to point at
+    scalar: tuple[int, ...]  # ints and typedefs of ints
+    named_fwd: tuple[str, ...]  # struct names a module may forward-declare
+
+
+@functools.cache
+def _pools(vmlinux_sha: str, vmlinux: bytes) -> _Pools:
+    base = Btf.from_bytes(vmlinux)
+    embed, point, scalar, fwd = [], [], [], []
+    for tid in range(1, base.nr_types):
+        t = base.type(tid)
+        if not t.name_off:
+            continue
+        if t.kind in (Kind.STRUCT, Kind.UNION):
+            point.append(tid)
+            if 0 < t.size <= MAX_EMBED:
+                embed.append(tid)
+            if t.kind == Kind.STRUCT and len(fwd) < 2000:
+                fwd.append(base.str_at(t.name_off))
+        elif t.kind == Kind.INT or (t.kind == Kind.TYPEDEF and base.type(t.type).kind == Kind.INT):
+            scalar.append(tid)
+    return _Pools(base, tuple(embed), tuple(point), tuple(scalar), tuple(fwd))
+
+
+def natural_size(btf: Btf, tid: int) -> int:
+    """Byte size of a type as C lays it out (through typedefs and qualifiers; pointers are 8 bytes)."""
+    t = btf.type(tid)
+    while t.kind in _CHAIN:
+        t = btf.type(t.type)
+    if t.kind in (Kind.PTR, Kind.FUNC_PROTO):
+        return 8
+    if t.kind == Kind.ARRAY:
+        return t.fixed[2] * natural_size(btf, t.fixed[0])
+    return t.size
+
+
+def _layout(b: Builder, fields: list[tuple[str, int]]) -> tuple[int, list[tuple[str | None, int, int, int]]]:
+    members: list[tuple[str | None, int, int, int]] = []
+    off = 0
+    for name, tid in fields:
+        size = max(natural_size(b.btf, tid), 1)
+        align = min(size, 8)
+        off = (off + align - 1) // align * align
+        members.append((name, tid, off * 8, 0))
+        off += size
+    return (off + 7) // 8 * 8, members
+
+
+@st.composite
+def _module(draw: Any, pools: _Pools) -> tuple[bytes, int]:
+    """A module's split on the pools' vmlinux: (raw split, number of types)."""
+    b = Builder(pools.base)
+    pick = st.sampled_from
+    own: list[int] = []
+    for k in range(draw(st.integers(1, 6))):
+        fields: list[tuple[str, int]] = []
+        for j in range(draw(st.integers(1, 5))):
+            shape = draw(pick(("embed", "ptr", "scalar", "array", "const", "fnptr", "tagged", "own", "fwd")))
+            if shape == "embed":
+                tid = draw(pick(pools.embed))
+            elif shape == "ptr":
+                tid = b.ptr(draw(pick(pools.point)))
+            elif shape == "scalar":
+                tid = draw(pick(pools.scalar))
+            elif shape == "array":
+                tid = b.array(draw(pick(pools.scalar + pools.embed[:50])), draw(pick(pools.scalar)),
+                              draw(st.integers(1, 8)))
+            elif shape == "const":
+                tid = b.ptr(b.const(b.volatile(draw(pick(pools.point)))))
+            elif shape == "fnptr":
+                proto = b.func_proto(draw(pick(pools.scalar)), [("a", b.ptr(draw(pick(pools.point)))),
+                                                                ("b", draw(pick(pools.scalar)))])
+                tid = b.ptr(proto)
+            elif shape == "tagged":
+                tid = b.ptr(b.type_tag("user", draw(pick(pools.point))))
+            elif shape == "own" and own:
+                tid = b.ptr(draw(pick(own)))
+            else:
+                tid = b.ptr(b.fwd(draw(pick(pools.named_fwd))))
+            fields.append((f"f{j}", tid))
+        size, members = _layout(b, fields)
+        sid = b.struct(f"btfspec_obj{k}", size, members)
+        own.append(sid)
+        if draw(st.booleans()):
+            b.typedef(f"btfspec_obj{k}_t", sid)
+        proto = b.func_proto(draw(pick(pools.scalar)), [("obj", b.ptr(sid)), ("x", draw(pick(pools.embed)))])
+        b.func(f"btfspec_fn{k}", proto, 1)
+    if draw(st.booleans()):
+        b.enum("btfspec_state", 4, [("BTFSPEC_A", 0), ("BTFSPEC_B", draw(st.integers(1, 1 << 20)))])
+    if draw(st.booleans()):
+        b.typedef("btfspec_word_t", draw(pick(pools.scalar)))
+    return b.to_bytes(), b.btf.nr_types - pools.base.nr_types
+
+
+def _vm(ctx: Context) -> Any:
+    for impl in ctx.impls.values():
+        if RELOCATE_GUEST in impl.capabilities:
+            return impl
+    return None
+
+
+def _cases(ctx: Context) -> st.SearchStrategy[GuestCase]:
+    vm = _vm(ctx)
+    if vm is None:
+        raise ValueError(f"{NAME} needs {IMPL}")
+    vmlinux = vm.vmlinux
+    pools = _pools(hashlib.sha256(vmlinux).hexdigest(), vmlinux)
+    return st.builds(lambda mod, p, k: GuestCase(mod[0], p, k, mod[1]), _module(pools),
+                     st.sampled_from(PERTURBATIONS), st.integers(0, 1 << 16))
+
+
+def perturb(dist_base: bytes, how: str, pick: int) -> bytes:
+    """The distilled base with one change (see the module docstring), patched in place in the blob's
+    type records (no re-encoding, which would refuse some of them); unchanged when nothing fits."""
+    if how == "none":
+        return dist_base
+    if how == "truncate":
+        return dist_base[:-(1 + pick % 8)]
+    btf = Btf.from_bytes(dist_base)
+    comps = [i for i, t in btf.own_types() if t.kind in (Kind.STRUCT, Kind.UNION)]
+    named = [i for i, t in btf.own_types() if t.name_off]
+    word = struct.Struct("<I" if btf.order == "little" else ">I")
+    out = bytearray(dist_base)
+    if how in ("resize", "kind") and comps:
+        tid = comps[pick % len(comps)]
+        t, at = btf.type(tid), btf.type_offset(tid)
+        if at is None:
+            return dist_base
+        if how == "resize":
+            word.pack_into(out, at + 8, t.size_type + 8)
+        else:
+            word.pack_into(out, at + 4, t.info ^ ((Kind.STRUCT ^ Kind.UNION) << 24))
+    elif how == "rename" and len(named) > 1:
+        tid = named[pick % len(named)]
+        at = btf.type_offset(tid)
+        if at is None:
+            return dist_base
+        word.pack_into(out, at, btf.type(named[(pick + 1) % len(named)]).name_off)
+    else:
+        return dist_base
+    return bytes(out)
+
+
+def _finding(case: GuestCase, calls: Calls, vmlinux: bytes, d_split: bytes, d_base: bytes, at_fault: str,
+             lib: Any, got: Any) -> Finding:
+    files: dict[str, bytes] = {"base.btf": vmlinux, "split.btf": case.split}
+    dsplit = store(files, "distill.split.btf", d_split)
+    dbase = store(files, "distill.base.btf", d_base)
+    args = (d_split, d_base, vmlinux)
+    steps = [corpus_step("relocate", RELOCATE, {"split": dsplit, "distilled_base": dbase, "target": "base.btf"},
+                         op_expect(calls, RELOCATE, args, files, "relocate", at_fault),
+                         f"{at_fault}: {got.describe()}")]
+    desc = (f"generated module of {case.types} types on the {IMPL} guest's vmlinux, distilled base "
+            f"perturbation {case.perturbation!r}. relocate: libbpf {lib.describe()}; {at_fault} "
+            f"{got.describe()}. First difference: {outcome_difference(lib, got) or ''}")
+    return Finding(NAME, at_fault, f"relocate {short(got)} where libbpf {short(lib)}",
+                   difference_class(RELOCATE, lib, got), files, steps, None, desc)
+
+
+def check_p6(case: GuestCase, ctx: Context) -> None:
+    """P6 on one generated module (see the module docstring)."""
+    vm = _vm(ctx)
+    if vm is None:
+        return
+    calls = Calls(ctx)
+    vmlinux = vm.vmlinux
+    distiller = "libbpf" if ctx.get("libbpf") is not None else "python"
+    d = calls.run(distiller, DISTILL, case.split, vmlinux)
+    if not d.ok:
+        coverage.record("note", f"{NAME}: {distiller} distill {short(d)}")
+        return
+    d_split = d.outputs["split"]
+    try:
+        d_base = perturb(d.outputs["base"], case.perturbation, case.pick)
+    except BtfError:
+        return
+    coverage.record("perturbation", f"{NAME} {case.perturbation}")
+    got = vm.relocate(d_split, d_base, vmlinux)
+    coverage.record("errno", f"{IMPL} relocate {short(got)}")
+    if ctx.get("libbpf") is None:
+        return
+    lib = calls.libbpf_relocate(d_split, d_base, vmlinux)
+    if outcome_difference(lib, got) is not None:
+        raise_new(ctx, _finding(case, calls, vmlinux, d_split, d_base, IMPL, lib, got))
+    if calls.impl("python") is not None:
+        py = calls.run("python", RELOCATE, d_split, d_base, vmlinux)
+        if not agree(lib, py)[0]:
+            raise_new(ctx, _finding(case, calls, vmlinux, d_split, d_base, "python", lib, py))
+
+
+def unusable_reason(name: str, ctx: Context) -> str | None:
+    """Why P6 cannot run with the selected implementations (None when it can)."""
+    if _vm(ctx) is None:
+        return f"needs {IMPL} (name it: --impl python,libbpf,{IMPL})"
+    if ctx.get("libbpf") is None:
+        return "needs libbpf (the loader is compared with it)"
+    return None
+
+
+PROPERTIES: dict[str, Property] = {
+    NAME: Property(NAME, "the kernel's module loader (kernel-vm) relocates generated modules like libbpf",
+                   _cases, check_p6, frozenset({RELOCATE_GUEST})),
+}
