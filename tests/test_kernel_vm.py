@@ -192,7 +192,7 @@ class _SeededLoader:
     def __init__(self, lib: Any, vmlinux: bytes, bug: bool) -> None:
         self.lib, self.vmlinux, self.bug = lib, vmlinux, bug
 
-    def relocate(self, split: bytes, distilled_base: bytes, base: bytes) -> Any:
+    def relocate(self, split: bytes, distilled_base: bytes, base: bytes, *, timeout: float | None = None) -> Any:
         out = self.lib.relocate(split, distilled_base, base)
         if self.bug and out.ok:
             blob = out.outputs["split"]

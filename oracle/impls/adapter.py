@@ -240,15 +240,13 @@ def parse_impl_list(value: str | Iterable[str]) -> list[str]:
 
 def available(*, distill_cmd: str | None = None, relocate_cmd: str | None = None) -> dict[str, str | None]:
     """Every known implementation -> None when usable here, else the reason why not."""
-    from btfspec.oracle.impls import kernel, libbpf
+    from btfspec.oracle.impls import kernel, kernel_vm, libbpf
 
     out: dict[str, str | None] = {"python": None, "python-strict": None}
 
     out["libbpf"] = libbpf.unavailable_reason()
     out["kernel"] = kernel.unavailable_reason()
     out["cmd"] = None if (distill_cmd or relocate_cmd) else "needs --distill-cmd and/or --relocate-cmd"
-    from btfspec.oracle.impls import kernel_vm
-
     out["kernel-vm"] = kernel_vm.unavailable_reason()
     return out
 

@@ -23,8 +23,8 @@ import re
 import shutil
 from pathlib import Path
 
-from btfspec.oracle.impls.adapter import DEFAULT_TIMEOUT, ImplUnavailable
-from btfspec.oracle.impls.outcome import CRASH, ERROR, OK, TIMEOUT, Outcome
+from btfspec.oracle.impls.adapter import ImplUnavailable
+from btfspec.oracle.impls.outcome import CRASH, DEFAULT_TIMEOUT, ERROR, OK, TIMEOUT, Outcome
 from btfspec.spec.errors import InputError, errno_text
 
 IMPL = "kernel-vm"
@@ -132,22 +132,24 @@ class KernelVmImpl:
         except InputError as exc:
             raise ImplUnavailable(f"{IMPL}: {exc}") from None
 
-    def distill(self, split: bytes, base: bytes) -> Outcome:
+    def distill(self, split: bytes, base: bytes, *, timeout: float | None = None) -> Outcome:
         raise NotImplementedError(f"implementation {IMPL!r} does not distill (it supports: {RELOCATE_GUEST})")
 
-    def accept(self, blob: bytes, base: bytes | None = None) -> Outcome:
+    def accept(self, blob: bytes, base: bytes | None = None, *, timeout: float | None = None) -> Outcome:
         raise NotImplementedError(f"implementation {IMPL!r} does not accept (it supports: {RELOCATE_GUEST})")
 
-    def relocate(self, split: bytes, distilled_base: bytes, base: bytes) -> Outcome:
-        """The loader's relocation of ``split`` (on ``distilled_base``) onto the guest's vmlinux."""
+    def relocate(self, split: bytes, distilled_base: bytes, base: bytes, *, timeout: float | None = None) -> Outcome:
+        """The loader's relocation of ``split`` (on ``distilled_base``) onto the guest's vmlinux; ``timeout``
+        (seconds, default the one given at construction) bounds the guest's answer, not a boot."""
         if not self.targets(base):
             raise UnsupportedTarget(f"{IMPL} relocates onto the vmlinux of {self.image.package} only "
                                     f"({len(self.vmlinux)} B of BTF); this base is {len(base)} B")
         self.start()
-        res = self.guest.load(self.image.carrier.build(split, distilled_base))
+        limit = timeout or self.timeout
+        res = self.guest.load(self.image.carrier.build(split, distilled_base), timeout=limit)
         self.loads += 1
         if res.status == TIMEOUT:
-            return Outcome(TIMEOUT, log=res.console, impl=IMPL, detail=f"guest gave no answer in {self.timeout:g} s")
+            return Outcome(TIMEOUT, log=res.console, impl=IMPL, detail=f"guest gave no answer in {limit:g} s")
         if res.status == CRASH:
             return Outcome(CRASH, log=res.console, impl=IMPL, detail="guest died (panic, oops or QEMU exit)")
         if res.btf:

@@ -10,7 +10,7 @@ split and distilled base (:mod:`.vm`).
 Agent protocol (one virtio-serial port named ``btfspec.agent``, a unix socket on the host; text lines
 end in ``\\n``, binary payloads follow their line)::
 
-    host -> PING                       guest -> READY <release> <sha256 of /sys/kernel/btf/vmlinux>
+    host -> PING [sha256]              guest -> READY <release> <sha256 of /sys/kernel/btf/vmlinux, or ->
     host -> LOAD <n> + n bytes (.ko)   guest -> BTF + the module's BTF (its length is in its own
                                                  header) + END <rmmod status>
                                        or       FAIL <insmod status> <a> <b> <c> + a bytes of
