@@ -150,6 +150,32 @@ def test_loader_error_has_libbpfs_errno_and_the_kernel_log(vm: kernel_vm.KernelV
     assert got.detail == "btf_relocate"
 
 
+REAL_MODULES = 24
+
+
+def test_real_debian_modules_relocate_like_libbpf(vm: kernel_vm.KernelVmImpl, libbpf: Any) -> None:
+    """Modules of the guest's own package, distilled by libbpf against its vmlinux, relocated by the
+    loader: byte-identical to libbpf's relocation, every one."""
+    from btfspec.oracle.kernels.fetch import read_manifest
+
+    pkg_dir = kernel_vm.guest_vmlinux(vm.image.package).parent
+    manifest = read_manifest(pkg_dir)
+    assert manifest is not None
+    rows = sorted(manifest["modules"], key=lambda r: (r["bytes"], r["module"]))
+    step = max(1, len(rows) // REAL_MODULES)
+    picked = rows[::step][:REAL_MODULES]  # small to large, spread over the whole package
+    compared = []
+    for row in picked:
+        split = (pkg_dir / row["btf"]).read_bytes()
+        d = libbpf.distill(split, vm.vmlinux)
+        assert d.ok, (row["module"], d)
+        got = vm.relocate(d.outputs["split"], d.outputs["base"], vm.vmlinux)
+        want = libbpf.relocate(d.outputs["split"], d.outputs["base"], vm.vmlinux)
+        assert want.ok and (got.status, got.outputs) == (want.status, want.outputs), (row["module"], got, want)
+        compared.append(row["module"])
+    assert len(compared) >= 20
+
+
 def test_carrier_template_round_trip(vm: kernel_vm.KernelVmImpl, tmp_path: Any) -> None:
     built = vm.image.carrier.build(b"split-bytes", b"base-bytes")
     assert read_sections(built, (".BTF", ".BTF.base")) == {".BTF": b"split-bytes", ".BTF.base": b"base-bytes"}
