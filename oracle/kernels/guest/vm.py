@@ -12,6 +12,7 @@ a fresh one. The wire protocol is described in :mod:`btfspec.oracle.kernels.gues
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import dataclasses
 import os
 import shutil
@@ -28,6 +29,7 @@ from btfspec.oracle.kernels.guest.image import PORT_NAME, GuestImage
 from btfspec.spec.errors import InputError
 
 QEMU = "qemu-system-x86_64"
+PR_SET_PDEATHSIG = 1
 ACCEL_ENV = "BTFSPEC_GUEST_ACCEL"  # kvm, tcg or auto (default)
 CMDLINE = ("console=ttyS0 quiet panic=-1 oops=panic panic_on_warn=1 rcupdate.rcu_expedited=1 "
            "mitigations=off random.trust_cpu=on")
@@ -69,6 +71,15 @@ class LoadResult:
 def qemu_path() -> str | None:
     """The QEMU binary, or None when it is not installed."""
     return shutil.which(QEMU)
+
+
+def _die_with_parent() -> None:
+    """In the QEMU child before exec: SIGKILL it when its parent dies (a guest whose agent has hung
+    would otherwise outlive a killed campaign; a live agent powers off when its socket closes)."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass
 
 
 def _kvm_usable() -> bool:
@@ -157,7 +168,8 @@ class Guest:
         started = time.monotonic()
         with open(os.path.join(self.run_dir, "qemu.stderr"), "wb") as err:
             self.proc = subprocess.Popen(self._argv(accel, sock_path, console), stdin=subprocess.DEVNULL,
-                                         stdout=err, stderr=err, start_new_session=True)
+                                         stdout=err, stderr=err, start_new_session=True,
+                                         preexec_fn=_die_with_parent)
         deadline = started + timeout
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         while True:
