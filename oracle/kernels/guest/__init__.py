@@ -19,7 +19,10 @@ end in ``\\n``, binary payloads follow their line)::
     host -> PANIC                      the guest panics         (tests: the crash path)
 
 ``LOAD`` writes the module with ``dd``, ``insmod``s it (the carrier runs no code), copies
-``/sys/kernel/btf/dummy`` to the port when it exists and ``rmmod``s it. Debian sets
+``/sys/kernel/btf/dummy`` to the port when it exists and ``rmmod``s it -- in the shell agent; when
+gcc and a static libc were there to build ``agent.c``, the shell agent hands the port to it after
+``PING`` and it does the same with ``init_module``/``delete_module``/``klogctl`` in one process (no
+fork per case: half the guest CPU of an ok case, a seventh of a rejected one). Debian sets
 ``CONFIG_MODULE_ALLOW_BTF_MISMATCH=y``, so a module whose BTF the loader rejects still loads, without
 BTF: the ``FAIL`` answer then has insmod status 0, the kernel log (``BPF: ...`` lines of the BTF
 verifier; everything printed since the previous ``FAIL`` -- successful loads print nothing), and the
