@@ -9,6 +9,7 @@ the host vmlinux (:func:`build_module`). :func:`run_kernel_vm` adds the guest's 
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 
@@ -140,10 +141,13 @@ def run_kernel_vm(count: int = 40) -> tuple[list[Row], dict[str, float]]:
         first = vm.relocate(split, dbase, base)
         if not first.ok:
             raise ValueError(f"the guest did not relocate the generated module: {first.describe()}")
+        cpu0 = vm.guest.cpu_seconds()
         vm_mean = _mean(lambda: vm.relocate(split, dbase, base), count)
+        cpu = (vm.guest.cpu_seconds() - cpu0) / count
         rows.append(Row("kernel-vm relocate (guest loader)", vm_mean, "libbpf relocate", lib_mean))
         return rows, {"boot_seconds": boot, "relocations_per_second": 1 / vm_mean, "count": count,
-                      "accel": vm.guest.used_accel}  # type: ignore[dict-item]
+                      "qemu_cpu_seconds_per_relocation": cpu, "load_average": os.getloadavg()[0],
+                      "accel": vm.guest.used_accel, "agent": vm.image.agent}  # type: ignore[dict-item]
     finally:
         close_impls(impls)  # type: ignore[arg-type]
 

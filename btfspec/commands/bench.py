@@ -74,9 +74,11 @@ def bench_oracle(split_path: str | None, base_path: str, repeat: int, with_vm: b
     if not vm_rows:
         click.echo(f"bench oracle: kernel-vm: {vm_why}")
         return
-    click.echo(f"bench oracle: kernel-vm onto the guest's vmlinux ({vm_info['accel']}): boot "
-               f"{vm_info['boot_seconds']:.1f} s, {vm_info['relocations_per_second']:.1f} relocations/s "
-               f"(mean of {vm_info['count']})")
+    cpu = vm_info["qemu_cpu_seconds_per_relocation"]
+    click.echo(f"bench oracle: kernel-vm onto the guest's vmlinux ({vm_info['accel']}, {vm_info['agent']} agent): "
+               f"boot {vm_info['boot_seconds']:.1f} s, {vm_info['relocations_per_second']:.1f} relocations/s "
+               f"(mean of {vm_info['count']}), {1 / cpu if cpu else float('nan'):.1f} per QEMU CPU-second "
+               f"(load average {vm_info['load_average']:.1f})")
     for row in vm_rows:
         click.echo("  " + row.line())
 

@@ -277,6 +277,18 @@ class Guest:
         """Stop the guest."""
         self._stop()
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU seconds the running QEMU has used (0 when none runs): a load-independent
+        measure of what a case costs, where wall time depends on what else the machine runs."""
+        if self.proc is None:
+            return 0.0
+        try:
+            with open(f"/proc/{self.proc.pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def kill(self) -> None:
         """SIGKILL QEMU now (for tests: the next call sees a dead guest)."""
         if self.proc is not None and self.proc.poll() is None:
