@@ -4,7 +4,8 @@ implementation is an :class:`Implementation` returning an :class:`Outcome`.
 Modules: ``adapter`` (protocol, registry, comparison, the known-divergence rule), ``outcome`` (what one
 call returned), ``reference`` + ``quirks`` (the Python reference reading like libbpf, and the quirk
 catalogue), ``libbpf`` + ``libbpf_worker`` (libbpf v1.6 via ctypes in a crash-proof worker), ``kernel``
-(``BPF_BTF_LOAD``), ``external`` (an external program per call, ``--impl cmd``)."""
+(``BPF_BTF_LOAD``), ``external`` (an external program per call, ``--impl cmd``), ``kernel_vm`` (the
+module loader of a Debian kernel in QEMU, ``--impl kernel-vm``, opt-in)."""
 
 from __future__ import annotations
 

@@ -4,7 +4,8 @@
 Modules: ``fetch`` (download and unpack a Debian kernel package into the cache), ``kmodule`` (a kernel
 module ELF end to end: distill, relocate, ``.BTF_ids``), ``btfids`` (the ``.BTF_ids`` section),
 ``check`` (will a module load on a kernel) with ``unmapped`` (why each distilled type does not map) and
-``stale`` (stale copies), ``stats`` and ``cross`` (whole kernels, through ``pool``)."""
+``stale`` (stale copies), ``stats`` and ``cross`` (whole kernels, through ``pool``), ``guest`` (a
+package's kernel booted in QEMU, whose module loader relocates for ``kernel-vm``)."""
 
 from __future__ import annotations
 
