@@ -155,7 +155,7 @@ def _module(draw: Any, pools: _Pools) -> tuple[bytes, int]:
         b.enum("btfspec_state", 4, [("BTFSPEC_A", 0), ("BTFSPEC_B", draw(st.integers(1, 1 << 20)))])
     if draw(st.booleans()):
         b.typedef("btfspec_word_t", draw(pick(pools.scalar)))
-    return b.to_bytes(), b.btf.nr_types - pools.base.nr_types
+    return b.to_bytes(), b.btf.nr_types
 
 
 def _vm(ctx: Context) -> Any:
@@ -216,9 +216,11 @@ def _finding(case: GuestCase, calls: Calls, vmlinux: bytes, d_split: bytes, d_ba
     steps = [corpus_step("relocate", RELOCATE, {"split": dsplit, "distilled_base": dbase, "target": "base.btf"},
                          op_expect(calls, RELOCATE, args, files, "relocate", at_fault),
                          f"{at_fault}: {got.describe()}")]
+    kernel_log = [ln.split("] ", 1)[-1] for ln in got.log.splitlines() if "BPF:" in ln] if at_fault == IMPL else []
     desc = (f"generated module of {case.types} types on the {IMPL} guest's vmlinux, distilled base "
             f"perturbation {case.perturbation!r}. relocate: libbpf {lib.describe()}; {at_fault} "
-            f"{got.describe()}. First difference: {outcome_difference(lib, got) or ''}")
+            f"{got.describe()}. First difference: {outcome_difference(lib, got) or ''}"
+            + (f". Kernel log: {' | '.join(kernel_log[-6:])}" if kernel_log else ""))
     return Finding(NAME, at_fault, f"relocate {short(got)} where libbpf {short(lib)}",
                    difference_class(RELOCATE, lib, got), files, steps, None, desc)
 
