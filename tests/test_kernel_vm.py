@@ -206,7 +206,7 @@ def test_panic_and_hang_are_crash_and_timeout(vm: kernel_vm.KernelVmImpl, dummy:
 
 
 # --------------------------------------------------------------------------------------------------
-# P6 (oracle/fuzz/guest_loader.py): tested on a seeded loader bug, without a guest
+# P7 (oracle/fuzz/guest_loader.py): tested on a seeded loader bug, without a guest
 # --------------------------------------------------------------------------------------------------
 
 class _SeededLoader:
@@ -235,12 +235,12 @@ def _some_vmlinux() -> bytes:
     pytest.skip("no vmlinux BTF: neither the guest package in the cache nor /sys/kernel/btf/vmlinux")
 
 
-def test_p6_flags_a_seeded_loader_bug_and_not_a_faithful_loader(libbpf: Any) -> None:
-    from btfspec.oracle.fuzz.guest_loader import PROPERTIES
+def test_p7_flags_a_seeded_loader_bug_and_not_a_faithful_loader(libbpf: Any) -> None:
+    from btfspec.oracle.fuzz.guest_loader import PROPERTY
     from btfspec.oracle.fuzz.property import Context, PropertyFailure
 
     vmlinux = _some_vmlinux()
-    prop = PROPERTIES["P6"]
+    prop = PROPERTY
     faithful = Context({"libbpf": libbpf, "kernel-vm": _SeededLoader(libbpf, vmlinux, False)})
     buggy = Context({"libbpf": libbpf, "kernel-vm": _SeededLoader(libbpf, vmlinux, True)})
     flagged: list[str] = []

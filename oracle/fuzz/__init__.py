@@ -2,10 +2,11 @@
 
 * :mod:`.property` -- the protocol (:class:`~.property.Property`, :class:`~.property.Context`,
   :class:`~.property.Finding`, :class:`~.property.PropertyFailure`) and the property names
-  (``RELOCATION = "P1"`` .. ``ROBUSTNESS = "P5"``, :data:`~.property.ALIASES`);
+  (``RELOCATION = "P1"`` .. ``GUEST_LOADER = "P7"``, :data:`~.property.ALIASES`);
 * the properties, by what they test: :mod:`.relocation` (P1), :mod:`.roundtrip` (P2),
   :mod:`.differential` (P3), :mod:`.acceptance` (P4), :mod:`.robustness` (P5), :mod:`.format2026`
-  (P6, name-sorted splits; also the multi-level distill check run from pytest), over the shared
+  (P6, name-sorted splits; also the multi-level distill check run from pytest), :mod:`.guest_loader`
+  (P7, the kernel's module loader through ``kernel-vm``), over the shared
   :mod:`.helpers`; :mod:`.registry` names them (:func:`~.registry.get_property`);
 * :mod:`.campaign` -- :func:`~.campaign.run_campaign` (a package, by job); :mod:`.report` renders its
   result;

@@ -1,4 +1,4 @@
-"""P6: the kernel's module loader relocates like libbpf -- generated modules on a real vmlinux.
+"""P7: the kernel's module loader relocates like libbpf -- generated modules on a real vmlinux.
 
 A case is a module's split BTF generated on top of the vmlinux of the ``kernel-vm`` guest (structs
 embedding and pointing at real vmlinux types, typedefs, arrays, qualifiers, function pointers, funcs,
@@ -25,16 +25,16 @@ from typing import Any
 from hypothesis import strategies as st
 
 from btfspec.btfgen import coverage
-from btfspec.oracle.fuzz.differential import (
+from btfspec.oracle.fuzz.helpers import (
     Calls,
     corpus_step,
-    difference_class,
     op_expect,
+    outcome_class,
     raise_new,
     short,
     store,
 )
-from btfspec.oracle.fuzz.property import Context, Finding, Property
+from btfspec.oracle.fuzz.property import GUEST_LOADER, Context, Finding, Property
 from btfspec.oracle.impls.adapter import DISTILL, RELOCATE, agree, outcome_difference
 from btfspec.oracle.impls.kernel_vm import IMPL, RELOCATE_GUEST
 from btfspec.spec.builder import Builder
@@ -42,7 +42,7 @@ from btfspec.spec.errors import BtfError
 from btfspec.spec.kinds import Kind
 from btfspec.spec.model import Btf
 
-NAME = "P6"
+NAME = GUEST_LOADER
 PERTURBATIONS = ("none", "none", "none", "resize", "rename", "kind", "truncate")
 MAX_EMBED = 512  # bytes: larger vmlinux structs are only pointed at
 _CHAIN = (Kind.TYPEDEF, Kind.CONST, Kind.VOLATILE, Kind.RESTRICT, Kind.TYPE_TAG)
@@ -222,11 +222,11 @@ def _finding(case: GuestCase, calls: Calls, vmlinux: bytes, d_split: bytes, d_ba
             f"{got.describe()}. First difference: {outcome_difference(lib, got) or ''}"
             + (f". Kernel log: {' | '.join(kernel_log[-6:])}" if kernel_log else ""))
     return Finding(NAME, at_fault, f"relocate {short(got)} where libbpf {short(lib)}",
-                   difference_class(RELOCATE, lib, got), files, steps, None, desc)
+                   outcome_class(RELOCATE, lib, got), files, steps, None, desc)
 
 
-def check_p6(case: GuestCase, ctx: Context) -> None:
-    """P6 on one generated module (see the module docstring)."""
+def check_p7(case: GuestCase, ctx: Context) -> None:
+    """P7 on one generated module (see the module docstring)."""
     vm = _vm(ctx)
     if vm is None:
         return
@@ -251,13 +251,13 @@ def check_p6(case: GuestCase, ctx: Context) -> None:
     if outcome_difference(lib, got) is not None:
         raise_new(ctx, _finding(case, calls, vmlinux, d_split, d_base, IMPL, lib, got))
     if calls.impl("python") is not None:
-        py = calls.run("python", RELOCATE, d_split, d_base, vmlinux)
+        py = calls.run("python", RELOCATE, d_split, d_base, vmlinux)  # the reference, selected or not
         if not agree(lib, py)[0]:
             raise_new(ctx, _finding(case, calls, vmlinux, d_split, d_base, "python", lib, py))
 
 
-def unusable_reason(name: str, ctx: Context) -> str | None:
-    """Why P6 cannot run with the selected implementations (None when it can)."""
+def unusable_reason(ctx: Context) -> str | None:
+    """Why P7 cannot run with the selected implementations (None when it can)."""
     if _vm(ctx) is None:
         return f"needs {IMPL} (name it: --impl python,libbpf,{IMPL})"
     if ctx.get("libbpf") is None:
@@ -265,7 +265,7 @@ def unusable_reason(name: str, ctx: Context) -> str | None:
     return None
 
 
-PROPERTIES: dict[str, Property] = {
-    NAME: Property(NAME, "the kernel's module loader (kernel-vm) relocates generated modules like libbpf",
-                   _cases, check_p6, frozenset({RELOCATE_GUEST})),
-}
+PROPERTY = Property(NAME, "the kernel's module loader (kernel-vm) relocates generated modules like libbpf",
+                    _cases, check_p7, frozenset({RELOCATE_GUEST}), unusable_reason)
+
+__all__ = ["PROPERTY", "check_p7", "perturb", "unusable_reason"]
