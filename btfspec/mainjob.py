@@ -1,7 +1,9 @@
 """The README's main job: what this machine can do, then every check btfspec has, with a short report.
 
 Run through ``scripts/run``; each step is an ordinary ``btfspec`` command, so the report shows the
-commands a person can re-run on their own.
+commands a person can re-run on their own. Everything it writes (campaign findings, the example
+database, the campaign report as JSON and HTML) goes under :func:`btfspec.locations.results_dir`,
+never into the source tree.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import sys
 import tempfile
 import time
 
+from btfspec.locations import results_dir
 from btfspec.spec.sources import HOST_VMLINUX as HOST
 
 
@@ -63,7 +66,14 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(f"\n(skipping host checks: {HOST} is not readable)")
     record("replay the regression corpus", ["corpus", "run"])
-    record("default fuzz campaign", ["fuzz", *argv])
+    out = results_dir() / "mainjob"
+    report = str(out / "fuzz-report.json")
+    fuzz_args = argv if "--report" in argv else [*argv, "--report", report]
+    if fuzz_args is not argv and os.path.exists(report):
+        os.remove(report)  # a report from an earlier run must not pass for this one's
+    record("default fuzz campaign", ["fuzz", *fuzz_args])
+    if fuzz_args is not argv and os.path.isfile(report):
+        record("campaign report as a web page", ["report", report, "--html", str(out / "fuzz-report.html")])
     record("speed (ratios against libbpf/bpftool)", ["bench", "spec", "--repeat", "3"])
 
     print("\n== report")

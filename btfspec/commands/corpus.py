@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import click
@@ -19,23 +21,15 @@ from btfspec.oracle.fuzz.corpus import (
     iter_entries,
     run_entry,
 )
-from btfspec.oracle.impls.adapter import (
-    KNOWN,
-    Implementation,
-    ImplUnavailable,
-    available,
-    close_impls,
-    make_impl,
-    parse_impl_list,
-)
+from btfspec.oracle.impls.adapter import KNOWN, ImplUnavailable, close_impls, parse_impl_list
 from btfspec.oracle.impls.outcome import DEFAULT_TIMEOUT
 
 _MARK = {PASS: "pass", FAIL: "FAIL", SKIP: "skip"}
 
 
-def _entries(path: str | None) -> list[Entry]:
+def _entries(paths: Sequence[str]) -> list[Entry]:
     try:
-        return list(iter_entries(path or DEFAULT_ROOT))
+        return [e for p in (paths or [str(DEFAULT_ROOT)]) for e in iter_entries(p)]
     except CorpusError as exc:
         fail(str(exc), EXIT_USAGE)
         raise AssertionError from None  # unreachable: fail() exits
@@ -50,12 +44,74 @@ def _impl_names(value: str | None, distill_cmd: str | None, relocate_cmd: str | 
     return [n for n in KNOWN if n != "cmd" or distill_cmd or relocate_cmd]
 
 
-def _table(entries: list[Entry], names: list[str], results: dict[tuple[str, str], EntryResult]) -> None:
-    width = max([len(e.id) for e in entries] + [5])
-    cols = [max(len(n), 4) for n in names]
-    click.echo(f"{'entry':<{width}}  " + "  ".join(f"{n:<{w}}" for n, w in zip(names, cols, strict=True)))
-    for e in entries:
-        cells = [f"{_MARK[results[(e.id, n)].status]:<{w}}" for n, w in zip(names, cols, strict=True)]
+@dataclass
+class Replay:
+    """A corpus replay: every entry on every named implementation (unusable ones skip with the reason)."""
+
+    entries: list[Entry]
+    names: list[str]
+    results: dict[tuple[str, str], EntryResult]
+    unusable: dict[str, str]
+
+    @property
+    def counts(self) -> Counter[str]:
+        return Counter(r.status for r in self.results.values())
+
+    @property
+    def ordered(self) -> list[EntryResult]:
+        return [self.results[(e.id, n)] for e in self.entries for n in self.names]
+
+    def to_dict(self) -> dict[str, Any]:
+        c = self.counts
+        return {"implementations": {n: self.unusable.get(n) for n in self.names},
+                "summary": {"entries": len(self.entries), PASS: c[PASS], FAIL: c[FAIL], SKIP: c[SKIP]},
+                "results": [r.to_dict() for r in self.ordered]}
+
+    def summary_line(self) -> str:
+        c = self.counts
+        return (f"{len(self.entries)} entries x {len(self.names)} implementations: {c[PASS]} pass, "
+                f"{c[FAIL]} fail, {c[SKIP]} skip")
+
+    def markdown(self) -> str:
+        """The replay as Markdown: the summary, the unusable implementations and every failure."""
+        out = ["## Corpus replay", "", self.summary_line() + ".", ""]
+        out += [f"- {n} skipped: {why}" for n, why in self.unusable.items()]
+        failures = [r for r in self.ordered if r.status == FAIL]
+        if failures:
+            out += ["", "| entry | implementation | first difference |", "|---|---|---|"]
+            out += [f"| `{r.entry}` | {r.impl} | {r.reason.replace('|', chr(92) + '|')} |" for r in failures]
+        return "\n".join(out) + "\n"
+
+
+def replay(entries: list[Entry], names: list[str], *, timeout: float, distill_cmd: str | None = None,
+           relocate_cmd: str | None = None) -> Replay:
+    """Replay ``entries`` on the implementations ``names``; raises click.BadParameter for a bad ``cmd``
+    template and :class:`CorpusError` for an entry that cannot be read."""
+    from btfspec.testing import open_implementations
+
+    try:
+        impls, unusable = open_implementations(names, timeout=timeout, distill_cmd=distill_cmd,
+                                               relocate_cmd=relocate_cmd)
+    except ImplUnavailable as exc:
+        raise click.BadParameter(str(exc), param_hint="--distill-cmd/--relocate-cmd") from None
+    results: dict[tuple[str, str], EntryResult] = {}
+    try:
+        for entry in entries:
+            for r in run_entry(entry, impls):
+                results[(entry.id, r.impl)] = r
+            for name, why in unusable.items():
+                results[(entry.id, name)] = EntryResult(entry.id, name, SKIP, f"{name} unavailable: {why}")
+    finally:
+        close_impls(impls)
+    return Replay(entries, names, results, unusable)
+
+
+def _table(rep: Replay) -> None:
+    width = max([len(e.id) for e in rep.entries] + [5])
+    cols = [max(len(n), 4) for n in rep.names]
+    click.echo(f"{'entry':<{width}}  " + "  ".join(f"{n:<{w}}" for n, w in zip(rep.names, cols, strict=True)))
+    for e in rep.entries:
+        cells = [f"{_MARK[rep.results[(e.id, n)].status]:<{w}}" for n, w in zip(rep.names, cols, strict=True)]
         click.echo(f"{e.id:<{width}}  " + "  ".join(cells).rstrip())
 
 
@@ -65,7 +121,7 @@ def corpus() -> None:
 
 
 @corpus.command("run")
-@click.argument("path", required=False, type=click.Path())
+@click.argument("paths", nargs=-1, type=click.Path())
 @click.option("--impl", "impl_list", metavar="NAME[,NAME...]",
               help=f"Implementations to replay on ({', '.join(KNOWN)}, all); default: every usable one.")
 @click.option("--timeout", type=float, default=DEFAULT_TIMEOUT, show_default=True,
@@ -75,58 +131,32 @@ def corpus() -> None:
 @click.option("-v", "--verbose", is_flag=True, help="Also print the reason of every pass and skip.")
 @json_option
 @guarded
-def run(path: str | None, impl_list: str | None, timeout: float, distill_cmd: str | None,
+def run(paths: tuple[str, ...], impl_list: str | None, timeout: float, distill_cmd: str | None,
         relocate_cmd: str | None, verbose: bool, as_json: bool) -> None:
-    """Replay every entry under PATH (default: the repository's corpus) on each implementation.
+    """Replay every entry under each PATH (default: the corpus installed with btfspec) on each implementation.
 
-    Exit status 0 when nothing failed (skips are fine), 1 when an entry failed on an implementation,
-    2 for a bad option or an unreadable manifest.
+    A PATH is any directory in the corpus format (a port's own findings, a campaign's found/) or one
+    entry. Exit status 0 when nothing failed (skips are fine), 1 when an entry failed on an
+    implementation, 2 for a bad option or an unreadable manifest.
     """
     names = _impl_names(impl_list, distill_cmd, relocate_cmd)
-    entries = _entries(path)
-    reasons = available(distill_cmd=distill_cmd, relocate_cmd=relocate_cmd)
-    impls: list[Implementation] = []
-    unusable: dict[str, str] = {}
+    entries = _entries(paths)
     try:
-        for name in names:
-            if reasons.get(name):
-                unusable[name] = str(reasons[name])
-                continue
-            try:
-                impls.append(make_impl(name, timeout=timeout, distill_cmd=distill_cmd, relocate_cmd=relocate_cmd))
-            except ImplUnavailable as exc:
-                if name == "cmd":
-                    raise click.BadParameter(str(exc), param_hint="--distill-cmd/--relocate-cmd") from None
-                unusable[name] = str(exc)
-        results: dict[tuple[str, str], EntryResult] = {}
-        for entry in entries:
-            for r in run_entry(entry, impls):
-                results[(entry.id, r.impl)] = r
-            for name, why in unusable.items():
-                results[(entry.id, name)] = EntryResult(entry.id, name, SKIP, f"{name} unavailable: {why}")
+        rep = replay(entries, names, timeout=timeout, distill_cmd=distill_cmd, relocate_cmd=relocate_cmd)
     except CorpusError as exc:
         fail(str(exc), EXIT_USAGE)
-    finally:
-        close_impls(impls)
-    counts = Counter(r.status for r in results.values())
-    ordered = [results[(e.id, n)] for e in entries for n in names]
+        return
     if as_json:
-        out: dict[str, Any] = {
-            "implementations": {n: unusable.get(n) for n in names},
-            "summary": {"entries": len(entries), PASS: counts[PASS], FAIL: counts[FAIL], SKIP: counts[SKIP]},
-            "results": [r.to_dict() for r in ordered],
-        }
-        emit_json(out)
+        emit_json(rep.to_dict())
     else:
-        for name, why in unusable.items():
+        for name, why in rep.unusable.items():
             click.echo(f"note: {name} skipped: {why}")
-        _table(entries, names, results)
-        for r in ordered:
+        _table(rep)
+        for r in rep.ordered:
             if r.status == FAIL or verbose:
                 click.echo(f"{_MARK[r.status]} {r.entry} [{r.impl}]: {r.reason}")
-        click.echo(f"{len(entries)} entries x {len(names)} implementations: {counts[PASS]} pass, "
-                   f"{counts[FAIL]} fail, {counts[SKIP]} skip")
-    if counts[FAIL]:
+        click.echo(rep.summary_line())
+    if rep.counts[FAIL]:
         raise SystemExit(EXIT_NEGATIVE)
 
 
@@ -135,8 +165,8 @@ def run(path: str | None, impl_list: str | None, timeout: float, distill_cmd: st
 @json_option
 @guarded
 def list_(path: str | None, as_json: bool) -> None:
-    """List the entries under PATH (default: the repository's corpus) with their operation and summary."""
-    entries = _entries(path)
+    """List the entries under PATH (default: the corpus installed with btfspec) with their operation and summary."""
+    entries = _entries([path] if path else [])
     rows = [{"id": e.id, "name": e.name, "category": e.manifest["category"], "operation": e.manifest["operation"],
              "quirks": e.manifest.get("quirks", []), "steps": len(e.steps),
              "summary": e.manifest["summary"]} for e in entries]

@@ -38,7 +38,8 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> 
               help="Shared hypothesis example database (default: .hypothesis/campaign beside the corpus dir).")
 @click.option("--scheduler", metavar="tcp://HOST:PORT", help="Run the slots on this dask.distributed cluster.")
 @click.option("--corpus-dir", type=click.Path(file_okay=False), metavar="DIR",
-              help="Where findings are written as corpus entries (default: corpus/found).")
+              help="Where findings are written as corpus entries (default: found/ in the results directory: "
+                   "$BTFSPEC_RESULTS, else ~/.cache/btfspec/results).")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False), metavar="FILE",
               help="Also write the report as Markdown (.md) or JSON (.json).")
 @click.option("--profile", type=click.Choice(["kernel-valid", "libbpf-valid"]), default="kernel-valid",

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_TIME = 120.0
-DEFAULT_CORPUS = Path("corpus") / "found"
 DEFAULT_TIMEOUT = 5.0  # seconds per libbpf/external call in a campaign (the CLI default of --timeout)
 DEFAULT_PROFILE = "kernel-valid"
 CHUNK_SECONDS = 3.0  # aim of one hypothesis run

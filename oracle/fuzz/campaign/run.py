@@ -10,8 +10,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
+from btfspec.locations import results_dir
 from btfspec.oracle.fuzz.campaign.config import (
-    DEFAULT_CORPUS,
     DEFAULT_PROFILE,
     DEFAULT_TIME,
     DEFAULT_TIMEOUT,
@@ -94,7 +94,7 @@ def run_campaign(properties: Iterable[str] | None = None, impl_names: Iterable[s
     ``max_examples`` is given) and ``max_examples`` (total per property, spread over the slots).
     ``db``: ``""`` for the default directory database, ``None``/``"none"`` for none, a path, or
     ``redis://HOST:PORT``.  ``scheduler``: ``tcp://HOST:PORT`` of a dask scheduler.  Findings go to
-    ``corpus_dir`` (default ``corpus/found``); ``report_path`` (``.md`` or ``.json``) gets a report.
+    ``corpus_dir`` (default ``results_dir()/found``); ``report_path`` (``.md`` or ``.json``) gets a report.
     Raises :class:`CampaignError` for unusable options.
     """
     from btfspec.oracle.fuzz import report as report_mod
@@ -120,7 +120,7 @@ def run_campaign(properties: Iterable[str] | None = None, impl_names: Iterable[s
                 runnable.append(prop.name)
     finally:
         close_impls(impls)
-    corpus = Path(corpus_dir) if corpus_dir is not None else Path.cwd() / DEFAULT_CORPUS
+    corpus = Path(corpus_dir) if corpus_dir is not None else results_dir() / "found"
     db_spec = None if db is None or db == "none" else (db or default_database(corpus))
     check_database(db_spec)
     seed = seed if seed is not None else random.SystemRandom().randrange(1 << 32)

@@ -1,0 +1,95 @@
+"""btfspec's public testing API: what a port's own test suite uses to check its distill/relocate.
+
+Stable names (``__all__``):
+
+* strategies -- :func:`base_split_pairs` (generated base/split cases, :class:`btfspec.btfgen.encoder.Case`)
+  and :func:`universes`;
+* properties -- :data:`PROPERTIES` (``P1`` .. ``P5``), :func:`check_property` (draw a case of a property
+  from ``st.data()`` and check it; raises :class:`PropertyFailure` with the first difference);
+* implementations -- :func:`open_implementations` (by registry name, e.g. ``python``, ``libbpf``, ``cmd``),
+  :func:`close_impls`, the :class:`Implementation` protocol and its :class:`Outcome`;
+* the corpus -- :data:`CORPUS_DIR` (the installed regression corpus), :func:`iter_entries`, :func:`run_step`.
+
+The pytest plugin (:mod:`btfspec.pytest_plugin`) builds on these: ``--btfspec-impl NAME`` gives one
+test item per corpus entry x step x implementation and the fixtures ``btfspec_impls`` and
+``btfspec_context`` for ``@given`` tests::
+
+    from hypothesis import given, strategies as st
+    from btfspec.testing import check_property
+
+    @given(data=st.data())
+    def test_relocation_property(btfspec_context, data):
+        check_property("P1", btfspec_context, data)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from btfspec.btfgen.generate import base_split_pairs, universes
+from btfspec.locations import CORPUS_DIR
+from btfspec.oracle.fuzz.corpus import Entry, StepResult, iter_entries, run_step
+from btfspec.oracle.fuzz.property import Context, Finding, Property, PropertyFailure, all_names, get_property
+from btfspec.oracle.impls.adapter import (
+    Implementation,
+    ImplUnavailable,
+    available,
+    close_impls,
+    make_impl,
+    parse_impl_list,
+)
+from btfspec.oracle.impls.outcome import Outcome
+
+PROPERTIES: tuple[str, ...] = tuple(all_names())
+
+
+def open_implementations(names: str | Iterable[str], **options: Any) -> tuple[list[Implementation], dict[str, str]]:
+    """Open the implementations ``names`` (``"python,libbpf"`` or a list); returns the usable ones and,
+    for the others, why not.  ``options`` go to the registry (``timeout``, ``distill_cmd``, ...).
+
+    Raises :class:`ValueError` for an unknown name and :class:`ImplUnavailable` for an external
+    command whose options are wrong (a usage error, not "unavailable here")."""
+    wanted = parse_impl_list(names)
+    command_options = {k: options.get(k) for k in ("distill_cmd", "relocate_cmd")}
+    reasons = available(**command_options)
+    impls: list[Implementation] = []
+    unusable: dict[str, str] = {}
+    for name in wanted:
+        if reasons.get(name):
+            unusable[name] = str(reasons[name])
+            continue
+        try:
+            impls.append(make_impl(name, **{k: v for k, v in options.items() if v is not None}))
+        except ImplUnavailable as exc:
+            if name == "cmd":
+                close_impls(impls)
+                raise
+            unusable[name] = str(exc)
+    return impls, unusable
+
+
+def context(impls: Iterable[Implementation] | Mapping[str, Implementation], profile: str = "kernel-valid") -> Context:
+    """The :class:`Context` a property check runs in (implementations by name, generator profile)."""
+    by_name = dict(impls) if isinstance(impls, Mapping) else {i.name: i for i in impls}
+    return Context(impls=by_name, profile=profile)
+
+
+def check_property(name: str, ctx: Context, data: Any) -> None:
+    """Draw one case of property ``name`` with hypothesis ``data`` (from ``st.data()``) and check it.
+
+    Raises :class:`PropertyFailure` (an AssertionError carrying the :class:`Finding`) on a violation;
+    skips (``pytest.skip``) when no implementation of ``ctx`` can take part."""
+    prop = get_property(name)
+    if not prop.applies(ctx):
+        import pytest
+
+        pytest.skip(f"{name}: no selected implementation has {', '.join(sorted(prop.needs))}")
+    prop.check(data.draw(prop.strategy(ctx), label=f"{name} case"), ctx)
+
+
+__all__ = [
+    "CORPUS_DIR", "PROPERTIES", "Context", "Entry", "Finding", "ImplUnavailable", "Implementation", "Outcome",
+    "Property", "PropertyFailure", "StepResult", "base_split_pairs", "check_property", "close_impls", "context",
+    "get_property", "iter_entries", "open_implementations", "run_step", "universes",
+]
