@@ -1,0 +1,89 @@
+"""The pytest plugin (``pytest11`` entry point): corpus items per entry x step x implementation, fixtures,
+and ``btfspec.testing`` for ``@given`` tests -- run in a separate pytest process as a port's suite would."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from btfspec.locations import CORPUS_DIR
+
+pytest_plugins = ["pytester"]
+
+ENTRY = CORPUS_DIR / "selftests" / "distilled_base"
+STEPS = ["distill", "accept-distill", "relocate", "accept-relocate"]
+# A seeded bug: "distill" hands back its inputs unchanged.
+WRONG_DISTILL = (f"{sys.executable} -c \"import shutil, sys; shutil.copy(sys.argv[1], sys.argv[4]); "
+                 f"shutil.copy(sys.argv[2], sys.argv[3])\" {{split}} {{base}} {{out_base}} {{out_split}}")
+GIVEN_TESTS = '''
+from hypothesis import given, settings, strategies as st
+from btfspec.testing import base_split_pairs, check_property
+
+@settings(max_examples=5, deadline=None, database=None)
+@given(data=st.data())
+def test_p2_on_the_selected_implementations(btfspec_context, data):
+    check_property("P2", btfspec_context, data)
+
+@settings(max_examples=5, deadline=None, database=None)
+@given(case=base_split_pairs(max_types=20))
+def test_distill_succeeds(btfspec_impls, case):
+    for impl in btfspec_impls:
+        assert impl.distill(case.split, case.base).ok
+'''
+
+
+@pytest.fixture()
+def corpus(tmp_path: Path) -> Path:
+    """A one-entry corpus directory (a port's own directory in the corpus format)."""
+    root = tmp_path / "my-corpus"
+    shutil.copytree(ENTRY, root / ENTRY.name)
+    return root
+
+
+def test_one_item_per_entry_step_and_implementation(pytester: pytest.Pytester, corpus: Path) -> None:
+    res = pytester.runpytest_subprocess("--btfspec-impl", "python,python-strict", "--btfspec-corpus", str(corpus),
+                                        "--collect-only", "-q", "-p", "no:cacheprovider")
+    want = [f"btfspec-corpus/{ENTRY.name}::{s}[{i}]" for s in STEPS for i in ("python", "python-strict")]
+    assert [line for line in res.outlines if line.startswith("btfspec-corpus/")] == want
+    res = pytester.runpytest_subprocess("--btfspec-impl", "python", "--btfspec-corpus", str(corpus),
+                                        "-p", "no:cacheprovider")
+    res.assert_outcomes(passed=len(STEPS))
+
+
+def test_a_wrong_implementation_fails_with_the_first_difference(pytester: pytest.Pytester, corpus: Path) -> None:
+    res = pytester.runpytest_subprocess("--btfspec-impl", "cmd", "--btfspec-distill-cmd", WRONG_DISTILL,
+                                        "--btfspec-corpus", str(corpus), "-p", "no:cacheprovider")
+    res.assert_outcomes(failed=1, skipped=3)  # accept and relocate: cmd was given no command for them
+    text = res.stdout.str()
+    assert f"btfspec-corpus/{ENTRY.name}::distill[cmd]" in text
+    assert "first difference: output base: " in text and "replay: btfspec corpus run " in text
+
+
+def test_the_installed_corpus_is_the_default(pytester: pytest.Pytester) -> None:
+    from btfspec.oracle.fuzz.corpus import iter_entries
+
+    steps = sum(len(e.steps) for e in iter_entries(CORPUS_DIR))
+    res = pytester.runpytest_subprocess("--btfspec-impl", "python", "--collect-only", "-q", "-p", "no:cacheprovider")
+    assert len([line for line in res.outlines if line.startswith("btfspec-corpus/")]) == steps
+
+
+def test_given_tests_with_the_public_api(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_port=GIVEN_TESTS)
+    res = pytester.runpytest_subprocess("--btfspec-impl", "python", "--btfspec-corpus", str(pytester.path),
+                                        "-p", "no:cacheprovider")
+    res.assert_outcomes(passed=2)
+    # without --btfspec-impl the plugin adds nothing and its fixtures skip, saying why
+    res = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-rs")
+    res.assert_outcomes(skipped=2)
+    assert "no --btfspec-impl given" in res.stdout.str()
+
+
+def test_usage_errors(pytester: pytest.Pytester, tmp_path: Path) -> None:
+    res = pytester.runpytest_subprocess("--btfspec-impl", "pyton", "-p", "no:cacheprovider")
+    assert res.ret == pytest.ExitCode.USAGE_ERROR and "unknown implementation 'pyton'" in res.stderr.str()
+    res = pytester.runpytest_subprocess("--btfspec-impl", "python", "--btfspec-corpus", str(tmp_path / "nowhere"),
+                                        "-p", "no:cacheprovider")
+    assert res.ret == pytest.ExitCode.USAGE_ERROR and "not a directory" in res.stderr.str()
