@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "btfspec.commands.gen",
     "btfspec.commands.diff",
     "btfspec.commands.check",
+    "btfspec.commands.report",
 ]
 
 
