@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "btfspec.commands.diff",
     "btfspec.commands.check",
     "btfspec.commands.report",
+    "btfspec.commands.ci",
 ]
 
 

@@ -11,6 +11,7 @@ say() { printf 'btfspec-setup: %s\n' "$*" >&2; }
 
 DEB_TOOLS=(bpftool:bpftool pahole:pahole gcc:gcc objcopy:binutils redis-server:redis-server
            qemu-system-x86_64:qemu-system-x86 busybox:busybox-static)
+DEB_TOOLS+=(chromium:chromium)  # renders btfspec report --html pages in a test (headless)
 missing_pkgs=()
 for pair in "${DEB_TOOLS[@]}"; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || missing_pkgs+=("${pair##*:}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import struct
+import sys
 from collections.abc import Callable, Iterator
 from functools import cache
 from pathlib import Path
@@ -15,6 +16,9 @@ import pytest
 from btfspec.spec.sources import HOST_VMLINUX, LZ4_LEGACY_BLOCK, LZ4_LEGACY_MAGIC
 
 DATA = Path(__file__).resolve().parent / "data"
+# A seeded bug for --impl cmd: a "distill" that hands back its inputs unchanged.
+WRONG_DISTILL_CMD = (f"{sys.executable} -c \"import shutil, sys; shutil.copy(sys.argv[1], sys.argv[4]); "
+                     f"shutil.copy(sys.argv[2], sys.argv[3])\" {{split}} {{base}} {{out_base}} {{out_split}}")
 
 
 # --------------------------------------------------------------------------------------------------

@@ -4,20 +4,17 @@ and ``btfspec.testing`` for ``@given`` tests -- run in a separate pytest process
 from __future__ import annotations
 
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 
 from btfspec.locations import CORPUS_DIR
+from tests.helpers import WRONG_DISTILL_CMD
 
 pytest_plugins = ["pytester"]
 
 ENTRY = CORPUS_DIR / "selftests" / "distilled_base"
 STEPS = ["distill", "accept-distill", "relocate", "accept-relocate"]
-# A seeded bug: "distill" hands back its inputs unchanged.
-WRONG_DISTILL = (f"{sys.executable} -c \"import shutil, sys; shutil.copy(sys.argv[1], sys.argv[4]); "
-                 f"shutil.copy(sys.argv[2], sys.argv[3])\" {{split}} {{base}} {{out_base}} {{out_split}}")
 GIVEN_TESTS = '''
 from hypothesis import given, settings, strategies as st
 from btfspec.testing import base_split_pairs, check_property
@@ -54,7 +51,7 @@ def test_one_item_per_entry_step_and_implementation(pytester: pytest.Pytester, c
 
 
 def test_a_wrong_implementation_fails_with_the_first_difference(pytester: pytest.Pytester, corpus: Path) -> None:
-    res = pytester.runpytest_subprocess("--btfspec-impl", "cmd", "--btfspec-distill-cmd", WRONG_DISTILL,
+    res = pytester.runpytest_subprocess("--btfspec-impl", "cmd", "--btfspec-distill-cmd", WRONG_DISTILL_CMD,
                                         "--btfspec-corpus", str(corpus), "-p", "no:cacheprovider")
     res.assert_outcomes(failed=1, skipped=3)  # accept and relocate: cmd was given no command for them
     text = res.stdout.str()

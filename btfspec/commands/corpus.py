@@ -27,7 +27,8 @@ from btfspec.oracle.impls.outcome import DEFAULT_TIMEOUT
 _MARK = {PASS: "pass", FAIL: "FAIL", SKIP: "skip"}
 
 
-def _entries(paths: Sequence[str]) -> list[Entry]:
+def entries_under(paths: Sequence[str]) -> list[Entry]:
+    """Every entry under each of ``paths`` (default: the installed corpus); exits 2 naming an unreadable one."""
     try:
         return [e for p in (paths or [str(DEFAULT_ROOT)]) for e in iter_entries(p)]
     except CorpusError as exc:
@@ -35,7 +36,8 @@ def _entries(paths: Sequence[str]) -> list[Entry]:
         raise AssertionError from None  # unreachable: fail() exits
 
 
-def _impl_names(value: str | None, distill_cmd: str | None, relocate_cmd: str | None) -> list[str]:
+def impl_names(value: str | None, distill_cmd: str | None, relocate_cmd: str | None) -> list[str]:
+    """``--impl`` as names (default: every known one, ``cmd`` only with a template); bad names -> usage error."""
     if value:
         try:
             return parse_impl_list(value)
@@ -139,8 +141,8 @@ def run(paths: tuple[str, ...], impl_list: str | None, timeout: float, distill_c
     entry. Exit status 0 when nothing failed (skips are fine), 1 when an entry failed on an
     implementation, 2 for a bad option or an unreadable manifest.
     """
-    names = _impl_names(impl_list, distill_cmd, relocate_cmd)
-    entries = _entries(paths)
+    names = impl_names(impl_list, distill_cmd, relocate_cmd)
+    entries = entries_under(paths)
     try:
         rep = replay(entries, names, timeout=timeout, distill_cmd=distill_cmd, relocate_cmd=relocate_cmd)
     except CorpusError as exc:
@@ -166,7 +168,7 @@ def run(paths: tuple[str, ...], impl_list: str | None, timeout: float, distill_c
 @guarded
 def list_(path: str | None, as_json: bool) -> None:
     """List the entries under PATH (default: the corpus installed with btfspec) with their operation and summary."""
-    entries = _entries([path] if path else [])
+    entries = entries_under([path] if path else [])
     rows = [{"id": e.id, "name": e.name, "category": e.manifest["category"], "operation": e.manifest["operation"],
              "quirks": e.manifest.get("quirks", []), "steps": len(e.steps),
              "summary": e.manifest["summary"]} for e in entries]
