@@ -42,17 +42,19 @@ from btfspec.oracle.impls.adapter import (
 from btfspec.oracle.impls.outcome import Outcome
 
 PROPERTIES: tuple[str, ...] = tuple(all_names())
+EXTERNAL = ("cmd", "serve")  # implementations that run the user's program: a bad option is a usage error
 
 
 def open_implementations(names: str | Iterable[str], **options: Any) -> tuple[list[Implementation], dict[str, str]]:
     """Open the implementations ``names`` (``"python,libbpf"`` or a list); returns the usable ones and,
-    for the others, why not.  ``options`` go to the registry (``timeout``, ``distill_cmd``, ...).
+    for the others, why not.  ``options`` go to the registry: ``timeout`` and the external programs'
+    commands (``distill_cmd``, ``relocate_cmd``, ...); ``None`` values are left out.
 
-    Raises :class:`ValueError` for an unknown name and :class:`ImplUnavailable` for an external
-    command whose options are wrong (a usage error, not "unavailable here")."""
+    Raises :class:`ValueError` for an unknown name and :class:`ImplUnavailable` when an external
+    program's options are wrong (a usage error, not "unavailable here")."""
     wanted = parse_impl_list(names)
-    command_options = {k: options.get(k) for k in ("distill_cmd", "relocate_cmd")}
-    reasons = available(**command_options)
+    given = {k: v for k, v in options.items() if v is not None}
+    reasons = available(**{k: v for k, v in given.items() if k != "timeout"})
     impls: list[Implementation] = []
     unusable: dict[str, str] = {}
     for name in wanted:
@@ -60,9 +62,9 @@ def open_implementations(names: str | Iterable[str], **options: Any) -> tuple[li
             unusable[name] = str(reasons[name])
             continue
         try:
-            impls.append(make_impl(name, **{k: v for k, v in options.items() if v is not None}))
+            impls.append(make_impl(name, **given))
         except ImplUnavailable as exc:
-            if name == "cmd":
+            if name in EXTERNAL:
                 close_impls(impls)
                 raise
             unusable[name] = str(exc)
