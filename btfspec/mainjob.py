@@ -8,6 +8,7 @@ never into the source tree.
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import shutil
@@ -33,6 +34,20 @@ def _step(title: str, argv: list[str], *, quiet: bool = False) -> tuple[int, flo
         if len(lines) > 5:
             print(f"  ... ({len(lines):,} lines)")
     return out.returncode, dt
+
+
+def catalogued_only(report: str) -> str | None:
+    """When every new finding of the campaign report ``report`` is a catalogued libbpf v1.6 quirk (the
+    id python-strict names), a note listing them; None when one is not, or the report is unreadable."""
+    try:
+        with open(report, encoding="utf-8") as f:
+            new = [x for x in json.load(f)["findings"] if x.get("new")]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not new or any(not x.get("quirk") for x in new):
+        return None
+    quirks = sorted({q.strip() for x in new for q in x["quirk"].split(",")})
+    return f"{len(new)} new finding{'s' if len(new) != 1 else ''}, all catalogued quirks ({', '.join(quirks)})"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,7 +86,11 @@ def main(argv: list[str] | None = None) -> int:
     fuzz_args = argv if "--report" in argv else [*argv, "--report", report]
     if fuzz_args is not argv and os.path.exists(report):
         os.remove(report)  # a report from an earlier run must not pass for this one's
-    record("default fuzz campaign", ["fuzz", *fuzz_args])
+    if record("default fuzz campaign", ["fuzz", *fuzz_args]) == 1 and fuzz_args is not argv:
+        note = catalogued_only(report)
+        if note:  # rediscovering libbpf's catalogued quirks is what the campaign is for, not a failure
+            title, _, dt = results.pop()
+            results.append((f"{title}: {note}", 0, dt))
     if fuzz_args is not argv and os.path.isfile(report):
         record("campaign report as a web page", ["report", report, "--html", str(out / "fuzz-report.html")])
     record("speed (ratios against libbpf/bpftool)", ["bench", "spec", "--repeat", "3"])

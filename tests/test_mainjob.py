@@ -1,0 +1,32 @@
+"""The main job's campaign verdict: rediscovered catalogued quirks are listed, anything else is negative."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from btfspec.mainjob import catalogued_only
+
+
+def test_only_catalogued_quirks_pass(tmp_path: Path) -> None:
+    report = tmp_path / "run.json"
+    res = subprocess.run([sys.executable, "-m", "btfspec", "fuzz", "--impl", "python", "--property", "P1",
+                          "--time", "8s", "--workers", "0", "--seed", "3", "--quiet", "--db", "none",
+                          "--corpus-dir", str(tmp_path / "found"), "--report", str(report)],
+                         capture_output=True, text=True, timeout=180)
+    assert res.returncode in (0, 1), res.stderr
+    run = json.loads(report.read_text())
+    new = [f for f in run["findings"] if f["new"]]
+    if not new:
+        pytest.skip("this campaign found nothing in its budget (P1 on the reference usually finds quirk Q2)")
+    assert all(f["quirk"] for f in new), new  # the reference imitates libbpf: its P1 findings are quirks
+    assert catalogued_only(str(report)) == (f"{len(new)} new finding{'s' if len(new) != 1 else ''}, all catalogued "
+                                            f"quirks ({', '.join(sorted({f['quirk'] for f in new}))})")
+    new[0]["quirk"] = None  # one finding no quirk explains: the campaign's verdict stands
+    report.write_text(json.dumps(run))
+    assert catalogued_only(str(report)) is None
+    assert catalogued_only(str(tmp_path / "nowhere.json")) is None
