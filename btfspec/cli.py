@@ -6,6 +6,8 @@ import importlib
 
 import click
 
+from btfspec.locations import keep_hypothesis_out_of_the_tree
+
 # One module per area; each exposes ``COMMANDS``, a list of click commands.
 COMMAND_MODULES = [
     "btfspec.commands.doctor",
@@ -32,6 +34,7 @@ def main() -> None:
     Exit status: 0 success or positive answer, 1 the negative answer a command exists
     to give, 2 usage error or unreadable input.
     """
+    keep_hypothesis_out_of_the_tree()
 
 
 for _name in COMMAND_MODULES:

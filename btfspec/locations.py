@@ -30,3 +30,15 @@ def results_dir() -> Path:
     cache = os.environ.get("XDG_CACHE_HOME")
     root = Path(cache).expanduser() if cache and Path(cache).is_absolute() else Path.home() / ".cache"
     return root / "btfspec" / "results"
+
+
+def hypothesis_home() -> Path:
+    """Where hypothesis keeps what it stores beside examples (its constants cache, a default example
+    database) for btfspec's commands: ``hypothesis/`` in :func:`results_dir` -- not ``./.hypothesis``."""
+    return results_dir() / "hypothesis"
+
+
+def keep_hypothesis_out_of_the_tree() -> None:
+    """Point hypothesis's storage at :func:`hypothesis_home` unless the user chose a place
+    (``$HYPOTHESIS_STORAGE_DIRECTORY``); worker processes inherit it."""
+    os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", str(hypothesis_home()))

@@ -16,16 +16,13 @@ settings.register_profile("campaign", max_examples=5000, **_COMMON)
 settings.load_profile(os.environ.get("BTFSPEC_PROFILE", "dev"))
 
 
-_RESULTS: list[str] = []
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    """Commands a test runs without pointing their outputs somewhere write into a throw-away results
-    directory, never the user's (``btfspec.locations.results_dir``)."""
-    _RESULTS.append(tempfile.mkdtemp(prefix="btfspec-test-results-"))
-    os.environ["BTFSPEC_RESULTS"] = _RESULTS[-1]
+# Whatever a test's commands write without being pointed somewhere (btfspec.locations.results_dir) and
+# hypothesis's own storage (its constants cache, ./.hypothesis by default) go to a throw-away directory,
+# never the user's results or the source tree; a developer's HYPOTHESIS_STORAGE_DIRECTORY is kept.
+_SCRATCH = tempfile.mkdtemp(prefix="btfspec-tests-")
+os.environ["BTFSPEC_RESULTS"] = os.path.join(_SCRATCH, "results")
+os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", os.path.join(_SCRATCH, "hypothesis"))
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    for path in _RESULTS:
-        shutil.rmtree(path, ignore_errors=True)
+    shutil.rmtree(_SCRATCH, ignore_errors=True)
