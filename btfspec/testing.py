@@ -4,8 +4,9 @@ Stable names (``__all__``):
 
 * strategies -- :func:`base_split_pairs` (generated base/split cases, :class:`btfspec.btfgen.encoder.Case`)
   and :func:`universes`;
-* properties -- :data:`PROPERTIES` (``P1`` .. ``P5``), :func:`check_property` (draw a case of a property
-  from ``st.data()`` and check it; raises :class:`PropertyFailure` with the first difference);
+* properties -- :data:`PROPERTIES` (``P1`` .. ``P5``; :data:`ALIASES` by meaning, ``relocation`` ...),
+  :func:`check_property` (draw a case of a property from ``st.data()`` and check it; raises
+  :class:`PropertyFailure` with the first difference);
 * implementations -- :func:`open_implementations` (by registry name, e.g. ``python``, ``libbpf``, ``cmd``),
   :func:`close_impls`, the :class:`Implementation` protocol and its :class:`Outcome`;
 * the corpus -- :data:`CORPUS_DIR` (the installed regression corpus), :func:`iter_entries`, :func:`run_step`.
@@ -30,7 +31,8 @@ from typing import Any
 from btfspec.btfgen.generate import base_split_pairs, universes
 from btfspec.locations import CORPUS_DIR
 from btfspec.oracle.fuzz.corpus import Entry, StepResult, iter_entries, run_step
-from btfspec.oracle.fuzz.property import Context, Finding, Property, PropertyFailure, all_names, get_property
+from btfspec.oracle.fuzz.property import ALIASES, Context, Finding, Property, PropertyFailure
+from btfspec.oracle.fuzz.registry import all_names, get_property
 from btfspec.oracle.impls.adapter import (
     Implementation,
     ImplUnavailable,
@@ -71,27 +73,31 @@ def open_implementations(names: str | Iterable[str], **options: Any) -> tuple[li
     return impls, unusable
 
 
-def context(impls: Iterable[Implementation] | Mapping[str, Implementation], profile: str = "kernel-valid") -> Context:
-    """The :class:`Context` a property check runs in (implementations by name, generator profile)."""
+def context(impls: Iterable[Implementation] | Mapping[str, Implementation], profile: str = "kernel-valid",
+            **options: Any) -> Context:
+    """The :class:`Context` a property check runs in (implementations by name, generator profile, and
+    the context's other fields, e.g. ``timeout``)."""
     by_name = dict(impls) if isinstance(impls, Mapping) else {i.name: i for i in impls}
-    return Context(impls=by_name, profile=profile)
+    return Context(impls=by_name, profile=profile, **options)
 
 
 def check_property(name: str, ctx: Context, data: Any) -> None:
     """Draw one case of property ``name`` with hypothesis ``data`` (from ``st.data()``) and check it.
 
-    Raises :class:`PropertyFailure` (an AssertionError carrying the :class:`Finding`) on a violation;
-    skips (``pytest.skip``) when no implementation of ``ctx`` can take part."""
+    ``name`` is ``P1`` .. ``P5`` or an alias (``relocation``, ...).  Raises :class:`PropertyFailure` (an
+    AssertionError carrying the :class:`Finding`) on a violation; skips (``pytest.skip``) with the
+    reason when the implementations of ``ctx`` cannot run the property."""
     prop = get_property(name)
-    if not prop.applies(ctx):
+    why = prop.unusable_reason(ctx)
+    if why:
         import pytest
 
-        pytest.skip(f"{name}: no selected implementation has {', '.join(sorted(prop.needs))}")
+        pytest.skip(f"{prop.name}: {why}")
     prop.check(data.draw(prop.strategy(ctx), label=f"{name} case"), ctx)
 
 
 __all__ = [
-    "CORPUS_DIR", "PROPERTIES", "Context", "Entry", "Finding", "ImplUnavailable", "Implementation", "Outcome",
-    "Property", "PropertyFailure", "StepResult", "base_split_pairs", "check_property", "close_impls", "context",
-    "get_property", "iter_entries", "open_implementations", "run_step", "universes",
+    "ALIASES", "CORPUS_DIR", "PROPERTIES", "Context", "Entry", "Finding", "ImplUnavailable", "Implementation",
+    "Outcome", "Property", "PropertyFailure", "StepResult", "base_split_pairs", "check_property", "close_impls",
+    "context", "get_property", "iter_entries", "open_implementations", "run_step", "universes",
 ]

@@ -66,6 +66,10 @@ def test_campaign_page(campaign_json: Path, tmp_path: Path) -> None:
         assert html.escape(f["reproduce"]) in page and html.escape(f["first_difference"]) in page
     for category, values in run["coverage"].items():
         assert f">{category} ({len(values)})</h3>" in page
+    # the campaign sampled examples per property as progress came in: one line per property over time
+    times = [p["t"] for p in run["timeline"]]
+    assert len(times) >= 2 and times == sorted(times) and run["timeline"][-1]["examples"] == run["examples"]
+    assert "recorded no timeline" not in page and page.count("<polyline") == len(run["timeline"][-1]["examples"])
     assert "<script" not in page and "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")
     assert page.count("<svg") >= 2
 

@@ -239,7 +239,8 @@ def campaign_page(run: Mapping[str, Any]) -> str:
         chips = "".join(f"<span>{_e(v)} <b>{_e(n)}</b></span>" for v, n in sorted(values.items()))
         coverage += f'<h3>{_e(cat)} ({len(values)})</h3><div class="chips">{chips}</div>'
     sections = [("Setup", _table(["setting", "value"], setup)),
-                (f"Findings: {len(groups)} groups, {new} new of {len(findings)}", found),
+                (f"Findings: {len(groups)} group{'s' if len(groups) != 1 else ''}, {new} new of {len(findings)}",
+                 found),
                 ("Throughput", throughput), ("Coverage", coverage or '<p class="muted">nothing recorded</p>')]
     if run.get("errors"):
         sections.append(("Errors", "<pre>" + _e("\n".join(run["errors"])) + "</pre>"))

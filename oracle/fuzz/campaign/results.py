@@ -22,6 +22,8 @@ from btfspec.oracle.fuzz.campaign.findings import (
 )
 from btfspec.oracle.fuzz.property import Finding
 
+TIMELINE_EVERY = 1.0  # seconds between the timeline's points, at least
+
 
 @dataclass
 class CampaignResult:
@@ -52,6 +54,8 @@ class CampaignResult:
     duplicates: int = 0
     errors: list[str] = field(default_factory=list)
     report_path: str | None = None
+    # examples per property so far, sampled as progress arrives: [{"t": seconds, "examples": {prop: n}}]
+    timeline: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def new_findings(self) -> list[FoundRecord]:
@@ -107,6 +111,7 @@ class Parent:
             self.progress[slot] = event
             if "coverage" in event:
                 self.cov[slot] = event["coverage"]
+            self.sample()
         elif kind == "finding":
             self.add_finding(finding_from_dict(event["finding"]), slot, bool(event.get("partial")))
         elif kind == "start":
@@ -134,6 +139,14 @@ class Parent:
             self.result.findings.append(FoundRecord(sig, f.property, f.impl, f.outcome, f.first_difference,
                                                     f.quirk, display_path(path), reproduce, new, slot, partial,
                                                     f.description, error))
+
+    def sample(self) -> None:
+        """A timeline point (examples per property so far), at most one per TIMELINE_EVERY seconds and
+        at most ~300 in all (the spacing grows with the campaign's age)."""
+        t = time.monotonic() - self.start
+        line = self.result.timeline
+        if not line or t - line[-1]["t"] >= max(TIMELINE_EVERY, t / 300):
+            line.append({"t": round(t, 2), "examples": self.totals()[0]})
 
     def totals(self) -> tuple[dict[str, int], dict[str, float]]:
         ex: dict[str, int] = {}
@@ -188,6 +201,7 @@ def finish(result: CampaignResult, parent: Parent, outputs: list[str | None], er
             for v, n in values.items():
                 c[v] = c.get(v, 0) + int(n)
     result.coverage = {c: dict(sorted(v.items())) for c, v in sorted(merged_cov.items())}
+    result.timeline.append({"t": round(result.elapsed, 2), "examples": dict(result.examples)})
     result.errors += errors
     if result.mode != "in-process":  # an in-process slot recorded into this process's counters already
         coverage.merge(result.coverage)
