@@ -15,6 +15,7 @@ import subprocess
 import sys
 import sysconfig
 import venv
+import zipfile
 from importlib import metadata
 from pathlib import Path
 
@@ -62,6 +63,12 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     assert build.returncode == 0, build.stderr
     assert "Warning" not in build.stderr, build.stderr  # e.g. setuptools' license or package-data warnings
     (wheel,) = dist.glob("btfspec-*.whl")
+    with zipfile.ZipFile(wheel) as zf:
+        packaged = {n for n in zf.namelist() if n.endswith("/__init__.py")}
+    mapping = {"btfspec": "btfspec", "spec": "btfspec/spec", "btfgen": "btfspec/btfgen", "oracle": "btfspec/oracle"}
+    sources = {mapping[p.relative_to(src).parts[0]] + "/" + "/".join(p.relative_to(src).parts[1:])
+               for root in mapping for p in (src / root).rglob("__init__.py")}
+    assert sources == packaged, sources ^ packaged  # every package of the tree is in the wheel
     venv.EnvBuilder(with_pip=False).create(env_dir)
     python = env_dir / "bin" / "python"
     inst = subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "--no-index",
