@@ -118,3 +118,13 @@ def test_corpus_run_and_a_short_campaign_from_the_installed_package(installed: d
     run = json.loads(report.read_text())
     assert sum(run["examples"].values()) > 0 and run["corpus_dir"] == str(installed["tmp"] / "results" / "found")
     assert not (installed["site"] / "btfspec" / "corpus" / "found").exists()
+
+
+def test_the_installed_plugin_collects_the_installed_corpus(installed: dict[str, Path]) -> None:
+    suite = installed["work"] / "port-tests"
+    suite.mkdir(exist_ok=True)
+    res = _run(installed, str(installed["python"]), "-m", "pytest", str(suite), "--btfspec-impl", "python",
+               "--collect-only", "-q", "-p", "no:cacheprovider")
+    items = [line for line in res.stdout.splitlines() if line.startswith("btfspec-corpus/")]
+    steps = sum(len(e.steps) for e in iter_entries(CORPUS_DIR) if not e.id.startswith("found/"))
+    assert res.returncode == 0 and len(items) == steps, res.stdout[-2000:] + res.stderr
