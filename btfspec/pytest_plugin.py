@@ -125,8 +125,6 @@ class CorpusStepItem(pytest.Item):
         impl = state.impls().get(self.impl)
         if impl is None:
             pytest.skip(f"{self.impl} unavailable: {state.unusable.get(self.impl, 'not opened')}")
-        if self.entry.api_level:
-            pytest.skip(f"API-level behaviour: {self.entry.api_level}")
         result: StepResult = run_step(self.entry, self.step, impl)
         if result.status == SKIP:
             pytest.skip(result.reason)
