@@ -25,7 +25,6 @@ if TYPE_CHECKING:
     from btfspec.oracle.impls.adapter import Implementation
 
 ITEM_PREFIX = "btfspec-corpus"
-_COMMAND_OPTIONS = {"distill_cmd": "--distill-cmd", "relocate_cmd": "--relocate-cmd"}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -39,6 +38,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="cmd implementation: '... {split} {base} {out_base} {out_split}'.")
     group.addoption("--btfspec-relocate-cmd", metavar="TEMPLATE",
                     help="cmd implementation: '... {split} {distilled_base} {base} {out}'.")
+    group.addoption("--btfspec-serve-cmd", metavar="COMMAND",
+                    help="serve implementation: a program answering requests on stdin/stdout.")
     group.addoption("--btfspec-timeout", metavar="SECONDS", type=float, default=None,
                     help="Seconds per call of a worker or external implementation before it counts as a timeout.")
 
@@ -52,6 +53,7 @@ class _Session:
         self.options: dict[str, Any] = {
             "distill_cmd": config.getoption("--btfspec-distill-cmd"),
             "relocate_cmd": config.getoption("--btfspec-relocate-cmd"),
+            "serve_cmd": config.getoption("--btfspec-serve-cmd"),
             "timeout": config.getoption("--btfspec-timeout"),
         }
         if value:
@@ -81,11 +83,10 @@ class _Session:
         self._impls = None
 
     def replay_command(self, entry: Entry, impl: str) -> str:
-        words = ["btfspec", "corpus", "run", str(entry.path), "--impl", impl]
-        for key, flag in _COMMAND_OPTIONS.items():
-            if impl == "cmd" and self.options.get(key):
-                words += [flag, self.options[key]]
-        return shlex.join(words)
+        from btfspec.testing import option_flags
+
+        return shlex.join(["btfspec", "corpus", "run", str(entry.path), "--impl", impl,
+                           *option_flags(impl, self.options)])
 
 
 _KEY = pytest.StashKey[_Session]()

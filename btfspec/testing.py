@@ -25,6 +25,7 @@ test item per corpus entry x step x implementation and the fixtures ``btfspec_im
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -44,7 +45,9 @@ from btfspec.oracle.impls.adapter import (
 from btfspec.oracle.impls.outcome import Outcome
 
 PROPERTIES: tuple[str, ...] = tuple(all_names())
-EXTERNAL = ("cmd", "serve")  # implementations that run the user's program: a bad option is a usage error
+# Implementations that run the user's program, and the registry options naming it: without one of
+# them the implementation is not usable, and a wrong one is a usage error.
+EXTERNAL_OPTIONS: dict[str, tuple[str, ...]] = {"cmd": ("distill_cmd", "relocate_cmd"), "serve": ("serve_cmd",)}
 
 
 def open_implementations(names: str | Iterable[str], **options: Any) -> tuple[list[Implementation], dict[str, str]]:
@@ -56,6 +59,9 @@ def open_implementations(names: str | Iterable[str], **options: Any) -> tuple[li
     program's options are wrong (a usage error, not "unavailable here")."""
     wanted = parse_impl_list(names)
     given = {k: v for k, v in options.items() if v is not None}
+    unknown = sorted(set(given) - set(inspect.signature(make_impl).parameters))
+    if unknown:  # e.g. a serve command given to a btfspec whose registry has no serve implementation
+        raise ImplUnavailable(f"the implementation registry does not take {', '.join(unknown)}")
     reasons = available(**{k: v for k, v in given.items() if k != "timeout"})
     impls: list[Implementation] = []
     unusable: dict[str, str] = {}
@@ -66,11 +72,27 @@ def open_implementations(names: str | Iterable[str], **options: Any) -> tuple[li
         try:
             impls.append(make_impl(name, **given))
         except ImplUnavailable as exc:
-            if name in EXTERNAL:
+            if name in EXTERNAL_OPTIONS:
                 close_impls(impls)
                 raise
             unusable[name] = str(exc)
     return impls, unusable
+
+
+def default_names(options: Mapping[str, Any]) -> list[str]:
+    """Every known implementation, an external one only when ``options`` name its program."""
+    from btfspec.oracle.impls.adapter import KNOWN
+
+    return [n for n in KNOWN if n not in EXTERNAL_OPTIONS or any(options.get(o) for o in EXTERNAL_OPTIONS[n])]
+
+
+def option_flags(name: str, options: Mapping[str, Any]) -> list[str]:
+    """The command-line flags that give implementation ``name`` its program (``--distill-cmd T`` ...)."""
+    out: list[str] = []
+    for key in EXTERNAL_OPTIONS.get(name, ()):
+        if options.get(key):
+            out += ["--" + key.replace("_", "-"), str(options[key])]
+    return out
 
 
 def context(impls: Iterable[Implementation] | Mapping[str, Implementation], profile: str = "kernel-valid",
@@ -97,7 +119,8 @@ def check_property(name: str, ctx: Context, data: Any) -> None:
 
 
 __all__ = [
-    "ALIASES", "CORPUS_DIR", "PROPERTIES", "Context", "Entry", "Finding", "ImplUnavailable", "Implementation",
-    "Outcome", "Property", "PropertyFailure", "StepResult", "base_split_pairs", "check_property", "close_impls",
-    "context", "get_property", "iter_entries", "open_implementations", "run_step", "universes",
+    "ALIASES", "CORPUS_DIR", "EXTERNAL_OPTIONS", "PROPERTIES", "Context", "Entry", "Finding", "ImplUnavailable",
+    "Implementation", "Outcome", "Property", "PropertyFailure", "StepResult", "base_split_pairs", "check_property",
+    "close_impls", "context", "default_names", "get_property", "iter_entries", "open_implementations",
+    "option_flags", "run_step", "universes",
 ]

@@ -50,6 +50,8 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str) -> float:
               help="Seconds per worker or external-command call before it counts as a timeout.")
 @click.option("--distill-cmd", metavar="TEMPLATE", help="cmd: '... {split} {base} {out_base} {out_split}'.")
 @click.option("--relocate-cmd", metavar="TEMPLATE", help="cmd: '... {split} {distilled_base} {base} {out}'.")
+@click.option("--serve-cmd", metavar="COMMAND",
+              help="serve: a program answering requests on stdin/stdout (oracle/impls/PROTOCOL.md).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), metavar="DIR",
               help="Results directory (default: ci/ in $BTFSPEC_RESULTS, else ~/.cache/btfspec/results).")
 @click.option("--summary", "summary_path", type=click.Path(dir_okay=False), metavar="FILE",
@@ -57,7 +59,8 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str) -> float:
 @guarded
 def ci(impl_list: str, corpora: tuple[str, ...], no_installed_corpus: bool, findings: str | None,
        time_budget: float, seed: int, prop_list: str | None, workers: int | None, profile: str, timeout: float,
-       distill_cmd: str | None, relocate_cmd: str | None, out_dir: str | None, summary_path: str | None) -> None:
+       distill_cmd: str | None, relocate_cmd: str | None, serve_cmd: str | None, out_dir: str | None,
+       summary_path: str | None) -> None:
     """Check an implementation the way a port's CI job would: replay the corpus, run a short campaign
     with a fixed seed, write the Markdown summary (the job summary on GitHub Actions).
 
@@ -70,14 +73,16 @@ def ci(impl_list: str, corpora: tuple[str, ...], no_installed_corpus: bool, find
     from btfspec.oracle.fuzz.corpus import FAIL, CorpusError
     from btfspec.oracle.fuzz.report_html import write_html
 
-    names = impl_names(impl_list, distill_cmd, relocate_cmd)
+    commands = {k: v for k, v in (("distill_cmd", distill_cmd), ("relocate_cmd", relocate_cmd),
+                                  ("serve_cmd", serve_cmd)) if v is not None}
+    names = impl_names(impl_list, commands)
     out = Path(out_dir) if out_dir else results_dir() / "ci"
     roots = ([] if no_installed_corpus else [str(CORPUS_DIR)]) + list(corpora)
     if not roots:
         raise click.UsageError("nothing to replay: --no-installed-corpus without --corpus DIR")
     entries = entries_under(roots)
     try:
-        rep = replay(entries, names, timeout=timeout, distill_cmd=distill_cmd, relocate_cmd=relocate_cmd)
+        rep = replay(entries, names, timeout=timeout, **commands)
     except CorpusError as exc:
         fail(str(exc), EXIT_USAGE)
         return
@@ -86,8 +91,7 @@ def ci(impl_list: str, corpora: tuple[str, ...], no_installed_corpus: bool, find
         result = run_campaign(properties=split_list(prop_list) or None, impl_names=names, workers=workers,
                               time_budget=time_budget, seed=seed, db=None,
                               corpus_dir=findings or out / "found", report_path=out / "campaign.json",
-                              profile=profile, timeout=timeout, distill_cmd=distill_cmd, relocate_cmd=relocate_cmd,
-                              progress=False)
+                              profile=profile, timeout=timeout, progress=False, **commands)
     except CampaignError as exc:
         fail(str(exc), EXIT_USAGE)
         return

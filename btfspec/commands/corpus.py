@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,14 +36,17 @@ def entries_under(paths: Sequence[str]) -> list[Entry]:
         raise AssertionError from None  # unreachable: fail() exits
 
 
-def impl_names(value: str | None, distill_cmd: str | None, relocate_cmd: str | None) -> list[str]:
-    """``--impl`` as names (default: every known one, ``cmd`` only with a template); bad names -> usage error."""
+def impl_names(value: str | None, options: Mapping[str, Any]) -> list[str]:
+    """``--impl`` as names (default: every known one, an external one only with its program given);
+    bad names -> usage error."""
+    from btfspec.testing import default_names
+
     if value:
         try:
             return parse_impl_list(value)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--impl") from None
-    return [n for n in KNOWN if n != "cmd" or distill_cmd or relocate_cmd]
+    return default_names(options)
 
 
 @dataclass
@@ -85,17 +88,16 @@ class Replay:
         return "\n".join(out) + "\n"
 
 
-def replay(entries: list[Entry], names: list[str], *, timeout: float, distill_cmd: str | None = None,
-           relocate_cmd: str | None = None) -> Replay:
-    """Replay ``entries`` on the implementations ``names``; raises click.BadParameter for a bad ``cmd``
-    template and :class:`CorpusError` for an entry that cannot be read."""
+def replay(entries: list[Entry], names: list[str], **options: Any) -> Replay:
+    """Replay ``entries`` on the implementations ``names`` (``options`` go to the registry: ``timeout``,
+    ``distill_cmd``, ``serve_cmd``, ...); raises click.BadParameter for an external program's bad
+    options and :class:`CorpusError` for an entry that cannot be read."""
     from btfspec.testing import open_implementations
 
     try:
-        impls, unusable = open_implementations(names, timeout=timeout, distill_cmd=distill_cmd,
-                                               relocate_cmd=relocate_cmd)
+        impls, unusable = open_implementations(names, **options)
     except ImplUnavailable as exc:
-        raise click.BadParameter(str(exc), param_hint="--distill-cmd/--relocate-cmd") from None
+        raise click.BadParameter(str(exc), param_hint="--distill-cmd/--relocate-cmd/--serve-cmd") from None
     results: dict[tuple[str, str], EntryResult] = {}
     try:
         for entry in entries:
@@ -130,21 +132,24 @@ def corpus() -> None:
               help="Seconds per libbpf or external-command call before it counts as a timeout.")
 @click.option("--distill-cmd", metavar="TEMPLATE", help="cmd: '... {split} {base} {out_base} {out_split}'.")
 @click.option("--relocate-cmd", metavar="TEMPLATE", help="cmd: '... {split} {distilled_base} {base} {out}'.")
+@click.option("--serve-cmd", metavar="COMMAND",
+              help="serve: a program answering requests on stdin/stdout (oracle/impls/PROTOCOL.md).")
 @click.option("-v", "--verbose", is_flag=True, help="Also print the reason of every pass and skip.")
 @json_option
 @guarded
 def run(paths: tuple[str, ...], impl_list: str | None, timeout: float, distill_cmd: str | None,
-        relocate_cmd: str | None, verbose: bool, as_json: bool) -> None:
+        relocate_cmd: str | None, serve_cmd: str | None, verbose: bool, as_json: bool) -> None:
     """Replay every entry under each PATH (default: the corpus installed with btfspec) on each implementation.
 
     A PATH is any directory in the corpus format (a port's own findings, a campaign's found/) or one
     entry. Exit status 0 when nothing failed (skips are fine), 1 when an entry failed on an
     implementation, 2 for a bad option or an unreadable manifest.
     """
-    names = impl_names(impl_list, distill_cmd, relocate_cmd)
+    options = {"timeout": timeout, "distill_cmd": distill_cmd, "relocate_cmd": relocate_cmd, "serve_cmd": serve_cmd}
+    names = impl_names(impl_list, options)
     entries = entries_under(paths)
     try:
-        rep = replay(entries, names, timeout=timeout, distill_cmd=distill_cmd, relocate_cmd=relocate_cmd)
+        rep = replay(entries, names, **options)
     except CorpusError as exc:
         fail(str(exc), EXIT_USAGE)
         return
