@@ -16,6 +16,17 @@ import pytest
 from btfspec.spec.sources import HOST_VMLINUX, LZ4_LEGACY_BLOCK, LZ4_LEGACY_MAGIC
 
 DATA = Path(__file__).resolve().parent / "data"
+
+
+def reference_server() -> str:
+    """The ``--serve-cmd`` of the persistent protocol's reference server (skips where there is none)."""
+    import importlib.util
+
+    if importlib.util.find_spec("btfspec.oracle.impls.serve_reference") is None:
+        pytest.skip("this tree has no serve implementation (btfspec.oracle.impls.serve_reference)")
+    return f"{sys.executable} -m btfspec.oracle.impls.serve_reference"
+
+
 # A seeded bug for --impl cmd: a "distill" that hands back its inputs unchanged.
 WRONG_DISTILL_CMD = (f"{sys.executable} -c \"import shutil, sys; shutil.copy(sys.argv[1], sys.argv[4]); "
                      f"shutil.copy(sys.argv[2], sys.argv[3])\" {{split}} {{base}} {{out_base}} {{out_split}}")

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from btfspec.locations import CORPUS_DIR
-from tests.helpers import WRONG_DISTILL_CMD
+from tests.helpers import WRONG_DISTILL_CMD, reference_server
 
 
 def _ci(*args: str, cwd: Path, summary: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -57,3 +57,14 @@ def test_usage_errors(tmp_path: Path) -> None:
     assert res.returncode == 2 and "nothing to replay" in res.stderr
     res = _ci("--impl", "pyton", cwd=tmp_path)
     assert res.returncode == 2 and "unknown implementation 'pyton'" in res.stderr
+
+
+def test_the_recipe_against_the_serve_reference_server(tmp_path: Path) -> None:
+    server = reference_server()
+    res = _ci("--impl", "serve", "--serve-cmd", server, "--property", "P2", "--time", "4s", "--workers", "0",
+              "--out", str(tmp_path / "out"), "--summary", str(tmp_path / "summary.md"), cwd=tmp_path)
+    assert res.returncode == 0, res.stdout + res.stderr
+    text = (tmp_path / "summary.md").read_text()
+    assert text.startswith("# btfspec ci: PASS (serve)") and " 0 fail" in text
+    run = json.loads((tmp_path / "out" / "campaign.json").read_text())
+    assert run["impls"] == ["serve"] and run["examples"]["P2"] > 0

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from btfspec.locations import CONTENT_ROOT, CORPUS_DIR
-from tests.helpers import WRONG_DISTILL_CMD
+from tests.helpers import WRONG_DISTILL_CMD, reference_server
 
 pytest_plugins = ["pytester"]
 
@@ -78,3 +78,11 @@ def test_usage_errors(pytester: pytest.Pytester, tmp_path: Path) -> None:
     res = pytester.runpytest_subprocess("--btfspec-impl", "python", "--btfspec-corpus", str(tmp_path / "nowhere"),
                                         "-p", "no:cacheprovider")
     assert res.ret == pytest.ExitCode.USAGE_ERROR and "not a directory" in res.stderr.str()
+
+
+def test_the_corpus_against_the_serve_reference_server(pytester: pytest.Pytester, corpus: Path) -> None:
+    server = reference_server()
+    res = pytester.runpytest_subprocess("--btfspec-impl", "serve", "--btfspec-serve-cmd", server,
+                                        "--btfspec-corpus", str(corpus), "-p", "no:cacheprovider", "-rs")
+    res.assert_outcomes(passed=2, skipped=2)  # distill, relocate; the reference server does not accept
+    assert "serve does not accept" in res.stdout.str()
