@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from btfspec.locations import CORPUS_DIR
 from tests.helpers import WRONG_DISTILL_CMD, reference_server
 
@@ -47,14 +49,31 @@ def test_a_wrong_implementation_fails_naming_the_entry(tmp_path: Path) -> None:
     assert res.returncode == 1, res.stdout + res.stderr
     assert "verdict: FAIL" in res.stdout
     text = (tmp_path / "summary.md").read_text()
-    assert text.startswith("# btfspec ci: FAIL (cmd, python)")
+    assert text.startswith("# btfspec ci: FAIL (cmd)")  # python is there to compare with
     assert "1 entries x 2 implementations: 1 pass, 1 fail" in text
     assert "| `distilled_base` | cmd | distill: output base: " in text
+
+
+def test_findings_on_the_implementations_compared_with_do_not_count(tmp_path: Path) -> None:
+    mine = tmp_path / "my-corpus"
+    shutil.copytree(CORPUS_DIR / "selftests" / "distilled_base", mine / "distilled_base")
+    res = _ci("--impl", "python,python-strict", "--under-test", "python-strict", "--no-installed-corpus",
+              "--corpus", str(mine), "--property", "P1", "--time", "8s", "--workers", "0", "--seed", "3",
+              "--out", str(tmp_path / "out"), "--summary", str(tmp_path / "summary.md"), cwd=tmp_path)
+    run = json.loads((tmp_path / "out" / "campaign.json").read_text())
+    new = [f["impl"] for f in run["findings"] if f["new"]]
+    assert res.returncode == (1 if "python-strict" in new else 0), res.stdout + res.stderr
+    if "python" not in new:
+        pytest.skip("the campaign found nothing on python in its budget (P1 usually finds quirk Q2 there)")
+    text = (tmp_path / "summary.md").read_text()
+    assert f"({new.count('python')} more on the implementations compared with, not counted)" in text
 
 
 def test_usage_errors(tmp_path: Path) -> None:
     res = _ci("--impl", "python", "--no-installed-corpus", cwd=tmp_path)
     assert res.returncode == 2 and "nothing to replay" in res.stderr
+    res = _ci("--impl", "python", "--under-test", "libbpf", cwd=tmp_path)
+    assert res.returncode == 2 and "libbpf not in --impl" in res.stderr
     res = _ci("--impl", "pyton", cwd=tmp_path)
     assert res.returncode == 2 and "unknown implementation 'pyton'" in res.stderr
 

@@ -34,6 +34,9 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str) -> float:
 @click.option("--impl", "impl_list", required=True, metavar="NAME[,NAME...]",
               help="The implementations under test (e.g. cmd with --distill-cmd/--relocate-cmd), plus any to "
                    "compare with (libbpf).")
+@click.option("--under-test", "under_test", metavar="NAME[,NAME...]",
+              help="The implementations whose findings fail the job (default: the external ones in --impl, "
+                   "cmd/serve; else all): the others are there to compare with.")
 @click.option("--corpus", "corpora", multiple=True, type=click.Path(file_okay=False), metavar="DIR",
               help="Also replay this corpus directory (repeatable): the port's own entries.")
 @click.option("--no-installed-corpus", is_flag=True, help="Do not replay the corpus installed with btfspec.")
@@ -57,25 +60,31 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str) -> float:
 @click.option("--summary", "summary_path", type=click.Path(dir_okay=False), metavar="FILE",
               help="Append the Markdown summary here (default: $GITHUB_STEP_SUMMARY when set).")
 @guarded
-def ci(impl_list: str, corpora: tuple[str, ...], no_installed_corpus: bool, findings: str | None,
-       time_budget: float, seed: int, prop_list: str | None, workers: int | None, profile: str, timeout: float,
-       distill_cmd: str | None, relocate_cmd: str | None, serve_cmd: str | None, out_dir: str | None,
-       summary_path: str | None) -> None:
+def ci(impl_list: str, under_test: str | None, corpora: tuple[str, ...], no_installed_corpus: bool,
+       findings: str | None, time_budget: float, seed: int, prop_list: str | None, workers: int | None,
+       profile: str, timeout: float, distill_cmd: str | None, relocate_cmd: str | None, serve_cmd: str | None,
+       out_dir: str | None, summary_path: str | None) -> None:
     """Check an implementation the way a port's CI job would: replay the corpus, run a short campaign
     with a fixed seed, write the Markdown summary (the job summary on GitHub Actions).
 
-    Exit status 0 when every corpus entry passed (skips are fine) and the campaign found nothing new,
-    1 when an entry failed or the campaign found something, 2 for a bad option or when nothing ran.
+    Exit status 0 when every corpus entry passed (skips are fine) and the campaign found nothing new
+    on the implementations under test, 1 when one of theirs failed or the campaign found something on
+    one of them, 2 for a bad option or when nothing ran.
     """
     from btfspec.commands.corpus import entries_under, impl_names, replay
     from btfspec.oracle.fuzz import report as report_mod
     from btfspec.oracle.fuzz.campaign import CampaignError, run_campaign
     from btfspec.oracle.fuzz.corpus import FAIL, CorpusError
     from btfspec.oracle.fuzz.report_html import write_html
+    from btfspec.testing import EXTERNAL_OPTIONS
 
     commands = {k: v for k, v in (("distill_cmd", distill_cmd), ("relocate_cmd", relocate_cmd),
                                   ("serve_cmd", serve_cmd)) if v is not None}
     names = impl_names(impl_list, commands)
+    judged = split_list(under_test) or [n for n in names if n in EXTERNAL_OPTIONS] or names
+    stray = sorted(set(judged) - set(names))
+    if stray:
+        raise click.BadParameter(f"{', '.join(stray)} not in --impl", param_hint="--under-test")
     out = Path(out_dir) if out_dir else results_dir() / "ci"
     roots = ([] if no_installed_corpus else [str(CORPUS_DIR)]) + list(corpora)
     if not roots:
@@ -100,13 +109,15 @@ def ci(impl_list: str, corpora: tuple[str, ...], no_installed_corpus: bool, find
         fail(f"the campaign ran nothing: {why}", EXIT_USAGE)
     report_mod.write_report(result, out / "campaign.md")
     write_html(json.loads((out / "campaign.json").read_text()), out / "campaign.html")
-    failed = rep.counts[FAIL]
-    new = len(result.new_findings)
+    failed = sum(1 for r in rep.ordered if r.status == FAIL and r.impl in judged)
+    new = sum(1 for f in result.new_findings if f.impl in judged)
+    others = len(result.new_findings) - new
     verdict = "PASS" if not failed and not new else "FAIL"
     campaign_line = (f"{sum(result.examples.values())} examples in {result.elapsed:.0f} s (seed {seed}), "
-                     f"{new} new finding{'s' if new != 1 else ''}")
+                     f"{new} new finding{'s' if new != 1 else ''} on {', '.join(judged)}"
+                     + (f" ({others} more on the implementations compared with, not counted)" if others else ""))
     click.echo(f"campaign: {campaign_line}")
-    summary = (f"# btfspec ci: {verdict} ({', '.join(names)})\n\n"
+    summary = (f"# btfspec ci: {verdict} ({', '.join(judged)})\n\n"
                f"- corpus replay: {rep.summary_line()}\n- campaign: {campaign_line}\n"
                f"- results: `{out}` (campaign.html, campaign.json, found/)\n\n"
                + rep.markdown() + "\n"
