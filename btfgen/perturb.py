@@ -23,6 +23,9 @@ empty name counts as anonymous).  Whatever was perturbed, two shapes make every 
 (:func:`inherent_error`): a modifier cycle below a member of a split composite (-ELOOP, the Q5 shape)
 and a distilled FWD without exactly one candidate in ``base2`` (-EINVAL); the label then says so.
 libbpf quirks that deviate from a label (Q1, Q2, ...) are findings, not reasons to change it.
+
+Why one module of ~700 lines: it is the table of perturbations -- small functions, one per
+perturbation, with their labels -- and a reader checks a label against its function in one place.
 """
 
 from __future__ import annotations
