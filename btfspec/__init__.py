@@ -8,17 +8,24 @@ package (see ARCHITECTURE.md); an installed copy has them inside it (``package-d
 
 from __future__ import annotations
 
-from importlib import metadata as _metadata
-from pathlib import Path as _Path
+import os as _os
 
-_HERE = _Path(__file__).resolve().parent
-if not (_HERE / "spec").is_dir() and (_HERE.parent / "spec" / "grammar.py").is_file():
+_HERE = _os.path.dirname(_os.path.realpath(__file__))
+_ROOT = _os.path.dirname(_HERE)
+if not _os.path.isdir(_os.path.join(_HERE, "spec")) and _os.path.isfile(_os.path.join(_ROOT, "spec", "grammar.py")):
     # A source checkout run without installation: find spec/, btfgen/ and oracle/ beside btfspec/.
-    __path__.append(str(_HERE.parent))  # type: ignore[name-defined]
-
-try:
-    __version__ = _metadata.version("btfspec")
-except _metadata.PackageNotFoundError:  # pragma: no cover - a checkout that was never installed
-    __version__ = "0.0.0+checkout"
+    __path__.append(_ROOT)  # type: ignore[name-defined]
 
 __all__ = ["__version__"]
+
+
+def __getattr__(name: str) -> str:
+    """``__version__`` on first use: importlib.metadata costs 30 ms that most commands never need."""
+    if name != "__version__":
+        raise AttributeError(f"module 'btfspec' has no attribute {name!r}")
+    from importlib import metadata
+
+    try:
+        return metadata.version("btfspec")
+    except metadata.PackageNotFoundError:  # pragma: no cover - a checkout that was never installed
+        return "0.0.0+checkout"

@@ -152,5 +152,3 @@ def bench_gen(seconds: float, as_json: bool) -> None:
     for row in rows:
         click.echo(f"  {row.line()}   [{1 / row.seconds:8.1f} ex/s]")
 
-
-COMMANDS = [bench]

@@ -103,5 +103,3 @@ def check_cmd(module: str, target: str, built_against: str | None, impl: str, ti
         print_report(rep)
     raise SystemExit(rep.exit_code)
 
-
-COMMANDS = [check_cmd]

@@ -132,5 +132,3 @@ def ci(impl_list: str, under_test: str | None, corpora: tuple[str, ...], no_inst
     click.echo(f"verdict: {verdict}")
     sys.exit(EXIT_OK if verdict == "PASS" else EXIT_NEGATIVE)
 
-
-COMMANDS = [ci]

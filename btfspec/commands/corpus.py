@@ -186,5 +186,3 @@ def list_(path: str | None, as_json: bool) -> None:
         click.echo(f"{r['id']:<{width}}  {r['operation']:<16}  {tags:<8}  {r['summary']}")
     click.echo(f"{len(rows)} entries")
 
-
-COMMANDS = [corpus]

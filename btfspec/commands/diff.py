@@ -65,5 +65,3 @@ def diff_cmd(a_path: str, b_path: str, base_a: str | None, base_b: str | None, m
             click.echo(f"  ... {res.count - max_diffs} more difference{'s' if res.count - max_diffs > 1 else ''}")
     raise SystemExit(EXIT_OK if res.equal else EXIT_NEGATIVE)
 
-
-COMMANDS = [diff_cmd]

@@ -102,5 +102,3 @@ def doctor(as_json: bool) -> None:
             extra = row.get("version") or row.get("reason") or ""
             click.echo(f"  {mark}{row['name']:<22} {row['purpose']}" + (f" — {extra}" if extra else ""))
 
-
-COMMANDS = [doctor]

@@ -85,5 +85,3 @@ def fuzz(impl_list: str | None, prop_list: str | None, workers: int | None, time
         fail("no example ran: " + result.errors[0], EXIT_USAGE)
     sys.exit(EXIT_NEGATIVE if result.exit_code else EXIT_OK)
 
-
-COMMANDS = [fuzz]

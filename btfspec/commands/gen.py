@@ -85,5 +85,3 @@ def gen(seed: int, size: int, profile: str, outdir: str | None, as_json: bool) -
     ]
     _write("".join(parts).encode("latin-1"))
 
-
-COMMANDS = [gen]

@@ -278,5 +278,3 @@ def compare_cmd(split: str, base_path: str | None, target_path: str | None, impl
     if diff is not None:
         raise SystemExit(EXIT_NEGATIVE)
 
-
-COMMANDS = [distill_cmd, relocate_cmd, compare_cmd]

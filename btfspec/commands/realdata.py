@@ -239,5 +239,3 @@ def _cross(sets: tuple[str, str], base_old: str | None, base_new: str | None, im
     else:
         click.echo("\n".join(cross.format_cross(summary, top)))
 
-
-COMMANDS = [fetch_kernel_cmd, stats_cmd]

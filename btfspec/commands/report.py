@@ -41,5 +41,3 @@ def report(run: str, html_path: str) -> None:
         fail(f"{html_path}: cannot write: {exc.strerror or exc} {errno_text(exc.errno or 5)}", EXIT_USAGE)
     click.echo(f"wrote {html_path}")
 
-
-COMMANDS = [report]

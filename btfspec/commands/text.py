@@ -13,7 +13,6 @@ from btfspec.spec.loader import implied_base, open_standalone, parse_labeled
 from btfspec.spec.model import Btf
 from btfspec.spec.sources import load_input, write_atomic
 from btfspec.spec.text import dump_json, dump_raw
-from btfspec.spec.textparse import parse_text
 
 
 def load_btf(path: str, base_path: str | None) -> Btf:
@@ -82,9 +81,9 @@ def parse_text_cmd(text_path: str, base_path: str | None, endian: str, out_path:
                 data = f.read()
         except OSError as e:
             raise InputError(f"{text_path}: cannot read: {e.strerror or e}") from None
+    from btfspec.spec.textparse import parse_text
+
     base = open_standalone(base_path) if base_path is not None else None
     btf = parse_text(data, base=base, order=endian, path=text_path)  # type: ignore[arg-type]
     write_atomic(out_path, btf.to_bytes())
 
-
-COMMANDS = [dump_cmd, parse_text_cmd]

@@ -68,5 +68,3 @@ def validate_cmd(file: str, base_path: str | None, rules: str, as_json: bool) ->
         click.echo(f"{file}: valid {kind} under {rule_set(rules).title}")
     raise SystemExit(EXIT_NEGATIVE if problems else EXIT_OK)
 
-
-COMMANDS = [validate_cmd]
