@@ -14,6 +14,10 @@ and ignore it. Extra results (the id map of the Python reference) travel in the 
 
 Calling an operation outside ``capabilities`` raises :class:`NotImplementedError`.
 
+:func:`run_steps` runs a batch (:mod:`btfspec.oracle.impls.batch`: the operations of one case, later
+ones taking earlier outputs) in one round trip on an implementation with an optional
+``run_batch(steps)`` method (libbpf's worker), and one call per step on any other.
+
 :func:`agree` holds the project's only excused libbpf-vs-Python divergences (quirks Q5 and Q17);
 every comparison of libbpf with the reference goes through it.
 """
@@ -26,6 +30,7 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from btfspec.oracle.impls import reference
+from btfspec.oracle.impls.batch import Step, resolve
 from btfspec.oracle.impls.outcome import (
     CRASH,
     DEFAULT_TIMEOUT,
@@ -70,6 +75,21 @@ class ImplUnavailable(ValueError):
 def _unsupported(impl: Implementation, op: str) -> NotImplementedError:
     return NotImplementedError(f"implementation {impl.name!r} does not support {op!r} "
                                f"(it supports: {', '.join(sorted(impl.capabilities)) or 'nothing'})")
+
+
+def run_steps(impl: Implementation, steps: list[Step]) -> list[Outcome | None]:
+    """The outcome of each step (None: not run, an input from an earlier step is missing), through
+    ``impl.run_batch`` when it has one, else by calling the operations one by one."""
+    batch = getattr(impl, "run_batch", None)
+    if batch is not None:
+        return batch(steps)
+    outcomes: list[Outcome | None] = []
+    for step in steps:
+        if step.op not in impl.capabilities:
+            raise _unsupported(impl, step.op)
+        args = resolve(step.args, outcomes)
+        outcomes.append(None if args is None else getattr(impl, step.op)(*args, timeout=step.timeout))
+    return outcomes
 
 
 # --------------------------------------------------------------------------------------------------
@@ -149,6 +169,16 @@ class LibbpfImpl:
     def accept(self, blob: bytes, base: bytes | None = None, *, timeout: float | None = None) -> Outcome:
         """Does libbpf parse it (``btf__new`` / ``btf__new_split``)?"""
         return self.worker.parse(blob, base, timeout=timeout).without_outputs()
+
+    def run_batch(self, steps: list[Step]) -> list[Outcome | None]:
+        """The steps in one request to the worker (see :func:`run_steps`)."""
+        worker_op = {DISTILL: "distill", RELOCATE: "relocate", ACCEPT: "parse"}
+        for step in steps:
+            if step.op not in worker_op:
+                raise _unsupported(self, step.op)
+        outs = self.worker.batch([Step(worker_op[s.op], s.args, s.timeout) for s in steps])
+        return [o.without_outputs() if o is not None and s.op == ACCEPT else o
+                for s, o in zip(steps, outs, strict=True)]
 
     def close(self) -> None:
         """Stop the worker process."""

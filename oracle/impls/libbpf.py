@@ -26,6 +26,7 @@ import atexit
 import ctypes
 import errno as _errno
 import functools
+import hashlib
 import importlib.util
 import os
 import pickle
@@ -38,11 +39,13 @@ import tempfile
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from btfspec.locations import IMPORT_ROOT
+from btfspec.oracle.impls.batch import Output, Step, resolve
 from btfspec.oracle.impls.outcome import CRASH, DEFAULT_TIMEOUT, ERROR, OK, TIMEOUT, Outcome
 from btfspec.spec.errors import errno_text
 
@@ -397,6 +400,9 @@ _OPS: dict[str, tuple[int, int]] = {
     "version": (0, 0), "ping": (0, 0), "crash": (0, 0), "sleep": (0, 1),
 }
 _BYTES_OPS = ("parse", "roundtrip", "distill", "relocate")
+BLOB_MIN_SIZE = 16 << 10  # arguments this large travel once, then by content hash ...
+BLOB_CACHE = 4  # ... while they are among the last BLOB_CACHE such blobs sent to this worker process
+_MISSING = ("missing",)  # a step input from an earlier step that failed: the worker skips the step
 _STDERR_TAIL = 4000
 
 
@@ -420,9 +426,11 @@ class LibbpfWorker:
 
     ``call("distill", split, base)``, ``call("relocate", split, distilled_base, base)``,
     ``call("parse", data[, base])``, ``call("roundtrip", data[, base])``, plus ``"version"``,
-    ``"ping"`` and the test-only ``"crash"`` (segfaults) and ``"sleep"`` (hangs).  Calls are
-    serialized; the child starts lazily, is reused, restarted after a timeout or crash, and closed by
-    :meth:`close`, the context manager, or at interpreter exit.
+    ``"ping"`` and the test-only ``"crash"`` (segfaults) and ``"sleep"`` (hangs); :meth:`batch` runs
+    several in one request.  An argument of :data:`BLOB_MIN_SIZE` or more (a kernel's base) is sent
+    once and then named by its content hash.  Calls are serialized; the child starts lazily, is
+    reused, restarted after a timeout or crash, and closed by :meth:`close`, the context manager, or
+    at interpreter exit.
     """
 
     def __init__(self, *, timeout: float = DEFAULT_TIMEOUT, startup_timeout: float = 60.0,
@@ -437,6 +445,8 @@ class LibbpfWorker:
         self._errfile: Any = None
         self._owner_pid = os.getpid()
         self._lock = threading.Lock()
+        self._worker_blobs: OrderedDict[str, None] = OrderedDict()  # what the running worker holds
+        self._digests: OrderedDict[int, tuple[bytes, str]] = OrderedDict()
         _live_workers.add(self)
 
     # --- lifecycle ---------------------------------------------------------------------------------
@@ -511,6 +521,7 @@ class LibbpfWorker:
             bufsize=0, close_fds=True, env=env, cwd=root,
         )
         self._proc = proc
+        self._worker_blobs.clear()
         self.starts += 1
         try:
             msg = self._recv(proc, time.monotonic() + self.startup_timeout)
@@ -593,7 +604,7 @@ class LibbpfWorker:
         if not lo <= len(args) <= hi:
             raise TypeError(f"operation {op!r} takes {lo}..{hi} arguments, got {len(args)}")
         if op in _BYTES_OPS:
-            return tuple(None if (a is None and op in ("parse", "roundtrip") and i == 1)
+            return tuple(a if isinstance(a, Output) or (a is None and op in ("parse", "roundtrip") and i == 1)
                          else _as_bytes(a, f"{op} argument {i}") for i, a in enumerate(args))
         return args
 
@@ -603,35 +614,102 @@ class LibbpfWorker:
         Raises ``ValueError``/``TypeError`` for an unknown op or non-bytes arguments,
         :class:`LibbpfUnavailable` / :class:`WorkerError` when the worker cannot be started.
         """
-        args = self._check(op, args)
-        limit = self.timeout if timeout is None else timeout
+        out = self.batch([Step(op, args, timeout)])[0]
+        assert out is not None  # a step without Output arguments always runs
+        return out
+
+    def batch(self, steps: Sequence[Step]) -> list[Outcome | None]:
+        """Run the steps (worker operations, see :class:`LibbpfWorker`) in one request; their outcomes.
+
+        A step whose :class:`~btfspec.oracle.impls.batch.Output` input is missing is not run (None).
+        Each step has its own time limit, counted from the end of the step before; a step that hangs or
+        crashes gets that outcome, the worker is restarted, and the steps after it run in the new one.
+        """
+        checked = [Step(s.op, self._check(s.op, tuple(s.args)), s.timeout) for s in steps]
+        for i, step in enumerate(checked):
+            if any(isinstance(a, Output) and not 0 <= a.step < i for a in step.args):
+                raise ValueError(f"step {i} ({step.op}) takes an Output of a step that does not come before it")
+        outcomes: list[Outcome | None] = []
         with self._lock:
-            if os.getpid() != self._owner_pid:  # forked: the pipes belong to the parent's worker
-                self._proc, self._errfile, self._owner_pid = None, None, os.getpid()
-            proc = self._proc if self._proc is not None and self._proc.poll() is None else None
-            if proc is None:
-                if self._proc is not None:
-                    self.close()
-                proc = self._start()
-            self.last_worker_seconds = None
-            deadline = time.monotonic() + limit
+            self.last_worker_seconds = 0.0
+            while len(outcomes) < len(checked):
+                self._run_from(checked, outcomes)
+        return outcomes
+
+    def _running(self) -> subprocess.Popen[bytes]:
+        if os.getpid() != self._owner_pid:  # forked: the pipes belong to the parent's worker
+            self._proc, self._errfile, self._owner_pid = None, None, os.getpid()
+        proc = self._proc if self._proc is not None and self._proc.poll() is None else None
+        if proc is None:
+            if self._proc is not None:
+                self.close()
+            proc = self._start()
+        return proc
+
+    def _wire(self, arg: Any, outcomes: list[Outcome | None]) -> Any:
+        """An argument as sent: an earlier-batch Output resolved here, a large blob named by its hash
+        once the worker holds it (the worker keeps the last :data:`BLOB_CACHE` large blobs, as we do)."""
+        if isinstance(arg, Output) and arg.step < len(outcomes):
+            arg = (resolve((arg,), outcomes) or (None,))[0]
+            if arg is None:
+                return _MISSING
+        if not isinstance(arg, bytes) or len(arg) < BLOB_MIN_SIZE:
+            return arg
+        digest = self._digest(arg)
+        if digest in self._worker_blobs:
+            self._worker_blobs.move_to_end(digest)
+            return ("ref", digest)
+        self._worker_blobs[digest] = None
+        if len(self._worker_blobs) > BLOB_CACHE:
+            self._worker_blobs.popitem(last=False)
+        return ("blob", digest, arg)
+
+    def _digest(self, blob: bytes) -> str:
+        """The blob's content hash, remembered for the blob objects seen last (no rehash per call)."""
+        known = self._digests.get(id(blob))
+        if known is not None and known[0] is blob:
+            return known[1]
+        digest = hashlib.blake2b(blob, digest_size=16).hexdigest()
+        self._digests[id(blob)] = (blob, digest)
+        if len(self._digests) > 2 * BLOB_CACHE:
+            self._digests.popitem(last=False)
+        return digest
+
+    def _run_from(self, steps: list[Step], outcomes: list[Outcome | None]) -> None:
+        """Send ``steps[len(outcomes):]`` to the worker and append their outcomes until the batch ends or
+        a step hangs or crashes (then its outcome is the last appended)."""
+        first = len(outcomes)
+        proc = self._running()
+        request = [(s.op, tuple(self._wire(a, outcomes) for a in s.args)) for s in steps[first:]]
+        deadline = time.monotonic() + self._limit(steps[first])
+        try:
+            self._send(proc, ("batch", first, request))
+        except (BrokenPipeError, ConnectionResetError):
+            outcomes.append(self._crashed(proc, steps[first].op))
+            return
+        for step in steps[first:]:
             try:
-                self._send(proc, (op, args))
                 reply = self._recv(proc, deadline)
             except _Timeout:
                 self._kill(proc)
                 self._proc = None
                 self._release_files(proc)
-                return Outcome(TIMEOUT, impl=IMPL, detail=f"killed after {limit:g} s")
+                outcomes.append(Outcome(TIMEOUT, impl=IMPL, detail=f"killed after {self._limit(step):g} s"))
+                return
             except (BrokenPipeError, ConnectionResetError):
                 reply = None
             if reply is None:
-                return self._crashed(proc, op)
-            kind = reply[0]
-            if kind == "outcome":
-                self.last_worker_seconds = reply[2]
-                return Outcome.from_dict(reply[1])
-            raise WorkerError(f"libbpf worker failed on {op!r}: {reply[1]}")
+                outcomes.append(self._crashed(proc, step.op))
+                return
+            if reply[0] != "outcome":
+                raise WorkerError(f"libbpf worker failed on {step.op!r}: {reply[1]}")
+            outcomes.append(reply[1])
+            self.last_worker_seconds = (self.last_worker_seconds or 0.0) + reply[2]
+            if len(outcomes) < len(steps):
+                deadline = time.monotonic() + self._limit(steps[len(outcomes)])
+
+    def _limit(self, step: Step) -> float:
+        return self.timeout if step.timeout is None else step.timeout
 
     def _crashed(self, proc: subprocess.Popen[bytes], op: str) -> Outcome:
         try:

@@ -2,9 +2,13 @@
 
 Protocol (driven by :class:`btfspec.oracle.impls.libbpf.LibbpfWorker`): every message is an 8-byte little-endian
 length followed by a pickle.  The worker first sends ``("ready", version, pid)`` (or
-``("unavailable", reason)`` and exits); then for each request ``(op, args)`` it answers
-``("outcome", Outcome.to_dict(), seconds_spent)`` or ``("exception", text)`` for a bug in the
-request.  EOF on stdin ends the worker.  The protocol channel is a private duplicate of the original
+``("unavailable", reason)`` and exits); then a request ``("batch", first, [(op, args), ...])`` (the
+steps numbered from ``first``) is answered by one ``("outcome", Outcome | None, seconds_spent)`` per
+step as soon as that step is done (None: a step input it takes from an earlier step is missing, so it
+did not run), or ``("exception", text)`` for a bug in the request, which ends the batch.  An argument
+is bytes, None, an :class:`~btfspec.oracle.impls.batch.Output` of an earlier step of the batch,
+``("blob", digest, bytes)`` (kept in a small cache) or ``("ref", digest)`` (a cached blob).  EOF on
+stdin ends the worker.  The protocol channel is a private duplicate of the original
 stdout; fd 1 is pointed at stderr so stray C output cannot corrupt it.
 """
 
@@ -21,10 +25,19 @@ import sys
 import threading
 import time
 import traceback
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, BinaryIO
 
-from btfspec.oracle.impls.libbpf import IMPL, LibBpf, LibbpfUnavailable, unavailable_reason
+from btfspec.oracle.impls.batch import resolve
+from btfspec.oracle.impls.libbpf import (
+    _MISSING,
+    BLOB_CACHE,
+    IMPL,
+    LibBpf,
+    LibbpfUnavailable,
+    unavailable_reason,
+)
 from btfspec.oracle.impls.outcome import OK, Outcome
 
 _FRAME = struct.Struct("<Q")
@@ -49,6 +62,40 @@ def _handlers(lib: LibBpf) -> dict[str, Callable[..., Outcome]]:
         "crash": crash,
         "sleep": sleep,
     }
+
+
+class BlobCache:
+    """The last :data:`BLOB_CACHE` large blobs received, by content hash (the parent mirrors it)."""
+
+    def __init__(self) -> None:
+        self._blobs: OrderedDict[str, bytes] = OrderedDict()
+
+    def arg(self, wire: Any) -> Any:
+        """The argument ``wire`` stands for (see the module docstring)."""
+        if not isinstance(wire, tuple) or wire == _MISSING:
+            return wire
+        if wire[0] == "blob":
+            _, digest, data = wire
+            self._blobs[digest] = data
+            if len(self._blobs) > BLOB_CACHE:
+                self._blobs.popitem(last=False)
+            return data
+        _, digest = wire
+        self._blobs.move_to_end(digest)  # KeyError: the parent's mirror is out of step, a bug
+        return self._blobs[digest]
+
+
+def _run_batch(out: BinaryIO, handlers: dict[str, Callable[..., Outcome]], blobs: BlobCache, first: int,
+               request: list[tuple[str, tuple[Any, ...]]]) -> None:
+    """Run the steps, sending each one's outcome as soon as it is known."""
+    steps = [(op, tuple(blobs.arg(a) for a in args)) for op, args in request]
+    outcomes: list[Outcome | None] = [None] * first
+    for op, args in steps:
+        resolved = None if _MISSING in args else resolve(args, outcomes)
+        start = time.perf_counter()
+        outcome = None if resolved is None else handlers[op](*resolved)
+        outcomes.append(outcome)
+        _send(out, ("outcome", outcome, time.perf_counter() - start))
 
 
 def _read_exact(stream: BinaryIO, n: int) -> bytes | None:
@@ -104,6 +151,7 @@ def main() -> int:
         _send(out, ("unavailable", str(exc)))
         return 1
     handlers = _handlers(lib)
+    blobs = BlobCache()
     _send(out, ("ready", lib.version(), os.getpid()))
 
     while True:
@@ -114,14 +162,11 @@ def main() -> int:
         if body is None:
             return 0
         try:
-            op, args = pickle.loads(body)
-            start = time.perf_counter()
-            outcome = handlers[op](*args)
-            spent = time.perf_counter() - start
-            reply: tuple[Any, ...] = ("outcome", outcome.to_dict(), spent)
+            kind, first, request = pickle.loads(body)
+            assert kind == "batch", kind
+            _run_batch(out, handlers, blobs, first, request)
         except Exception:
-            reply = ("exception", traceback.format_exc(limit=5))
-        _send(out, reply)
+            _send(out, ("exception", traceback.format_exc(limit=5)))
 
 
 if __name__ == "__main__":
