@@ -18,6 +18,9 @@ Two layers:
 Relocation follows the reference's advice for Q13: the split is parsed from raw bytes on top of the
 parsed distilled base, relocated onto the separately parsed target base, and only then serialized
 with ``btf__raw_data`` (its header is unchanged by relocation; libbpf edits the cached raw buffer).
+
+(One module of ~800 lines: the worker's client shares the operation table, the wire constants and
+the Outcome conversion with the ctypes layer the worker runs.)
 """
 
 from __future__ import annotations
@@ -443,6 +446,7 @@ class LibbpfWorker:
         self.last_worker_seconds: float | None = None  # time spent inside the worker by the last call
         self._proc: subprocess.Popen[bytes] | None = None
         self._errfile: Any = None
+        self._progress: Any = None  # the file the worker writes each step's outcome to (see libbpf_worker)
         self._owner_pid = os.getpid()
         self._lock = threading.Lock()
         self._worker_blobs: OrderedDict[str, None] = OrderedDict()  # what the running worker holds
@@ -472,7 +476,7 @@ class LibbpfWorker:
         """Stop the child (EOF on its stdin, then SIGKILL after 2 s)."""
         proc, self._proc = self._proc, None
         if proc is not None and os.getpid() != self._owner_pid:
-            self._errfile = None  # a forked copy: the child process belongs to the parent
+            self._errfile = self._progress = None  # a forked copy: the child process belongs to the parent
             return
         if proc is not None:
             try:
@@ -491,12 +495,13 @@ class LibbpfWorker:
                         f.close()
                 except OSError:
                     pass
-        if self._errfile is not None:
+        for f in (self._errfile, self._progress):
             try:
-                self._errfile.close()
+                if f is not None:
+                    f.close()
             except OSError:
                 pass
-            self._errfile = None
+        self._errfile = self._progress = None
 
     @staticmethod
     def _kill(proc: subprocess.Popen[bytes]) -> None:
@@ -515,10 +520,12 @@ class LibbpfWorker:
         env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         env.setdefault("PYTHONDONTWRITEBYTECODE", "1")
         self._errfile = tempfile.TemporaryFile(prefix="btfspec-libbpf-worker-")
+        self._progress = tempfile.TemporaryFile(prefix="btfspec-libbpf-progress-")
+        progress_fd = self._progress.fileno()
         proc = subprocess.Popen(
-            [self.python, "-m", "btfspec.oracle.impls.libbpf_worker"],
+            [self.python, "-m", "btfspec.oracle.impls.libbpf_worker", str(progress_fd)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._errfile,
-            bufsize=0, close_fds=True, env=env, cwd=root,
+            bufsize=0, close_fds=True, pass_fds=(progress_fd,), env=env, cwd=root,
         )
         self._proc = proc
         self._worker_blobs.clear()
@@ -638,7 +645,7 @@ class LibbpfWorker:
 
     def _running(self) -> subprocess.Popen[bytes]:
         if os.getpid() != self._owner_pid:  # forked: the pipes belong to the parent's worker
-            self._proc, self._errfile, self._owner_pid = None, None, os.getpid()
+            self._proc, self._errfile, self._progress, self._owner_pid = None, None, None, os.getpid()
         proc = self._proc if self._proc is not None and self._proc.poll() is None else None
         if proc is None:
             if self._proc is not None:
@@ -677,36 +684,67 @@ class LibbpfWorker:
 
     def _run_from(self, steps: list[Step], outcomes: list[Outcome | None]) -> None:
         """Send ``steps[len(outcomes):]`` to the worker and append their outcomes until the batch ends or
-        a step hangs or crashes (then its outcome is the last appended)."""
+        a step hangs or crashes (then its outcome is the last appended).
+
+        The worker writes each step's outcome to the progress file and answers only at the end, so a
+        batch costs one wake-up each way; on a timeout the file says whether the step still running is
+        the one that started last (each step's limit counts from the end of the step before)."""
         first = len(outcomes)
         proc = self._running()
         request = [(s.op, tuple(self._wire(a, outcomes) for a in s.args)) for s in steps[first:]]
-        deadline = time.monotonic() + self._limit(steps[first])
+        os.ftruncate(self._progress.fileno(), 0)
+        sent = time.monotonic()
         try:
             self._send(proc, ("batch", first, request))
+            done: list[tuple[Outcome | None, float, float]] = []
+            while True:
+                current = first + len(done)
+                deadline = (done[-1][2] if done else sent) + self._limit(steps[current])
+                # a later step with a shorter limit may start unseen: look at the progress file meanwhile
+                later = [self._limit(s) for s in steps[current + 1:]]
+                wake = min(deadline, time.monotonic() + min(later) / 4) if later else deadline
+                try:
+                    reply = self._recv(proc, wake)
+                    break
+                except _Timeout:
+                    progressed = self._progress_frames()
+                    if len(progressed) > len(done):
+                        done = progressed
+                    elif time.monotonic() >= deadline:
+                        self._take(progressed, outcomes)
+                        self._kill(proc)
+                        self._proc = None
+                        self._release_files(proc)
+                        limit = self._limit(steps[current])
+                        outcomes.append(Outcome(TIMEOUT, impl=IMPL, detail=f"killed after {limit:g} s"))
+                        return
         except (BrokenPipeError, ConnectionResetError):
-            outcomes.append(self._crashed(proc, steps[first].op))
-            return
-        for step in steps[first:]:
-            try:
-                reply = self._recv(proc, deadline)
-            except _Timeout:
-                self._kill(proc)
-                self._proc = None
-                self._release_files(proc)
-                outcomes.append(Outcome(TIMEOUT, impl=IMPL, detail=f"killed after {self._limit(step):g} s"))
-                return
-            except (BrokenPipeError, ConnectionResetError):
-                reply = None
-            if reply is None:
-                outcomes.append(self._crashed(proc, step.op))
-                return
-            if reply[0] != "outcome":
-                raise WorkerError(f"libbpf worker failed on {step.op!r}: {reply[1]}")
-            outcomes.append(reply[1])
-            self.last_worker_seconds = (self.last_worker_seconds or 0.0) + reply[2]
+            reply = None
+        self._take(self._progress_frames(), outcomes)
+        if reply is None:  # died: during the first step without an outcome (or after the last one)
+            crash = self._crashed(proc, steps[min(len(outcomes), len(steps) - 1)].op)
             if len(outcomes) < len(steps):
-                deadline = time.monotonic() + self._limit(steps[len(outcomes)])
+                outcomes.append(crash)
+        elif reply[0] != "done":
+            raise WorkerError(f"libbpf worker failed on {steps[len(outcomes)].op!r}: {reply[1]}")
+
+    def _progress_frames(self) -> list[tuple[Outcome | None, float, float]]:
+        """The complete ``(outcome, seconds inside the worker, monotonic end time)`` frames written so far."""
+        fd = self._progress.fileno()
+        data = os.pread(fd, os.fstat(fd).st_size, 0)
+        frames, pos = [], 0
+        while pos + _FRAME.size <= len(data):
+            (size,) = _FRAME.unpack_from(data, pos)
+            if pos + _FRAME.size + size > len(data):
+                break  # the worker died while writing it
+            frames.append(pickle.loads(data[pos + _FRAME.size:pos + _FRAME.size + size]))
+            pos += _FRAME.size + size
+        return frames
+
+    def _take(self, frames: list[tuple[Outcome | None, float, float]], outcomes: list[Outcome | None]) -> None:
+        for outcome, seconds, _ in frames:
+            outcomes.append(outcome)
+            self.last_worker_seconds = (self.last_worker_seconds or 0.0) + seconds
 
     def _limit(self, step: Step) -> float:
         return self.timeout if step.timeout is None else step.timeout

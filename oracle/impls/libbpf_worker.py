@@ -3,9 +3,11 @@
 Protocol (driven by :class:`btfspec.oracle.impls.libbpf.LibbpfWorker`): every message is an 8-byte little-endian
 length followed by a pickle.  The worker first sends ``("ready", version, pid)`` (or
 ``("unavailable", reason)`` and exits); then a request ``("batch", first, [(op, args), ...])`` (the
-steps numbered from ``first``) is answered by one ``("outcome", Outcome | None, seconds_spent)`` per
-step as soon as that step is done (None: a step input it takes from an earlier step is missing, so it
-did not run), or ``("exception", text)`` for a bug in the request, which ends the batch.  An argument
+steps numbered from ``first``) is answered by ``("done", n)``, or ``("exception", text)`` for a bug in
+the request.  The outcomes go to the progress file (its descriptor is the one argument; the parent
+empties it before each batch): one frame ``(Outcome | None, seconds_spent, monotonic end time)`` per
+step as soon as the step is done (None: an input it takes from an earlier step is missing, so it did
+not run), so that the parent knows what finished when a later step hangs or crashes.  An argument
 is bytes, None, an :class:`~btfspec.oracle.impls.batch.Output` of an earlier step of the batch,
 ``("blob", digest, bytes)`` (kept in a small cache) or ``("ref", digest)`` (a cached blob).  EOF on
 stdin ends the worker.  The protocol channel is a private duplicate of the original
@@ -85,17 +87,20 @@ class BlobCache:
         return self._blobs[digest]
 
 
-def _run_batch(out: BinaryIO, handlers: dict[str, Callable[..., Outcome]], blobs: BlobCache, first: int,
-               request: list[tuple[str, tuple[Any, ...]]]) -> None:
-    """Run the steps, sending each one's outcome as soon as it is known."""
+def _run_batch(progress: int, handlers: dict[str, Callable[..., Outcome]], blobs: BlobCache, first: int,
+               request: list[tuple[str, tuple[Any, ...]]]) -> int:
+    """Run the steps, writing each one's outcome to the progress file as soon as it is known."""
     steps = [(op, tuple(blobs.arg(a) for a in args)) for op, args in request]
     outcomes: list[Outcome | None] = [None] * first
+    offset = 0
     for op, args in steps:
         resolved = None if _MISSING in args else resolve(args, outcomes)
         start = time.perf_counter()
         outcome = None if resolved is None else handlers[op](*resolved)
         outcomes.append(outcome)
-        _send(out, ("outcome", outcome, time.perf_counter() - start))
+        frame = pickle.dumps((outcome, time.perf_counter() - start, time.monotonic()), pickle.HIGHEST_PROTOCOL)
+        offset += os.pwrite(progress, _FRAME.pack(len(frame)) + frame, offset)
+    return len(steps)
 
 
 def _read_exact(stream: BinaryIO, n: int) -> bytes | None:
@@ -131,7 +136,8 @@ def _pin_stack_limit() -> None:
 
 
 def main() -> int:
-    """Serve requests on stdin/stdout until EOF."""
+    """Serve requests on stdin/stdout until EOF (the progress file descriptor is ``sys.argv[1]``)."""
+    progress = int(sys.argv[1])
     out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
     sys.stdout = sys.stderr
@@ -164,7 +170,7 @@ def main() -> int:
         try:
             kind, first, request = pickle.loads(body)
             assert kind == "batch", kind
-            _run_batch(out, handlers, blobs, first, request)
+            _send(out, ("done", _run_batch(progress, handlers, blobs, first, request)))
         except Exception:
             _send(out, ("exception", traceback.format_exc(limit=5)))
 
