@@ -5,7 +5,8 @@ Modules: ``adapter`` (protocol, registry, comparison, the known-divergence rule)
 call returned), ``reference`` + ``quirks`` (the Python reference reading like libbpf, and the quirk
 catalogue), ``libbpf`` + ``libbpf_worker`` (libbpf v1.6 via ctypes in a crash-proof worker), ``kernel``
 (``BPF_BTF_LOAD``), ``external`` (an external program per call, ``--impl cmd``), ``kernel_vm`` (the
-module loader of a Debian kernel in QEMU, ``--impl kernel-vm``, opt-in)."""
+module loader of a Debian kernel in QEMU, ``--impl kernel-vm``, opt-in), ``batch`` (the steps of one
+case as one request, :func:`run_steps`)."""
 
 from __future__ import annotations
 
@@ -33,6 +34,9 @@ _EXPORTS: dict[str, str] = {
     "outcome_difference": "btfspec.oracle.impls.adapter",
     "known_finding": "btfspec.oracle.impls.adapter",
     "agree": "btfspec.oracle.impls.adapter",
+    "run_steps": "btfspec.oracle.impls.adapter",
+    "Step": "btfspec.oracle.impls.batch",
+    "Output": "btfspec.oracle.impls.batch",
     "Outcome": "btfspec.oracle.impls.outcome",
     "OK": "btfspec.oracle.impls.outcome",
     "ERROR": "btfspec.oracle.impls.outcome",
