@@ -27,6 +27,7 @@ differ on inputs with a non-empty list.
 from __future__ import annotations
 
 import errno as _errno
+import functools
 import struct
 import sys
 from collections import Counter
@@ -184,11 +185,28 @@ class Run:
 
 # --- parsing (libbpf v1.6 btf_new: §8.5) ---------------------------------------------------------------
 
+SHARED_PARSE_MIN = 64 << 10  # standalone blobs this large (a kernel's BTF) are parsed once per process
+
+
+@functools.lru_cache(maxsize=2)
+def _parse_shared(blob: bytes) -> LibbpfParse:
+    """:func:`~btfspec.spec.validate_libbpf.parse` of a large standalone blob, kept for the next call on the
+    same bytes (as a tool that loads vmlinux once keeps its ``struct btf``); nothing here modifies a
+    standalone parse (only a split's own records are rewritten, by :func:`_rewrite_split`)."""
+    return parse(blob, None)
+
+
+def forget_shared_parses() -> None:
+    """Drop the kept parses of large standalone blobs (benchmarks measuring a parse every call)."""
+    _parse_shared.cache_clear()
+
+
 def parse_btf(blob: bytes, base: Btf | None, run: Run, role: str) -> LibbpfParse:
     """Parse like ``btf__new``/``btf__new_split`` (:func:`btfspec.spec.validate_libbpf.parse`: libbpf's rules,
     errno and log line), then check the parse-level quirks (Q18, Q9, Q12)."""
+    blob = bytes(blob)
     try:
-        p = parse(bytes(blob), base)
+        p = _parse_shared(blob) if base is None and len(blob) >= SHARED_PARSE_MIN else parse(blob, base)
     except LibbpfReject as bad:
         run.warn(bad.line)
         raise Fail(bad.errno) from None
@@ -668,4 +686,4 @@ def relocate_outcome(split: bytes, distilled_base: bytes, base: bytes, *, strict
 
 __all__ = ["DIST_KINDS", "BaseKey", "Candidate", "DistEntry", "DistIndex", "DistillResult", "Fail", "IMPL",
            "IMPL_STRICT", "RelocateResult", "Run", "candidates", "compatible", "distill", "distill_outcome",
-           "mark_embedded", "named_base_types", "parse_btf", "relocate", "relocate_outcome"]
+           "forget_shared_parses", "mark_embedded", "named_base_types", "parse_btf", "relocate", "relocate_outcome"]
