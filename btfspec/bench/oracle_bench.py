@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 from btfspec.bench.timing import Row, best_of
 from btfspec.spec.builder import Builder
-from btfspec.spec.kinds import Kind
+from btfspec.spec.kinds import INT_SIGNED, Kind
 from btfspec.spec.model import Btf
 
 TARGET = 20.0
@@ -110,7 +110,52 @@ def run(split: bytes, base: bytes, repeat: int = 5) -> tuple[list[Row], dict[str
     rows.append(Row("python relocate, base parsed once",
                     best_of(lambda: reference.relocate(new_split, new_base, base), repeat),
                     "libbpf relocate", lib_r, WARM_TARGET))
+    if lib is not None:
+        rows += worker_rows(split, base, new_split, new_base, lib_d, lib_r, repeat)
     return rows, info
+
+
+def worker_rows(split: bytes, base: bytes, new_split: bytes, new_base: bytes, lib_d: float | None,
+                lib_r: float | None, repeat: int) -> list[Row]:
+    """What the crash-proof worker adds to libbpf's calls: on this case against the in-process calls,
+    and per small fuzz-sized case, one call per operation against one batch."""
+    from btfspec.oracle.impls.batch import Output, Step
+    from btfspec.oracle.impls.libbpf import LibbpfWorker
+
+    with LibbpfWorker() as w:
+        rows = [Row("libbpf distill via the worker", best_of(lambda: w.distill(split, base), repeat),
+                    "libbpf distill", lib_d),
+                Row("libbpf relocate via the worker", best_of(lambda: w.relocate(new_split, new_base, base), repeat),
+                    "libbpf relocate", lib_r)]
+        small_split, small_base = small_case()
+
+        def three_calls() -> None:
+            d = w.distill(small_split, small_base)
+            w.relocate(d.outputs["split"], d.outputs["base"], small_base)
+            w.parse(small_split, small_base)
+
+        def one_batch() -> None:
+            w.batch([Step("distill", (small_split, small_base)),
+                     Step("relocate", (Output(0, "split"), Output(0, "base"), small_base)),
+                     Step("parse", (small_split, small_base))])
+
+        calls = best_of(lambda: [three_calls() for _ in range(20)], repeat) / 20
+        rows.append(Row("small case, 3 worker calls", calls))
+        rows.append(Row("small case, 1 worker batch", best_of(lambda: [one_batch() for _ in range(20)], repeat) / 20,
+                        "3 worker calls", calls))
+    return rows
+
+
+def small_case() -> tuple[bytes, bytes]:
+    """A fuzz-sized split and base: a module struct embedding and pointing at two base types."""
+    b = Builder()
+    int_id = b.int("int", 4, INT_SIGNED)
+    inner = b.struct("kernel_obj", 4, [("v", int_id, 0, 0)])
+    other = b.struct("kernel_list", 8, [("a", int_id, 0, 0), ("b", int_id, 32, 0)])
+    base = b.to_bytes()
+    s = Builder(b.btf)
+    s.struct("module_obj", 16, [("obj", inner, 0, 0), ("next", s.ptr(other), 64, 0)])
+    return s.to_bytes(), base
 
 
 def run_kernel_vm(count: int = 40) -> tuple[list[Row], dict[str, float]]:
