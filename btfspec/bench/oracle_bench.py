@@ -217,7 +217,7 @@ def cold(call: Callable[[], object]) -> Callable[[], object]:
     from btfspec.oracle.impls import reference
 
     def run() -> object:
-        reference.forget_shared_parses()
+        reference.forget_kept_parses()
         return call()
 
     return run

@@ -185,20 +185,32 @@ class Run:
 
 # --- parsing (libbpf v1.6 btf_new: §8.5) ---------------------------------------------------------------
 
-SHARED_PARSE_MIN = 64 << 10  # standalone blobs this large (a kernel's BTF) are parsed once per process
+LARGE_BLOB = 64 << 10  # a standalone blob this large is a kernel's BTF: at most 2 such parses are kept
 
 
 @functools.lru_cache(maxsize=2)
-def _parse_shared(blob: bytes) -> LibbpfParse:
-    """:func:`~btfspec.spec.validate_libbpf.parse` of a large standalone blob, kept for the next call on the
-    same bytes (as a tool that loads vmlinux once keeps its ``struct btf``); nothing here modifies a
-    standalone parse (only a split's own records are rewritten, by :func:`_rewrite_split`)."""
+def _kept_large(blob: bytes) -> LibbpfParse:
     return parse(blob, None)
 
 
-def forget_shared_parses() -> None:
-    """Drop the kept parses of large standalone blobs (benchmarks measuring a parse every call)."""
-    _parse_shared.cache_clear()
+@functools.lru_cache(maxsize=16)
+def _kept_small(blob: bytes) -> LibbpfParse:
+    return parse(blob, None)
+
+
+def kept_parse(blob: bytes) -> LibbpfParse:
+    """:func:`~btfspec.spec.validate_libbpf.parse` of a standalone blob, kept for the next call on the same
+    bytes (a case's bases are parsed once for both modes and both operations; a kernel's BTF once for
+    all its modules, as a tool that loads vmlinux once keeps its ``struct btf``). Nothing here modifies a
+    standalone parse: only a split's own records are rewritten (:func:`_rewrite_split`), and a split is
+    always parsed afresh."""
+    return (_kept_large if len(blob) >= LARGE_BLOB else _kept_small)(blob)
+
+
+def forget_kept_parses() -> None:
+    """Drop the kept parses (benchmarks that measure a parse on every call)."""
+    _kept_large.cache_clear()
+    _kept_small.cache_clear()
 
 
 def parse_btf(blob: bytes, base: Btf | None, run: Run, role: str) -> LibbpfParse:
@@ -206,7 +218,7 @@ def parse_btf(blob: bytes, base: Btf | None, run: Run, role: str) -> LibbpfParse
     errno and log line), then check the parse-level quirks (Q18, Q9, Q12)."""
     blob = bytes(blob)
     try:
-        p = _parse_shared(blob) if base is None and len(blob) >= SHARED_PARSE_MIN else parse(blob, base)
+        p = kept_parse(blob) if base is None else parse(blob, base)
     except LibbpfReject as bad:
         run.warn(bad.line)
         raise Fail(bad.errno) from None
@@ -686,4 +698,5 @@ def relocate_outcome(split: bytes, distilled_base: bytes, base: bytes, *, strict
 
 __all__ = ["DIST_KINDS", "BaseKey", "Candidate", "DistEntry", "DistIndex", "DistillResult", "Fail", "IMPL",
            "IMPL_STRICT", "RelocateResult", "Run", "candidates", "compatible", "distill", "distill_outcome",
-           "forget_shared_parses", "mark_embedded", "named_base_types", "parse_btf", "relocate", "relocate_outcome"]
+           "forget_kept_parses", "kept_parse", "mark_embedded", "named_base_types", "parse_btf", "relocate",
+           "relocate_outcome"]
