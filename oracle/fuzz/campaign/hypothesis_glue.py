@@ -8,10 +8,17 @@ Two private attributes of a ``@given`` test are set (no public API does either a
   property on one implementation set shares its saved failures.
 
 ``tests/test_campaign.py`` checks that hypothesis still honours both (a rename fails it).
+
+The seeded fast path (:func:`seeded_example`) walks a strategy's composites and maps itself and
+answers the integer draws of :class:`~btfspec.btfgen.generate.HypothesisChooser` from a seeded
+random generator, recording them; :func:`save_for_shrinking` stores such a record where hypothesis
+replays it as a not-yet-shrunk failure (the ``.secondary`` key of the database layout).
+``tests/test_seeded.py`` checks that the replay draws the same case and that a failure shrinks.
 """
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from typing import Any
 
@@ -74,3 +81,50 @@ def keeping_database(inner: Any, keep: Callable[[], bool]) -> Any:
             return f"keeping({inner!r})"
 
     return _Keeping()
+
+
+class NotSeedable(Exception):
+    """The strategy draws something other than composites, maps and HypothesisChooser integers."""
+
+
+class SeededDraw:
+    """The ``draw`` of a composite strategy without hypothesis: integers from ``random.Random(seed)``.
+
+    :class:`~btfspec.btfgen.generate.HypothesisChooser` takes its integers from ``draw.__self__.draw_integer``,
+    so the generator code runs unchanged; ``choices`` is what a hypothesis run must be given to draw the
+    same value.
+    """
+
+    def __init__(self, seed: int) -> None:
+        self.rng = random.Random(seed)
+        self.choices: list[int] = []
+
+    def draw_integer(self, lo: int, hi: int) -> int:
+        value = self.rng.randint(lo, hi)
+        self.choices.append(value)
+        return value
+
+    def draw(self, strategy: SearchStrategy[Any]) -> Any:
+        strategy = getattr(strategy, "wrapped_strategy", strategy)  # a LazyStrategy: what it stands for
+        definition = getattr(strategy, "definition", None)
+        if definition is not None:  # st.composite
+            return definition(self.draw, *strategy.args, **strategy.kwargs)
+        if hasattr(strategy, "mapped_strategy"):  # .map(f)
+            return strategy.pack(self.draw(strategy.mapped_strategy))
+        raise NotSeedable(type(strategy).__name__)
+
+
+def seeded_example(strategy: SearchStrategy[Any], seed: int) -> tuple[Any, list[int]]:
+    """A value of ``strategy`` drawn from ``seed`` without hypothesis, and its choice sequence.
+
+    Raises :class:`NotSeedable` for strategies this cannot draw (the campaign then uses hypothesis only).
+    """
+    data = SeededDraw(seed)
+    return data.draw(strategy), data.choices
+
+
+def save_for_shrinking(database: Any, database_key: bytes, choices: list[int]) -> None:
+    """Store ``choices`` so that the next run under ``database_key`` replays them first and shrinks them."""
+    from hypothesis.database import choices_to_bytes
+
+    database.save(database_key + b".secondary", choices_to_bytes(choices))

@@ -174,8 +174,8 @@ def finish(result: CampaignResult, parent: Parent, outputs: list[str | None], er
         if raw is None:
             continue
         res = json.loads(raw)
-        result.slots.append({k: res[k] for k in ("slot", "seed", "examples", "busy", "elapsed", "stopped", "host",
-                                                 "pid", "errors")})
+        result.slots.append({k: res[k] for k in ("slot", "seed", "examples", "seeded", "busy", "elapsed", "stopped",
+                                                 "host", "pid", "errors")})
         for p, n in res["examples"].items():
             result.examples[p] = result.examples.get(p, 0) + int(n)
         for p, s in res["busy"].items():

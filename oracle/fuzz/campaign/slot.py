@@ -1,18 +1,27 @@
-"""One worker slot: chunks of hypothesis runs over the properties until its quota, budget or a stop.
+"""One worker slot: chunks of checks over the properties until its quota, budget or a stop.
 
-:func:`run_slot` makes the slot's own implementations, then loops over the properties, one
-hypothesis run per chunk (sized to take about :data:`~.config.CHUNK_SECONDS`), reporting progress
-and every distinct finding through its :class:`~.channels.Channel` as soon as it is found.
+:func:`run_slot` makes the slot's own implementations, then loops over the properties, one chunk
+at a time (sized to take about :data:`~.config.CHUNK_SECONDS`), reporting progress and every
+distinct finding through its :class:`~.channels.Channel` as soon as it is found.
+
+A chunk draws its cases on the seeded fast path (:func:`~.hypothesis_glue.seeded_example`: the
+property's own strategy code, without hypothesis's bookkeeping) when the property's strategy allows
+it. The first failure there is handed to hypothesis: its choices are saved in the example database
+and a one-example hypothesis run replays and shrinks it, and reports the shrunk finding as any other.
+Properties whose strategies the fast path cannot draw run on hypothesis alone.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import random
 import time
 import traceback
 from collections.abc import Callable, Mapping
 from typing import Any
+
+from hypothesis.database import InMemoryExampleDatabase
 
 from btfspec.btfgen import coverage
 from btfspec.oracle.fuzz.campaign.channels import Channel, DaskChannel, ProcessChannel
@@ -32,7 +41,14 @@ from btfspec.oracle.fuzz.campaign.config import (
     signature_key,
 )
 from btfspec.oracle.fuzz.campaign.findings import finding_to_dict
-from btfspec.oracle.fuzz.campaign.hypothesis_glue import campaign_test, keeping_database, quiet_random_module_warning
+from btfspec.oracle.fuzz.campaign.hypothesis_glue import (
+    NotSeedable,
+    campaign_test,
+    keeping_database,
+    quiet_random_module_warning,
+    save_for_shrinking,
+    seeded_example,
+)
 from btfspec.oracle.fuzz.property import Context, Finding, Property, PropertyFailure
 from btfspec.oracle.fuzz.registry import get_property
 from btfspec.oracle.impls.adapter import Implementation, close_impls, make_impl
@@ -129,6 +145,8 @@ class _Slot:
             self.deadline = self.start + left
         self.grace = min(SHRINK_GRACE_MAX, 0.1 * spec.time_budget) if spec.time_budget else 0.0
         self.examples: dict[str, int] = {}
+        self.seeded: dict[str, int] = {}  # of those, drawn on the seeded fast path
+        self.unseedable: set[str] = set()  # properties whose strategy the fast path cannot draw
         self.busy: dict[str, float] = {}
         self.impl_stats: dict[str, list[float]] = {}
         self.errors: list[str] = []
@@ -193,7 +211,47 @@ class _Slot:
 
     # --- one chunk ---------------------------------------------------------------------------------
 
+    def seeded_chunk(self, prop: Property, ctx: Context, n: int, seed: int, db: Any, key: bytes) -> Finding | None:
+        """Up to ``n`` checks of seeded cases; the first failure's finding (its choices are then saved in
+        ``db`` under ``key`` for hypothesis to shrink), else None. A strategy the fast path cannot draw is
+        noted in :attr:`unseedable` (no check run)."""
+        strategy = prop.strategy(ctx)
+        rng = random.Random(seed)
+        start = time.monotonic()
+        try:
+            for _ in range(n):
+                try:
+                    case, choices = seeded_example(strategy, rng.getrandbits(64))
+                except NotSeedable:
+                    self.unseedable.add(prop.name)
+                    return None
+                self.examples[prop.name] = self.examples.get(prop.name, 0) + 1
+                self.seeded[prop.name] = self.seeded.get(prop.name, 0) + 1
+                self.poll()
+                try:
+                    prop.check(case, ctx)
+                except PropertyFailure as exc:
+                    save_for_shrinking(db, key, choices)
+                    return exc.finding
+            return None
+        finally:
+            self.busy[prop.name] = self.busy.get(prop.name, 0.0) + time.monotonic() - start
+
     def chunk(self, prop: Property, ctx: Context, n: int, seed: int, db: Any) -> None:
+        key = database_key(prop.name, ctx.profile, ctx.impls)
+        if prop.name in self.unseedable:
+            self.hypothesis_chunk(prop, ctx, n, seed, db, key)
+            return
+        if db is None:
+            db = InMemoryExampleDatabase()
+        found = self.seeded_chunk(prop, ctx, n, seed, db, key)
+        if found is not None:  # hypothesis replays the saved failure first and shrinks it
+            self.hypothesis_chunk(prop, ctx, 1, seed, db, key)
+            self.report(found, ctx, partial=True)  # only if the replay did not give it (a flaky failure)
+        elif prop.name in self.unseedable:
+            self.hypothesis_chunk(prop, ctx, n, seed, db, key)
+
+    def hypothesis_chunk(self, prop: Property, ctx: Context, n: int, seed: int, db: Any, key: bytes) -> None:
         pending: dict[tuple[str, ...], Finding] = {}
         self.shrinking = False
         known = ctx.known
@@ -216,8 +274,7 @@ class _Slot:
 
         if db is not None:
             db = keeping_database(db, lambda: state["known_hit"])
-        test = campaign_test(body, prop.strategy(ctx), max_examples=n, seed=seed, database=db,
-                             database_key=database_key(prop.name, ctx.profile, ctx.impls))
+        test = campaign_test(body, prop.strategy(ctx), max_examples=n, seed=seed, database=db, database_key=key)
         start = time.monotonic()
         try:
             test()
@@ -296,7 +353,8 @@ def run_slot(spec: SlotSpec, channel: Channel) -> dict[str, Any]:
     finally:
         close_impls(impls)
     slot.progress(force=True)
-    result = {"slot": spec.index, "seed": spec.seed, "examples": slot.examples, "busy": slot.busy,
+    result = {"slot": spec.index, "seed": spec.seed, "examples": slot.examples, "seeded": slot.seeded,
+              "busy": slot.busy,
               "impl_stats": slot.impl_stats, "coverage": _cov_delta(coverage.snapshot(), slot.cov0),
               "errors": slot.errors, "reported": slot.reported, "elapsed": time.monotonic() - slot.start,
               "stopped": slot.stopped, "pid": os.getpid(), "host": os.uname().nodename}
