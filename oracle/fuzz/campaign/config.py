@@ -17,6 +17,8 @@ DEFAULT_PROFILE = "kernel-valid"
 CHUNK_SECONDS = 3.0  # aim of one hypothesis run
 FIRST_CHUNK = 10
 MAX_CHUNK = 2000
+HYPOTHESIS_EVERY = 4  # every 4th chunk of a property the fast path can draw is hypothesis's (its own bias
+# towards small and boundary values); the others are seeded (slot.py)
 PROGRESS_EVERY = 1.0
 STOP_POLL = 0.25
 SHRINK_GRACE_MAX = 10.0  # seconds a slot may keep shrinking after the time budget

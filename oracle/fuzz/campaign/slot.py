@@ -6,8 +6,9 @@ distinct finding through its :class:`~.channels.Channel` as soon as it is found.
 
 A chunk draws its cases on the seeded fast path (:func:`~.hypothesis_glue.seeded_example`: the
 property's own strategy code, without hypothesis's bookkeeping) when the property's strategy allows
-it. The first failure there is handed to hypothesis: its choices are saved in the example database
-and a one-example hypothesis run replays and shrinks it, and reports the shrunk finding as any other.
+it, except every :data:`~.config.HYPOTHESIS_EVERY`-th chunk, which hypothesis draws. The first
+failure on the fast path is handed to hypothesis: its choices are saved in the example database and
+a one-example hypothesis run replays and shrinks it, and reports the shrunk finding as any other.
 Properties whose strategies the fast path cannot draw run on hypothesis alone.
 """
 
@@ -28,6 +29,7 @@ from btfspec.oracle.fuzz.campaign.channels import Channel, DaskChannel, ProcessC
 from btfspec.oracle.fuzz.campaign.config import (
     CHUNK_SECONDS,
     FIRST_CHUNK,
+    HYPOTHESIS_EVERY,
     MAX_CHUNK,
     MAX_PROPERTY_ERRORS,
     PROGRESS_EVERY,
@@ -237,9 +239,10 @@ class _Slot:
         finally:
             self.busy[prop.name] = self.busy.get(prop.name, 0.0) + time.monotonic() - start
 
-    def chunk(self, prop: Property, ctx: Context, n: int, seed: int, db: Any) -> None:
+    def chunk(self, prop: Property, ctx: Context, n: int, seed: int, db: Any, seeded: bool = True) -> None:
+        """``n`` examples of ``prop``: on the seeded fast path when ``seeded`` and the strategy allows it."""
         key = database_key(prop.name, ctx.profile, ctx.impls)
-        if prop.name in self.unseedable:
+        if not seeded or prop.name in self.unseedable:
             self.hypothesis_chunk(prop, ctx, n, seed, db, key)
             return
         if db is None:
@@ -328,7 +331,8 @@ def run_slot(spec: SlotSpec, channel: Channel) -> dict[str, Any]:
                 before = slot.examples.get(prop.name, 0)
                 t0 = time.monotonic()
                 try:
-                    slot.chunk(prop, ctx, n, derive_seed(spec.seed, spec.index, prop.name, st["runs"]), db)
+                    slot.chunk(prop, ctx, n, derive_seed(spec.seed, spec.index, prop.name, st["runs"]), db,
+                               seeded=st["runs"] % HYPOTHESIS_EVERY != HYPOTHESIS_EVERY - 1)
                 except _Stop:
                     break
                 except Exception as exc:  # a bug in a property or an unusable implementation, not a finding
