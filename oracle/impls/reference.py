@@ -36,7 +36,25 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from btfspec.oracle.impls.outcome import ERROR, OK, Outcome
-from btfspec.oracle.impls.quirks import Q17_DEPTH, strict_line
+from btfspec.oracle.impls.quirks import (
+    Q1,
+    Q2,
+    Q3,
+    Q4,
+    Q5,
+    Q6,
+    Q7,
+    Q8,
+    Q9,
+    Q10,
+    Q12,
+    Q14,
+    Q16,
+    Q17,
+    Q17_DEPTH,
+    Q18,
+    strict_line,
+)
 from btfspec.spec.columns import Columns
 from btfspec.spec.kinds import COMPOSITE_KINDS, MODIFIER_KINDS, Kind, make_info
 from btfspec.spec.model import Btf, BtfType, id_fields, map_ids, map_strs
@@ -179,7 +197,7 @@ class Run:
             return False
         if btf.str_at(t.name_off):
             return True
-        self.flag("Q3", f"type [{tid}] name offset {t.name_off} points at ''")
+        self.flag(Q3, f"type [{tid}] name offset {t.name_off} points at ''")
         return not self.strict
 
 
@@ -240,20 +258,20 @@ def _parse_quirks(p: LibbpfParse, run: Run, role: str) -> None:
                 "trailing bytes" if h.hdr_len + h.str_off + h.str_len != len(p.raw) else ""]
     problems = [x for x in problems if x]
     if problems:
-        run.enforce("Q18", f"{role}: " + ", ".join(problems))
+        run.enforce(Q18, f"{role}: " + ", ".join(problems))
     btf = p.btf
     if btf.nr_types == 0:
         return
     reserved = np.flatnonzero(cols.info & RESERVED_INFO_BITS)
     if len(reserved):
         i = int(reserved[0])
-        run.enforce("Q9", f"{role} type [{btf.start_id + i}] info {int(cols.info[i]):#010x}")
+        run.enforce(Q9, f"{role} type [{btf.start_id + i}] info {int(cols.info[i]):#010x}")
     kind = cols.kind
     odd = np.flatnonzero(((kind == Kind.FWD) & (cols.size_type != 0))
                          | ((kind == Kind.FUNC_PROTO) & (cols.size_type >= btf.type_cnt)))
     if len(odd):
         i = int(odd[0])
-        run.enforce("Q12", f"{role} type [{btf.start_id + i}] {Kind(int(kind[i])).name} "
+        run.enforce(Q12, f"{role} type [{btf.start_id + i}] {Kind(int(kind[i])).name} "
                            f"refers to id {int(cols.size_type[i])}")
 
 
@@ -283,7 +301,7 @@ def _distill(src: Btf, run: Run) -> tuple[Btf, Btf, list[int]]:
     new_split = Btf(base=new_base)
     for i in range(split_start, n):
         _copy(src, new_split, src.type(i), smap)
-    to_base = run.choose("Q6", bool(marked) and new_split.start_id == 1, False,
+    to_base = run.choose(Q6, bool(marked) and new_split.start_id == 1, False,
                          "no base type went to the distilled base; pass 2 ran in base mode")
     _emit(src, new_split, marked, id_map, smap, to_base, run)
 
@@ -324,7 +342,7 @@ def _mark(src: Btf, split_start: int, id_map: list[int], run: Run) -> list[int]:
                 stack.append(iter(id_fields(t)))
                 if len(stack) > Q17_DEPTH and not deep:
                     deep = True
-                    run.flag("Q17", f"marking depth above {Q17_DEPTH} below split type [{i}]")
+                    run.flag(Q17, f"marking depth above {Q17_DEPTH} below split type [{i}]")
                 break
             else:
                 stack.pop()
@@ -344,7 +362,7 @@ def _emit(src: Btf, dst: Btf, marked: list[int], id_map: list[int], smap: dict[i
                 continue
             if not (t.name_off and src.str_at(t.name_off)):
                 run.named(src, t, i)  # records Q3 for an empty string at a non-zero offset
-                run.enforce("Q8", f"base type [{i}] {Kind(k).name} is anonymous")
+                run.enforce(Q8, f"base type [{i}] {Kind(k).name} is anonymous")
             _copy(src, dst, t, smap)
         elif k in COMPOSITE_KINDS or k in _ENUMS:
             named = run.named(src, t, i)
@@ -412,7 +430,7 @@ def relocate(split: bytes, distilled_base: bytes, base: bytes, *, strict: bool =
 def _relocate(sp: LibbpfParse, dist: Btf, bp: LibbpfParse, run: Run) -> tuple[bytes, list[int]]:
     btf, base = sp.btf, bp.btf
     if base.order != btf.order:
-        run.enforce("Q14", f"split is {btf.order}-endian, target base is {base.order}-endian")
+        run.enforce(Q14, f"split is {btf.order}-endian, target base is {base.order}-endian")
     nr_dist, nr_base, nr_types = dist.type_cnt, base.type_cnt, btf.type_cnt
     for i in range(1, nr_dist):
         t = dist.type(i)
@@ -490,7 +508,7 @@ def mark_embedded(btf: Btf, nr_dist: int, nr_types: int, id_map: list[int], run:
                     if nxt in chain:
                         ids = list(chain)
                         cycle = " -> ".join(f"[{x}]" for x in ids[ids.index(nxt):] + [nxt])
-                        run.flag("Q5", f"cycle {cycle} below member {j} of [{i}]")
+                        run.flag(Q5, f"cycle {cycle} below member {j} of [{i}]")
                         run.log.append(f"btfspec: Q5: cyclic modifier chain {cycle} below member {j} of "
                                        f"type [{i}]; libbpf v1.6 loops forever here")
                         raise Fail(ELOOP)
@@ -547,10 +565,10 @@ def candidates(bp: LibbpfParse, dist: Btf, index: DistIndex, found: list[BaseKey
         by_content = index.lookup(name, sized_ok, size)
         exact = index.lookup(name, sized_ok, size, full=True)
         if cands != by_content:
-            run.flag("Q4", f"base [{bid}] '{name.decode('latin-1')}': {by_off[name_off]} composite(s) at "
+            run.flag(Q4, f"base [{bid}] '{name.decode('latin-1')}': {by_off[name_off]} composite(s) at "
                            f"offset {name_off}, {by_name[name]} by name")
         if by_content != exact:
-            run.flag("Q7", f"base [{bid}] '{name.decode('latin-1')}' size {size:#x}")
+            run.flag(Q7, f"base [{bid}] '{name.decode('latin-1')}' size {size:#x}")
         for e in exact if run.strict else cands:
             if e.id == 0 or e.id >= nr_dist:
                 yield Candidate(bid, name_off, name, e, None)
@@ -589,7 +607,7 @@ def compatible(dt: BtfType, did: int, bt: BtfType, bid: int, embedded: bool, run
             return False
         lib = bt.kflag == (bk == Kind.UNION)
         ok = dt.kflag == (bk == Kind.UNION)
-        return bool(run.choose("Q1", lib, ok, f"distilled FWD [{did}] kflag {dt.kflag} vs base "
+        return bool(run.choose(Q1, lib, ok, f"distilled FWD [{did}] kflag {dt.kflag} vs base "
                                               f"{Kind(bk).name} [{bid}] kflag {bt.kflag}"))
     if dk == Kind.INT:
         return bk == Kind.INT and bt.int_encoding == dt.int_encoding
@@ -599,7 +617,7 @@ def compatible(dt: BtfType, did: int, bt: BtfType, bid: int, embedded: bool, run
         return bk in _ENUMS
     if dk in COMPOSITE_KINDS:
         size_ok = not embedded or bt.size == dt.size
-        return bool(run.choose("Q2", size_ok, size_ok and bk == dk,
+        return bool(run.choose(Q2, size_ok, size_ok and bk == dk,
                                f"distilled {Kind(dk).name} [{did}] vs base {Kind(bk).name} [{bid}]"))
     return False
 
@@ -656,8 +674,8 @@ def _rewrite_split(sp: LibbpfParse, dist: Btf, base: Btf, id_map: list[int], str
             return (s + base_str_len - dist_str_len) & U32
         mapped = str_map.get(s, 0)
         if not mapped:
-            run.flag("Q10", f"string offset {s}")
-            shown = run.choose("Q16", "", dist.name(s), f"offset {s}")
+            run.flag(Q10, f"string offset {s}")
+            shown = run.choose(Q16, "", dist.name(s), f"offset {s}")
             raise run.fail(ENOENT, f"string '{shown}' [offset {s}] is not mapped to base BTF")
         return mapped
 
