@@ -124,3 +124,23 @@ def test_q22_split_of_split_strings(lib) -> None:  # type: ignore[no-untyped-def
     _free(lib, ptrs)
     assert len(ptrs) == 2 and "invalid type name (string offset 41)" in log
     assert [v.rule for v in validate(long_blob, l1_long, "libbpf1.6")] == ["name.offset"]
+
+
+def test_python_strict_takes_a_kernel_valid_layout_section_as_format_not_q18() -> None:
+    """python-strict's Q18 (lenient header, gaps) is about what the kernel rejects: a 32-byte header whose
+    layout section sits between types and strings is valid under kernel-7.1, so it is not flagged; a
+    misplaced section (a real gap) still is."""
+    base, split = sample_pair()
+    b32, s32 = Btf.from_bytes(base), Btf.from_bytes(split, Btf.from_bytes(base))
+    b32.set_kind_layout(LIBBPF_LAYOUT)
+    s32.set_kind_layout(LIBBPF_LAYOUT)
+    base32, split32 = b32.to_bytes(), s32.to_bytes()
+    rules = [v.rule for v in validate(base32, None, "kernel-7.1")]
+    assert rules == [v.rule for v in validate(base, None, "kernel-7.1")]  # the section adds no violation
+    strict = distill(split32, base32, strict=True)
+    assert strict.ok and "Q18" not in strict.quirks, strict.log
+    gap = bytearray(base32)
+    gap[28:32] = (int.from_bytes(gap[28:32], "little" if NATIVE == "little" else "big") - 4).to_bytes(
+        4, "little" if NATIVE == "little" else "big")  # layout_len 4 short: 4 bytes of gap before the strings
+    flagged = distill(split32, bytes(gap), strict=True)
+    assert "Q18" in flagged.quirks or not flagged.ok

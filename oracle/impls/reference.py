@@ -58,6 +58,7 @@ from btfspec.oracle.impls.quirks import (
 from btfspec.spec.columns import Columns
 from btfspec.spec.kinds import COMPOSITE_KINDS, MODIFIER_KINDS, Kind, make_info
 from btfspec.spec.model import Btf, BtfType, id_fields, map_ids, map_strs
+from btfspec.spec.validate_common import layout_fields
 from btfspec.spec.validate_libbpf import LibbpfParse, LibbpfReject, parse
 
 IMPL = "python"
@@ -244,17 +245,31 @@ def parse_btf(blob: bytes, base: Btf | None, run: Run, role: str) -> LibbpfParse
     return p
 
 
+def _kernel_layout_section(p: LibbpfParse) -> int:
+    """The length of a kind layout section the kernel (7.1, ``btf_parse_layout_sec``) accepts right after
+    the types -- 32-byte header, 4-byte aligned, whole entries, at least one -- else 0. Its header fields
+    and its bytes are then part of the format, not Q18's lenient header or gap."""
+    h = p.hdr
+    if h.hdr_len < 32 or len(p.raw) < 32:
+        return 0
+    lo, ll = layout_fields(p.raw[24:32], h.order)
+    ok = ll and lo % 4 == 0 and ll % 4 == 0 and lo == h.type_off + h.type_len and lo + ll == h.str_off
+    return ll if ok else 0
+
+
 def _parse_quirks(p: LibbpfParse, run: Run, role: str) -> None:
     """Q18 (lenient header), Q9 (reserved info bits), Q12 (unchecked FWD/FUNC_PROTO ids)."""
     import numpy as np
 
     cols, h = p.cols, p.hdr
-    tail = p.raw[24:h.hdr_len]
+    layout = _kernel_layout_section(p)
+    tail = p.raw[32 if layout else 24:h.hdr_len]
+    between = h.str_off - (h.type_off + h.type_len) - layout
     problems = [f"version {h.version}" if h.version != 1 else "", f"flags {h.flags}" if h.flags else "",
                 f"hdr_len {h.hdr_len} < 24" if h.hdr_len < 24 else "",
-                f"non-zero header bytes past 24 (hdr_len {h.hdr_len})" if any(tail) else "",
+                f"non-zero header bytes past {32 if layout else 24} (hdr_len {h.hdr_len})" if any(tail) else "",
                 "gap before the type section" if h.type_off else "",
-                "gap between the type and string sections" if h.str_off != h.type_off + h.type_len else "",
+                "gap between the type and string sections" if between else "",
                 "trailing bytes" if h.hdr_len + h.str_off + h.str_len != len(p.raw) else ""]
     problems = [x for x in problems if x]
     if problems:
