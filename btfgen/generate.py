@@ -168,10 +168,10 @@ KERNEL_WEIGHTS = (6, 2, 5, 2, 14, 4, 5, 8, 5, 6, 2, 3, 6, 2, 3, 2, 2, 0, 0)
 MODULE_WEIGHTS = (1, 0, 2, 1, 14, 2, 4, 8, 3, 4, 1, 1, 8, 2, 4, 2, 0, 0, 0)
 # libbpf-valid quirk shapes (Knobs.quirks); "nondedup_strings" is an encoding option (Universe.encoding).
 QUIRK_SHAPES = ("empty_name", "long_name", "odd_name", "odd_linkage", "union_fwd", "fwd_struct_same_name",
-                "mod_cycle", "deep_chain", "empty_distill", "nondedup_strings", "anon_required")
+                "mod_cycle", "deep_chain", "empty_distill", "nondedup_strings", "anon_required", "base_decl_ref")
 # fixed rates of quirks decided per universe or per rare construct (the others use Knobs.quirk_percent)
-QUIRK_PERCENT = {"nondedup_strings": 30, "empty_distill": 25, "union_fwd": 30, "fwd_struct_same_name": 30,
-                 "odd_linkage": 15}
+QUIRK_PERCENT = {"nondedup_strings": 30, "empty_distill": 50, "union_fwd": 30, "fwd_struct_same_name": 30,
+                 "odd_linkage": 15, "base_decl_ref": 40}
 NAME_QUIRKS = ("empty_name", "long_name", "odd_name", "anon_required")
 _IDENT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _NO_QUIRK = object()
@@ -660,6 +660,14 @@ class _Gen:
         self.add(Composite(self.key(), None, 0), "ptrable", size=0)
         self.add(FuncProto(self.key(), None, ((None, p),)), "ptrable", "proto")
 
+    def _module_reaches_base_decl(self) -> None:
+        """libbpf-valid: a module pointer to a kernel FUNC, VAR, DATASEC or DECL_TAG, which libbpf refuses
+        to distill (-EINVAL, "unexpected reference to base type")."""
+        decl = Func | Var | Datasec | DeclTag
+        cands = [n.key for n in self.nodes if n.key not in self.module and isinstance(n, decl)]
+        if cands:
+            self._ptr(self.ch.pick(cands))
+
     # --- driver ----------------------------------------------------------------------------
     def run(self, target: int) -> Universe:
         n_mod = max(1, target * self.knobs.module_percent // 100)
@@ -681,6 +689,8 @@ class _Gen:
         self._phase(n_kernel + n_mod, mw)
         if not self.module:
             self.c_ptr()
+        if self.quirk("base_decl_ref"):
+            self._module_reaches_base_decl()
         encoding = frozenset({"nondedup_strings"}) if self.quirk("nondedup_strings") else frozenset()
         u = Universe(tuple(self.nodes), frozenset(self.module), self.profile, self.quirks, encoding)
         if not self.empty_distill and not distill_sets(u)[0]:

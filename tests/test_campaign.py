@@ -18,7 +18,7 @@ import pytest
 from click.testing import CliRunner
 
 from btfspec.cli import main
-from btfspec.oracle.fuzz.campaign import entry_name, known_findings, parse_duration, run_campaign
+from btfspec.oracle.fuzz.campaign import known_findings, parse_duration, run_campaign
 from btfspec.oracle.fuzz.corpus import FAIL, PASS, load_entry, run_entry
 from btfspec.oracle.fuzz.report import render_markdown, render_text
 from btfspec.oracle.impls.external import CmdImpl
@@ -55,7 +55,7 @@ def test_broken_cmd_is_found_shrunk_and_replays_as_failing(tmp_path: Path) -> No
     assert result.exit_code == 1 and result.examples["P3"] >= 20
     (rec,) = _cmd_findings(result)[:1]
     assert rec.outcome == "distill differs from libbpf" and rec.error is None
-    entry = load_entry(found / entry_name(rec.signature))
+    entry = load_entry(found / rec.group)
     m = entry.manifest
     assert m["category"] == "finding" and m["provenance"]["source"] == "fuzz"
     assert m["provenance"]["reproduce"].startswith(f"btfspec corpus run {found / entry.name}")
@@ -215,7 +215,7 @@ def test_dask_cluster(tmp_path: Path) -> None:
     assert result.mode == "dask" and result.workers == 2 and len(result.slots) == 2, result.errors
     assert all(s["examples"].get("P3") for s in result.slots)
     (rec,) = _cmd_findings(result)[:1]
-    load_entry(tmp_path / "found" / entry_name(rec.signature))
+    load_entry(tmp_path / "found" / rec.group)
 
 
 def test_ctrl_c_keeps_findings_and_exits_cleanly(tmp_path: Path) -> None:
@@ -272,7 +272,7 @@ def test_distinct_findings_are_each_shrunk_and_written(tmp_path: Path, monkeypat
                           progress=False)
     got = {f.outcome: f.description for f in result.new_findings}
     assert got == {"even number": "x=10", "odd number": "x=11"}  # both found, each shrunk to its minimum
-    assert {e.name for e in tmp_path.iterdir()} == {entry_name(f.signature) for f in result.new_findings}
+    assert {e.name for e in tmp_path.iterdir()} == {f.group for f in result.new_findings}
 
 
 def test_a_property_that_errors_is_reported_not_fatal(tmp_path: Path, monkeypatch) -> None:
@@ -294,9 +294,10 @@ def test_bench_fuzz_measures_p1_per_implementation_and_workers() -> None:
     out = json.loads(res.output)
     names = [r["name"] for r in out["rows"]]
     assert out["property"] == "P1" and names == [
-        "P1 python (in-process)", "P1 libbpf (in-process)", "P1 python+libbpf (local processes)",
-        "P1 python+libbpf (local processes)"], names
+        "P1 python (in-process)", "P1 libbpf (in-process)", "P1 serve (in-process)",
+        "P1 python+libbpf (local processes)", "P1 python+libbpf (local processes)"], names
     assert all(r["examples"] > 0 and r["steady_rate"] > 0 for r in out["rows"]), out["rows"]
-    assert [r["workers"] for r in out["rows"]] == [1, 1, 1, 2]
-    one, two = out["rows"][2:]  # the 2-worker row's speed-up is its steady rate over the 1-worker row's
+    assert [r["workers"] for r in out["rows"]] == [1, 1, 1, 1, 2]
+    assert out["rows"][2]["note"].endswith("of in-process python"), out["rows"][2]
+    one, two = out["rows"][3:]  # the 2-worker row's speed-up is its steady rate over the 1-worker row's
     assert two["speedup"] == pytest.approx(two["steady_rate"] / one["steady_rate"]) and two["speedup"] > 0

@@ -4,7 +4,9 @@ Rows (each a short campaign with no example database and a throw-away corpus dir
 default (any property with ``--property``):
 
 * one in-process worker with ``python`` alone and with ``libbpf`` alone (P1 runs every selected
-  implementation on each case, so these are the per-implementation rates);
+  implementation on each case, so these are the per-implementation rates), and with ``serve`` alone
+  running the reference server (:mod:`btfspec.oracle.impls.serve_reference`): the cost of the persistent
+  protocol, as a share of the in-process ``python`` rate;
 * ``python`` and ``libbpf`` together with 1 and 2 local worker processes, and on a 2-worker
   ``LocalCluster``: examples per second over the campaign's wall time (startup included) and in
   steady state (the sum over workers of each one's examples over the time it spent running them),
@@ -13,6 +15,7 @@ default (any property with ``--property``):
 
 from __future__ import annotations
 
+import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -40,12 +43,16 @@ class FuzzRow:
         return text + (f"  ({self.note})" if self.note else "")
 
 
-def _campaign(prop: str, impls: list[str], workers: int, seconds: float, scheduler: str | None = None) -> FuzzRow:
+REFERENCE_SERVER = f"{sys.executable} -m btfspec.oracle.impls.serve_reference"
+
+
+def _campaign(prop: str, impls: list[str], workers: int, seconds: float, scheduler: str | None = None,
+              serve_cmd: str | None = None) -> FuzzRow:
     from btfspec.oracle.fuzz.campaign import run_campaign
 
     with tempfile.TemporaryDirectory(prefix="btfspec-bench-fuzz-") as tmp:
         r = run_campaign([prop], impls, workers=workers, time_budget=seconds, seed=1, db=None, scheduler=scheduler,
-                         corpus_dir=f"{tmp}/found", progress=False)
+                         corpus_dir=f"{tmp}/found", progress=False, serve_cmd=serve_cmd)
     ex = r.examples.get(prop, 0)
     steady = sum(s["examples"].get(prop, 0) / s["busy"][prop] for s in r.slots if s["busy"].get(prop))
     note = "; ".join(r.errors[:1]) or ("; ".join(f"{k}: {v}" for k, v in r.skipped.items()))
@@ -56,7 +63,7 @@ def _campaign(prop: str, impls: list[str], workers: int, seconds: float, schedul
 
 def run(seconds: float = 10.0, cluster: bool = True, echo: Callable[[str], None] | None = None,
         prop: str = "P1") -> list[FuzzRow]:
-    """Measure every row (about ``5 * seconds`` plus startup); ``echo`` gets each line as it is measured."""
+    """Measure every row (about ``6 * seconds`` plus startup); ``echo`` gets each line as it is measured."""
     rows: list[FuzzRow] = []
     both = ["python", "libbpf"]
 
@@ -65,8 +72,13 @@ def run(seconds: float = 10.0, cluster: bool = True, echo: Callable[[str], None]
         if echo:
             echo("  " + row.line())
 
-    add(_campaign(prop, ["python"], 0, seconds))
+    python = _campaign(prop, ["python"], 0, seconds)
+    add(python)
     add(_campaign(prop, ["libbpf"], 0, seconds))
+    served = _campaign(prop, ["serve"], 0, seconds, serve_cmd=REFERENCE_SERVER)
+    if python.wall_rate and not served.note:
+        served.note = f"{served.wall_rate / python.wall_rate:.0%} of in-process python"
+    add(served)
     one = _campaign(prop, both, 1, seconds)
     one.speedup = 1.0
     add(one)

@@ -109,6 +109,57 @@ def bench_fuzz(seconds: float, prop: str, no_cluster: bool, as_json: bool) -> No
                    "rows": fuzz_bench.as_dicts(rows)})
 
 
+@bench.command("oracle-strength")
+@click.option("--budget", type=click.FloatRange(min=1), default=60.0, show_default=True,
+              help="Campaign seconds per mutant (a mutant is killed once a finding blames it).")
+@click.option("--workers", type=click.IntRange(min=0), default=2, show_default=True, help="Worker slots per campaign.")
+@click.option("--mutant", "mutant_list", metavar="ID[,ID...]", help="Only these mutants (default: all).")
+@click.option("--property", "prop_list", metavar="P[,P...]", default="P1,P2,P3,P4,P6", show_default=True,
+              help="Properties of each campaign.")
+@click.option("--profile", type=click.Choice(["mixed", "kernel-valid", "libbpf-valid"]), default="mixed",
+              show_default=True, help="Generator profile.")
+@click.option("--seed", type=int, default=1, show_default=True, help="Campaign seed.")
+@click.option("--list", "list_only", is_flag=True, help="List the mutants and exit.")
+@json_option
+@guarded
+def bench_oracle_strength(budget: float, workers: int, mutant_list: str | None, prop_list: str, profile: str,
+                          seed: int, list_only: bool, as_json: bool) -> None:
+    """Mutation score: mutants of the Python reference, each served next to libbpf in a short campaign."""
+    from btfspec.bench import strength_bench
+    from btfspec.bench.mutants import MUTANTS
+    from btfspec.clitools import split_list
+
+    if list_only:
+        if as_json:
+            emit_json({"mutants": [{"id": m.id, "op": m.op, "what": m.what, "bytes_only": m.bytes_only}
+                                   for m in MUTANTS]})
+            return
+        for m in MUTANTS:
+            click.echo(f"{m.id:<34} {m.op:<9} {m.what}{'  [bytes only]' if m.bytes_only else ''}")
+        return
+    ids = split_list(mutant_list) or None
+    props = split_list(prop_list)
+    if not as_json:
+        n = len(ids) if ids else len(MUTANTS)
+        click.echo(f"bench oracle-strength: {n} mutants + control, serve,libbpf, {','.join(props)}, {profile}, "
+                   f"{budget:g} s budget, {workers} workers")
+    try:
+        rows = strength_bench.run(ids, budget, workers, props, seed, profile, echo=None if as_json else click.echo)
+    except ValueError as exc:
+        click.echo(f"bench oracle-strength: cannot run: {exc}")
+        return
+    summary = strength_bench.summary(rows, budget)
+    if as_json:
+        emit_json({"budget": budget, "workers": workers, "properties": props, "profile": profile, "seed": seed,
+                   "summary": summary, "rows": strength_bench.as_dicts(rows)})
+        return
+    slowest = summary["slowest_kill"]
+    click.echo(f"killed {summary['killed']}/{summary['total']} ({summary['within_budget']} within {budget:g} s"
+               + (f", slowest {slowest:.1f} s" if slowest is not None else "") + "); control "
+               + ("clean" if summary["control_clean"] else "NOT clean")
+               + (f"; survivors: {', '.join(summary['survivors'])}" if summary["survivors"] else ""))
+
+
 @bench.command("stats")
 @click.option("--kernel", "kernel_dir", type=click.Path(file_okay=False), default=None,
               help="A directory written by 'btfspec fetch-kernel' (default: the first one in the cache).")

@@ -42,21 +42,35 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> 
                    "$BTFSPEC_RESULTS, else ~/.cache/btfspec/results).")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False), metavar="FILE",
               help="Also write the report as Markdown (.md) or JSON (.json).")
-@click.option("--profile", type=click.Choice(["kernel-valid", "libbpf-valid"]), default="kernel-valid",
-              show_default=True, help="Generator profile for P3/P4 (and P1/P2).")
+@click.option("--profile", type=click.Choice(["mixed", "kernel-valid", "libbpf-valid"]), default="mixed",
+              show_default=True, help="Generator profile (mixed: chunks alternate between kernel-valid and "
+              "libbpf-valid; the report says which found what).")
 @click.option("--timeout", type=click.FloatRange(min=0.1), default=DEFAULT_TIMEOUT, show_default=True,
               help="Seconds per libbpf or external-command call before it counts as a timeout.")
 @click.option("--distill-cmd", metavar="TEMPLATE", help="cmd: '... {split} {base} {out_base} {out_split}'.")
 @click.option("--relocate-cmd", metavar="TEMPLATE", help="cmd: '... {split} {distilled_base} {base} {out}'.")
+@click.option("--serve-cmd", metavar="COMMAND",
+              help="serve: a program answering requests on stdin/stdout (oracle/impls/PROTOCOL.md).")
+@click.option("--shrink-share", type=click.FloatRange(min=0.001, max=1.0), default=0.1, show_default=True,
+              metavar="FRACTION", help="Shrinking time per finding, as a share of --time (30 s without --time); "
+              "then its smallest example so far is kept.")
 @click.option("--quiet", is_flag=True, help="No live progress on stderr.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout instead of text.")
 def fuzz(impl_list: str | None, prop_list: str | None, workers: int | None, time_budget: float | None,
          max_examples: int | None, seed: int | None, db: str | None, scheduler: str | None, corpus_dir: str | None,
          report_path: str | None, profile: str, timeout: float, distill_cmd: str | None, relocate_cmd: str | None,
-         quiet: bool, as_json: bool) -> None:
+         serve_cmd: str | None, shrink_share: float, quiet: bool, as_json: bool) -> None:
     """Fuzz the implementations with properties P1-P6; shrunk findings become corpus entries.
 
-    Each finding is written as soon as it is found (Ctrl-C keeps them all and still prints the report).
+    Two modes: with libbpf and another implementation (--impl serve,libbpf), the other is tested
+    against libbpf -- what it does exactly as libbpf does (a shared quirk) is libbpf's finding, reported
+    once, and only what separates them is its own; --impl libbpf alone tests libbpf against the
+    generator's labels.  The report's "mode" line says which.  Findings are grouped by root cause
+    (property, implementation, outcome, quirk, operation): one report line and one corpus entry each,
+    with the smallest example.
+
+    Each finding is written as soon as it is found (Ctrl-C or SIGTERM keeps them all and still prints
+    the report); the campaign ends within --time + 10 s whatever the implementations do.
     Exit status 1 when the campaign found something not already in the corpus directory, 0 when it
     did not, 2 for a bad option, an unusable implementation or scheduler, or when no example ran.
     """
@@ -68,7 +82,8 @@ def fuzz(impl_list: str | None, prop_list: str | None, workers: int | None, time
             properties=split_list(prop_list) or None, impl_names=split_list(impl_list) or None, workers=workers,
             time_budget=time_budget, max_examples=max_examples, seed=seed, db=db if db is not None else "",
             scheduler=scheduler, corpus_dir=corpus_dir, report_path=report_path, profile=profile,
-            timeout=timeout, distill_cmd=distill_cmd, relocate_cmd=relocate_cmd, progress=not quiet)
+            timeout=timeout, distill_cmd=distill_cmd, relocate_cmd=relocate_cmd, serve_cmd=serve_cmd,
+            shrink_share=shrink_share, progress=not quiet)
     except CampaignError as exc:
         fail(str(exc), EXIT_USAGE)
         return

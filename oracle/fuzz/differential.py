@@ -18,6 +18,7 @@ finding whose signature is in ``ctx.known`` counts as passing.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from btfspec.oracle.fuzz.helpers import (
@@ -32,12 +33,15 @@ from btfspec.oracle.fuzz.helpers import (
     store,
 )
 from btfspec.oracle.fuzz.property import DIFFERENTIAL, Context, Finding, Property
-from btfspec.oracle.impls.adapter import DISTILL, RELOCATE, agree, outcome_difference
-from btfspec.oracle.impls.outcome import Outcome
+from btfspec.oracle.impls.adapter import DISTILL, RELOCATE, agree, known_finding, outcome_difference
+from btfspec.oracle.impls.outcome import CRASH, TIMEOUT, Outcome
 
 
-def judge(name: str, lib: Outcome, got: Outcome) -> str | None:
-    """Why ``got`` (implementation ``name``) is not an acceptable answer where libbpf gave ``lib``."""
+def judge(name: str, lib: Outcome, got: Outcome, reference: Callable[[], Outcome] | None = None) -> str | None:
+    """Why ``got`` (implementation ``name``) is not an acceptable answer where libbpf gave ``lib``.
+
+    Where libbpf itself does not answer (a timeout or crash: its own finding, Q5/Q17), another
+    implementation may give the Python reference's answer instead (``reference()``, when given)."""
     if outcome_difference(lib, got) is None:
         return None
     if name == "python":
@@ -45,6 +49,10 @@ def judge(name: str, lib: Outcome, got: Outcome) -> str | None:
         return None if ok else "differs from libbpf"
     if name == "python-strict":
         return None if quirk_ids(got) else "differs from libbpf without naming a quirk"
+    if reference is not None and lib.status in (TIMEOUT, CRASH):
+        ref = reference()
+        if known_finding(lib, ref) and outcome_difference(ref, got) is None:
+            return None
     return "differs from libbpf"
 
 
@@ -88,7 +96,7 @@ def check_p3(case: Any, ctx: Context) -> None:
             distill_ok[name] = True
             continue
         got = calls.run(name, DISTILL, split, base)
-        why = judge(name, lib_d, got)
+        why = judge(name, lib_d, got, lambda: calls.run("python", DISTILL, split, base))
         distill_ok[name] = why is None
         if why:
             raise_new(ctx, _p3_finding(case, calls, name, DISTILL, why, lib_d, got, lib_d, False))
@@ -100,7 +108,7 @@ def check_p3(case: Any, ctx: Context) -> None:
         if RELOCATE not in ctx.impls[name].capabilities:
             continue
         got = calls.run(name, RELOCATE, *args)
-        why = judge(name, lib_r, got)
+        why = judge(name, lib_r, got, lambda: calls.run("python", RELOCATE, *args))
         if why:
             raise_new(ctx, _p3_finding(case, calls, name, RELOCATE, why, lib_r, got, lib_d, distill_ok[name]))
 

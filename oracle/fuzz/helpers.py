@@ -217,7 +217,7 @@ def op_expect(calls: Calls, op: str, args: tuple[bytes, ...], files: dict[str, b
     """The ``expect`` of a distill/relocate step, in the corpus conventions (corpus/README.md).
 
     ``default`` is libbpf's outcome; where libbpf hangs or crashes on a documented finding (Q5, Q17) and
-    the implementation at fault is not ``cmd`` (held to libbpf's exact behaviour by P3), ``libbpf`` gets
+    the implementation at fault is not ``cmd``/``serve`` (held to libbpf's exact behaviour by P3), ``libbpf`` gets
     its own key with the finding and ``default`` holds python's answer; ``python-strict`` gets its own
     key where it deliberately differs naming a quirk (unless it is the implementation at fault).
     Without libbpf, ``at_fault``'s own outcome (``fallback``) is recorded under its own name.
@@ -228,7 +228,8 @@ def op_expect(calls: Calls, op: str, args: tuple[bytes, ...], files: dict[str, b
         return {at_fault: expectation(fallback, files, f"{at_fault}.{prefix}", at_fault)}
     lib = calls.libbpf_relocate(*args) if op == RELOCATE else calls.run("libbpf", op, *args)
     exp = {"default": expectation(lib, files, prefix, source_of("libbpf"))}
-    if at_fault not in ("cmd", "python") and lib.status in (TIMEOUT, CRASH) and calls.impl("python") is not None:
+    python_may_be_default = at_fault not in ("cmd", "serve", "python")
+    if python_may_be_default and lib.status in (TIMEOUT, CRASH) and calls.impl("python") is not None:
         py = calls.run("python", op, *args)
         fid = known_finding(lib, py)
         if fid:
@@ -409,6 +410,36 @@ def relocation_finding(prop: str, calls: Calls, name: str, case: Case, target_na
     desc = (f"{case_description(case)}. {story} Expected {exp.text()} ({exp.why}). {name}: distill {d.describe()}"
             + (f"; relocate {r.describe()}" if r is not None else "") + f". First difference: {v.detail}")
     return Finding(prop, name, v.outcome, v.klass, files, steps, quirk, desc)
+
+
+def same_as_libbpf(calls: Calls, name: str, op: str, args: tuple[bytes, ...], got: Outcome) -> bool:
+    """Does ``name``'s outcome equal libbpf's on the same operation (libbpf selected, ``name`` another)?
+
+    What an implementation does exactly as libbpf does is libbpf's finding (judged on libbpf itself),
+    never a second one of its own: the mode "testing an implementation against libbpf"."""
+    if name == "libbpf" or calls.ctx.get("libbpf") is None:
+        return False
+    lib = calls.libbpf_relocate(*args) if op == RELOCATE else calls.run("libbpf", op, *args)
+    return outcome_difference(lib, got) is None
+
+
+def shared_with_libbpf(calls: Calls, name: str, judge: Callable[[Outcome, Outcome | None], Verdict | None],
+                       v: Verdict, split: bytes, base1: bytes, target: bytes) -> bool:
+    """Does libbpf violate P1/P2 the same way (outcome and class) on this case?  Then ``name``'s violation
+    is libbpf's finding, a shared quirk, judged on libbpf alone (testing against libbpf).  Where libbpf
+    hangs or crashes, giving the Python reference's exact answer counts as shared too."""
+    if name == "libbpf" or calls.ctx.get("libbpf") is None:
+        return False
+    lib_d, lib_r = relocation_pipeline(calls, "libbpf", split, base1, target)
+    lib = judge(lib_d, lib_r)
+    if lib is not None and (lib.outcome, lib.klass) == (v.outcome, v.klass):
+        return True
+    if name == "python" or not any(o is not None and o.status in (TIMEOUT, CRASH) for o in (lib_d, lib_r)):
+        return False
+    # libbpf gives no answer (its own Q5/Q17 finding): the Python reference's answer is as good as libbpf's
+    ref_d, ref_r = relocation_pipeline(calls, "python", split, base1, target)
+    d, r = relocation_pipeline(calls, name, split, base1, target)
+    return outcome_difference(ref_d, d) is None and (r is None or ref_r is None or outcome_difference(ref_r, r) is None)
 
 
 def relocating_impls(ctx: Context) -> list[str]:

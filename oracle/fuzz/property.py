@@ -6,7 +6,7 @@ person needs to reproduce and understand it (the inputs as files, the outcomes, 
 difference, a quirk id where one is known). The campaign runner shrinks failures with hypothesis,
 deduplicates findings by :attr:`Finding.signature` and writes each as a corpus entry.
 
-Properties are named ``P1`` .. ``P7`` (the names findings, corpus entries and reports use); the
+Properties are named ``P1`` .. ``P8`` (the names findings, corpus entries and reports use); the
 constants below say what each tests, and :data:`ALIASES` lets a person call them by meaning
 (``--property relocation``).  The properties themselves are in :mod:`btfspec.oracle.fuzz.registry`.
 """
@@ -29,9 +29,11 @@ ACCEPTANCE = "P4"  # successful outputs are accepted by libbpf's parser and the 
 ROBUSTNESS = "P5"  # mutated blobs never crash or hang; validator, libbpf and kernel agree
 SORTED_SPLITS = "P6"  # a distilled split name-sorted as resolve_btfids does relocates like the unsorted one
 GUEST_LOADER = "P7"  # the kernel's module loader (kernel-vm, opt-in) relocates like libbpf
+RELOCATION_INPUTS = "P8"  # mutated relocation inputs relocate as libbpf relocates them
 ALIASES: dict[str, str] = {"relocation": RELOCATION, "roundtrip": ROUNDTRIP, "differential": DIFFERENTIAL,
                            "acceptance": ACCEPTANCE, "robustness": ROBUSTNESS, "sorted": SORTED_SPLITS,
-                           "loader": GUEST_LOADER}
+                           "loader": GUEST_LOADER,
+                           "relocation-inputs": RELOCATION_INPUTS}
 REFERENCES: tuple[str, ...] = ("python", "python-strict")  # the in-tree implementations a check may always use
 
 
@@ -39,7 +41,7 @@ REFERENCES: tuple[str, ...] = ("python", "python-strict")  # the in-tree impleme
 class Finding:
     """One violation of a property, with everything needed to reproduce it."""
 
-    property: str  # RELOCATION .. GUEST_LOADER ("P1" .. "P7")
+    property: str  # RELOCATION .. RELOCATION_INPUTS ("P1" .. "P8")
     impl: str  # the implementation at fault ("libbpf", "python", "cmd", ...)
     outcome: str  # short label of what happened ("error -EINVAL (22)", "timeout", "bytes differ", ...)
     first_difference: str  # one line a person can follow

@@ -58,6 +58,7 @@ from btfspec.oracle.fuzz.helpers import (
     relocation_finding,
     relocation_pipeline,
     relocation_unusable,
+    shared_with_libbpf,
     strict_cannot_distill,
 )
 from btfspec.oracle.fuzz.property import RELOCATION, Context, Property
@@ -126,7 +127,7 @@ def check_p1(c: RelocationCase, ctx: Context) -> None:
     for name in relocating_impls(ctx):
         d, r = relocation_pipeline(calls, name, case.split, case.base, base2)
         v = judge(d, r)
-        if v is None:
+        if v is None or shared_with_libbpf(calls, name, judge, v, case.split, case.base, base2):
             continue
         quirk = attribute_quirk(calls, name, judge, case.split, case.base, base2)
         story = f"Perturbation {p.kind} ({p.description}), label {p.label}" + (

@@ -50,6 +50,7 @@ def _setup_lines(result: CampaignResult) -> list[tuple[str, str]]:
         ("corpus", result.corpus_dir),
         ("profile", result.profile),
         ("implementations", ", ".join(result.impls) or "none"),
+        ("mode", mode(result.impls)),
         ("properties", ", ".join(result.properties) or "none"),
     ]
     rows += [(f"skipped {name}", why) for name, why in result.unavailable.items()]
@@ -61,6 +62,22 @@ def _ordered(result: CampaignResult) -> list[FoundRecord]:
     return sorted(result.findings, key=lambda f: (not f.new, f.property, f.impl, f.outcome))
 
 
+def mode(impls: list[str]) -> str:
+    """Which mode a campaign runs in: implementations tested against libbpf, or against the labels."""
+    others = [i for i in impls if i not in ("libbpf", "kernel")]
+    if "libbpf" in impls and others:
+        return (f"testing {', '.join(others)} against libbpf: what {'they do' if len(others) > 1 else 'it does'} "
+                "as libbpf does (a shared quirk) is libbpf's finding, reported once under libbpf, which is "
+                "tested against the labels")
+    if "libbpf" in impls:
+        return "testing libbpf against the labels"
+    return f"testing {', '.join(others) or 'nothing'} against the labels (no libbpf to compare with)"
+
+
+def _ordered_groups(result: CampaignResult) -> list[Any]:
+    return sorted(result.groups, key=lambda g: (not g.new, g.property, g.impl, g.outcome))
+
+
 def by_quirk(result: CampaignResult) -> dict[str, int]:
     """How many findings each quirk id (as python-strict attributes them) accounts for; "none" for the rest."""
     counts: dict[str, int] = {}
@@ -68,6 +85,15 @@ def by_quirk(result: CampaignResult) -> dict[str, int]:
         for q in (f.quirk or "none").split(","):
             counts[q.strip()] = counts.get(q.strip(), 0) + 1
     return dict(sorted(counts.items(), key=lambda kv: (kv[0] == "none", kv[0])))
+
+
+def by_profile(result: CampaignResult) -> dict[str, int]:
+    """How many findings each generator profile found (when the campaign recorded it)."""
+    counts: dict[str, int] = {}
+    for f in result.findings:
+        if f.profile:
+            counts[f.profile] = counts.get(f.profile, 0) + 1
+    return dict(sorted(counts.items()))
 
 
 def _impl_rows(result: CampaignResult) -> list[tuple[str, int, float, float]]:
@@ -84,11 +110,22 @@ def render_text(result: CampaignResult) -> str:
     out += [f"  {k:<{width}}  {v}" for k, v in _setup_lines(result)]
     new = result.new_findings
     out.append("")
+    out.append(f"== finding groups (one per root cause): {sum(g.new for g in result.groups)} new, "
+               f"{sum(not g.new for g in result.groups)} already in the corpus")
+    for g in _ordered_groups(result):
+        quirk = f" ({g.quirk})" if g.quirk else ""
+        out.append(f"  [{'NEW' if g.new else 'old'}] {g.property} [{g.impl}] {g.outcome}{quirk}: "
+                   f"{g.count} finding{'s' if g.count != 1 else ''}, smallest {g.smallest} B, first at "
+                   f"{g.seconds:.1f} s" + (f" ({', '.join(g.profiles)})" if g.profiles else ""))
+        out.append(f"        entry: {g.path}")
+    if not result.groups:
+        out.append("  none")
+    out.append("")
     out.append(f"== findings: {len(new)} new, {len(result.findings) - len(new)} already in the corpus, "
                f"{result.duplicates} duplicate reports")
     for f in _ordered(result):
         tag = "NEW" if f.new else "old"
-        out.append(f"  [{tag}] {f.property} [{f.impl}] {f.outcome}")
+        out.append(f"  [{tag}] {f.property} [{f.impl}] {f.outcome}" + (f"  ({f.profile})" if f.profile else ""))
         out.append(f"        first difference: {f.first_difference}")
         if f.quirk:
             out.append(f"        quirk: {f.quirk}")
@@ -100,6 +137,9 @@ def render_text(result: CampaignResult) -> str:
         out.append("  none")
     else:
         out.append("  by quirk: " + ", ".join(f"{q} {n}" for q, n in by_quirk(result).items()))
+        profiles = by_profile(result)
+        if profiles:
+            out.append("  by profile: " + ", ".join(f"{p} {n}" for p, n in profiles.items()))
     out.append("")
     out.append("== throughput per property")
     out.append(f"  {'property':<9} {'examples':>9} {'ex/s':>8} {'ex/s/worker':>12}")
@@ -137,6 +177,15 @@ def render_markdown(result: CampaignResult) -> str:
     out = [f"# btfspec fuzz campaign {result.campaign}", "", "| setting | value |", "|---|---|"]
     out += [f"| {_md_cell(k)} | {_md_cell(v)} |" for k, v in _setup_lines(result)]
     new = result.new_findings
+    out += ["", f"## Finding groups ({len(result.groups)}: one per root cause)", ""]
+    if result.groups:
+        out += ["| | property | impl | outcome | quirk | findings | smallest | first at | entry |",
+                "|---|---|---|---|---|---:|---:|---:|---|"]
+        out += [f"| {'**new**' if g.new else 'old'} | {g.property} | {_md_cell(g.impl)} | {_md_cell(g.outcome)} "
+                f"| {g.quirk} | {g.count} | {g.smallest} B | {g.seconds:.1f} s | `{_md_cell(g.path)}` |"
+                for g in _ordered_groups(result)]
+    else:
+        out.append("None.")
     out += ["", f"## Findings ({len(new)} new, {len(result.findings) - len(new)} already in the corpus)", ""]
     if result.findings:
         out += ["| | property | impl | outcome | first difference | quirk | entry | reproduce |",

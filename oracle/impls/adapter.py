@@ -48,7 +48,7 @@ from btfspec.spec.validate import validate
 
 DISTILL, RELOCATE, ACCEPT = "distill", "relocate", "accept"
 OPERATIONS: tuple[str, ...] = (DISTILL, RELOCATE, ACCEPT)
-KNOWN: tuple[str, ...] = ("python", "python-strict", "libbpf", "kernel", "cmd")
+KNOWN: tuple[str, ...] = ("python", "python-strict", "libbpf", "kernel", "cmd", "serve")
 # Named explicitly only (not in ``all`` nor in any default): kernel-vm boots a QEMU guest.
 OPT_IN: tuple[str, ...] = ("kernel-vm",)
 
@@ -268,7 +268,8 @@ def parse_impl_list(value: str | Iterable[str]) -> list[str]:
     return out
 
 
-def available(*, distill_cmd: str | None = None, relocate_cmd: str | None = None) -> dict[str, str | None]:
+def available(*, distill_cmd: str | None = None, relocate_cmd: str | None = None,
+              serve_cmd: str | None = None) -> dict[str, str | None]:
     """Every known implementation -> None when usable here, else the reason why not."""
     from btfspec.oracle.impls import kernel, kernel_vm, libbpf
 
@@ -278,11 +279,12 @@ def available(*, distill_cmd: str | None = None, relocate_cmd: str | None = None
     out["kernel"] = kernel.unavailable_reason()
     out["cmd"] = None if (distill_cmd or relocate_cmd) else "needs --distill-cmd and/or --relocate-cmd"
     out["kernel-vm"] = kernel_vm.unavailable_reason()
+    out["serve"] = None if serve_cmd else "needs --serve-cmd"
     return out
 
 
 def make_impl(name: str, *, timeout: float = DEFAULT_TIMEOUT, distill_cmd: str | None = None,
-              relocate_cmd: str | None = None) -> Implementation:
+              relocate_cmd: str | None = None, serve_cmd: str | None = None) -> Implementation:
     """One implementation by name; raises :class:`ImplUnavailable` (a ValueError) with the reason."""
     if name == "python":
         return PythonImpl(strict=False)
@@ -303,14 +305,21 @@ def make_impl(name: str, *, timeout: float = DEFAULT_TIMEOUT, distill_cmd: str |
         from btfspec.oracle.impls.kernel_vm import KernelVmImpl
 
         return KernelVmImpl(timeout=timeout)
+    if name == "serve":
+        from btfspec.oracle.impls.serve import ServeError, ServeImpl
+
+        try:
+            return ServeImpl(serve_cmd or "", timeout=timeout)
+        except ServeError as exc:
+            raise ImplUnavailable(f"serve: {exc}") from None
     parse_impl_list([name])  # raises the unknown-name error
     raise AssertionError(name)
 
 
 def make_impls(names: list[str], *, timeout: float = DEFAULT_TIMEOUT, distill_cmd: str | None = None,
-               relocate_cmd: str | None = None) -> list[Implementation]:
+               relocate_cmd: str | None = None, serve_cmd: str | None = None) -> list[Implementation]:
     """Implementations for ``names`` (see :func:`parse_impl_list`); raises :class:`ImplUnavailable`."""
-    return [make_impl(n, timeout=timeout, distill_cmd=distill_cmd, relocate_cmd=relocate_cmd)
+    return [make_impl(n, timeout=timeout, distill_cmd=distill_cmd, relocate_cmd=relocate_cmd, serve_cmd=serve_cmd)
             for n in parse_impl_list(names)]
 
 

@@ -26,6 +26,7 @@ import subprocess
 import tempfile
 from collections.abc import Mapping
 
+from btfspec.oracle.impls.childproc import signal_name
 from btfspec.oracle.impls.outcome import CRASH, DEFAULT_TIMEOUT, ERROR, OK, TIMEOUT, Outcome
 
 IMPL = "cmd"
@@ -81,13 +82,6 @@ def errno_from_stdout(text: str) -> int:
         if m and isinstance(getattr(_errno, m.group(1), None), int):
             return -int(getattr(_errno, m.group(1)))
     return -_errno.EINVAL
-
-
-def _signal_name(returncode: int) -> str:
-    try:
-        return signal.Signals(-returncode).name
-    except ValueError:
-        return f"signal {-returncode}"
 
 
 def _tail(data: bytes) -> str:
@@ -167,7 +161,7 @@ class CmdImpl:
             log = _tail(err) + (_tail(out) if out.strip() else "")
             rc = proc.returncode
             if rc < 0:
-                return Outcome(CRASH, log=log, impl=self.name, detail=_signal_name(rc))
+                return Outcome(CRASH, log=log, impl=self.name, detail=signal_name(rc))
             if rc != 0:
                 return Outcome(ERROR, errno_from_stdout(out.decode("utf-8", "replace")), log=log,
                                impl=self.name, detail=f"exit status {rc}")

@@ -34,7 +34,6 @@ import importlib.util
 import os
 import pickle
 import select
-import signal
 import struct
 import subprocess
 import sys
@@ -48,6 +47,8 @@ from pathlib import Path
 from typing import Any
 
 from btfspec.locations import IMPORT_ROOT
+from btfspec.oracle.impls import childproc
+from btfspec.oracle.impls.childproc import signal_name
 from btfspec.oracle.impls.batch import Output, Step, resolve
 from btfspec.oracle.impls.outcome import CRASH, DEFAULT_TIMEOUT, ERROR, OK, TIMEOUT, Outcome
 from btfspec.spec.errors import errno_text
@@ -409,17 +410,6 @@ _MISSING = ("missing",)  # a step input from an earlier step that failed: the wo
 _STDERR_TAIL = 4000
 
 
-def _signal_name(returncode: int | None) -> str:
-    if returncode is None:
-        return "unknown exit"
-    if returncode < 0:
-        try:
-            return signal.Signals(-returncode).name
-        except ValueError:
-            return f"signal {-returncode}"
-    return f"exit status {returncode}"
-
-
 class _Timeout(Exception):
     pass
 
@@ -505,14 +495,7 @@ class LibbpfWorker:
 
     @staticmethod
     def _kill(proc: subprocess.Popen[bytes]) -> None:
-        try:
-            proc.kill()
-        except OSError:
-            pass
-        try:
-            proc.wait(timeout=10.0)
-        except subprocess.TimeoutExpired:
-            pass
+        childproc.kill(proc)
 
     def _start(self) -> subprocess.Popen[bytes]:
         env = dict(os.environ)
@@ -542,7 +525,7 @@ class LibbpfWorker:
             tail = self._stderr_tail()
             self._proc = None
             self._release_files(proc)
-            raise WorkerError(f"libbpf worker died on startup ({_signal_name(proc.returncode)}): {tail}")
+            raise WorkerError(f"libbpf worker died on startup ({signal_name(proc.returncode)}): {tail}")
         if msg[0] == "unavailable":
             self.close()
             raise LibbpfUnavailable(msg[1])
@@ -591,15 +574,7 @@ class LibbpfWorker:
         return pickle.loads(body)
 
     def _stderr_tail(self) -> str:
-        if self._errfile is None:
-            return ""
-        try:
-            fd = self._errfile.fileno()
-            size = os.fstat(fd).st_size
-            start = max(0, size - _STDERR_TAIL)
-            return os.pread(fd, size - start, start).decode("utf-8", "replace")
-        except OSError:
-            return ""
+        return childproc.file_tail(self._errfile, limit=_STDERR_TAIL)
 
     # --- calls -------------------------------------------------------------------------------------
 
@@ -754,7 +729,7 @@ class LibbpfWorker:
             proc.wait(timeout=10.0)
         except subprocess.TimeoutExpired:
             self._kill(proc)
-        how = _signal_name(proc.returncode)
+        how = signal_name(proc.returncode)
         tail = self._stderr_tail()
         if tail and not tail.endswith("\n"):
             tail += "\n"

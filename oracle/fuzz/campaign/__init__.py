@@ -46,12 +46,15 @@ Public API: :data:`__all__` (imported on first use, so the CLI stays cheap).
 from btfspec.lazy import lazy_exports
 
 _EXPORTS: dict[str, str] = {
+    "BUDGET_OVERRUN": "btfspec.oracle.fuzz.campaign.config",
     "CampaignError": "btfspec.oracle.fuzz.campaign.config",
     "CampaignResult": "btfspec.oracle.fuzz.campaign.results",
     "DEFAULT_PROFILE": "btfspec.oracle.fuzz.campaign.config",
+    "DEFAULT_SHRINK_SHARE": "btfspec.oracle.fuzz.campaign.config",
     "DEFAULT_TIME": "btfspec.oracle.fuzz.campaign.config",
     "DEFAULT_TIMEOUT": "btfspec.oracle.fuzz.campaign.config",
     "FoundRecord": "btfspec.oracle.fuzz.campaign.findings",
+    "PROFILE_CHOICES": "btfspec.oracle.fuzz.campaign.config",
     "SlotSpec": "btfspec.oracle.fuzz.campaign.config",
     "database_key": "btfspec.oracle.fuzz.campaign.config",
     "default_database": "btfspec.oracle.fuzz.campaign.config",

@@ -72,9 +72,11 @@ _LOCAL: dict[str, Any] = {}
 
 
 def init_local_slot(q: Any, stop: Any, known_path: str) -> None:
-    """ProcessPoolExecutor initializer: Ctrl-C belongs to the parent; keep the channel objects."""
+    """ProcessPoolExecutor initializer: Ctrl-C belongs to the parent; SIGTERM (say, to the whole process
+    group) is a stop request, so the slot still reports what it found; keep the channel objects."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _LOCAL.update(q=q, stop=stop, known=FileKnown(known_path))
+    signal.signal(signal.SIGTERM, lambda signum, frame: _LOCAL.__setitem__("terminated", True))
+    _LOCAL.update(q=q, stop=stop, known=FileKnown(known_path), terminated=False)
 
 
 class ProcessChannel(Channel):
@@ -87,7 +89,7 @@ class ProcessChannel(Channel):
         self.q.put(json.dumps(event))
 
     def stop_requested(self) -> bool:
-        return bool(self.stop.is_set())
+        return bool(_LOCAL.get("terminated")) or bool(self.stop.is_set())
 
     def known(self) -> list[list[str]]:
         return self._known()

@@ -13,7 +13,9 @@ from typing import Any
 
 DEFAULT_TIME = 120.0
 DEFAULT_TIMEOUT = 5.0  # seconds per libbpf/external call in a campaign (the CLI default of --timeout)
-DEFAULT_PROFILE = "kernel-valid"
+MIXED = "mixed"  # chunks alternate between the generator profiles
+PROFILE_CHOICES: tuple[str, ...] = (MIXED, "kernel-valid", "libbpf-valid")
+DEFAULT_PROFILE = MIXED
 CHUNK_SECONDS = 3.0  # aim of one hypothesis run
 FIRST_CHUNK = 10
 MAX_CHUNK = 2000
@@ -21,9 +23,13 @@ HYPOTHESIS_EVERY = 4  # every 4th chunk of a property the fast path can draw is 
 # towards small and boundary values); the others are seeded (slot.py)
 PROGRESS_EVERY = 1.0
 STOP_POLL = 0.25
-SHRINK_GRACE_MAX = 10.0  # seconds a slot may keep shrinking after the time budget
-WAIT_AFTER_STOP = 30.0  # seconds the parent waits for stopped slots before ending them
+SHRINK_GRACE_MAX = 4.0  # seconds a slot may keep shrinking after the time budget
+WAIT_AFTER_STOP = 30.0  # seconds the parent waits for stopped slots before ending them (no time budget)
+BUDGET_OVERRUN = 10.0  # a campaign with a time budget ends at most this long after it, whatever the slots do
+ENDING_SECONDS = 3.0  # of the overrun, kept for collecting, ending the slots and writing the report
 MAX_PROPERTY_ERRORS = 3  # a slot drops a property whose runs keep failing with errors (not findings)
+DEFAULT_SHRINK_SHARE = 0.1  # of the time budget, per finding being shrunk
+SHRINK_SECONDS_UNTIMED = 30.0  # per finding being shrunk when the campaign has no time budget
 
 
 class CampaignError(ValueError):
@@ -46,6 +52,14 @@ def parse_duration(text: str | float | int) -> float:
     if value <= 0:
         raise ValueError(f"a duration must be positive, got {text!r}")
     return value
+
+
+def chunk_profile(profile: str, run: int) -> str:
+    """The generator profile of a slot's ``run``-th chunk: ``profile`` itself, or for ``mixed`` the two
+    profiles in turn."""
+    if profile != MIXED:
+        return profile
+    return PROFILE_CHOICES[1 + run % 2]
 
 
 def signature_key(sig: Sequence[str]) -> str:
@@ -113,10 +127,12 @@ class SlotSpec:
     timeout: float = DEFAULT_TIMEOUT
     distill_cmd: str | None = None
     relocate_cmd: str | None = None
+    serve_cmd: str | None = None
     db: str | None = None
     time_budget: float | None = None
     deadline_epoch: float | None = None  # wall-clock end of the campaign (bounds the slot's own budget)
     quota: int | None = None  # examples per property for this slot (None: until the time budget)
+    shrink_share: float = DEFAULT_SHRINK_SHARE  # shrinking time per finding, as a share of the time budget
     known: list[list[str]] = field(default_factory=list)
 
     def to_json(self) -> str:

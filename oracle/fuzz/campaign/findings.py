@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from btfspec.oracle.fuzz.groups import operation
 from btfspec.oracle.fuzz.property import Finding
 from btfspec.oracle.impls.adapter import KNOWN
 from btfspec.oracle.impls.outcome import DEFAULT_TIMEOUT as REPLAY_TIMEOUT
@@ -73,6 +74,9 @@ class FoundRecord:
     partial: bool = False
     description: str = ""
     error: str | None = None
+    seconds: float = 0.0  # when the parent recorded it, from the campaign's start
+    profile: str = ""  # the generator profile of the chunk that found it
+    group: str = ""  # the name of its group (groups.FindingGroup), which is its corpus entry's name
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -90,7 +94,7 @@ def display_path(path: Path) -> str:
 
 
 def reproduce_command(path: Path, impl: str, distill_cmd: str | None, relocate_cmd: str | None,
-                      timeout: float, steps: Sequence[Mapping[str, Any]] = ()) -> str:
+                      timeout: float, steps: Sequence[Mapping[str, Any]] = (), serve_cmd: str | None = None) -> str:
     """The command replaying a written finding on the implementation at fault (beside libbpf, and the
     kernel when a step records its verdict)."""
     words = ["btfspec", "corpus", "run", display_path(path)]
@@ -102,16 +106,11 @@ def reproduce_command(path: Path, impl: str, distill_cmd: str | None, relocate_c
             words += ["--distill-cmd", distill_cmd]
         if relocate_cmd:
             words += ["--relocate-cmd", relocate_cmd]
+    if replay == "serve" and serve_cmd:
+        words += ["--serve-cmd", serve_cmd]
     if timeout != REPLAY_TIMEOUT:  # the default of ``btfspec corpus run --timeout``
         words += ["--timeout", f"{timeout:g}"]
     return shlex.join(words)
-
-
-def _operation(steps: Sequence[Mapping[str, Any]]) -> str:
-    ops = {s["op"] for s in steps}
-    if len(ops) == 1:
-        return next(iter(ops))
-    return "distill+relocate" if ops == {"distill", "relocate"} else "mixed"
 
 
 def finding_manifest(f: Finding, *, name: str, campaign: str, seed: int, reproduce: str) -> dict[str, Any]:
@@ -120,7 +119,7 @@ def finding_manifest(f: Finding, *, name: str, campaign: str, seed: int, reprodu
 
     summary = f"{f.property} [{f.impl}] {f.outcome}: {f.first_difference}"
     m: dict[str, Any] = {
-        "format": 1, "name": name, "category": "finding", "operation": _operation(f.steps),
+        "format": 1, "name": name, "category": "finding", "operation": operation(f.steps),
         "summary": summary.replace("\n", " ")[:300], "description": f.description,
         "steps": [dict(s) for s in f.steps],
         "provenance": {"source": "fuzz", "campaign": campaign, "seed": seed, "reproduce": reproduce,
@@ -133,20 +132,44 @@ def finding_manifest(f: Finding, *, name: str, campaign: str, seed: int, reprodu
     return m
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
 @contextlib.contextmanager
 def sigint_deferred() -> Iterator[None]:
-    """Hold a Ctrl-C back (main thread only) until the block ends; it takes effect right after."""
+    """Hold a Ctrl-C or SIGTERM back (main thread only) until the block ends; it takes effect right after."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     pending: list[int] = []
-    old = signal.signal(signal.SIGINT, lambda signum, frame: pending.append(signum))
+    old = {sig: signal.signal(sig, lambda signum, frame: pending.append(signum)) for sig in STOP_SIGNALS}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, old)
-        if pending and callable(old):
-            old(signal.SIGINT, None)
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+        for sig in dict.fromkeys(pending):
+            handler = old[sig]
+            if callable(handler):
+                handler(sig, None)
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM stops the campaign as Ctrl-C does (main thread only): the slots stop, the findings so far
+    and the report are kept."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
 
 
 def write_finding(path: Path, f: Finding, *, campaign: str, seed: int, reproduce: str) -> str | None:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from btfspec.btfgen import coverage
-from btfspec.oracle.fuzz.campaign.config import DEFAULT_TIMEOUT, entry_name
+from btfspec.oracle.fuzz.campaign.config import DEFAULT_TIMEOUT
 from btfspec.oracle.fuzz.campaign.findings import (
     FoundRecord,
     display_path,
@@ -20,6 +20,7 @@ from btfspec.oracle.fuzz.campaign.findings import (
     sigint_deferred,
     write_finding,
 )
+from btfspec.oracle.fuzz.groups import FindingGroup, example_size, group_key, group_name
 from btfspec.oracle.fuzz.property import Finding
 
 TIMELINE_EVERY = 1.0  # seconds between the timeline's points, at least
@@ -51,6 +52,7 @@ class CampaignResult:
     impl_stats: dict[str, list[float]] = field(default_factory=dict)
     coverage: dict[str, dict[str, int]] = field(default_factory=dict)
     findings: list[FoundRecord] = field(default_factory=list)
+    groups: list[FindingGroup] = field(default_factory=list)  # one per root cause, in the order found
     duplicates: int = 0
     errors: list[str] = field(default_factory=list)
     report_path: str | None = None
@@ -76,7 +78,8 @@ class CampaignResult:
         return self.examples.get(prop, 0) / busy if busy > 0 else 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        d = {k: v for k, v in dataclasses.asdict(self).items() if k != "findings"}
+        d = {k: v for k, v in dataclasses.asdict(self).items() if k not in ("findings", "groups")}
+        d["groups"] = [g.to_dict() for g in self.groups]
         d["findings"] = [f.to_dict() for f in self.findings]
         d["new_findings"] = len(self.new_findings)
         d["exit_code"] = self.exit_code
@@ -100,6 +103,8 @@ class Parent:
         self.pids: dict[int, tuple[str, int]] = {}
         self.done: set[int] = set()
         self.start = time.monotonic()
+        self.stop_wanted = False  # opts["stop_when"] said yes to a finding
+        self.groups: dict[tuple[str, ...], FindingGroup] = {}
 
     def handle(self, raw: str) -> None:
         try:
@@ -113,32 +118,56 @@ class Parent:
                 self.cov[slot] = event["coverage"]
             self.sample()
         elif kind == "finding":
-            self.add_finding(finding_from_dict(event["finding"]), slot, bool(event.get("partial")))
+            self.add_finding(finding_from_dict(event["finding"]), slot, bool(event.get("partial")),
+                             str(event.get("profile", "")))
         elif kind == "start":
             self.pids[slot] = (event.get("host", ""), int(event.get("pid", 0)))
         elif kind == "done":
             self.done.add(slot)
 
-    def add_finding(self, f: Finding, slot: int, partial: bool = False) -> None:
+    def add_finding(self, f: Finding, slot: int, partial: bool = False, profile: str = "") -> None:
+        """Record a finding into its group (:mod:`btfspec.oracle.fuzz.groups`): the group's one corpus entry
+        keeps the smallest example seen."""
         sig = tuple(f.signature)
         if sig in self.known:
             self.result.duplicates += 1
             return
         self.known.add(sig)
         self.publish([list(s) for s in sorted(self.known)])
-        name = entry_name(sig)
+        key = group_key(f)
+        name = group_name(key)
         path = Path(self.result.corpus_dir) / name
         reproduce = reproduce_command(path, f.impl, self.opts.get("distill_cmd"), self.opts.get("relocate_cmd"),
-                                      float(self.opts.get("timeout", DEFAULT_TIMEOUT)), f.steps)
-        new = name not in self.existing_names
+                                      float(self.opts.get("timeout", DEFAULT_TIMEOUT)), f.steps,
+                                      self.opts.get("serve_cmd"))
+        seconds = round(time.monotonic() - self.start, 3)
+        size = example_size(f)
+        group = self.groups.get(key)
+        if group is None:
+            group = FindingGroup.of(key, display_path(path), name not in self.existing_names, size, seconds)
+            self.groups[key] = group
+            self.result.groups.append(group)
+            write = group.new
+        else:  # one entry per group: it keeps the smallest example
+            write = group.new and size < group.smallest
+        group.count += 1
+        if profile and profile not in group.profiles:
+            group.profiles.append(profile)
         error = None
         with sigint_deferred():  # a Ctrl-C now must not cut the entry (or its record) in half
-            if new:
+            if write:
                 error = write_finding(path, f, campaign=self.result.campaign, seed=self.result.seed,
                                       reproduce=reproduce)
-            self.result.findings.append(FoundRecord(sig, f.property, f.impl, f.outcome, f.first_difference,
-                                                    f.quirk, display_path(path), reproduce, new, slot, partial,
-                                                    f.description, error))
+                group.smallest, group.first_difference = size, f.first_difference
+            elif not group.first_difference:
+                group.first_difference = f.first_difference
+            record = FoundRecord(sig, f.property, f.impl, f.outcome, f.first_difference, f.quirk,
+                                 display_path(path), reproduce, group.new, slot, partial, f.description, error,
+                                 seconds, profile, name)
+            self.result.findings.append(record)
+        stop_when = self.opts.get("stop_when")
+        if callable(stop_when) and stop_when(record):
+            self.stop_wanted = True
 
     def sample(self) -> None:
         """A timeline point (examples per property so far), at most one per TIMELINE_EVERY seconds and

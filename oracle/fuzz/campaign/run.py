@@ -6,20 +6,22 @@ import os
 import random
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
 from btfspec.locations import results_dir
 from btfspec.oracle.fuzz.campaign.config import (
     DEFAULT_PROFILE,
+    DEFAULT_SHRINK_SHARE,
     DEFAULT_TIME,
     DEFAULT_TIMEOUT,
+    PROFILE_CHOICES,
     CampaignError,
     check_database,
     default_database,
 )
-from btfspec.oracle.fuzz.campaign.findings import known_findings
+from btfspec.oracle.fuzz.campaign.findings import FoundRecord, known_findings, sigterm_as_interrupt
 from btfspec.oracle.fuzz.campaign.results import CampaignResult
 from btfspec.oracle.fuzz.campaign.runners import runner_for
 from btfspec.oracle.fuzz.property import ALIASES, Context, Property
@@ -54,7 +56,8 @@ def _resolve_properties(names: Iterable[str] | None) -> list[Property]:
 
 
 def _resolve_impls(names: Iterable[str] | None, opts: Mapping[str, Any]) -> tuple[list[Implementation], dict[str, str]]:
-    reasons = available(distill_cmd=opts.get("distill_cmd"), relocate_cmd=opts.get("relocate_cmd"))
+    reasons = available(distill_cmd=opts.get("distill_cmd"), relocate_cmd=opts.get("relocate_cmd"),
+                        serve_cmd=opts.get("serve_cmd"))
     if names:
         try:
             wanted = parse_impl_list(list(names))
@@ -65,14 +68,15 @@ def _resolve_impls(names: Iterable[str] | None, opts: Mapping[str, Any]) -> tupl
     impls: list[Implementation] = []
     unavailable: dict[str, str] = {}
     for name in wanted:
-        if reasons.get(name) and name != "cmd":
+        if reasons.get(name) and name not in ("cmd", "serve"):
             unavailable[name] = str(reasons[name])
             continue
         try:
             impls.append(make_impl(name, timeout=float(opts.get("timeout", DEFAULT_TIMEOUT)),
-                                   distill_cmd=opts.get("distill_cmd"), relocate_cmd=opts.get("relocate_cmd")))
+                                   distill_cmd=opts.get("distill_cmd"), relocate_cmd=opts.get("relocate_cmd"),
+                                   serve_cmd=opts.get("serve_cmd")))
         except ImplUnavailable as exc:
-            if name == "cmd":
+            if name in ("cmd", "serve"):
                 raise CampaignError(str(exc)) from None
             unavailable[name] = str(exc)
     return impls, unavailable
@@ -83,8 +87,10 @@ def run_campaign(properties: Iterable[str] | None = None, impl_names: Iterable[s
                  seed: int | None = None, db: str | None = "", scheduler: str | None = None,
                  corpus_dir: str | os.PathLike[str] | None = None, report_path: str | os.PathLike[str] | None = None,
                  *, profile: str = DEFAULT_PROFILE, timeout: float = DEFAULT_TIMEOUT,
-                 distill_cmd: str | None = None, relocate_cmd: str | None = None,
-                 progress: bool = True, stream: TextIO | None = None) -> CampaignResult:
+                 distill_cmd: str | None = None, relocate_cmd: str | None = None, serve_cmd: str | None = None,
+                 progress: bool = True, stream: TextIO | None = None,
+                 stop_when: Callable[[FoundRecord], bool] | None = None,
+                 shrink_share: float = DEFAULT_SHRINK_SHARE) -> CampaignResult:
     """Run a fuzz campaign and return its result (see the module docstring).
 
     ``properties``: names, ``P1`` .. ``P5`` or aliases such as ``relocation`` (default all).
@@ -95,6 +101,11 @@ def run_campaign(properties: Iterable[str] | None = None, impl_names: Iterable[s
     ``db``: ``""`` for the default directory database, ``None``/``"none"`` for none, a path, or
     ``redis://HOST:PORT``.  ``scheduler``: ``tcp://HOST:PORT`` of a dask scheduler.  Findings go to
     ``corpus_dir`` (default ``results_dir()/found``); ``report_path`` (``.md`` or ``.json``) gets a report.
+    ``profile``: ``mixed`` (default: chunks alternate between the generator profiles), ``kernel-valid``
+    or ``libbpf-valid``.  ``serve_cmd``: the program of ``serve``.  ``shrink_share``: the seconds each
+    finding may be shrunk, as a share of ``time_budget`` (30 s without one); then its smallest example
+    so far is reported.  ``stop_when(record)``: end the campaign (as the time budget would) once it
+    says yes to a finding.  SIGTERM stops it as Ctrl-C does (findings and report kept).
     Raises :class:`CampaignError` for unusable options.
     """
     from btfspec.oracle.fuzz import report as report_mod
@@ -105,7 +116,12 @@ def run_campaign(properties: Iterable[str] | None = None, impl_names: Iterable[s
         time_budget = DEFAULT_TIME
     if max_examples is not None and max_examples < 1:
         raise CampaignError("--max-examples must be at least 1")
-    opts = {"timeout": timeout, "distill_cmd": distill_cmd, "relocate_cmd": relocate_cmd}
+    if not 0 < shrink_share <= 1:
+        raise CampaignError(f"--shrink-share must be in (0, 1], got {shrink_share:g}")
+    if profile not in PROFILE_CHOICES:
+        raise CampaignError(f"unknown profile {profile!r} (known: {', '.join(PROFILE_CHOICES)})")
+    opts = {"timeout": timeout, "distill_cmd": distill_cmd, "relocate_cmd": relocate_cmd, "serve_cmd": serve_cmd,
+            "stop_when": stop_when}
     props = _resolve_properties(properties)
     skipped: dict[str, str] = {}
     impls, unavailable = _resolve_impls(impl_names, opts)
@@ -135,10 +151,12 @@ def run_campaign(properties: Iterable[str] | None = None, impl_names: Iterable[s
         return result
     known, names = known_findings(corpus)
     specs_common = {"campaign": campaign, "properties": runnable, "impls": result.impls, "profile": profile,
-                    "timeout": timeout, "distill_cmd": distill_cmd, "relocate_cmd": relocate_cmd, "db": db_spec,
+                    "timeout": timeout, "distill_cmd": distill_cmd, "relocate_cmd": relocate_cmd,
+                    "serve_cmd": serve_cmd, "shrink_share": shrink_share, "db": db_spec,
                     "time_budget": time_budget, "known": [list(s) for s in sorted(known)],
                     "deadline_epoch": time.time() + time_budget if time_budget else None}
-    runner(result, specs_common, workers, seed, known, names, opts, progress, stream).run()
+    with sigterm_as_interrupt():
+        runner(result, specs_common, workers, seed, known, names, opts, progress, stream).run()
     if report_path is not None:
         report_mod.write_report(result, report_path)
         result.report_path = str(report_path)

@@ -26,6 +26,8 @@ from typing import Any, TextIO
 
 from btfspec.oracle.fuzz.campaign.channels import ThreadChannel, init_local_slot
 from btfspec.oracle.fuzz.campaign.config import (
+    BUDGET_OVERRUN,
+    ENDING_SECONDS,
     SHRINK_GRACE_MAX,
     WAIT_AFTER_STOP,
     CampaignError,
@@ -40,11 +42,14 @@ Outputs = tuple[list[str | None], list[str]]  # the slots' final results (JSON o
 
 
 def monitor(parent: Parent, display: Display, drain: Callable[[], list[str]], finished: Callable[[], bool],
-            request_stop: Callable[[], None], hard_deadline: float | None) -> tuple[bool, bool]:
-    """Handle events until every slot finished; Ctrl-C asks the slots to stop.
+            request_stop: Callable[[], None], hard_deadline: float | None,
+            give_up_at: float | None = None) -> tuple[bool, bool]:
+    """Handle events until every slot finished; Ctrl-C (or SIGTERM) asks the slots to stop, and so do
+    ``hard_deadline`` and a finding ``opts["stop_when"]`` accepts; at ``give_up_at`` the wait ends
+    whatever the slots do.
 
-    Returns ``(interrupted, forced)``: forced when a second Ctrl-C or a slot that does not stop ended
-    the wait (then the parent waits only briefly before ending the slots)."""
+    Returns ``(interrupted, forced)``: forced when a second Ctrl-C, ``give_up_at`` or a slot that does
+    not stop ended the wait (then the parent waits only briefly before ending the slots)."""
     interrupted = False
     stop_at: float | None = None
     while True:
@@ -57,10 +62,13 @@ def monitor(parent: Parent, display: Display, drain: Callable[[], list[str]], fi
                     parent.handle(raw)
                 return interrupted, False
             now = time.monotonic()
-            if stop_at is None and hard_deadline is not None and now > hard_deadline:
+            if stop_at is None and (parent.stop_wanted or (hard_deadline is not None and now > hard_deadline)):
                 request_stop()
                 stop_at = now
             if stop_at is not None and now - stop_at > WAIT_AFTER_STOP:
+                return interrupted, True
+            if give_up_at is not None and now > give_up_at:
+                request_stop()
                 return interrupted, True
         except KeyboardInterrupt:
             if interrupted:  # a second Ctrl-C: stop waiting
@@ -92,8 +100,14 @@ def collect(futures: Sequence[Any], patience: float) -> Outputs:
 
 
 def hard_deadline(budget: float | None) -> float | None:
-    """When the parent asks the slots to stop although none asked to (the budget, a grace, a minute)."""
-    return time.monotonic() + budget + min(SHRINK_GRACE_MAX, 0.1 * budget) + 60.0 if budget else None
+    """When the parent asks the slots to stop although none asked to: the budget and their shrink grace
+    are over."""
+    return time.monotonic() + budget + min(SHRINK_GRACE_MAX, 0.1 * budget) + 0.5 if budget else None
+
+
+def give_up_at(budget: float | None) -> float | None:
+    """When the parent stops waiting for the slots, so that the campaign ends within the budget + overrun."""
+    return time.monotonic() + budget + BUDGET_OVERRUN - ENDING_SECONDS if budget else None
 
 
 def _drain_queue(q: Any, *errors: type[BaseException]) -> list[str]:
@@ -151,8 +165,8 @@ class Runner:
         """The slots' final results, waiting at most ``patience`` seconds."""
         raise NotImplementedError
 
-    def end(self) -> None:
-        """End what still runs after :meth:`collect` (called once, after it)."""
+    def end(self, patience: float = 5.0) -> None:
+        """End what still runs after :meth:`collect` (called once, after it), waiting ``patience`` s at most."""
 
     def close(self) -> None:
         """Release the mode's resources (called last, whatever happened)."""
@@ -171,12 +185,13 @@ class Runner:
             self.start(specs)
             forced = True
             try:
+                budget = self.result.time_budget
                 self.result.interrupted, forced = monitor(parent, display, self.drain, self.finished,
-                                                          self.request_stop, hard_deadline(self.result.time_budget))
+                                                          self.request_stop, hard_deadline(budget), give_up_at(budget))
             finally:
                 self.request_stop()
-                outputs, errors = self.collect(2.0 if forced else WAIT_AFTER_STOP)
-                self.end()
+                outputs, errors = self.collect(1.0 if forced else WAIT_AFTER_STOP)
+                self.end(1.0 if forced else 5.0)
                 for raw in self.drain():
                     parent.handle(raw)
                 display.close()
@@ -266,15 +281,15 @@ class LocalRunner(_FutureRunner):
     def drain(self) -> list[str]:
         return _drain_queue(self.q, OSError, EOFError)
 
-    def end(self) -> None:
-        """Shut the pool down; slots still running after the wait are ended by their process id."""
+    def end(self, patience: float = 5.0) -> None:
+        """Shut the pool down; slots still running after ``patience`` s (in all) are ended by their pid."""
         self.executor.shutdown(wait=False, cancel_futures=True)
         here = os.uname().nodename
+        deadline = time.monotonic() + patience
         for host, pid in self.parent.pids.values():
             if host == here and pid and pid != os.getpid():
                 with contextlib.suppress(OSError):
                     os.kill(pid, 0)
-                    deadline = time.monotonic() + 5.0
                     while time.monotonic() < deadline:
                         os.kill(pid, 0)
                         time.sleep(0.1)
@@ -332,7 +347,7 @@ class DaskRunner(_FutureRunner):
         except Exception:
             return []
 
-    def end(self) -> None:
+    def end(self, patience: float = 5.0) -> None:
         self.client.cancel([f for f in self.futures if not f.done()])
 
     def close(self) -> None:

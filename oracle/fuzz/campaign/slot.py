@@ -34,8 +34,10 @@ from btfspec.oracle.fuzz.campaign.config import (
     MAX_PROPERTY_ERRORS,
     PROGRESS_EVERY,
     SHRINK_GRACE_MAX,
+    SHRINK_SECONDS_UNTIMED,
     STOP_POLL,
     SlotSpec,
+    chunk_profile,
     database_key,
     derive_seed,
     entry_name,
@@ -86,6 +88,11 @@ def _failure_type(sig: tuple[str, ...]) -> type[PropertyFailure]:
 
 class _Stop(KeyboardInterrupt):
     """Raised inside a check to end the current hypothesis run (hypothesis lets it through unshrunk)."""
+
+
+class _ShrinkLimit(_Stop):
+    """Ends one hypothesis run whose shrinking used its share (or the example quota), or a slow chunk;
+    the slot goes on."""
 
 
 class _Timed:
@@ -146,6 +153,11 @@ class _Slot:
                 left = min(left, max(0.0, spec.deadline_epoch - time.time()))
             self.deadline = self.start + left
         self.grace = min(SHRINK_GRACE_MAX, 0.1 * spec.time_budget) if spec.time_budget else 0.0
+        self.shrink_limit = spec.shrink_share * spec.time_budget if spec.time_budget else SHRINK_SECONDS_UNTIMED
+        # a chunk's generation time, so that every property runs early and often
+        self.chunk_limit = 2 * CHUNK_SECONDS
+        if spec.time_budget:
+            self.chunk_limit = min(self.chunk_limit, max(0.5, spec.time_budget / (4 * len(spec.properties))))
         self.examples: dict[str, int] = {}
         self.seeded: dict[str, int] = {}  # of those, drawn on the seeded fast path
         self.unseedable: set[str] = set()  # properties whose strategy the fast path cannot draw
@@ -181,7 +193,7 @@ class _Slot:
         ctx.known.add(finding.signature)
         self.reported.append(entry_name(finding.signature))
         self.channel.send({"type": "finding", "slot": self.spec.index, "partial": partial,
-                           "finding": finding_to_dict(finding)})
+                           "profile": ctx.profile, "finding": finding_to_dict(finding)})
 
     # --- stop --------------------------------------------------------------------------------------
 
@@ -239,28 +251,45 @@ class _Slot:
         finally:
             self.busy[prop.name] = self.busy.get(prop.name, 0.0) + time.monotonic() - start
 
-    def chunk(self, prop: Property, ctx: Context, n: int, seed: int, db: Any, seeded: bool = True) -> None:
-        """``n`` examples of ``prop``: on the seeded fast path when ``seeded`` and the strategy allows it."""
+    def chunk(self, prop: Property, ctx: Context, n: int, seed: int, db: Any, seeded: bool = True,
+              cap: int | None = None) -> None:
+        """``n`` examples of ``prop``: on the seeded fast path when ``seeded`` and the strategy allows it;
+        with ``cap`` every call (shrinking included) counts against it."""
         key = database_key(prop.name, ctx.profile, ctx.impls)
+        if cap is not None:
+            n = max(1, min(n, cap))
         if not seeded or prop.name in self.unseedable:
-            self.hypothesis_chunk(prop, ctx, n, seed, db, key)
+            self.hypothesis_chunk(prop, ctx, n, seed, db, key, cap)
             return
         if db is None:
             db = InMemoryExampleDatabase()
         found = self.seeded_chunk(prop, ctx, n, seed, db, key)
         if found is not None:  # hypothesis replays the saved failure first and shrinks it
-            self.hypothesis_chunk(prop, ctx, 1, seed, db, key)
+            self.hypothesis_chunk(prop, ctx, 1, seed, db, key, cap)
             self.report(found, ctx, partial=True)  # only if the replay did not give it (a flaky failure)
         elif prop.name in self.unseedable:
-            self.hypothesis_chunk(prop, ctx, n, seed, db, key)
+            self.hypothesis_chunk(prop, ctx, n, seed, db, key, cap)
 
-    def hypothesis_chunk(self, prop: Property, ctx: Context, n: int, seed: int, db: Any, key: bytes) -> None:
+    def hypothesis_chunk(self, prop: Property, ctx: Context, n: int, seed: int, db: Any, key: bytes,
+                         cap: int | None = None) -> None:
+        """One hypothesis run of at most ``n`` generated examples; its shrinking gets :attr:`shrink_limit`
+        seconds per finding, and with ``cap`` every call (shrinking included) counts against it."""
         pending: dict[tuple[str, ...], Finding] = {}
         self.shrinking = False
         known = ctx.known
         state = {"known_hit": False}
+        calls = [0]
+        first_failure: list[float] = []
+        begun = time.monotonic()
 
         def body(case: Any) -> None:
+            now = time.monotonic()
+            if pending and (now - first_failure[0] > self.shrink_limit * len(pending)
+                            or (cap is not None and calls[0] >= cap)):
+                raise _ShrinkLimit()  # keeps the smallest failing example reached (reported as partial)
+            if not pending and calls[0] and now - begun > self.chunk_limit:
+                raise _ShrinkLimit()  # a slow chunk: the other properties get their turn
+            calls[0] += 1
             self.examples[prop.name] = self.examples.get(prop.name, 0) + 1
             self.poll()
             state["known_hit"] = False
@@ -270,6 +299,8 @@ class _Slot:
                 prop.check(case, ctx)
             except PropertyFailure as exc:
                 pending[exc.finding.signature] = exc.finding
+                if not first_failure:
+                    first_failure.append(time.monotonic())
                 self.shrinking = True
                 # one exception type per signature: hypothesis shrinks each distinct finding on its own
                 raise _failure_type(exc.finding.signature)(exc.finding) from exc
@@ -307,7 +338,7 @@ def run_slot(spec: SlotSpec, channel: Channel) -> dict[str, Any]:
     try:
         for name in spec.impls:
             impls.append(make_impl(name, timeout=spec.timeout, distill_cmd=spec.distill_cmd,
-                                   relocate_cmd=spec.relocate_cmd))
+                                   relocate_cmd=spec.relocate_cmd, serve_cmd=spec.serve_cmd))
         timed = {i.name: _Timed(i, slot.impl_stats) for i in impls}
         ctx = Context(impls=timed, profile=spec.profile,  # type: ignore[arg-type]
                       known=_KnownSet(tuple(s) for s in spec.known), timeout=spec.timeout)
@@ -329,10 +360,12 @@ def run_slot(spec: SlotSpec, channel: Channel) -> dict[str, Any]:
                     if st["runs"]:
                         n = max(1, min(n, int(rate * max(slot.deadline - time.monotonic(), 0.0)) + 1))
                 before = slot.examples.get(prop.name, 0)
+                ctx.profile = chunk_profile(spec.profile, spec.index + int(st["runs"]))
                 t0 = time.monotonic()
                 try:
                     slot.chunk(prop, ctx, n, derive_seed(spec.seed, spec.index, prop.name, st["runs"]), db,
-                               seeded=st["runs"] % HYPOTHESIS_EVERY != HYPOTHESIS_EVERY - 1)
+                               seeded=st["runs"] % HYPOTHESIS_EVERY != HYPOTHESIS_EVERY - 1,
+                               cap=None if st["left"] is None else int(st["left"]))
                 except _Stop:
                     break
                 except Exception as exc:  # a bug in a property or an unusable implementation, not a finding
@@ -346,8 +379,8 @@ def run_slot(spec: SlotSpec, channel: Channel) -> dict[str, Any]:
                 done = slot.examples.get(prop.name, 0) - before
                 spent = max(time.monotonic() - t0, 1e-3)
                 st["chunk"] = max(5, min(MAX_CHUNK, int(done / spent * CHUNK_SECONDS) or 5))
-                if st["left"] is not None:
-                    st["left"] = max(0, int(st["left"]) - n)
+                if st["left"] is not None:  # every call counts, shrinking included
+                    st["left"] = max(0, int(st["left"]) - max(n, done))
                     if st["left"] == 0:
                         active.remove(prop)
     except _Stop:

@@ -1,0 +1,158 @@
+"""The oracle-strength benchmark: its mutants of the reference, their servers, and short campaigns."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from btfspec.bench import mutants as M
+from btfspec.bench import strength_bench
+from btfspec.oracle.impls.adapter import PythonImpl
+from btfspec.oracle.impls.outcome import call_outcome
+from btfspec.oracle.impls.serve import ServeImpl
+from tests.helpers import need_libbpf
+
+SELFTESTS = Path(__file__).resolve().parent.parent / "corpus" / "selftests"
+
+
+def test_mutants_apply_once_and_compile() -> None:
+    source = M.reference_source()
+    assert len(M.MUTANTS) >= 20 and len(M.BY_ID) == len(M.MUTANTS)
+    assert {m.op for m in M.MUTANTS} == {"distill", "relocate"}
+    assert sum(m.bytes_only for m in M.MUTANTS) >= 3
+    for m in M.MUTANTS:
+        assert M.mutated_source(m.id, source) != source, m.id
+        assert hasattr(M.load(m.id), "relocate_outcome")
+    assert M.mutated_source(M.CONTROL, source) == source
+    with pytest.raises(M.MutantError, match="unknown mutant"):
+        M.mutated_source("nope", source)
+    with pytest.raises(M.MutantError, match="occurs 0 times"):
+        M.mutated_source(M.MUTANTS[0].id, "nothing here")
+
+
+def _case(name: str) -> dict[str, bytes]:
+    return {f.stem: f.read_bytes() for f in (SELFTESTS / name).glob("*.btf")}
+
+
+def test_mutant_servers_behave_as_mutated() -> None:
+    """The control server answers as the reference; R08 changes exactly the errno it names."""
+    files = _case("distilled_base_missing_err")
+    python = PythonImpl()
+    args = (files["distill.split"], files["distill.base"], files["target"])
+    want = python.relocate(*args)
+    assert want.errno == -22
+    with ServeImpl(strength_bench.server_command(M.CONTROL)) as control:
+        got = control.relocate(*args)
+        assert (got.status, got.errno) == (want.status, want.errno)
+        d = control.distill(files["split"], files["base"])
+        assert d.outputs == python.distill(files["split"], files["base"]).outputs
+    with ServeImpl(strength_bench.server_command("R08-unmapped-errno")) as mutant:
+        got = mutant.relocate(*args)
+        assert (got.status, got.errno) == ("error", -2), got.describe()
+
+
+def test_usage_errors_of_the_mutant_server(tmp_path: Path) -> None:
+    import subprocess
+
+    out = subprocess.run([sys.executable, "-m", "btfspec.bench.mutants", "nope"], capture_output=True, text=True,
+                         stdin=subprocess.DEVNULL, timeout=60)
+    assert out.returncode == 2 and "unknown mutant 'nope'" in out.stderr
+
+
+def test_a_bytes_only_mutant_is_killed_and_the_control_is_clean() -> None:
+    need_libbpf()
+    row = strength_bench.run_one("D08-byte-order-flipped", budget=30.0, workers=1)
+    assert row.killed and row.seconds is not None and row.seconds < 40.0, row
+    assert row.wall < 30.0 + 12.0  # the campaign ends at the kill (or within the budget + overrun)
+    control = strength_bench.run_one(M.CONTROL, budget=10.0, workers=1)
+    assert not control.killed, control
+    assert sum(control.examples.values()) > 0, control
+
+
+def test_base_decl_shape_reaches_the_distill_error_path() -> None:
+    """The libbpf-valid shape "base_decl_ref" (a module pointer to a kernel FUNC/VAR/DATASEC/DECL_TAG):
+    libbpf and the reference refuse it alike (nothing to flag), mutant D02 answers another errno."""
+    import random
+
+    from btfspec.btfgen.encoder import make_case
+    from btfspec.btfgen.generate import Knobs, RandomChooser, generate
+    from btfspec.oracle.impls.adapter import make_impl
+
+    need_libbpf()
+    lib = make_impl("libbpf", timeout=5.0)
+    mutant = M.load("D02-kind-check-errno")
+    python = PythonImpl()
+    refused = 0
+    try:
+        for seed in range(60):
+            u = generate(RandomChooser(random.Random(seed)), "libbpf-valid", 25,
+                         Knobs(quirks=frozenset({"base_decl_ref"}), quirk_percent=4))
+            case = make_case(u)
+            want = python.distill(case.split, case.base)
+            if want.ok:
+                continue
+            refused += 1
+            assert "unexpected reference to base type" in want.log
+            got = lib.distill(case.split, case.base)
+            assert (got.status, got.errno) == (want.status, want.errno)
+            assert mutant.distill_outcome(case.split, case.base).errno != want.errno
+    finally:
+        lib.close()
+    assert refused >= 5
+
+
+class _InProcessMutant:
+    """A mutant as an in-process implementation (the campaign runs it through serve; P6 alone need not)."""
+
+    capabilities = frozenset({"distill", "relocate"})
+
+    def __init__(self, mutant_id: str) -> None:
+        self.mod = M.load(mutant_id)
+        self.name = "serve"
+
+    def distill(self, split: bytes, base: bytes, *, timeout: float | None = None) -> Any:
+        return call_outcome(self.name, lambda: self.mod.distill_outcome(split, base))
+
+    def relocate(self, split: bytes, dist: bytes, base: bytes, *, timeout: float | None = None) -> Any:
+        return call_outcome(self.name, lambda: self.mod.relocate_outcome(split, dist, base))
+
+
+def _p6_findings(mutant_id: str, lib: Any, examples: int = 120) -> list[str]:
+    from hypothesis import HealthCheck, Phase, given, settings
+
+    from btfspec.oracle.fuzz.property import Context, PropertyFailure
+    from btfspec.oracle.fuzz.registry import get_property
+
+    p6 = get_property("P6")
+    ctx = Context(impls={"libbpf": lib, "serve": _InProcessMutant(mutant_id)}, profile="kernel-valid")
+    found: list[str] = []
+
+    @settings(max_examples=examples, database=None, deadline=None, suppress_health_check=list(HealthCheck),
+              phases=[Phase.generate], derandomize=True)
+    @given(p6.strategy(ctx))
+    def run(case: Any) -> None:
+        try:
+            p6.check(case, ctx)
+        except PropertyFailure as exc:
+            found.append(exc.finding.outcome)
+
+    run()
+    return found
+
+
+def test_p6_relocation_inputs_kill_the_unmapped_string_errno_and_spare_the_control() -> None:
+    """P6 (mutated relocation inputs, compared with libbpf): the seeded R09 (-EINVAL for an unmapped
+    string) is found through split-str; the unmutated reference is never flagged."""
+    from btfspec.oracle.impls.adapter import make_impl
+
+    need_libbpf()
+    lib = make_impl("libbpf", timeout=5.0)
+    try:
+        assert not _p6_findings(M.CONTROL, lib)
+        found = _p6_findings("R09-unmapped-string-errno", lib)
+    finally:
+        lib.close()  # type: ignore[attr-defined]
+    assert found and all("(split-str)" in f for f in found), found
