@@ -425,14 +425,15 @@ def same_as_libbpf(calls: Calls, name: str, op: str, args: tuple[bytes, ...], go
 
 def shared_with_libbpf(calls: Calls, name: str, judge: Callable[[Outcome, Outcome | None], Verdict | None],
                        v: Verdict, split: bytes, base1: bytes, target: bytes) -> bool:
-    """Does libbpf violate P1/P2 the same way (outcome and class) on this case?  Then ``name``'s violation
-    is libbpf's finding, a shared quirk, judged on libbpf alone (testing against libbpf).  Where libbpf
-    hangs or crashes, giving the Python reference's exact answer counts as shared too."""
+    """Does libbpf violate P1/P2 the same way (the same outcome against the same label) on this case?
+    Then ``name``'s violation is libbpf's finding, a shared quirk, judged on libbpf alone (testing
+    against libbpf).  Where libbpf hangs or crashes, giving the Python reference's exact answer counts
+    as shared too."""
     if name == "libbpf" or calls.ctx.get("libbpf") is None:
         return False
     lib_d, lib_r = relocation_pipeline(calls, "libbpf", split, base1, target)
     lib = judge(lib_d, lib_r)
-    if lib is not None and (lib.outcome, lib.klass) == (v.outcome, v.klass):
+    if lib is not None and lib.outcome == v.outcome:  # the same status and errno against the same label
         return True
     if name == "python" or not any(o is not None and o.status in (TIMEOUT, CRASH) for o in (lib_d, lib_r)):
         return False
