@@ -46,12 +46,12 @@ def _entries(corpus: Path) -> list[Path]:
 
 def test_sigterm_mid_shrink_writes_the_report_and_the_findings(tmp_path: Path) -> None:
     corpus, report = tmp_path / "found", tmp_path / "report.json"
-    cmd = [PY, "-m", "btfspec", "fuzz", "--impl", "serve", "--serve-cmd", _server(tmp_path, SLOW_WRONG, delay=0.3),
+    cmd = [PY, "-m", "btfspec", "fuzz", "--impl", "serve", "--serve-cmd", _server(tmp_path, SLOW_WRONG, delay=1.0),
            "--property", "P1", "--workers", "1", "--time", "300", "--shrink-share", "1", "--db", "none",
            "--corpus-dir", str(corpus), "--report", str(report), "--quiet", "--seed", "3"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
                             text=True, cwd=tmp_path)
-    time.sleep(12.0)  # started, found the failure at once, now shrinking it (300 s allowed)
+    time.sleep(10.0)  # started, found the failure at once, now shrinking it (300 s allowed)
     assert proc.poll() is None, proc.communicate()
     assert not _entries(corpus)  # still shrinking: nothing reported yet
     start = time.monotonic()
