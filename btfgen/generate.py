@@ -168,10 +168,12 @@ KERNEL_WEIGHTS = (6, 2, 5, 2, 14, 4, 5, 8, 5, 6, 2, 3, 6, 2, 3, 2, 2, 0, 0)
 MODULE_WEIGHTS = (1, 0, 2, 1, 14, 2, 4, 8, 3, 4, 1, 1, 8, 2, 4, 2, 0, 0, 0)
 # libbpf-valid quirk shapes (Knobs.quirks); "nondedup_strings" is an encoding option (Universe.encoding).
 QUIRK_SHAPES = ("empty_name", "long_name", "odd_name", "odd_linkage", "union_fwd", "fwd_struct_same_name",
-                "mod_cycle", "deep_chain", "empty_distill", "nondedup_strings", "anon_required", "base_decl_ref")
+                "mod_cycle", "deep_chain", "empty_distill", "nondedup_strings", "anon_required", "base_decl_ref",
+                "odd_enum_size")
 # fixed rates of quirks decided per universe or per rare construct (the others use Knobs.quirk_percent)
 QUIRK_PERCENT = {"nondedup_strings": 30, "empty_distill": 50, "union_fwd": 30, "fwd_struct_same_name": 30,
-                 "odd_linkage": 15, "base_decl_ref": 40}
+                 "odd_linkage": 15, "base_decl_ref": 40,
+                 "odd_enum_size": 40}
 NAME_QUIRKS = ("empty_name", "long_name", "odd_name", "anon_required")
 _IDENT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _NO_QUIRK = object()
@@ -660,6 +662,14 @@ class _Gen:
         self.add(Composite(self.key(), None, 0), "ptrable", size=0)
         self.add(FuncProto(self.key(), None, ((None, p),)), "ptrable", "proto")
 
+    def _odd_size_enum(self) -> Key:
+        """libbpf-valid: a named kernel enum of a size ``btf__add_enum`` refuses (3, 5, 6 or 7 bytes), for
+        the module to reach (libbpf cannot distill it: -EINVAL)."""
+        size = self.ch.pick((3, 5, 6, 7))
+        name = self.kernel_name("enum", self.ident(), size, (size,))
+        return self.add(Enum(self.key(), name, size, (("odd_0", 0),), False, False), "scalar", "enum",
+                        size=size, align=1)
+
     def _module_reaches_base_decl(self) -> None:
         """libbpf-valid: a module pointer to a kernel FUNC, VAR, DATASEC or DECL_TAG, which libbpf refuses
         to distill (-EINVAL, "unexpected reference to base type")."""
@@ -680,6 +690,7 @@ class _Gen:
             mw[CONSTRUCTS.index("mod_cycle")] = 1
         self.c_int(regular_only=True)  # every universe has an array index type
         self._phase(n_kernel, kw)
+        odd_enum = self._odd_size_enum() if self.quirk("odd_enum_size") else None
         self.empty_distill = self.quirk("empty_distill")
         if self.empty_distill:
             self._void_closed_kernel_types()
@@ -691,6 +702,8 @@ class _Gen:
             self.c_ptr()
         if self.quirk("base_decl_ref"):
             self._module_reaches_base_decl()
+        if odd_enum is not None and not self.empty_distill:
+            self._ptr(odd_enum)
         encoding = frozenset({"nondedup_strings"}) if self.quirk("nondedup_strings") else frozenset()
         u = Universe(tuple(self.nodes), frozenset(self.module), self.profile, self.quirks, encoding)
         if not self.empty_distill and not distill_sets(u)[0]:

@@ -72,9 +72,14 @@ def test_a_bytes_only_mutant_is_killed_and_the_control_is_clean() -> None:
     assert sum(control.examples.values()) > 0, control
 
 
-def test_base_decl_shape_reaches_the_distill_error_path() -> None:
-    """The libbpf-valid shape "base_decl_ref" (a module pointer to a kernel FUNC/VAR/DATASEC/DECL_TAG):
-    libbpf and the reference refuse it alike (nothing to flag), mutant D02 answers another errno."""
+@pytest.mark.parametrize(("shape", "mutant", "log"), [
+    ("base_decl_ref", "D02-kind-check-errno", "unexpected reference to base type"),
+    ("odd_enum_size", "D04-enum-size-check", ""),
+])
+def test_libbpf_valid_shapes_reach_the_distill_error_path(shape: str, mutant: str, log: str) -> None:
+    """The libbpf-valid shapes "base_decl_ref" (a module pointer to a kernel FUNC/VAR/DATASEC/DECL_TAG)
+    and "odd_enum_size" (a reached kernel enum of 3, 5, 6 or 7 bytes): libbpf and the reference refuse
+    them alike (nothing to flag); the seeded mutant answers otherwise."""
     import random
 
     from btfspec.btfgen.encoder import make_case
@@ -83,25 +88,26 @@ def test_base_decl_shape_reaches_the_distill_error_path() -> None:
 
     need_libbpf()
     lib = make_impl("libbpf", timeout=5.0)
-    mutant = M.load("D02-kind-check-errno")
+    seeded = M.load(mutant)
     python = PythonImpl()
-    refused = 0
+    refused = killed = 0
     try:
         for seed in range(60):
             u = generate(RandomChooser(random.Random(seed)), "libbpf-valid", 25,
-                         Knobs(quirks=frozenset({"base_decl_ref"}), quirk_percent=4))
+                         Knobs(quirks=frozenset({shape}), quirk_percent=4))
             case = make_case(u)
             want = python.distill(case.split, case.base)
+            got = lib.distill(case.split, case.base)
+            assert (got.status, got.errno, got.outputs) == (want.status, want.errno, want.outputs)
             if want.ok:
                 continue
             refused += 1
-            assert "unexpected reference to base type" in want.log
-            got = lib.distill(case.split, case.base)
-            assert (got.status, got.errno) == (want.status, want.errno)
-            assert mutant.distill_outcome(case.split, case.base).errno != want.errno
+            assert log in want.log
+            other = seeded.distill_outcome(case.split, case.base)
+            killed += (other.status, other.errno) != (want.status, want.errno)
     finally:
-        lib.close()
-    assert refused >= 5
+        lib.close()  # type: ignore[attr-defined]
+    assert refused >= 5 and killed >= 5, (refused, killed)
 
 
 class _InProcessMutant:

@@ -37,8 +37,9 @@ class Mutant:
 
 MUTANTS: tuple[Mutant, ...] = (
     # --- distill ----------------------------------------------------------------------------------
-    Mutant("D01-kind-check-dropped", "distill", "a split reference to a base FUNC/VAR/... is not rejected",
-           "if t.kind not in _MARKABLE:", "if False:"),
+    Mutant("D01-type-tag-not-markable", "distill", "a base TYPE_TAG reached from the module fails the distillation",
+           "                       Kind.FUNC_PROTO, Kind.TYPE_TAG})\n_TO_SPLIT",
+           "                       Kind.FUNC_PROTO})\n_TO_SPLIT"),
     Mutant("D02-kind-check-errno", "distill", "the unexpected-kind error is -EOPNOTSUPP, not -EINVAL",
            'raise run.fail(EINVAL, f"unexpected reference to base type', 'raise run.fail(ENOTSUP, f"unexpected '
            'reference to base type'),
