@@ -111,7 +111,7 @@ def test_libbpf_valid_shapes_reach_the_distill_error_path(shape: str, mutant: st
 
 
 class _InProcessMutant:
-    """A mutant as an in-process implementation (the campaign runs it through serve; P6 alone need not)."""
+    """A mutant as an in-process implementation (the campaign runs it through serve; P8 alone need not)."""
 
     capabilities = frozenset({"distill", "relocate"})
 
@@ -126,22 +126,22 @@ class _InProcessMutant:
         return call_outcome(self.name, lambda: self.mod.relocate_outcome(split, dist, base))
 
 
-def _p6_findings(mutant_id: str, lib: Any, examples: int = 120) -> list[str]:
+def _p8_findings(mutant_id: str, lib: Any, examples: int = 120) -> list[str]:
     from hypothesis import HealthCheck, Phase, given, settings
 
     from btfspec.oracle.fuzz.property import Context, PropertyFailure
     from btfspec.oracle.fuzz.registry import get_property
 
-    p6 = get_property("P6")
+    p8 = get_property("relocation-inputs")
     ctx = Context(impls={"libbpf": lib, "serve": _InProcessMutant(mutant_id)}, profile="kernel-valid")
     found: list[str] = []
 
     @settings(max_examples=examples, database=None, deadline=None, suppress_health_check=list(HealthCheck),
               phases=[Phase.generate], derandomize=True)
-    @given(p6.strategy(ctx))
+    @given(p8.strategy(ctx))
     def run(case: Any) -> None:
         try:
-            p6.check(case, ctx)
+            p8.check(case, ctx)
         except PropertyFailure as exc:
             found.append(exc.finding.outcome)
 
@@ -149,16 +149,16 @@ def _p6_findings(mutant_id: str, lib: Any, examples: int = 120) -> list[str]:
     return found
 
 
-def test_p6_relocation_inputs_kill_the_unmapped_string_errno_and_spare_the_control() -> None:
-    """P6 (mutated relocation inputs, compared with libbpf): the seeded R09 (-EINVAL for an unmapped
+def test_p8_relocation_inputs_kill_the_unmapped_string_errno_and_spare_the_control() -> None:
+    """P8 (mutated relocation inputs, compared with libbpf): the seeded R09 (-EINVAL for an unmapped
     string) is found through split-str; the unmutated reference is never flagged."""
     from btfspec.oracle.impls.adapter import make_impl
 
     need_libbpf()
     lib = make_impl("libbpf", timeout=5.0)
     try:
-        assert not _p6_findings(M.CONTROL, lib)
-        found = _p6_findings("R09-unmapped-string-errno", lib)
+        assert not _p8_findings(M.CONTROL, lib)
+        found = _p8_findings("R09-unmapped-string-errno", lib)
     finally:
         lib.close()  # type: ignore[attr-defined]
     assert found and all("(split-str)" in f for f in found), found

@@ -23,7 +23,7 @@ from btfspec.bench.mutants import BY_ID, CONTROL, MUTANTS
 
 DEFAULT_BUDGET = 60.0
 DEFAULT_WORKERS = 2
-DEFAULT_PROPERTIES = ("P1", "P2", "P3", "P4", "P6")
+DEFAULT_PROPERTIES = ("P1", "P2", "P3", "P4", "P8")
 UNDER_TEST = "serve"
 SHRINK_SHARE = 0.02  # a kill is the first finding, not its smallest example: shrink briefly
 

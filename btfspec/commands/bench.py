@@ -114,7 +114,7 @@ def bench_fuzz(seconds: float, prop: str, no_cluster: bool, as_json: bool) -> No
               help="Campaign seconds per mutant (a mutant is killed once a finding blames it).")
 @click.option("--workers", type=click.IntRange(min=0), default=2, show_default=True, help="Worker slots per campaign.")
 @click.option("--mutant", "mutant_list", metavar="ID[,ID...]", help="Only these mutants (default: all).")
-@click.option("--property", "prop_list", metavar="P[,P...]", default="P1,P2,P3,P4,P6", show_default=True,
+@click.option("--property", "prop_list", metavar="P[,P...]", default="P1,P2,P3,P4,P8", show_default=True,
               help="Properties of each campaign.")
 @click.option("--profile", type=click.Choice(["mixed", "kernel-valid", "libbpf-valid"]), default="mixed",
               show_default=True, help="Generator profile.")

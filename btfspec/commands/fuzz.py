@@ -60,7 +60,7 @@ def fuzz(impl_list: str | None, prop_list: str | None, workers: int | None, time
          max_examples: int | None, seed: int | None, db: str | None, scheduler: str | None, corpus_dir: str | None,
          report_path: str | None, profile: str, timeout: float, distill_cmd: str | None, relocate_cmd: str | None,
          serve_cmd: str | None, shrink_share: float, quiet: bool, as_json: bool) -> None:
-    """Fuzz the implementations with properties P1-P6; shrunk findings become corpus entries.
+    """Fuzz the implementations with properties P1-P8; shrunk findings become corpus entries.
 
     Two modes: with libbpf and another implementation (--impl serve,libbpf), the other is tested
     against libbpf -- what it does exactly as libbpf does (a shared quirk) is libbpf's finding, reported

@@ -1,4 +1,4 @@
-"""Property P6 (relocation inputs): structure-aware mutation of what ``btf__relocate`` is given.
+"""Property P8 (relocation inputs): structure-aware mutation of what ``btf__relocate`` is given.
 
 A generated base/split pair is distilled by libbpf; then one word of a type record of the distilled
 base or of the distilled split is changed by an operator that aims at relocation's checks and error
@@ -107,7 +107,7 @@ def mutate(m: Mutation, dist: bytes, split: bytes) -> tuple[bytes, bytes, str] |
 
 @dataclass(frozen=True)
 class RelocationInput:
-    """A P6 case: the generated pair and the mutation of libbpf's distilled outputs."""
+    """A P8 case: the generated pair and the mutation of libbpf's distilled outputs."""
 
     case: Any
     mutation: Mutation
@@ -119,8 +119,8 @@ def _cases(ctx: Context) -> st.SearchStrategy[RelocationInput]:
     return st.builds(RelocationInput, pairs(ctx), mutations)
 
 
-def check_p6(c: RelocationInput, ctx: Context) -> None:
-    """P6 on one case (see the module docstring)."""
+def check_p8(c: RelocationInput, ctx: Context) -> None:
+    """P8 on one case (see the module docstring)."""
     if ctx.get("libbpf") is None:
         return
     calls = Calls(ctx)
@@ -158,6 +158,6 @@ def _finding(c: RelocationInput, calls: Calls, name: str, what: str, args: tuple
 
 
 PROPERTY = Property(RELOCATION_INPUTS, "relocation inputs: mutated distilled outputs relocate as libbpf relocates "
-                                       "them", _cases, check_p6, frozenset({RELOCATE}), differential_unusable)
+                                       "them", _cases, check_p8, frozenset({RELOCATE}), differential_unusable)
 
-__all__ = ["OPERATORS", "PROPERTY", "Mutation", "check_p6", "mutate"]
+__all__ = ["OPERATORS", "PROPERTY", "Mutation", "check_p8", "mutate"]
