@@ -278,8 +278,8 @@ def available(*, distill_cmd: str | None = None, relocate_cmd: str | None = None
     out["libbpf"] = libbpf.unavailable_reason()
     out["kernel"] = kernel.unavailable_reason()
     out["cmd"] = None if (distill_cmd or relocate_cmd) else "needs --distill-cmd and/or --relocate-cmd"
-    out["kernel-vm"] = kernel_vm.unavailable_reason()
     out["serve"] = None if serve_cmd else "needs --serve-cmd"
+    out["kernel-vm"] = kernel_vm.unavailable_reason()
     return out
 
 
