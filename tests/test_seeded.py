@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.database import InMemoryExampleDatabase
 
-from btfspec.oracle.fuzz.campaign import entry_name, run_campaign
+from btfspec.oracle.fuzz.campaign import run_campaign
 from btfspec.oracle.fuzz.campaign.hypothesis_glue import (
     DATABASE_KEY_HOOK,
     NotSeedable,
@@ -89,7 +89,7 @@ def test_a_campaign_finds_on_the_seeded_path_and_shrinks(tmp_path: Path) -> None
                           corpus_dir=tmp_path / "found", distill_cmd=BROKEN_DISTILL, progress=False)
     assert sum(s["seeded"].get("P3", 0) for s in result.slots) > 0
     (rec,) = [f for f in result.new_findings if f.impl == "cmd"][:1]
-    entry = load_entry(tmp_path / "found" / entry_name(rec.signature))
+    entry = load_entry(rec.path)
     base = Btf.from_bytes(entry.file("base.btf"))
     split = Btf.from_bytes(entry.file("split.btf"), base=base)
     assert base.nr_types <= 3 and split.nr_types <= 2, (base.nr_types, split.nr_types)  # shrunk by hypothesis

@@ -48,8 +48,8 @@ from typing import Any
 
 from btfspec.locations import IMPORT_ROOT
 from btfspec.oracle.impls import childproc
-from btfspec.oracle.impls.childproc import signal_name
 from btfspec.oracle.impls.batch import Output, Step, resolve
+from btfspec.oracle.impls.childproc import signal_name
 from btfspec.oracle.impls.outcome import CRASH, DEFAULT_TIMEOUT, ERROR, OK, TIMEOUT, Outcome
 from btfspec.spec.errors import errno_text
 
