@@ -37,7 +37,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "fetch-kernel": ("btfspec.commands.realdata:fetch_kernel_cmd",
                      "Download a Debian kernel image package and extract vmlinux and module BTF."),
     "fuzz": ("btfspec.commands.fuzz:fuzz",
-             "Fuzz the implementations with properties P1-P6; shrunk findings become corpus entries."),
+             "Fuzz the implementations with properties P1-P8; shrunk findings become corpus entries."),
     "gen": ("btfspec.commands.gen:gen",
             "Generate one case: a base (kernel part), a split (module part) and a perturbed base2."),
     "parse-text": ("btfspec.commands.text:parse_text_cmd",

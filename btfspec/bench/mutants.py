@@ -59,7 +59,7 @@ MUTANTS: tuple[Mutant, ...] = (
            "new_base = Btf(order=src.order)", 'new_base = Btf(order="big" if src.order == "little" else "little")',
            bytes_only=True),
     Mutant("D09-q6-not-reproduced", "distill", "an empty distilled base: the second pass runs in split mode (Q6)",
-           'run.choose("Q6", bool(marked) and new_split.start_id == 1, False,', 'run.choose("Q6", False, False,'),
+           'run.choose(Q6, bool(marked) and new_split.start_id == 1, False,', 'run.choose(Q6, False, False,'),
     Mutant("D10-split-id-off-by-one", "distill", "a reference to the first split type is not renumbered",
            "return (v - diff) & U32 if v >= split_start else v", "return (v - diff) & U32 if v > split_start else v"),
     Mutant("D11-fwd-not-a-leaf", "distill", "a reached base FWD fails the distillation",
@@ -83,7 +83,7 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant("R05-embedded-size-check-dropped", "relocate", "an embedded composite matches a base one of another size",
            "size_ok = not embedded or bt.size == dt.size", "size_ok = True"),
     Mutant("R06-q2-corrected", "relocate", "a distilled STRUCT no longer matches a base UNION (Q2 'fixed')",
-           'run.choose("Q2", size_ok, size_ok and bk == dk,', 'run.choose("Q2", size_ok and bk == dk, size_ok and '
+           'run.choose(Q2, size_ok, size_ok and bk == dk,', 'run.choose(Q2, size_ok and bk == dk, size_ok and '
            'bk == dk,'),
     Mutant("R07-duplicate-candidate-accepted", "relocate", "two compatible base candidates: the last one wins",
            "if prev and prev != BTF_IS_EMBEDDED:", "if False:"),
