@@ -20,7 +20,7 @@ test item per corpus entry x step x implementation and the fixtures ``btfspec_im
 
     @given(data=st.data())
     def test_relocation_property(btfspec_context, data):
-        check_property("P1", btfspec_context, data)
+        check_property("relocation", btfspec_context, data)
 """
 
 from __future__ import annotations

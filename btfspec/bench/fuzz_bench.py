@@ -21,6 +21,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from btfspec.oracle.fuzz.property import RELOCATION
+
 
 @dataclass
 class FuzzRow:
@@ -62,7 +64,7 @@ def _campaign(prop: str, impls: list[str], workers: int, seconds: float, schedul
 
 
 def run(seconds: float = 10.0, cluster: bool = True, echo: Callable[[str], None] | None = None,
-        prop: str = "P1") -> list[FuzzRow]:
+        prop: str = RELOCATION) -> list[FuzzRow]:
     """Measure every row (about ``6 * seconds`` plus startup); ``echo`` gets each line as it is measured."""
     rows: list[FuzzRow] = []
     both = ["python", "libbpf"]

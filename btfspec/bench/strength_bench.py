@@ -20,10 +20,11 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from btfspec.bench.mutants import BY_ID, CONTROL, MUTANTS
+from btfspec.oracle.fuzz.property import ACCEPTANCE, DIFFERENTIAL, RELOCATION, RELOCATION_INPUTS, ROUNDTRIP
 
 DEFAULT_BUDGET = 60.0
 DEFAULT_WORKERS = 2
-DEFAULT_PROPERTIES = ("P1", "P2", "P3", "P4", "P8")
+DEFAULT_PROPERTIES = (RELOCATION, ROUNDTRIP, DIFFERENTIAL, ACCEPTANCE, RELOCATION_INPUTS)
 UNDER_TEST = "serve"
 SHRINK_SHARE = 0.02  # a kill is the first finding, not its smallest example: shrink briefly
 

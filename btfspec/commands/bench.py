@@ -6,6 +6,7 @@ import click
 
 from btfspec.bench.timing import as_dict
 from btfspec.clitools import emit_json, guarded, json_option
+from btfspec.oracle.fuzz.property import ACCEPTANCE, DIFFERENTIAL, RELOCATION, ROBUSTNESS, ROUNDTRIP
 from btfspec.spec.model import Btf
 from btfspec.spec.sources import HOST_VMLINUX, load_input
 
@@ -86,7 +87,8 @@ def bench_oracle(split_path: str | None, base_path: str, repeat: int, with_vm: b
 @bench.command("fuzz")
 @click.option("--seconds", type=click.FloatRange(min=1), default=10.0, show_default=True,
               help="Campaign time per configuration.")
-@click.option("--property", "prop", type=click.Choice(["P1", "P2", "P3", "P4", "P5"]), default="P1",
+@click.option("--property", "prop", type=click.Choice([RELOCATION, ROUNDTRIP, DIFFERENTIAL, ACCEPTANCE, ROBUSTNESS]),
+              default=RELOCATION,
               show_default=True, help="The property measured.")
 @click.option("--no-cluster", is_flag=True, help="Skip the 2-worker dask LocalCluster row.")
 @json_option

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
-
-from hypothesis.strategies import SearchStrategy
+from typing import TYPE_CHECKING, Any
 
 from btfspec.oracle.impls.adapter import Implementation, make_impl
 from btfspec.oracle.impls.outcome import DEFAULT_TIMEOUT
+
+if TYPE_CHECKING:
+    from hypothesis.strategies import SearchStrategy
 
 RELOCATION = "P1"  # the relocated split matches the direct encoding against a perturbed base
 ROUNDTRIP = "P2"  # relocation onto the base the split was distilled from gives it back

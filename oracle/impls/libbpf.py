@@ -21,6 +21,10 @@ with ``btf__raw_data`` (its header is unchanged by relocation; libbpf edits the 
 
 (One module of ~800 lines: the worker's client shares the operation table, the wire constants and
 the Outcome conversion with the ctypes layer the worker runs.)
+
+Why one module of ~800 lines: the ctypes layer and the crash-proof worker that hosts it share one wire
+format (the op table, frames, the blob cache mirrored on both sides); the two halves are checked
+against each other and against ``libbpf_worker.py``, the child side.
 """
 
 from __future__ import annotations

@@ -22,6 +22,9 @@ Both modes record in ``quirks`` every catalogue id whose trigger condition was m
 path (first-fired order). Up to the first trigger both modes run identically, so an input gives
 an empty quirk list in one mode exactly when it does in the other, and the two modes can only
 differ on inputs with a non-empty list.
+
+Why one module of ~700 lines: it reads like libbpf's own ``btf_distill_base()`` and ``btf_relocate.c``
+function by function, so that a reader can hold it next to the C; split, that correspondence is lost.
 """
 
 from __future__ import annotations
