@@ -163,3 +163,16 @@ def test_third_level_is_written_with_cumulative_string_offsets() -> None:
     l1 = Btf.from_bytes(split_blob, l0)
     assert validate(l2, l1, "libbpf-2026") == []
     assert [Btf.from_bytes(l2, l1).name(t) for _, t in Btf.from_bytes(l2, l1).own_types()] == ["level2_a", "level2_b"]
+
+
+def test_the_robustness_property_draws_layout_sections() -> None:
+    """P5 (in every default campaign) mutates blobs with a kind layout section too, so campaigns compare
+    the validator, libbpf and the kernel on them."""
+    from hypothesis import find
+
+    from btfspec.oracle.fuzz.property import Context
+    from btfspec.oracle.fuzz.robustness import PROPERTY
+
+    mode, what, blob = find(PROPERTY.strategy(Context({})), lambda c: c[1].split(":")[0] in LAYOUT_MUTATIONS,
+                            settings=settings(database=None, max_examples=2000, derandomize=True))
+    assert mode == "standalone" and blob  # find() raises when no such case is drawn

@@ -80,12 +80,13 @@ def _seed_distilled() -> tuple[bytes, bytes]:
 
 
 def _mutations() -> st.SearchStrategy[tuple[str, str, bytes]]:
-    from btfspec.btfgen.mutate import mutated_blobs
+    from btfspec.btfgen.mutate import layout_mutated_blobs, mutated_blobs
 
     _, splits = split_seeds()
     alone = mutated_blobs().map(lambda e: ("standalone", e[0], e[1]))
     split = mutated_blobs(st.sampled_from(splits)).map(lambda e: ("split", e[0], e[1]))
-    return st.one_of(alone, split)
+    layout = layout_mutated_blobs().map(lambda e: ("standalone", e[0], e[1]))  # the 2026 kind layout section
+    return st.one_of(alone, split, layout)
 
 
 class _Hang(BaseException):
