@@ -201,7 +201,8 @@ def test_redis_example_database_is_shared(tmp_path: Path, redis_url) -> None:
     # another campaign (its own corpus directory) on the same database replays it and finds it again
     again = run_campaign(["P3"], ["cmd", "libbpf"], workers=0, max_examples=1, seed=8, db=url,
                          corpus_dir=tmp_path / "other", distill_cmd=BROKEN_DISTILL, progress=False)
-    assert {f.signature for f in _cmd_findings(again)} >= {_cmd_findings(result)[0].signature}
+    # (one of the saved failures: the first campaign may have saved several signatures of one group)
+    assert {f.signature for f in _cmd_findings(again)} & {f.signature for f in _cmd_findings(result)}
 
 
 def test_dask_cluster(tmp_path: Path) -> None:

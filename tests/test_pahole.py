@@ -38,6 +38,8 @@ from btfspec.btfgen.universe import (
     Var,
 )
 from btfspec.oracle.fuzz import pahole
+from btfspec.oracle.impls.adapter import PythonImpl
+from btfspec.oracle.impls.quirks import Q6
 from btfspec.spec.kinds import INT_CHAR, INT_SIGNED, Kind
 from btfspec.spec.model import Btf
 
@@ -144,6 +146,9 @@ def test_pahole_is_a_second_direct_encoder(u: Universe, impls: list) -> None:
     pc = _pahole_case(u)
     assert c_universe(pc.universe) == pc.universe
     assert pahole.encoder_difference(pc) is None
+    # a module that needs no base type has an empty distilled base: libbpf's Q6 (and the reference
+    # imitating it) writes a split that does not parse -- a libbpf finding, not an encoder's
+    assume(Q6 not in PythonImpl().distill(pc.split, pc.base).detail.split(","))
     for impl in impls:
         assert pahole.round_trip_difference(pc, impl) is None, impl.name
 
