@@ -10,13 +10,15 @@ merged into one blob) and keep the kernel part free of the name clashes that mak
 ambiguous; ``libbpf-valid`` universes only need to parse with libbpf v1.6 and add the quirk shapes
 (empty names at non-zero offsets, long and odd names, odd linkage, union FWDs, FWD and STRUCT of one
 name, modifier cycles, very deep chains, splits whose distilled base is empty).
+
+Why one module of ~700 lines: the generator is one class (``_Gen``) whose draw methods share its state
+(the elements made so far, the knobs, the profile's name discipline); its decision interface
+(:mod:`.chooser`) and coverage features (:mod:`.features`) live apart.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +26,8 @@ from typing import Any
 from hypothesis import strategies as st
 
 from btfspec.btfgen import coverage
+from btfspec.btfgen.chooser import Chooser, HypothesisChooser
+from btfspec.btfgen.features import features
 from btfspec.btfgen.universe import (
     KERNEL_VALID,
     LIBBPF_VALID,
@@ -48,95 +52,14 @@ from btfspec.btfgen.universe import (
     Ptr,
     Qual,
     Ref,
-    T,
     Typedef,
     TypeTag,
     Universe,
     Var,
     distill_sets,
-    embedded,
-    in_modifier_cycle,
     refs,
-    strip_modifiers,
 )
 from btfspec.spec.kinds import INT_BOOL, INT_CHAR, INT_SIGNED, Kind
-
-# --------------------------------------------------------------------------------------------
-# choosers: one decision interface for hypothesis and seeded random generation
-# --------------------------------------------------------------------------------------------
-
-class Chooser:
-    """Source of decisions.  ``int`` shrinks towards ``lo``; ``chance`` towards False."""
-
-    def int(self, lo: int, hi: int) -> int:
-        raise NotImplementedError
-
-    def chance(self, percent: int) -> bool:
-        """True with about ``percent`` % probability."""
-        return percent > 0 and (percent >= 100 or self.int(0, 99) >= 100 - percent)
-
-    def more(self) -> bool:
-        """Another construct before the target size?  (Always, unless the driver can shrink it away.)"""
-        return True
-
-    def pick(self, seq: Sequence[T]) -> T:
-        return seq[self.int(0, len(seq) - 1)] if len(seq) > 1 else seq[0]
-
-    def weighted(self, weights: Sequence[int]) -> int:
-        """An index, with probability proportional to its weight (index 0 is the simplest)."""
-        total = sum(weights)
-        x = self.int(0, total - 1)
-        for i, w in enumerate(weights):
-            if x < w:
-                return i
-            x -= w
-        return len(weights) - 1
-
-
-class RandomChooser(Chooser):
-    """Decisions from a seeded :class:`random.Random` (deterministic for a seed)."""
-
-    def __init__(self, rng: Any) -> None:
-        self.rng = rng
-
-    def int(self, lo: int, hi: int) -> int:
-        return self.rng.randint(lo, hi) if hi > lo else lo
-
-    def chance(self, percent: int) -> bool:
-        return self.rng.random() * 100 < percent
-
-
-@functools.lru_cache(maxsize=4096)
-def _ints(lo: int, hi: int) -> st.SearchStrategy[int]:
-    return st.integers(lo, hi)
-
-
-class HypothesisChooser(Chooser):
-    """Decisions drawn from a hypothesis ``draw`` (shrinkable).
-
-    Integers come straight from the ConjectureData behind ``draw`` (``draw_integer``, what bounded
-    ``st.integers`` draws with), which skips the per-draw strategy bookkeeping and about doubles the
-    generation rate; if that internal interface is missing, ``st.integers`` is drawn instead.
-    """
-
-    def __init__(self, draw: Callable[[st.SearchStrategy[Any]], Any]) -> None:
-        self.draw = draw
-        data = getattr(draw, "__self__", None)
-        fast = getattr(data, "draw_integer", None)
-        self._fast: Callable[[int, int], int] | None = fast if callable(fast) else None
-
-    def int(self, lo: int, hi: int) -> int:
-        if hi <= lo:
-            return lo
-        if self._fast is not None:
-            return self._fast(lo, hi)
-        return self.draw(_ints(lo, hi))  # type: ignore[no-any-return]
-
-    def more(self) -> bool:
-        # like st.lists: one "continue" choice per element, so shrinking can stop early or delete
-        # a whole construct (its choices and this flag) from the middle
-        return self.int(0, 99) != 0
-
 
 # --------------------------------------------------------------------------------------------
 # generator
@@ -175,7 +98,6 @@ QUIRK_PERCENT = {"nondedup_strings": 30, "empty_distill": 50, "union_fwd": 30, "
                  "odd_linkage": 15, "base_decl_ref": 40,
                  "odd_enum_size": 40}
 NAME_QUIRKS = ("empty_name", "long_name", "odd_name", "anon_required")
-_IDENT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _NO_QUIRK = object()
 
 
@@ -777,138 +699,3 @@ def base_split_pairs(profile: str = KERNEL_VALID, min_types: int = 5, max_types:
     from btfspec.btfgen.encoder import make_case
 
     return universes(profile, min_types, max_types, knobs).map(make_case)
-
-
-# --------------------------------------------------------------------------------------------
-# features (coverage)
-# --------------------------------------------------------------------------------------------
-
-def features(u: Universe) -> set[tuple[str, str]]:
-    """(category, value) pairs describing a universe: BTF kinds and notable shapes."""
-    out: set[tuple[str, str]] = {("profile", u.profile)}
-    shape = functools.partial(_add_shape, out)
-    names: dict[tuple[str, str], int] = {}
-    kernel_named: dict[str, set[type]] = {}
-    for n in u.nodes:
-        out.add(("kind", n.btf_kind.name))
-        if n.name is not None:
-            names[(type(n).__name__, n.name)] = names.get((type(n).__name__, n.name), 0) + 1
-            if n.key not in u.module:
-                kernel_named.setdefault(n.name, set()).add(type(n))
-            if n.name == "":
-                shape("empty_name_nonzero")
-            elif len(n.name) > 128:
-                shape("long_name")
-            elif not _IDENT_RE.match(n.name) and not isinstance(n, Int | Float | Datasec):
-                shape("odd_name")
-        _node_shapes(u, n, shape)
-    if any(c > 1 for c in names.values()):
-        shape("dup_name_same_kind")
-    by_name: dict[str, set[str]] = {}
-    for kind, name in names:
-        by_name.setdefault(name, set()).add(kind)
-    if any(len(v) > 1 for v in by_name.values()):
-        shape("dup_name_cross_kind")
-    if any(Fwd in ts and Composite in ts for ts in kernel_named.values()):
-        shape("fwd_struct_same_name")
-    distilled, copied = distill_sets(u)
-    if (distilled or copied) and not distilled:
-        shape("empty_distill")
-    if embedded(u):
-        shape("module_embeds_kernel")
-    for k in u.module_keys():
-        for r in refs(u[k]):
-            if r is not None and r not in u.module:
-                shape(f"module_{type(u[k]).__name__.lower()}_to_kernel")
-    if "nondedup_strings" in u.encoding:
-        shape("nondedup_strings")
-    return out
-
-
-def _add_shape(out: set[tuple[str, str]], value: str) -> None:
-    out.add(("shape", value))
-
-
-def _node_shapes(u: Universe, n: Node, shape: Callable[[str], None]) -> None:
-    if isinstance(n, Int):
-        if not n.regular:
-            shape("int_bitwidth")
-        if n.size == 16:
-            shape("int128")
-        if n.encoding & INT_CHAR:
-            shape("int_char")
-        if n.encoding & INT_BOOL:
-            shape("int_bool")
-    elif isinstance(n, Enum):
-        if n.signed:
-            shape("enum_signed")
-        if any(v < 0 for _, v in n.values):
-            shape("enum_negative")
-        vals = [v for _, v in n.values]
-        if len(set(vals)) < len(vals):
-            shape("enum_dup_values")
-        if not n.values:
-            shape("enum_empty")
-    elif isinstance(n, Composite):
-        if n.name is None:
-            shape("anon_composite")
-        if any(m.bitfield for m in n.members):
-            shape("bitfield")
-        for i, m in enumerate(n.members):
-            t = u.get(m.type)
-            if m.name is None:
-                shape("anon_member")
-            if isinstance(t, Composite):
-                shape("embedded_composite")
-            if isinstance(t, Array) and t.nelems == 0 and i == len(n.members) - 1 and not n.union:
-                shape("flexible_array")
-            if isinstance(t, Ptr) and strip_modifiers(u, t.target) == n.key:
-                shape("list_head_cycle" if n.name == "list_head" else "ptr_cycle")
-            if in_modifier_cycle(u, m.type):
-                shape("mod_cycle_member")
-    elif isinstance(n, Array):
-        if n.nelems == 0:
-            shape("zero_len_array")
-        if isinstance(u.get(n.elem), Array):
-            shape("multidim_array")
-    elif isinstance(n, Fwd):
-        shape("fwd_union" if n.union else "fwd_struct")
-    elif isinstance(n, FuncProto):
-        if n.variadic:
-            shape("variadic")
-        if not n.params and not n.variadic:
-            shape("void_params")
-        if n.ret is None:
-            shape("void_return")
-    elif isinstance(n, Typedef | Qual | TypeTag):
-        t = u.get(n.target)
-        if isinstance(n, Typedef) and isinstance(t, Typedef):
-            shape("typedef_chain")
-        if isinstance(n, Qual) and isinstance(t, Qual):
-            shape("qual_chain")
-        if in_modifier_cycle(u, n.key):
-            shape("mod_cycle")
-    elif isinstance(n, Ptr):
-        if isinstance(u.get(n.target), TypeTag):
-            shape("ptr_to_type_tag")
-        depth, k = 0, n.key
-        seen = set()
-        while isinstance(u.get(k), Ptr) and k not in seen:
-            seen.add(k)
-            depth += 1
-            k = u[k].target  # type: ignore[union-attr]
-        if depth >= 32:
-            shape("deep_chain")
-    elif isinstance(n, Func | Var):
-        if n.linkage > 1:
-            shape("odd_linkage")
-        if n.name is None:
-            shape("anon_required")
-    elif isinstance(n, DeclTag):
-        t = u.get(n.target)
-        if n.component_idx == -1:
-            shape("decl_tag_whole")
-        elif isinstance(t, Composite):
-            shape("decl_tag_member")
-        elif isinstance(t, Func):
-            shape("decl_tag_param")

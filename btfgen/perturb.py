@@ -40,8 +40,8 @@ from typing import Any
 from hypothesis import strategies as st
 
 from btfspec.btfgen import coverage
+from btfspec.btfgen.chooser import Chooser, HypothesisChooser
 from btfspec.btfgen.encoder import Case, Encoded, EncodeOptions, encode_base, encode_split
-from btfspec.btfgen.generate import Chooser, HypothesisChooser
 from btfspec.btfgen.universe import (
     Array,
     Composite,

@@ -3,7 +3,7 @@
 Hypothesis caps the number of choices one example may make, so a universe of 5,000 types cannot be
 drawn decision by decision.  A :class:`Recipe` instead draws a handful of numbers -- size, seed and
 shape knobs -- and :func:`expand` runs the same generator as :func:`btfspec.btfgen.generate.universes`
-with a :class:`~btfspec.btfgen.generate.RandomChooser` seeded from the recipe.  Expansion is deterministic
+with a :class:`~btfspec.btfgen.chooser.RandomChooser` seeded from the recipe.  Expansion is deterministic
 (same recipe and btfspec version, same universe), and shrinking a recipe shrinks the size and turns
 knobs and quirks off; the seed itself shrinks towards 0 (a different, not a smaller, universe).
 
@@ -21,8 +21,10 @@ from typing import Any
 from hypothesis import strategies as st
 
 from btfspec.btfgen import coverage
+from btfspec.btfgen.chooser import RandomChooser
 from btfspec.btfgen.encoder import Case, make_case
-from btfspec.btfgen.generate import QUIRK_SHAPES, Knobs, RandomChooser, features, generate
+from btfspec.btfgen.features import features
+from btfspec.btfgen.generate import QUIRK_SHAPES, Knobs, generate
 from btfspec.btfgen.perturb import Perturbation, perturb
 from btfspec.btfgen.universe import KERNEL_VALID, LIBBPF_VALID, PROFILES, Universe
 

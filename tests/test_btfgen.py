@@ -11,17 +11,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from btfspec.btfgen import coverage
+from btfspec.btfgen.chooser import RandomChooser
 from btfspec.btfgen.encoder import EncodeOptions, encode_base, encode_split, make_case
-from btfspec.btfgen.generate import (
-    QUIRK_SHAPES,
-    Knobs,
-    RandomChooser,
-    base_split_pairs,
-    draw_knobs,
-    features,
-    generate,
-    universes,
-)
+from btfspec.btfgen.features import features
+from btfspec.btfgen.generate import QUIRK_SHAPES, Knobs, base_split_pairs, draw_knobs, generate, universes
 from btfspec.btfgen.matching import btf_to_btf, universe_to_btf
 from btfspec.btfgen.perturb import (
     EQUIVALENT,

@@ -82,8 +82,9 @@ def test_libbpf_valid_shapes_reach_the_distill_error_path(shape: str, mutant: st
     them alike (nothing to flag); the seeded mutant answers otherwise."""
     import random
 
+    from btfspec.btfgen.chooser import RandomChooser
     from btfspec.btfgen.encoder import make_case
-    from btfspec.btfgen.generate import Knobs, RandomChooser, generate
+    from btfspec.btfgen.generate import Knobs, generate
     from btfspec.oracle.impls.adapter import make_impl
 
     need_libbpf()

@@ -10,7 +10,7 @@ Two private attributes of a ``@given`` test are set (no public API does either a
 ``tests/test_campaign.py`` checks that hypothesis still honours both (a rename fails it).
 
 The seeded fast path (:func:`seeded_example`) walks a strategy's composites and maps itself and
-answers the integer draws of :class:`~btfspec.btfgen.generate.HypothesisChooser` from a seeded
+answers the integer draws of :class:`~btfspec.btfgen.chooser.HypothesisChooser` from a seeded
 random generator, recording them; :func:`save_for_shrinking` stores such a record where hypothesis
 replays it as a not-yet-shrunk failure (the ``.secondary`` key of the database layout).
 ``tests/test_seeded.py`` checks that the replay draws the same case and that a failure shrinks.
@@ -90,7 +90,7 @@ class NotSeedable(Exception):
 class SeededDraw:
     """The ``draw`` of a composite strategy without hypothesis: integers from ``random.Random(seed)``.
 
-    :class:`~btfspec.btfgen.generate.HypothesisChooser` takes its integers from ``draw.__self__.draw_integer``,
+    :class:`~btfspec.btfgen.chooser.HypothesisChooser` takes its integers from ``draw.__self__.draw_integer``,
     so the generator code runs unchanged; ``choices`` is what a hypothesis run must be given to draw the
     same value.
     """

@@ -1,0 +1,87 @@
+"""One decision interface for the generator: seeded random (:class:`RandomChooser`) or drawn by
+hypothesis (:class:`HypothesisChooser`, shrinkable), so both drivers produce the same kind of graphs."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from hypothesis import strategies as st
+
+from btfspec.btfgen.universe import (
+    T,
+)
+
+
+class Chooser:
+    """Source of decisions.  ``int`` shrinks towards ``lo``; ``chance`` towards False."""
+
+    def int(self, lo: int, hi: int) -> int:
+        raise NotImplementedError
+
+    def chance(self, percent: int) -> bool:
+        """True with about ``percent`` % probability."""
+        return percent > 0 and (percent >= 100 or self.int(0, 99) >= 100 - percent)
+
+    def more(self) -> bool:
+        """Another construct before the target size?  (Always, unless the driver can shrink it away.)"""
+        return True
+
+    def pick(self, seq: Sequence[T]) -> T:
+        return seq[self.int(0, len(seq) - 1)] if len(seq) > 1 else seq[0]
+
+    def weighted(self, weights: Sequence[int]) -> int:
+        """An index, with probability proportional to its weight (index 0 is the simplest)."""
+        total = sum(weights)
+        x = self.int(0, total - 1)
+        for i, w in enumerate(weights):
+            if x < w:
+                return i
+            x -= w
+        return len(weights) - 1
+
+
+class RandomChooser(Chooser):
+    """Decisions from a seeded :class:`random.Random` (deterministic for a seed)."""
+
+    def __init__(self, rng: Any) -> None:
+        self.rng = rng
+
+    def int(self, lo: int, hi: int) -> int:
+        return self.rng.randint(lo, hi) if hi > lo else lo
+
+    def chance(self, percent: int) -> bool:
+        return self.rng.random() * 100 < percent
+
+
+@functools.lru_cache(maxsize=4096)
+def _ints(lo: int, hi: int) -> st.SearchStrategy[int]:
+    return st.integers(lo, hi)
+
+
+class HypothesisChooser(Chooser):
+    """Decisions drawn from a hypothesis ``draw`` (shrinkable).
+
+    Integers come straight from the ConjectureData behind ``draw`` (``draw_integer``, what bounded
+    ``st.integers`` draws with), which skips the per-draw strategy bookkeeping and about doubles the
+    generation rate; if that internal interface is missing, ``st.integers`` is drawn instead.
+    """
+
+    def __init__(self, draw: Callable[[st.SearchStrategy[Any]], Any]) -> None:
+        self.draw = draw
+        data = getattr(draw, "__self__", None)
+        fast = getattr(data, "draw_integer", None)
+        self._fast: Callable[[int, int], int] | None = fast if callable(fast) else None
+
+    def int(self, lo: int, hi: int) -> int:
+        if hi <= lo:
+            return lo
+        if self._fast is not None:
+            return self._fast(lo, hi)
+        return self.draw(_ints(lo, hi))  # type: ignore[no-any-return]
+
+    def more(self) -> bool:
+        # like st.lists: one "continue" choice per element, so shrinking can stop early or delete
+        # a whole construct (its choices and this flag) from the middle
+        return self.int(0, 99) != 0
