@@ -25,9 +25,12 @@ def test_only_catalogued_quirks_pass(tmp_path: Path) -> None:
         pytest.skip("this campaign found nothing in its budget (P1 on the reference usually finds quirk Q2)")
     assert all(f["quirk"] for f in new), new  # the reference imitates libbpf: its P1 findings are quirks
     quirks = sorted({q for f in new for q in f["quirk"].split(",")})  # a finding may name several ("Q6,Q3")
-    assert catalogued_only(str(report)) == (f"{len(new)} new finding{'s' if len(new) != 1 else ''}, all catalogued "
+    assert catalogued_only(str(report)) == (f"{len(new)} new finding{'s' if len(new) != 1 else ''}: catalogued "
                                             f"quirks ({', '.join(quirks)})")
-    new[0]["quirk"] = None  # one finding no quirk explains: the campaign's verdict stands
+    new[0]["quirk"], new[0]["impl"] = None, "libbpf"  # libbpf's own finding beyond the catalogue: reported
+    report.write_text(json.dumps(run))
+    assert catalogued_only(str(report)).endswith("1 libbpf finding beyond the catalogue")  # type: ignore[union-attr]
+    new[0]["impl"] = "python"  # a reference finding no quirk explains: the campaign's verdict stands
     report.write_text(json.dumps(run))
     assert catalogued_only(str(report)) is None
     assert catalogued_only(str(tmp_path / "nowhere.json")) is None
