@@ -37,9 +37,9 @@ from btfspec.oracle.fuzz.registry import all_names, get_property
 from btfspec.oracle.impls.adapter import (
     Implementation,
     ImplUnavailable,
-    available,
     close_impls,
     make_impl,
+    open_usable,
     parse_impl_list,
 )
 from btfspec.oracle.impls.outcome import Outcome
@@ -62,21 +62,7 @@ def open_implementations(names: str | Iterable[str], **options: Any) -> tuple[li
     unknown = sorted(set(given) - set(inspect.signature(make_impl).parameters))
     if unknown:  # e.g. a serve command given to a btfspec whose registry has no serve implementation
         raise ImplUnavailable(f"the implementation registry does not take {', '.join(unknown)}")
-    reasons = available(**{k: v for k, v in given.items() if k != "timeout"})
-    impls: list[Implementation] = []
-    unusable: dict[str, str] = {}
-    for name in wanted:
-        if reasons.get(name):
-            unusable[name] = str(reasons[name])
-            continue
-        try:
-            impls.append(make_impl(name, **given))
-        except ImplUnavailable as exc:
-            if name in EXTERNAL_OPTIONS:
-                close_impls(impls)
-                raise
-            unusable[name] = str(exc)
-    return impls, unusable
+    return open_usable(wanted, **given)
 
 
 def default_names(options: Mapping[str, Any]) -> list[str]:

@@ -316,6 +316,34 @@ def make_impl(name: str, *, timeout: float = DEFAULT_TIMEOUT, distill_cmd: str |
     raise AssertionError(name)
 
 
+EXTERNAL: tuple[str, ...] = ("cmd", "serve")  # implementations that are a user's program
+
+
+def open_usable(names: Iterable[str] | None = None, *, explicit_external: bool = False,
+                timeout: float = DEFAULT_TIMEOUT, distill_cmd: str | None = None, relocate_cmd: str | None = None,
+                serve_cmd: str | None = None) -> tuple[list[Implementation], dict[str, str]]:
+    """Open ``names`` (default: every one usable here): the usable implementations, and for the others
+    why not.  An external program (:data:`EXTERNAL`) whose options are wrong raises
+    :class:`ImplUnavailable` (a usage error); with ``explicit_external`` so does one given no program."""
+    commands = {"distill_cmd": distill_cmd, "relocate_cmd": relocate_cmd, "serve_cmd": serve_cmd}
+    reasons = available(**commands)
+    wanted = list(names) if names is not None else [n for n in KNOWN if not reasons.get(n)]
+    impls: list[Implementation] = []
+    unusable: dict[str, str] = {}
+    for name in wanted:
+        if reasons.get(name) and not (explicit_external and name in EXTERNAL):
+            unusable[name] = str(reasons[name])
+            continue
+        try:
+            impls.append(make_impl(name, timeout=timeout, **commands))
+        except ImplUnavailable as exc:
+            if name in EXTERNAL:
+                close_impls(impls)
+                raise
+            unusable[name] = str(exc)
+    return impls, unusable
+
+
 def make_impls(names: list[str], *, timeout: float = DEFAULT_TIMEOUT, distill_cmd: str | None = None,
                relocate_cmd: str | None = None, serve_cmd: str | None = None) -> list[Implementation]:
     """Implementations for ``names`` (see :func:`parse_impl_list`); raises :class:`ImplUnavailable`."""

@@ -27,12 +27,9 @@ from btfspec.oracle.fuzz.campaign.runners import runner_for
 from btfspec.oracle.fuzz.property import ALIASES, Context, Property
 from btfspec.oracle.fuzz.registry import all_names, get_property
 from btfspec.oracle.impls.adapter import (
-    KNOWN,
     Implementation,
-    ImplUnavailable,
-    available,
     close_impls,
-    make_impl,
+    open_usable,
     parse_impl_list,
 )
 
@@ -56,30 +53,13 @@ def _resolve_properties(names: Iterable[str] | None) -> list[Property]:
 
 
 def _resolve_impls(names: Iterable[str] | None, opts: Mapping[str, Any]) -> tuple[list[Implementation], dict[str, str]]:
-    reasons = available(distill_cmd=opts.get("distill_cmd"), relocate_cmd=opts.get("relocate_cmd"),
-                        serve_cmd=opts.get("serve_cmd"))
-    if names:
-        try:
-            wanted = parse_impl_list(list(names))
-        except ValueError as exc:
-            raise CampaignError(str(exc)) from None
-    else:
-        wanted = [n for n in KNOWN if not reasons.get(n)]
-    impls: list[Implementation] = []
-    unavailable: dict[str, str] = {}
-    for name in wanted:
-        if reasons.get(name) and name not in ("cmd", "serve"):
-            unavailable[name] = str(reasons[name])
-            continue
-        try:
-            impls.append(make_impl(name, timeout=float(opts.get("timeout", DEFAULT_TIMEOUT)),
-                                   distill_cmd=opts.get("distill_cmd"), relocate_cmd=opts.get("relocate_cmd"),
-                                   serve_cmd=opts.get("serve_cmd")))
-        except ImplUnavailable as exc:
-            if name in ("cmd", "serve"):
-                raise CampaignError(str(exc)) from None
-            unavailable[name] = str(exc)
-    return impls, unavailable
+    try:
+        wanted = parse_impl_list(list(names)) if names else None
+        return open_usable(wanted, explicit_external=True, timeout=float(opts.get("timeout", DEFAULT_TIMEOUT)),
+                           distill_cmd=opts.get("distill_cmd"), relocate_cmd=opts.get("relocate_cmd"),
+                           serve_cmd=opts.get("serve_cmd"))
+    except ValueError as exc:  # an unknown name, or an external program's wrong options (ImplUnavailable)
+        raise CampaignError(str(exc)) from None
 
 
 def run_campaign(properties: Iterable[str] | None = None, impl_names: Iterable[str] | None = None,
