@@ -107,6 +107,16 @@ def _sections(data: bytes, label: str) -> list[tuple[str, str, int, int, int]]:
         raise InputError(f"{label}: malformed ELF: {one_line(e) or type(e).__name__}") from None
 
 
+def section_header_offsets(data: bytes, names: Iterable[str], label: str = "ELF") -> dict[str, int]:
+    """The file offset of the section header of each named section the file has (for patching a header in
+    place); InputError when the file is malformed."""
+    wanted = set(names)
+    secs = _sections(data, label)
+    elf = ELFFile(io.BytesIO(data))
+    shoff, entsize = elf["e_shoff"], elf["e_shentsize"]
+    return {name: shoff + i * entsize for i, (name, *_) in enumerate(secs) if name in wanted}
+
+
 _SHF_COMPRESSED = 0x800
 
 

@@ -20,10 +20,9 @@ import struct
 import tempfile
 from dataclasses import dataclass
 
-from btfspec.spec.elf import read_sections, write_sections
+from btfspec.spec.elf import read_sections, section_header_offsets, write_sections
 from btfspec.spec.errors import InputError
 
-_EHDR = struct.Struct("<16sHHIQQQIHHHHHH")
 _SHDR = struct.Struct("<IIQQQQIIQQ")  # name type flags addr offset size link info addralign entsize
 _ALIGN = 8
 INERT_REMOVED = (".rela.gnu.linkonce.this_module", "__mcount_loc", ".rela__mcount_loc",
@@ -62,19 +61,9 @@ class Carrier:
         """Index a template written by :func:`make_template`; InputError when it is not one."""
         if elf[:6] != b"\x7fELF\x02\x01":
             raise InputError("carrier template is not a little-endian ELF64 file")
-        fields = _EHDR.unpack_from(elf, 0)
-        shoff, shentsize, shnum, shstrndx = fields[6], fields[11], fields[12], fields[13]
-        if shentsize != _SHDR.size or shoff + shnum * shentsize > len(elf) or shstrndx >= shnum:
+        if len(elf) < 64 or _SHDR.size != int.from_bytes(elf[0x3A:0x3C], "little"):
             raise InputError("carrier template has a malformed section header table")
-        strtab = _SHDR.unpack_from(elf, shoff + shstrndx * shentsize)
-        names = elf[strtab[4]:strtab[4] + strtab[5]]
-        where: dict[str, int] = {}
-        for i in range(shnum):
-            hdr = shoff + i * shentsize
-            name_off = _SHDR.unpack_from(elf, hdr)[0]
-            sec = names[name_off:names.find(b"\0", name_off)].decode("ascii", "replace")
-            if sec in (".BTF", ".BTF.base"):
-                where[sec] = hdr
+        where = section_header_offsets(elf, (".BTF", ".BTF.base"), label="carrier template")
         if len(where) != 2:
             raise InputError("carrier template lacks a .BTF or .BTF.base section")
         return cls(elf, name, where[".BTF"], where[".BTF.base"])
