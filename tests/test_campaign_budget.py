@@ -26,13 +26,15 @@ SLOW_WRONG = """
         print("error -1 always wrong", flush=True)
 """
 
-# The same, but only the first answer is quick: the first case fails at once and every call of its
-# replay and shrinking (even of a small case from the seeded fast path) takes ``DELAY`` seconds.
+# The same, but only the first answer of all (across restarts: ``MARKER`` remembers it) is quick: the
+# first case fails at once and every call of its replay and shrinking (even of a small case from the
+# seeded fast path) takes ``DELAY`` seconds.
 SLOW_AFTER_FIRST = """
-    import sys, time
+    import os, sys, time
     print("ready distill relocate", flush=True)
-    for n, line in enumerate(sys.stdin):
-        time.sleep({delay} if n else 0)
+    for line in sys.stdin:
+        time.sleep({delay} if os.path.exists({marker!r}) else 0)
+        open({marker!r}, "a").close()
         print("error -1 always wrong", flush=True)
 """
 
@@ -56,13 +58,13 @@ def _entries(corpus: Path) -> list[Path]:
 
 def test_sigterm_mid_shrink_writes_the_report_and_the_findings(tmp_path: Path) -> None:
     corpus, report = tmp_path / "found", tmp_path / "report.json"
-    server = _server(tmp_path, SLOW_AFTER_FIRST, delay=5.0)
-    cmd = [PY, "-m", "btfspec", "fuzz", "--impl", "serve", "--serve-cmd", server,
+    server = _server(tmp_path, SLOW_AFTER_FIRST, delay=5.0, marker=str(tmp_path / "answered"))
+    cmd = [PY, "-m", "btfspec", "fuzz", "--impl", "serve", "--serve-cmd", server, "--timeout", "60",
            "--property", "P1", "--workers", "1", "--time", "300", "--shrink-share", "1", "--db", "none",
            "--corpus-dir", str(corpus), "--report", str(report), "--quiet", "--seed", "3"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
                             text=True, cwd=tmp_path)
-    time.sleep(10.0)  # started, found the failure at once, now shrinking it (300 s allowed, 5 s a call)
+    time.sleep(10.0)  # started, found the failure at once, now shrinking it (300 s allowed, 5 s a call, 60 s before a timeout)
     assert proc.poll() is None, proc.communicate()
     assert not _entries(corpus)  # still shrinking: nothing reported yet
     start = time.monotonic()
