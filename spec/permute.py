@@ -53,11 +53,18 @@ def is_name_sorted(btf: Btf) -> bool:
     return all(a <= b for a, b in zip(names, names[1:], strict=False))
 
 
-def sort_split_blob(split: bytes, base: bytes) -> bytes:
-    """Raw ``split`` (on raw ``base``) name-sorted, written back with the split's own header length."""
+def sort_split_bytes(split: bytes, base: bytes) -> tuple[bytes, dict[int, int]]:
+    """Raw ``split`` (on raw ``base``) name-sorted, written back with the split's own header length,
+    and {old id: new id} of its own types (what ``.BTF_ids`` must follow)."""
     b = Btf.from_bytes(base, use_layout=True)
     s = Btf.from_bytes(split, b, use_layout=True)
-    return sort_by_name(s)[0].to_bytes(hdr_len=s.header.hdr_len)
+    out, new_id = sort_by_name(s)
+    return out.to_bytes(hdr_len=s.header.hdr_len), new_id
 
 
-__all__ = ["is_name_sorted", "name_order", "permute", "sort_by_name", "sort_split_blob"]
+def sort_split_blob(split: bytes, base: bytes) -> bytes:
+    """Raw ``split`` (on raw ``base``) name-sorted: :func:`sort_split_bytes` without the id map."""
+    return sort_split_bytes(split, base)[0]
+
+
+__all__ = ["is_name_sorted", "name_order", "permute", "sort_by_name", "sort_split_blob", "sort_split_bytes"]

@@ -161,17 +161,11 @@ def distill_cmd(split: str, base_path: str | None, impl_names: str, distill_cmd:
     mod = kmodule.load_module(split, base_path)
     if out_elf is not None and not mod.inp.is_elf:
         raise InputError(f"{split}: -o writes an ELF copy and needs an ELF input; use --out-base/--out-split")
-    if sort_names and out_elf is not None and mod.layout is not None:
-        raise InputError(f"{split}: --sort cannot rewrite .BTF_ids yet; write raw files (--out-base/--out-split)")
     impl = _single_impl(impl_names, timeout, distill_cmd, relocate_cmd)
     try:
-        res = kmodule.distill(mod, impl)
+        res = kmodule.distill(mod, impl, sort=sort_names)
     finally:
         _close(impl)
-    if sort_names:
-        from btfspec.spec.permute import sort_split_blob
-
-        res.outputs["split"] = sort_split_blob(res.outputs["split"], res.outputs["base"])
     raw = {role: path for role, path in (("base", out_base), ("split", out_split)) if path}
     kmodule.write_outputs(mod, res, elf_out=out_elf, raw=raw)
     _report(mod, res, as_json, f"distilled {split} against {mod.base_path} [{res.impl}]: "

@@ -33,6 +33,7 @@ from btfspec.spec.elf import create_temp, remove_quietly, replace_keeping_mode, 
 from btfspec.spec.errors import BtfError, InputError, errno_text
 from btfspec.spec.kinds import Kind
 from btfspec.spec.model import Btf
+from btfspec.spec.permute import sort_split_bytes
 from btfspec.spec.sources import BtfInput, load_input, read_bytes_any
 
 
@@ -309,11 +310,13 @@ def _with_id_map(op: str, impl: str, out: Outcome, reference: Callable[[], Outco
     return ref
 
 
-def distill(mod: Module, impl: Implementation) -> Result:
-    """Distill the module's split against its full base with ``impl``.
+def distill(mod: Module, impl: Implementation, *, sort: bool = False) -> Result:
+    """Distill the module's split against its full base with ``impl``; with ``sort``, then sort the new
+    split by name as resolve_btfids does on 2026 kernels.
 
     With a ``.BTF_ids`` section an id map rewrites it: the implementation's own (the Python reference
-    returns one), else the reference's, whose output must then equal the implementation's byte for byte.
+    returns one), else the reference's, whose output must then equal the implementation's byte for byte;
+    a sort's permutation then applies on top, as resolve_btfids resolves ids after sorting.
     """
     if mod.distilled:
         raise InputError(f"{mod.path}: already has a .BTF.base section (it is distilled); relocate it first: "
@@ -323,9 +326,12 @@ def distill(mod: Module, impl: Implementation) -> Result:
     if not out.ok:
         raise failure("distill", out)
     result = Result("distill", impl.name, out, dict(out.outputs))
+    sorted_ids: dict[int, int] = {}
+    if sort:
+        result.outputs["split"], sorted_ids = sort_split_bytes(out.outputs["split"], out.outputs["base"])
     if mod.layout is not None:
         mapped = _with_id_map("distill", impl.name, out, lambda: reference_distill(mod.inp.btf, base))
-        result.btf_ids = _remap_ids(mod, mapped, "distill")
+        result.btf_ids = _remap_ids(mod, mapped, "distill", then=sorted_ids)
     return result
 
 
@@ -345,7 +351,8 @@ def relocate(mod: Module, base: bytes, impl: Implementation, distilled_base: byt
 
 
 def _remap_ids(mod: Module, ref: Outcome, op: str, *, dist: bytes | None = None,
-               base: bytes | None = None) -> btfids.RemapResult:
+               base: bytes | None = None, then: Mapping[int, int] | None = None) -> btfids.RemapResult:
+    """The module's ``.BTF_ids`` through ``ref``'s id map (and then through ``then``, a later permutation)."""
     assert mod.layout is not None and mod.elf is not None
     if not ref.id_map:
         raise OracleError(f"{op}: no id map came back, so .BTF_ids cannot be rewritten")
@@ -366,6 +373,12 @@ def _remap_ids(mod: Module, ref: Outcome, op: str, *, dist: bytes | None = None,
         raise OracleError(f"{op}: cannot read the BTF to remap .BTF_ids: {exc}", exc.errno) from None
     missing = ("is a base type the split does not use, so the distilled BTF has no id for it" if op == "distill"
                else "was not mapped by relocation")
+    if then:
+        mapped_fn = fn
+
+        def fn(old: int) -> int | None:
+            v = mapped_fn(old)
+            return None if v is None else then.get(v, v)
     return btfids.remap(data, mod.layout, fn, label=mod.path, limit=src.type_cnt, describe=_describe_old(src),
                         missing=missing)
 
