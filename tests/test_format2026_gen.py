@@ -3,6 +3,7 @@ the layout-section mutation operators (each with a case the validator must flag,
 
 from __future__ import annotations
 
+import pytest
 from click.testing import CliRunner
 from hypothesis import given, settings
 
@@ -11,6 +12,7 @@ from btfspec.btfgen.mutate import LAYOUT_MUTATIONS, layout_mutated_blobs
 from btfspec.btfgen.samples import every_kind, small_split
 from btfspec.cli import main
 from btfspec.oracle.equiv.compare import equivalent_bytes
+from btfspec.oracle.impls import libbpf as lb
 from btfspec.oracle.impls.reference import relocate
 from btfspec.spec.formats import RULE_NAMES
 from btfspec.spec.kinds import INFO_WIDE
@@ -148,8 +150,33 @@ def test_cli_distill_sort(tmp_path) -> None:  # type: ignore[no-untyped-def]
     db, s = (open(out[k], "rb").read() for k in ("db", "s"))
     assert db == open(out["db2"], "rb").read()  # the distilled base is not sorted
     assert is_name_sorted(Btf.from_bytes(s, Btf.from_bytes(db)))
-    case = sorted_split_case(base_blob, split_blob)
+    deduped = split_blob if lb.unavailable_reason() else _libbpf_dedup(split_blob, base_blob)  # as resolve_btfids
+    case = sorted_split_case(base_blob, deduped)
     assert case is not None and s == case.sorted_split
+
+
+def _libbpf_dedup(split: bytes, base: bytes) -> bytes:
+    with lb.LibbpfWorker() as worker:
+        return worker.dedup(split, base).outputs["split"]
+
+
+@pytest.mark.skipif(lb.unavailable_reason() is not None, reason=f"libbpf unavailable: {lb.unavailable_reason()}")
+def test_cli_distill_sort_dedups_first_like_resolve_btfids(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """resolve_btfids' finalize_btf: btf__dedup, then distill, then sort.  The sample's split has a PTR to
+    list_head that its base has too: btf__dedup folds it into the base's (distill then copies that one)."""
+    base_blob, split_blob = sample_pair()
+    (tmp_path / "base").write_bytes(base_blob)
+    (tmp_path / "split").write_bytes(split_blob)
+    for impl in ("python", "libbpf"):
+        out = tmp_path / f"s.{impl}"
+        res = CliRunner().invoke(main, ["distill", str(tmp_path / "split"), "--base", str(tmp_path / "base"),
+                                        "--sort", "--impl", impl, "--out-base", str(tmp_path / "db"),
+                                        "--out-split", str(out)])
+        assert res.exit_code == 0, res.output
+        case = sorted_split_case(base_blob, _libbpf_dedup(split_blob, base_blob))
+        assert case is not None and out.read_bytes() == case.sorted_split, impl
+        undeduped = sorted_split_case(base_blob, split_blob)
+        assert undeduped is not None and out.read_bytes() != undeduped.sorted_split, impl
 
 
 # --------------------------------------------------------------------------------------------------

@@ -145,7 +145,8 @@ def _sizes(res: Result, roles: tuple[str, ...]) -> str:
 @click.option("--out-base", metavar="FILE", help="Write the distilled base as raw BTF.")
 @click.option("--out-split", metavar="FILE", help="Write the new split as raw BTF.")
 @click.option("--sort", "sort_names", is_flag=True,
-              help="Then sort the new split by name, as resolve_btfids does after distilling (2026 kernels).")
+              help="As resolve_btfids does on 2026 kernels: btf__dedup the split first (libbpf, when usable), "
+                   "then distill, then sort the new split by name.")
 @json_option
 @_oracle_guarded
 def distill_cmd(split: str, base_path: str | None, impl_names: str, distill_cmd: str | None,

@@ -206,6 +206,7 @@ class LibBpf:
             ("btf__raw_data", _P, [_P, U32P]),
             ("btf__distill_base", ctypes.c_int, [_P, PP, PP]),
             ("btf__relocate", ctypes.c_int, [_P, _P]),
+            ("btf__dedup", ctypes.c_int, [_P, _P]),
         ]:
             fn = getattr(lib, name)
             fn.restype, fn.argtypes = res, args
@@ -319,6 +320,21 @@ class LibBpf:
                 return self._result(rc, {})
             return self._result(0, {"base": self._raw(new_base.value), "split": self._raw(new_split.value)})
 
+    def dedup_outcome(self, split: BytesLike, base: BytesLike) -> Outcome:
+        """``btf__dedup`` (default options) of ``split`` parsed on ``base``; output ``split``."""
+        split_b, base_b = _as_bytes(split, "split"), _as_bytes(base, "base")
+        with _lock, _Objects(self._lib) as objs:
+            self._take_log()
+            try:
+                base_ptr = self._new(objs, base_b, None, "base")
+                split_ptr = self._new(objs, split_b, base_ptr, "split")
+            except _ParseFailed as exc:
+                return self._parse_failure(exc)
+            rc = self._lib.btf__dedup(split_ptr, None)
+            if rc < 0:
+                return self._result(rc, {})
+            return self._result(0, {"split": self._raw(split_ptr)})
+
     def relocate_outcome(self, split: BytesLike, distilled_base: BytesLike, base: BytesLike) -> Outcome:
         """``btf__relocate`` of ``split`` (parsed on ``distilled_base``) onto ``base``; output ``split``.
 
@@ -341,7 +357,8 @@ class LibBpf:
             return self._result(0, {"split": self._raw(split_ptr)})
 
     def run(self, op: str, *args: Any) -> Outcome:
-        """Run one operation in-process: ``parse``, ``roundtrip``, ``distill``, ``relocate``, ``version``.
+        """Run one operation in-process: ``parse``, ``roundtrip``, ``distill``, ``relocate``, ``dedup``,
+        ``version``.
 
         Unsafe for inputs that hang or crash libbpf (Q5, Q11, Q17); use :class:`LibbpfWorker` for those.
         """
@@ -353,6 +370,8 @@ class LibBpf:
             return self.distill_outcome(*args)
         if op == "relocate":
             return self.relocate_outcome(*args)
+        if op == "dedup":
+            return self.dedup_outcome(*args)
         if op == "version":
             return Outcome(OK, impl=IMPL, detail=self.version())
         raise ValueError(f"unknown libbpf operation {op!r}")
@@ -404,10 +423,10 @@ def get_libbpf() -> LibBpf:
 _FRAME = struct.Struct("<Q")
 # op -> (min args, max args)
 _OPS: dict[str, tuple[int, int]] = {
-    "parse": (1, 2), "roundtrip": (1, 2), "distill": (2, 2), "relocate": (3, 3),
+    "parse": (1, 2), "roundtrip": (1, 2), "distill": (2, 2), "relocate": (3, 3), "dedup": (2, 2),
     "version": (0, 0), "ping": (0, 0), "crash": (0, 0), "sleep": (0, 1),
 }
-_BYTES_OPS = ("parse", "roundtrip", "distill", "relocate")
+_BYTES_OPS = ("parse", "roundtrip", "distill", "relocate", "dedup")
 BLOB_MIN_SIZE = 16 << 10  # arguments this large travel once, then by content hash ...
 BLOB_CACHE = 4  # ... while they are among the last BLOB_CACHE such blobs sent to this worker process
 _MISSING = ("missing",)  # a step input from an earlier step that failed: the worker skips the step
@@ -762,6 +781,10 @@ class LibbpfWorker:
                  timeout: float | None = None) -> Outcome:
         """``btf__relocate``; ``outputs["split"]``."""
         return self.call("relocate", split, distilled_base, base, timeout=timeout)
+
+    def dedup(self, split: BytesLike, base: BytesLike, *, timeout: float | None = None) -> Outcome:
+        """``btf__dedup`` of a split; ``outputs["split"]``."""
+        return self.call("dedup", split, base, timeout=timeout)
 
 
 _live_workers: weakref.WeakSet[LibbpfWorker] = weakref.WeakSet()

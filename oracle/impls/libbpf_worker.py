@@ -59,6 +59,7 @@ def _handlers(lib: LibBpf) -> dict[str, Callable[..., Outcome]]:
         "roundtrip": lambda *a: lib.run("roundtrip", *a),
         "distill": lib.distill_outcome,
         "relocate": lib.relocate_outcome,
+        "dedup": lib.dedup_outcome,
         "version": lambda: lib.run("version"),
         "ping": lambda: Outcome(OK, impl=IMPL),
         "crash": crash,

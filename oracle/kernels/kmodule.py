@@ -322,17 +322,40 @@ def distill(mod: Module, impl: Implementation, *, sort: bool = False) -> Result:
         raise InputError(f"{mod.path}: already has a .BTF.base section (it is distilled); relocate it first: "
                          f"btfspec relocate {mod.path} --base BASE -o OUT.ko")
     base = require_base(mod, "distill")
-    out = _run_impl("distill", impl, mod.inp.btf, base)
+    split, skipped = dedup_like_resolve_btfids(mod, base) if sort else (mod.inp.btf, None)
+    out = _run_impl("distill", impl, split, base)
     if not out.ok:
         raise failure("distill", out)
-    result = Result("distill", impl.name, out, dict(out.outputs))
+    result = Result("distill", impl.name, out, dict(out.outputs), warnings=[skipped] if skipped else [])
     sorted_ids: dict[int, int] = {}
     if sort:
         result.outputs["split"], sorted_ids = sort_split_bytes(out.outputs["split"], out.outputs["base"])
     if mod.layout is not None:
-        mapped = _with_id_map("distill", impl.name, out, lambda: reference_distill(mod.inp.btf, base))
+        mapped = _with_id_map("distill", impl.name, out, lambda: reference_distill(split, base))
         result.btf_ids = _remap_ids(mod, mapped, "distill", then=sorted_ids)
     return result
+
+
+def dedup_like_resolve_btfids(mod: Module, base: bytes) -> tuple[bytes, str | None]:
+    """resolve_btfids' first step before distilling and sorting: ``btf__dedup`` of the split (libbpf in a
+    worker process), and None; or the split unchanged and why the dedup was skipped."""
+    from btfspec.oracle.impls import libbpf
+
+    reason = libbpf.unavailable_reason()
+    if reason:
+        return mod.inp.btf, f"btf__dedup skipped before the sort: libbpf is not usable ({reason})"
+    with libbpf.LibbpfWorker() as worker:
+        out = worker.dedup(mod.inp.btf, base)
+    if not out.ok:
+        raise failure("btf__dedup", out)
+    deduped = out.outputs["split"]
+    if mod.layout is not None:
+        full = Btf.from_bytes(base)
+        before, after = (Btf.from_bytes(b, base=full).nr_types for b in (mod.inp.btf, deduped))
+        if after != before:
+            raise InputError(f"{mod.path}: btf__dedup merged {before - after} of its {before} types, so its "
+                             f".BTF_ids cannot follow; write raw files (--out-base/--out-split)")
+    return deduped, None
 
 
 def relocate(mod: Module, base: bytes, impl: Implementation, distilled_base: bytes | None = None) -> Result:
