@@ -206,6 +206,67 @@ def test_panic_and_hang_are_crash_and_timeout(vm: kernel_vm.KernelVmImpl, dummy:
 
 
 # --------------------------------------------------------------------------------------------------
+# commands on the guest: relocate --impl kernel-vm
+# --------------------------------------------------------------------------------------------------
+
+def cli(*args: object) -> tuple[int, str, str]:
+    from click.testing import CliRunner
+
+    from btfspec.cli import main
+
+    res = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+    return res.exit_code, res.stdout, res.stderr
+
+
+@pytest.fixture
+def shared_guest(vm: kernel_vm.KernelVmImpl, monkeypatch: pytest.MonkeyPatch) -> kernel_vm.KernelVmImpl:
+    """Commands get this module's booted guest instead of booting their own (their close is a no-op)."""
+    from btfspec.oracle.impls import adapter
+
+    make = adapter.make_impl
+    monkeypatch.setattr(vm, "close", lambda: None)
+    monkeypatch.setattr(adapter, "make_impl", lambda name, **kw: vm if name == kernel_vm.IMPL else make(name, **kw))
+    return vm
+
+
+def test_relocate_command_boots_the_guest_and_matches_libbpf(vm: kernel_vm.KernelVmImpl, libbpf: Any,
+                                                             dummy: tuple[bytes, bytes], tmp_path: Path) -> None:
+    split, base = dummy
+    (tmp_path / "split.btf").write_bytes(split)
+    (tmp_path / "base.btf").write_bytes(base)
+    code, out, err = cli("relocate", tmp_path / "split.btf", "--distilled-base", tmp_path / "base.btf",
+                         "--impl", "kernel-vm", "-o", tmp_path / "out.btf")  # a guest of its own
+    assert code == 0, err
+    assert "guest's vmlinux [kernel-vm]" in out
+    assert (tmp_path / "out.btf").read_bytes() == libbpf.relocate(split, base, vm.vmlinux).outputs["split"]
+
+
+def test_relocate_command_elf_output_and_errors(shared_guest: kernel_vm.KernelVmImpl, libbpf: Any,
+                                                dummy: tuple[bytes, bytes], tmp_path: Path) -> None:
+    split, base = dummy
+    ko = tmp_path / "case.ko"
+    ko.write_bytes(shared_guest.image.carrier.build(split, base))
+    code, _, err = cli("relocate", ko, "--impl", "kernel-vm", "-o", tmp_path / "out.ko", "--json")
+    assert code == 0, err
+    secs = read_sections((tmp_path / "out.ko").read_bytes(), (".BTF", ".BTF.base"))
+    assert secs == {".BTF": libbpf.relocate(split, base, shared_guest.vmlinux).outputs["split"]}
+    (tmp_path / "short.btf").write_bytes(base[:-3])
+    code, _, err = cli("relocate", ko, "--distilled-base", tmp_path / "short.btf", "--impl", "kernel-vm",
+                       "-o", tmp_path / "x.btf")
+    assert code == 1 and err.count("\n") == 1, err
+    assert "[kernel-vm]: -EINVAL (22): BPF: " in err, err
+    (tmp_path / "other.btf").write_bytes(base)  # a base, but not the guest's vmlinux
+    code, _, err = cli("relocate", ko, "--impl", "kernel-vm", "--base", tmp_path / "other.btf", "-o", tmp_path / "x")
+    assert code == 2 and "relocates onto the" in err and "only" in err, err
+
+
+def test_relocate_without_base_is_a_usage_error_except_on_the_guest(tmp_path: Path) -> None:
+    (tmp_path / "split.btf").write_bytes(b"")
+    code, _, err = cli("relocate", tmp_path / "split.btf", "--impl", "libbpf", "-o", tmp_path / "x")
+    assert code == 2 and "give --base" in err and "kernel-vm" in err, err
+
+
+# --------------------------------------------------------------------------------------------------
 # P7 (oracle/fuzz/guest_loader.py): tested on a seeded loader bug, without a guest
 # --------------------------------------------------------------------------------------------------
 

@@ -36,11 +36,12 @@ def _oracle_guarded(func: F) -> F:
     return guarded(wrapper)  # type: ignore[return-value]
 
 
-def _impl_options(multi: bool) -> Callable[[F], F]:
+def _impl_options(multi: bool, guest: bool = False) -> Callable[[F], F]:
     def deco(func: F) -> F:
         help_impl = ("Comma-separated implementations to compare (python, python-strict, libbpf, cmd); "
                      "the first is the reference the others are compared with." if multi else
-                     "Implementation: python (the reference), python-strict, libbpf or cmd.")
+                     "Implementation: python (the reference), python-strict, libbpf"
+                     + (", cmd or kernel-vm (the module loader of a QEMU guest; opt-in)." if guest else " or cmd."))
         options = [
             click.option("--impl", "impl_names", default="python,libbpf" if multi else "python",
                          show_default=True, help=help_impl),
@@ -173,12 +174,27 @@ def distill_cmd(split: str, base_path: str | None, impl_names: str, distill_cmd:
                                f"{_sizes(res, ('base', 'split'))}")
 
 
+def _guest_base(impl: Any, base_path: str | None) -> tuple[bytes, str]:
+    """For ``--impl kernel-vm``: the guest's vmlinux BTF and its label; ``--base`` must be that vmlinux."""
+    from btfspec.spec.sources import load_input
+
+    label = f"the {impl.image.package} guest's vmlinux"
+    if base_path is None:
+        return impl.vmlinux, label
+    base = load_input(base_path).btf
+    if not impl.targets(base):
+        raise InputError(f"--base {base_path}: kernel-vm relocates onto {label} only "
+                         f"({len(impl.vmlinux):,} B of BTF), not onto this base ({len(base):,} B); omit --base")
+    return base, base_path
+
+
 @click.command("relocate")
 @click.argument("split")
 @click.option("--distilled-base", "dist_path", metavar="DB",
               help="Distilled base SPLIT sits on (default: its .BTF.base section).")
-@click.option("--base", "base_path", metavar="BASE", required=True, help="Full base BTF to relocate onto.")
-@_impl_options(multi=False)
+@click.option("--base", "base_path", metavar="BASE",
+              help="Full base BTF to relocate onto (required, except with --impl kernel-vm: its guest's vmlinux).")
+@_impl_options(multi=False, guest=True)
 @click.option("-o", "--output", "out", metavar="OUT", required=True,
               help="Raw BTF; an ELF copy when SPLIT is an ELF and OUT ends in .ko.")
 @json_option
@@ -188,19 +204,33 @@ def relocate_cmd(split: str, dist_path: str | None, base_path: str, impl_names: 
     """Relocate SPLIT from its distilled base onto BASE, as the kernel does when it loads a module.
 
     An ELF output gets the relocated .BTF, loses .BTF.base, and has its .BTF_ids remapped like the
-    kernel's btf_relocate_id().
+    kernel's btf_relocate_id(). With --impl kernel-vm the module loader of a QEMU guest relocates
+    (the split and distilled base carried in a real module, insmod'ed): onto the guest's vmlinux only.
     """
+    from btfspec.oracle.impls.adapter import ImplUnavailable
     from btfspec.spec.sources import load_input
 
-    mod = kmodule.load_module(split, base_path)
+    guest = split_list(impl_names) == ["kernel-vm"]
+    if base_path is None and not guest:
+        raise InputError("relocate: give --base BASE, the full base to relocate onto "
+                         "(only --impl kernel-vm defaults to its guest's vmlinux)")
     dist = load_input(dist_path).btf if dist_path else None
     impl = _single_impl(impl_names, timeout, distill_cmd, relocate_cmd)
-    as_elf = mod.inp.is_elf and out.endswith(".ko")
-    if not as_elf:
-        mod.layout = None  # raw output: .BTF_ids stays behind
     try:
+        if guest:
+            base, base_path = _guest_base(impl, base_path)
+            mod = kmodule.load_module(split)
+            mod.base, mod.base_path = base, base_path
+        else:
+            mod = kmodule.load_module(split, base_path)
+        as_elf = mod.inp.is_elf and out.endswith(".ko")
+        if not as_elf:
+            mod.layout = None  # raw output: .BTF_ids stays behind
         assert mod.base is not None
-        res = kmodule.relocate(mod, mod.base, impl, dist)
+        try:
+            res = kmodule.relocate(mod, mod.base, impl, dist)
+        except ImplUnavailable as exc:  # the guest did not boot
+            raise InputError(str(exc)) from None
     finally:
         _close(impl)
     if as_elf:

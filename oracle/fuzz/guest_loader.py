@@ -36,7 +36,7 @@ from btfspec.oracle.fuzz.helpers import (
 )
 from btfspec.oracle.fuzz.property import GUEST_LOADER, Context, Finding, Property
 from btfspec.oracle.impls.adapter import DISTILL, RELOCATE, agree, outcome_difference
-from btfspec.oracle.impls.kernel_vm import IMPL, RELOCATE_GUEST
+from btfspec.oracle.impls.kernel_vm import IMPL, RELOCATE_GUEST, loader_messages
 from btfspec.spec.builder import Builder
 from btfspec.spec.errors import BtfError
 from btfspec.spec.kinds import Kind
@@ -216,7 +216,7 @@ def _finding(case: GuestCase, calls: Calls, vmlinux: bytes, d_split: bytes, d_ba
     steps = [corpus_step("relocate", RELOCATE, {"split": dsplit, "distilled_base": dbase, "target": "base.btf"},
                          op_expect(calls, RELOCATE, args, files, "relocate", at_fault),
                          f"{at_fault}: {got.describe()}")]
-    kernel_log = [ln.split("] ", 1)[-1] for ln in got.log.splitlines() if "BPF:" in ln] if at_fault == IMPL else []
+    kernel_log = loader_messages(got.log) if at_fault == IMPL else []
     desc = (f"generated module of {case.types} types on the {IMPL} guest's vmlinux, distilled base "
             f"perturbation {case.perturbation!r}. relocate: libbpf {lib.describe()}; {at_fault} "
             f"{got.describe()}. First difference: {outcome_difference(lib, got) or ''}"

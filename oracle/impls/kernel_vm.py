@@ -31,12 +31,19 @@ IMPL = "kernel-vm"
 RELOCATE_GUEST = "relocate-guest-vmlinux"
 _TRACE_RE = re.compile(r"<- (\w+)\) ret=(-?\d+)")
 _INSMOD_RE = re.compile(r"can't insert '[^']*': (.+)$", re.M)
+_STAMP_RE = re.compile(r"^\[\s*\d+\.\d+\] ", re.M)  # printk's time stamp
 MAX_ERRNO = 4095
 _STRERROR = {os.strerror(n): n for n in sorted(_errno.errorcode, reverse=True)}
 
 
 class UnsupportedTarget(NotImplementedError):
     """kernel-vm was asked to relocate onto a base that is not the guest's vmlinux."""
+
+
+def relocates(impl: object) -> bool:
+    """Can ``impl`` relocate at all (onto any base, or onto its guest's vmlinux only)?"""
+    caps = getattr(impl, "capabilities", frozenset())
+    return "relocate" in caps or RELOCATE_GUEST in caps
 
 
 @functools.cache
@@ -77,6 +84,21 @@ def describe_setup() -> str:
 def _insmod_errno(text: str) -> int:
     m = _INSMOD_RE.search(text)
     return -_STRERROR.get(m.group(1).strip(), _errno.EINVAL) if m else -_errno.EINVAL
+
+
+def kernel_log(kmsg: str) -> str:
+    """The guest's kernel log lines without their time stamps."""
+    return _STAMP_RE.sub("", kmsg)
+
+
+_NOISE = ("module verification failed", "Kernel module BTF mismatch detected", "loading out-of-tree module")
+
+
+def loader_messages(log: str) -> list[str]:
+    """The loader's own lines of a kernel-vm outcome's log: without the taint and mismatch notices every
+    rejected carrier prints, and without kernel-vm's note."""
+    return [ln for ln in log.splitlines()
+            if ln.strip() and not ln.startswith(f"{IMPL}:") and not any(n in ln for n in _NOISE)]
 
 
 def loader_errno(trace: str) -> tuple[int, str] | None:
@@ -154,13 +176,14 @@ class KernelVmImpl:
             return Outcome(CRASH, log=res.console, impl=IMPL, detail="guest died (panic, oops or QEMU exit)")
         if res.btf:
             return Outcome(OK, outputs={"split": res.btf}, impl=IMPL)
+        kmsg = kernel_log(res.kmsg)
         if res.rc != 0:
-            return Outcome(ERROR, _insmod_errno(res.insmod), log=res.kmsg + res.insmod, impl=IMPL, detail="insmod")
+            return Outcome(ERROR, _insmod_errno(res.insmod), log=kmsg + res.insmod, impl=IMPL, detail="insmod")
         found = loader_errno(res.trace)
         err, where = found if found else (-_errno.EINVAL, "")
         note = (f"kernel-vm: {where}() returned {errno_text(err)}" if where else
                 "kernel-vm: the module loaded without BTF and no probed function failed (errno unknown)")
-        return Outcome(ERROR, err, log=f"{res.kmsg.rstrip()}\n{note}\n".lstrip(), impl=IMPL,
+        return Outcome(ERROR, err, log=f"{kmsg.rstrip()}\n{note}\n".lstrip(), impl=IMPL,
                        detail=where or "errno unknown")
 
     def kill_guest(self) -> None:
