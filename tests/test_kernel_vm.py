@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import gzip
 import hashlib
+import json
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
@@ -226,6 +227,7 @@ def shared_guest(vm: kernel_vm.KernelVmImpl, monkeypatch: pytest.MonkeyPatch) ->
     make = adapter.make_impl
     monkeypatch.setattr(vm, "close", lambda: None)
     monkeypatch.setattr(adapter, "make_impl", lambda name, **kw: vm if name == kernel_vm.IMPL else make(name, **kw))
+    monkeypatch.setattr(kernel_vm, "KernelVmImpl", lambda **kw: vm)
     return vm
 
 
@@ -264,6 +266,43 @@ def test_relocate_without_base_is_a_usage_error_except_on_the_guest(tmp_path: Pa
     (tmp_path / "split.btf").write_bytes(b"")
     code, _, err = cli("relocate", tmp_path / "split.btf", "--impl", "libbpf", "-o", tmp_path / "x")
     assert code == 2 and "give --base" in err and "kernel-vm" in err, err
+
+
+# --------------------------------------------------------------------------------------------------
+# check --target-kernel: the guest's loader answers "will it load"
+# --------------------------------------------------------------------------------------------------
+
+REAL_61 = Path(__file__).resolve().parent.parent / "corpus" / "real" / "6.1.0-47-cloud-amd64"
+
+
+def test_check_target_kernel_a_module_of_the_package_loads(shared_guest: kernel_vm.KernelVmImpl) -> None:
+    from btfspec.oracle.kernels.fetch import UNPACKED
+
+    pkg_dir = kernel_vm.guest_vmlinux(shared_guest.image.package).parent
+    ko = next((pkg_dir / UNPACKED / "lib" / "modules" / shared_guest.image.release).glob(
+        "kernel/drivers/net/dummy.ko*"))
+    code, out, err = cli("check", ko, "--target-kernel", shared_guest.image.release, "--built-against", pkg_dir,
+                         "--json")
+    assert code == 0, err
+    rep = json.loads(out)
+    assert rep["loads"] and rep["impl"] == kernel_vm.IMPL and rep["status"] == "ok"
+    assert not any("disagrees" in n for n in rep["notes"]), rep["notes"]
+
+
+def test_check_target_kernel_a_6_1_module_will_not_load_on_6_12(shared_guest: kernel_vm.KernelVmImpl) -> None:
+    """act_nat of Debian's 6.1.0-47 embeds struct tc_action, which grew from 208 to 224 bytes by 6.12."""
+    code, out, err = cli("check", REAL_61 / "modules" / "act_nat.btf.zst", "--target-kernel",
+                         shared_guest.image.package, "--built-against", REAL_61)
+    assert code == 1, err
+    assert ": WILL NOT LOAD" in out and "relocate [kernel-vm]" in out and "-EINVAL (22)" in out, out
+    assert "kernel log: distilled base BTF type 'tc_action'" in out, out
+    assert "disagrees" not in out, out  # the Python reference rejects it the same way
+
+
+def test_check_target_and_target_kernel_exclude_each_other(tmp_path: Path) -> None:
+    (tmp_path / "m.btf").write_bytes(b"")
+    code, _, err = cli("check", tmp_path / "m.btf", "--target", tmp_path / "m.btf", "--target-kernel", "6.12")
+    assert code == 2 and "not both" in err, err
 
 
 # --------------------------------------------------------------------------------------------------

@@ -10,7 +10,8 @@ import click
 
 from btfspec.clitools import emit_json, guarded, json_option
 from btfspec.oracle.impls.outcome import DEFAULT_TIMEOUT
-from btfspec.oracle.kernels.check import FAILS, IMPLS, OK, STALE, CheckReport, check_module
+from btfspec.oracle.kernels.check import FAILS, IMPLS, OK, STALE, CheckReport, check_module, check_on_kernel
+from btfspec.spec.errors import InputError
 from btfspec.spec.sources import HOST_VMLINUX
 
 MAX_LISTED = 40
@@ -75,18 +76,24 @@ def print_report(r: CheckReport) -> None:
 
 @click.command("check")
 @click.argument("module", metavar="MODULE")
-@click.option("--target", "target", metavar="VMLINUX", default=HOST_VMLINUX, show_default=True,
-              help="The kernel to load on: vmlinux ELF, raw BTF, a fetch-kernel directory or /sys/kernel/btf/vmlinux.")
+@click.option("--target", "target", metavar="VMLINUX", default=None,
+              help="The kernel to load on: vmlinux ELF, raw BTF, a fetch-kernel directory or /sys/kernel/btf/vmlinux "
+                   f"[default: {HOST_VMLINUX}].")
+@click.option("--target-kernel", "target_kernel", metavar="PACKAGE_OR_VERSION", default=None,
+              help="Instead of --target: load it on that Debian kernel (a linux-image-* package or a release such as "
+                   "6.12.118+deb12-cloud-amd64), booted in a QEMU guest whose module loader relocates (kernel-vm; "
+                   "the package is fetched into the cache on first use).")
 @click.option("--built-against", "built_against", metavar="VMLINUX", default=None,
               help="The vmlinux the module was built on (needed without .BTF.base; sharpens stale-copy reports).")
 @click.option("--impl", type=click.Choice(IMPLS), default="python", show_default=True,
-              help="Implementation that distills and relocates (the kernel runs libbpf's code).")
+              help="Implementation that distills and relocates (the kernel runs libbpf's code); with "
+                   "--target-kernel it only distills (the guest's loader relocates).")
 @click.option("--timeout", type=click.FloatRange(min=0.1), default=DEFAULT_TIMEOUT, show_default=True,
               help="Seconds per libbpf call.")
 @json_option
 @guarded
-def check_cmd(module: str, target: str, built_against: str | None, impl: str, timeout: float,
-              as_json: bool) -> None:
+def check_cmd(module: str, target: str | None, target_kernel: str | None, built_against: str | None, impl: str,
+              timeout: float, as_json: bool) -> None:
     """Will MODULE's BTF load on the target kernel?
 
     MODULE is a .ko (optionally .xz/.zst/.gz) or a raw split BTF file. With a .BTF.base it is
@@ -94,9 +101,15 @@ def check_cmd(module: str, target: str, built_against: str | None, impl: str, ti
     is distilled first. Reports every distilled base type that fails to map (missing, size changed,
     several candidates, INT encoding changed) with the module types it affects, stale copies (types
     copied from the old kernel that differ in the target) with their first difference, and the
-    .BTF_ids remapping.
+    .BTF_ids remapping. With --target-kernel the answer is that kernel's: its module loader loads the
+    module's BTF in a QEMU guest, and the kernel log says why not.
     """
-    rep = check_module(module, target, built_against, impl, timeout=timeout)
+    if target_kernel is not None:
+        if target is not None:
+            raise InputError("give --target or --target-kernel, not both")
+        rep = check_on_kernel(module, target_kernel, built_against, impl, timeout=timeout)
+    else:
+        rep = check_module(module, target or HOST_VMLINUX, built_against, impl, timeout=timeout)
     if as_json:
         emit_json(rep.to_dict())
     else:

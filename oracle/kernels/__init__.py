@@ -27,6 +27,7 @@ _EXPORTS: dict[str, str] = {
     "CheckReport": "btfspec.oracle.kernels.check",
     "Target": "btfspec.oracle.kernels.check",
     "check_module": "btfspec.oracle.kernels.check",
+    "check_on_kernel": "btfspec.oracle.kernels.check",
     "MapProblem": "btfspec.oracle.kernels.unmapped",
     "analyse_mapping": "btfspec.oracle.kernels.unmapped",
     "StaleFinder": "btfspec.oracle.kernels.stale",

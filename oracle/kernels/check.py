@@ -290,8 +290,47 @@ def check_module(module: str, target: str = HOST_VMLINUX, built_against: str | N
             close()
 
 
+def check_on_kernel(module: str, kernel: str, built_against: str | None = None, impl: str = "python", *,
+                    timeout: float = DEFAULT_TIMEOUT, guest: Any = None) -> CheckReport:
+    """Will ``module`` load on ``kernel`` (a ``linux-image-*`` package or a kernel release)? Answered by
+    that kernel's module loader: the module's BTF (distilled first by ``impl`` for a classic split) is
+    carried in a real module and loaded in a QEMU guest booting the package (``kernel-vm``).
+
+    The Python reference's relocation is compared with the loader's (a note when they differ).
+    ``guest`` reuses a :class:`~btfspec.oracle.impls.kernel_vm.KernelVmImpl` of that package (left
+    running). Raises InputError for unreadable input and when the guest cannot be had.
+    """
+    from btfspec.oracle.impls.kernel_vm import IMPL, KernelVmImpl
+    from btfspec.oracle.kernels.guest.image import resolve_package
+
+    inp = load_input(module)
+    package = resolve_package(kernel)
+    try:
+        vm = guest or KernelVmImpl(timeout=timeout, package=package)
+    except ImplUnavailable as exc:
+        raise InputError(str(exc)) from None
+    label = f"{vm.image.package} (its module loader, in a QEMU guest)"
+    runner = _impl(impl, timeout)
+    try:
+        rep = _check(inp, Target(vm.vmlinux, label), label, built_against, impl, runner, relocator=vm)
+        rep.impl = IMPL if rep.stage == "relocate" else impl
+        if inp.base is None and rep.stage == "relocate":
+            rep.notes.append(f"distilled by {impl}, relocated by the module loader of {vm.image.release}")
+    except ImplUnavailable as exc:  # the guest did not boot
+        raise InputError(str(exc)) from None
+    finally:
+        close = getattr(runner, "close", None)
+        if callable(close):
+            close()
+        if guest is None:
+            vm.close()
+    return rep
+
+
 def _check(inp: BtfInput, tgt: Target, tlabel: str, built_against: str | None, impl: str,
-           runner: Any) -> CheckReport:
+           runner: Any, relocator: Any = None) -> CheckReport:
+    """The check (see :func:`check_module`); ``relocator`` relocates instead of ``runner`` when given (the
+    guest's loader, onto its own vmlinux: then the reference's relocation must agree, or a note says how not)."""
     rep = CheckReport(inp.path, tlabel, impl, built_against, inp.base is not None)
     source: Btf | None = None
     src_data: bytes | None = None
@@ -324,7 +363,9 @@ def _check(inp: BtfInput, tgt: Target, tlabel: str, built_against: str | None, i
         rep.distilled_types = on_dist.start_id - 1
         rep.own_types = first_copy - on_dist.start_id
         rep.copied_types = on_dist.type_cnt - first_copy
-    rel = _run(runner, "relocate", split, dist, tgt.data)
+    rel = _run(relocator or runner, "relocate", split, dist, tgt.data)
+    if relocator is not None:
+        _compare_loader(rep, rel, reference_relocate(split, dist, tgt.data))
     if not rel.ok:
         _failed(rep, "relocate", rel, failure("relocation", rel, split=split, distilled_base=dist, base=tgt.data))
         rep.problems = analyse_mapping(split, dist, tgt, first_copy)
@@ -350,6 +391,18 @@ def _check(inp: BtfInput, tgt: Target, tlabel: str, built_against: str | None, i
         maps.append(relocate_map(ref_rel.id_map, nr_dist, tgt.btf.type_cnt))
         rep.btf_ids = _id_entries(inp.btf_ids, layout, _compose(maps))
     return rep
+
+
+def _compare_loader(rep: CheckReport, loader: Outcome, python: Outcome) -> None:
+    """A note when the Python reference (libbpf's rules) relocates otherwise than the module loader."""
+    from btfspec.oracle.impls.adapter import outcome_difference
+    from btfspec.oracle.impls.kernel_vm import loader_messages
+
+    diff = outcome_difference(python, loader)
+    if diff is not None:
+        rep.notes.append(f"the Python reference (libbpf's rules) disagrees with the loader: {diff}")
+    if not loader.ok and loader.log:
+        rep.notes.append("kernel log: " + " | ".join(loader_messages(loader.log)[-6:]))
 
 
 def _refine_copies(first_copy: int, nr_dist: int, on_source: Btf, tgt: Target, source: Btf) -> int:
@@ -410,5 +463,5 @@ def _distill(inp: BtfInput, src_data: bytes, source: Btf | None, rep: CheckRepor
     return split, dist, own
 
 
-__all__ = ["CheckReport", "IdEntry", "StaleWarning", "Target", "check_module", "copy_start", "find_stale",
-           "first_difference", "load_vmlinux", "vmlinux_path"]
+__all__ = ["CheckReport", "IdEntry", "StaleWarning", "Target", "check_module", "check_on_kernel", "copy_start",
+           "find_stale", "first_difference", "load_vmlinux", "vmlinux_path"]

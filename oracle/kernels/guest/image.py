@@ -26,7 +26,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from btfspec.oracle.kernels.fetch import VMLINUX_BTF, Log, cache_root, unpacked_tree
+from btfspec.oracle.kernels.fetch import MANIFEST, VMLINUX_BTF, Log, cache_root, read_manifest, unpacked_tree
 from btfspec.oracle.kernels.guest.carrier import Carrier, make_template
 from btfspec.spec.errors import InputError
 from btfspec.spec.sources import read_bytes_any, write_atomic
@@ -132,6 +132,19 @@ def agent_script() -> str:
     """:data:`AGENT` with its placeholders filled in."""
     return (AGENT.replace("@PROBED@", " ".join(f"{f}:{t}" for f, t in PROBED)).replace("@PORT@", PORT_NAME)
             .replace("@MOD@", CARRIER_NAME))
+
+
+def resolve_package(kernel: str, cache: str | os.PathLike[str] | None = None) -> str:
+    """The ``linux-image-*`` package ``kernel`` names: a package name as it is; a kernel release
+    (``6.12.118+deb12-cloud-amd64``) is the cached package with that release, else
+    ``linux-image-<release>-unsigned`` (the package whose files the guest boots)."""
+    if kernel.startswith("linux-image-"):
+        return kernel
+    for path in sorted(cache_root(cache).glob(f"*/{MANIFEST}")):
+        manifest = read_manifest(path.parent)
+        if manifest is not None and manifest.get("kernel_release") == kernel:
+            return str(manifest["package"])
+    return f"linux-image-{kernel}-unsigned"
 
 
 @dataclass(frozen=True)
