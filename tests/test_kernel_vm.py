@@ -299,6 +299,61 @@ def test_check_target_kernel_a_6_1_module_will_not_load_on_6_12(shared_guest: ke
     assert "disagrees" not in out, out  # the Python reference rejects it the same way
 
 
+def _cross_lists(tmp_path: Path, pkg_dir: Path) -> tuple[Path, Path]:
+    """Lists pairing the committed Debian 6.1.0-47 modules with the same modules of the guest's package."""
+    from btfspec.oracle.kernels.fetch import read_manifest
+
+    manifest = read_manifest(pkg_dir)
+    assert manifest is not None
+    by_name = {r["name"].replace("-", "_"): r["btf"] for r in manifest["modules"]}
+    old, new = [], []
+    for path in sorted((REAL_61 / "modules").glob("*.btf.zst")):
+        name = path.name.removesuffix(".btf.zst").replace("-", "_")
+        if name in by_name:
+            old.append(str(path))
+            new.append(str(pkg_dir / by_name[name]))
+    (tmp_path / "old.txt").write_text("\n".join(old) + "\n")
+    (tmp_path / "new.txt").write_text("\n".join(new) + "\n")
+    return tmp_path / "old.txt", tmp_path / "new.txt"
+
+
+def _cross(tmp_path: Path, pkg_dir: Path) -> tuple[int, dict[str, Any], str]:
+    old, new = _cross_lists(tmp_path, pkg_dir)
+    code, out, err = cli("stats", "--cross", old, new, "--base-old", REAL_61 / "vmlinux.btf.zst",
+                         "--base-new", pkg_dir / "vmlinux.btf", "--impl", "kernel-vm", "-j", "1", "--json")
+    return code, json.loads(out) if code == 0 else {}, err
+
+
+def test_stats_cross_on_the_guest_6_1_modules_onto_6_12(shared_guest: kernel_vm.KernelVmImpl,
+                                                        tmp_path: Path) -> None:
+    """Debian 6.1 builds distilled against their vmlinux, relocated by the 6.12 loader: as libbpf does."""
+    code, rep, err = _cross(tmp_path, kernel_vm.guest_vmlinux(shared_guest.image.package).parent)
+    assert code == 0, err
+    assert rep["impl"] == kernel_vm.IMPL and rep["modules"] >= 10 and rep["relocated"] == rep["modules"], rep["errors"]
+    assert rep["loader_differs"] == [], rep["loader_differs"]
+    assert rep["failed"] >= 1 and "size-changed: STRUCT tc_action" in rep["failed_by_type"]
+    assert rep["relocation_ok"] >= 1
+
+
+def test_stats_cross_reports_a_seeded_loader_difference(libbpf: Any, monkeypatch: pytest.MonkeyPatch,
+                                                        tmp_path: Path) -> None:
+    vmlinux_path = kernel_vm.guest_vmlinux()
+    if not (vmlinux_path.parent / "manifest.json").is_file():
+        pytest.skip(f"the guest's kernel package is not in the cache ({vmlinux_path.parent})")
+    seeded = _SeededLoader(libbpf, vmlinux_path.read_bytes(), True)
+    monkeypatch.setattr(kernel_vm, "KernelVmImpl", lambda **kw: seeded)
+    code, rep, err = _cross(tmp_path, vmlinux_path.parent)
+    assert code == 0, err
+    ok = rep["relocation_ok"]
+    assert ok >= 1 and len(rep["loader_differs"]) == ok, rep["loader_differs"]
+    assert all(d["difference"].startswith("output split") for d in rep["loader_differs"])
+
+
+def test_stats_without_cross_refuses_kernel_vm(tmp_path: Path) -> None:
+    code, _, err = cli("stats", tmp_path, "--impl", "kernel-vm")
+    assert code == 2 and "--cross" in err, err
+
+
 def test_check_target_and_target_kernel_exclude_each_other(tmp_path: Path) -> None:
     (tmp_path / "m.btf").write_bytes(b"")
     code, _, err = cli("check", tmp_path / "m.btf", "--target", tmp_path / "m.btf", "--target-kernel", "6.12")
@@ -317,6 +372,12 @@ class _SeededLoader:
 
     def __init__(self, lib: Any, vmlinux: bytes, bug: bool) -> None:
         self.lib, self.vmlinux, self.bug = lib, vmlinux, bug
+
+    def targets(self, base: bytes) -> bool:
+        return base == self.vmlinux
+
+    def close(self) -> None:
+        pass
 
     def relocate(self, split: bytes, distilled_base: bytes, base: bytes, *, timeout: float | None = None) -> Any:
         out = self.lib.relocate(split, distilled_base, base)

@@ -138,8 +138,9 @@ def _print_report(s: dict[str, Any], rows: list[Any], table: bool, top: int) -> 
 @click.option("--base-new", metavar="VMLINUX", default=None, help="--cross: the new vmlinux [default: NEW_MODULES'].")
 @click.option("--base", "base", metavar="VMLINUX", default=None,
               help="vmlinux BTF (raw or ELF) [default: MODULES/vmlinux.btf of a fetch-kernel directory].")
-@click.option("--impl", type=click.Choice(["libbpf", "python"]), default="libbpf", show_default=True,
-              help="Implementation that distills (and relocates).")
+@click.option("--impl", type=click.Choice(["libbpf", "python", "kernel-vm"]), default="libbpf", show_default=True,
+              help="Implementation that distills (and relocates). kernel-vm: --cross only, the new kernel's module "
+                   "loader relocates in a QEMU guest (libbpf distills, and its relocation is compared).")
 @click.option("--relocate-onto", "target", metavar="VMLINUX", default=None,
               help="Also relocate every distilled module onto this vmlinux BTF and look for stale copies.")
 @click.option("--csv", "csv_path", metavar="FILE", default=None, help="Write the per-module table as CSV.")
@@ -170,6 +171,8 @@ def stats_cmd(modules: str | None, cross: tuple[str, str] | None, base_old: str 
         return
     if modules is None:
         fail("give MODULES (or --cross OLD_MODULES NEW_MODULES)", EXIT_USAGE)
+    if impl == "kernel-vm":
+        fail("--impl kernel-vm relocates only: use it with --cross OLD_MODULES NEW_MODULES", EXIT_USAGE)
     assert modules is not None
     from btfspec.oracle.kernels import stats
 

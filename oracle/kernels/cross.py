@@ -14,6 +14,11 @@ For every module present in both sets (paired by path below the set's directory,
 
 :func:`run_cross` spreads the modules over a process pool (each worker parses both vmlinux BTFs
 once); :func:`summarize_cross` counts; :func:`format_cross` words the summary.
+
+With ``impl="kernel-vm"`` the relocation of step 2 is the module loader's: the new kernel (the
+package of the new set, when it is a ``fetch-kernel`` directory) runs in a QEMU guest per worker,
+libbpf distills (python where libbpf is unusable), and libbpf's own relocation of the same pair is
+compared with the loader's; a difference is counted and listed (``loader_difference``).
 """
 
 from __future__ import annotations
@@ -68,6 +73,7 @@ class CrossRow:
     first_difference: str = ""
     differences: list[str] = field(default_factory=list)
     stale: list[str] = field(default_factory=list)  # stale copies (btfspec.oracle.kernels.stale words)
+    loader_difference: str = ""  # kernel-vm: how libbpf's relocation differs from the loader's ("" the same)
     seconds: float = 0.0
 
 
@@ -97,23 +103,56 @@ def pair_modules(old: str, new: str) -> tuple[list[Pair], list[str], list[str], 
 
 @dataclass
 class _State:
-    impl: Any
+    impl: Any  # distills (and relocates, unless there is a guest)
     old: bytes
     old_btf: Btf
     new: Target
+    guest: Any = None  # kernel-vm: relocates onto the new vmlinux
 
 
 _STATE: list[_State] = []
+GUEST = "kernel-vm"
 
 
-def _init(base_old: str, base_new: str, impl: str, timeout: float) -> None:
+def guest_package(new: str) -> str | None:
+    """The kernel package of a ``fetch-kernel`` directory (the guest kernel-vm boots for it), else None."""
+    from btfspec.oracle.kernels.fetch import read_manifest
+
+    manifest = read_manifest(new) if Path(new).is_dir() else None
+    return str(manifest["package"]) if manifest else None
+
+
+def _guest(package: str | None, new: bytes, timeout: float) -> Any:
+    """A kernel-vm implementation (not booted) of ``package`` whose vmlinux is ``new``; ImplUnavailable
+    (a ValueError) when it cannot run, InputError when its vmlinux is another."""
+    from btfspec.oracle.impls.kernel_vm import KernelVmImpl
+
+    vm = KernelVmImpl(timeout=timeout, package=package)
+    if not vm.targets(new):
+        vm.close()
+        raise InputError(f"--impl {GUEST}: the new base is not the vmlinux of {vm.image.package}, which the guest "
+                         f"boots (give the new set as that package's fetch-kernel directory)")
+    return vm
+
+
+def _distiller(impl: str, timeout: float) -> Any:
+    if impl != GUEST:
+        return make_impl(impl, timeout=timeout)
+    try:
+        return make_impl("libbpf", timeout=timeout)
+    except ValueError:
+        return make_impl("python")
+
+
+def _init(base_old: str, base_new: str, impl: str, timeout: float, package: str | None = None) -> None:
     old, _ = load_vmlinux(base_old, "old base")
     new, label = load_vmlinux(base_new, "new base")
-    _STATE[:] = [_State(make_impl(impl, timeout=timeout), old, Btf.from_bytes(old), Target(new, label))]
+    guest = _guest(package, new, timeout) if impl == GUEST else None
+    _STATE[:] = [_State(_distiller(impl, timeout), old, Btf.from_bytes(old), Target(new, label), guest)]
 
 
 def _close() -> None:
-    close_impls(st.impl for st in _STATE)
+    close_impls(x for st in _STATE for x in (st.impl, st.guest) if x is not None)
     _STATE.clear()
 
 
@@ -150,7 +189,11 @@ def _measure(st: _State, p: Pair, row: CrossRow) -> None:
         split, dist = d.outputs["split"], d.outputs["base"]
     nr_dist = Btf.from_bytes(dist).type_cnt
     first_copy = nr_dist + own if own is not None else None
-    rel = st.impl.relocate(split, dist, st.new.data)
+    rel = (st.guest or st.impl).relocate(split, dist, st.new.data)
+    if st.guest is not None:
+        from btfspec.oracle.impls.adapter import outcome_difference
+
+        row.loader_difference = outcome_difference(st.impl.relocate(split, dist, st.new.data), rel) or ""
     if not rel.ok:
         row.status, row.errno = FAILED, rel.errno
         row.reason = str(failure("relocation", rel, split=split, distilled_base=dist, base=st.new.data))
@@ -216,18 +259,23 @@ class CrossRun:
 
 
 def run_cross(pairs: list[Pair], base_old: str, base_new: str, *, impl: str = "libbpf", jobs: int | None = None,
-              timeout: float = DEFAULT_TIMEOUT, progress: Callable[[CrossRow], None] | None = None) -> CrossRun:
-    """Measure every pair with ``jobs`` processes (default: all cores; 1 runs here).
+              timeout: float = DEFAULT_TIMEOUT, progress: Callable[[CrossRow], None] | None = None,
+              package: str | None = None) -> CrossRun:
+    """Measure every pair with ``jobs`` processes (default: all cores; 1 runs here). ``package``: the
+    kernel the guest boots for ``impl="kernel-vm"`` (default: kernel-vm's).
 
     Raises InputError when a base cannot be loaded and ValueError when the implementation is unusable.
     """
     jobs = max(1, jobs or os.cpu_count() or 1)
     started = time.monotonic()
-    args = (base_old, base_new, impl, timeout)
+    args = (base_old, base_new, impl, timeout, package)
     if jobs > 1 and len(pairs) > 1:
         load_vmlinux(base_old, "old base")  # fail early and clearly, before starting workers
-        load_vmlinux(base_new, "new base")
-        probe_impl(impl, timeout)
+        new, _ = load_vmlinux(base_new, "new base")
+        if impl == GUEST:
+            close_impls([_guest(package, new, timeout)])
+        else:
+            probe_impl(impl, timeout)
     rows = run_each(pairs, measure, jobs=jobs, init=_init, initargs=args, close=_close, crashed=_crashed,
                     progress=progress, state=_STATE)
     return CrossRun(rows, base_old, base_new, impl, jobs, time.monotonic() - started)
@@ -252,6 +300,7 @@ def summarize_cross(run: CrossRun, top: int = MAX_LISTED) -> dict[str, Any]:
         "failed": len(failed),
         "failed_by_reason": dict(Counter(k.split(":")[0] for r in failed for k in r.problem_keys[:1]).most_common()),
         "failed_by_type": dict(Counter(k for r in failed for k in r.problem_keys).most_common()),
+        "loader_differs": [{"name": r.name, "difference": r.loader_difference} for r in rows if r.loader_difference],
         "equivalent": sum(1 for r in rows if r.status == EQUIVALENT),
         "different": len(diff),
         "different_by_cause": {OWN: by_cause.get(OWN, 0), STALE_COPY: by_cause.get(STALE_COPY, 0),
@@ -279,6 +328,11 @@ def format_cross(s: dict[str, Any], top: int = MAX_LISTED) -> list[str]:
         out.append(f"    {n:5}  {reason}")
     for key, n in list(s["failed_by_type"].items())[:top]:
         out.append(f"           {n:5}  {key}")
+    if s["impl"] == GUEST:
+        lines = s["loader_differs"]
+        same = "the same on every module" if not lines else f"{len(lines)} differ"
+        out.append(f"  the module loader vs libbpf: {same}")
+        out.extend(f"    {d['name']}: {d['difference']}" for d in lines[:top])
     out.append(f"  equivalent to the new build: {s['equivalent']}")
     c = s["different_by_cause"]
     out.append(f"  different: {s['different']} ({c[OWN]} only the module's own types changed, {c[STALE_COPY]} only "
@@ -305,6 +359,8 @@ def cross_report(old: str, new: str, base_old: str | None, base_new: str | None,
         raise InputError(f"{old} and {new} have no module in common")
     if on_start:
         on_start(len(pairs))
+    if kw.get("impl") == GUEST:
+        kw.setdefault("package", guest_package(new))
     run = run_cross(pairs, base_old, base_new, **kw)
     run.only_old, run.only_new = only_old, only_new
     return run, summarize_cross(run)
@@ -315,5 +371,5 @@ def rows_as_dicts(run: CrossRun) -> list[dict[str, Any]]:
     return [asdict(r) for r in run.rows]
 
 
-__all__ = ["CrossRow", "CrossRun", "Pair", "cross_report", "errno_text", "format_cross", "measure", "pair_modules",
-           "rows_as_dicts", "run_cross", "summarize_cross"]
+__all__ = ["CrossRow", "CrossRun", "Pair", "cross_report", "errno_text", "format_cross", "guest_package", "measure",
+           "pair_modules", "rows_as_dicts", "run_cross", "summarize_cross"]
