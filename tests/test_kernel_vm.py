@@ -56,8 +56,8 @@ class _StubGuest:
     def start(self) -> None:
         pass
 
-    def load(self, module: bytes, timeout: float | None = None) -> LoadResult:
-        return self.result
+    def begin_load(self, module: bytes, timeout: float | None = None) -> Any:
+        return lambda: self.result
 
 
 def _stub_impl(result: LoadResult) -> Any:

@@ -21,11 +21,16 @@ import hashlib
 import os
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from btfspec.oracle.impls.adapter import ImplUnavailable
 from btfspec.oracle.impls.outcome import CRASH, DEFAULT_TIMEOUT, ERROR, OK, TIMEOUT, Outcome
 from btfspec.spec.errors import InputError, errno_text
+
+if TYPE_CHECKING:
+    from btfspec.oracle.kernels.guest.vm import LoadResult
 
 IMPL = "kernel-vm"
 RELOCATE_GUEST = "relocate-guest-vmlinux"
@@ -163,13 +168,24 @@ class KernelVmImpl:
     def relocate(self, split: bytes, distilled_base: bytes, base: bytes, *, timeout: float | None = None) -> Outcome:
         """The loader's relocation of ``split`` (on ``distilled_base``) onto the guest's vmlinux; ``timeout``
         (seconds, default the one given at construction) bounds the guest's answer, not a boot."""
+        return self.begin_relocate(split, distilled_base, base, timeout=timeout)()
+
+    def begin_relocate(self, split: bytes, distilled_base: bytes, base: bytes, *,
+                       timeout: float | None = None) -> Callable[[], Outcome]:
+        """:meth:`relocate` in two halves: the case is sent now, the returned function waits for the outcome,
+        so the caller can work while the guest does (P7 relocates with libbpf and python meanwhile)."""
         if not self.targets(base):
             raise UnsupportedTarget(f"{IMPL} relocates onto the vmlinux of {self.image.package} only "
                                     f"({len(self.vmlinux)} B of BTF); this base is {len(base)} B")
         self.start()
         limit = timeout or self.timeout
-        res = self.guest.load(self.image.carrier.build(split, distilled_base), timeout=limit)
+        finish = self.guest.begin_load(self.image.carrier.build(split, distilled_base), timeout=limit)
         self.loads += 1
+        return lambda: self._outcome(finish(), limit)
+
+    @staticmethod
+    def _outcome(res: LoadResult, limit: float) -> Outcome:
+        """The Outcome of one load (see the module docstring)."""
         if res.status == TIMEOUT:
             return Outcome(TIMEOUT, log=res.console, impl=IMPL, detail=f"guest gave no answer in {limit:g} s")
         if res.status == CRASH:

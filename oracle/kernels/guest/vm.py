@@ -22,6 +22,7 @@ import struct
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -140,6 +141,7 @@ class Guest:
             raise GuestError(f"{ACCEL_ENV}={self.accel!r}: expected kvm, tcg or auto")
         self.proc: subprocess.Popen[bytes] | None = None
         self.link: _Link | None = None
+        self._pending: Callable[[], LoadResult] | None = None  # a request whose answer is not read yet
         self.run_dir: str | None = None
         self.boots = 0
         self.boot_seconds = 0.0
@@ -258,6 +260,7 @@ class Guest:
         return text + self._stderr()[-1000:]
 
     def _stop(self) -> None:
+        self._pending = None  # its answer is lost with the guest (finish() then reports the dead link)
         if self.link is not None:
             with contextlib.suppress(OSError):
                 self.link.sock.close()
@@ -316,31 +319,62 @@ class Guest:
             return LoadResult(OK, rc, b"", err, kmsg, trace)
         raise ConnectionError(f"unexpected agent answer {' '.join(head)!r}")
 
-    def _request(self, head: bytes, payload: bytes, timeout: float | None) -> LoadResult:
+    def _failed(self, exc: Exception, limit: float, started: float) -> LoadResult:
+        """The crash/timeout result of a request that got no answer (the guest is stopped)."""
+        status = TIMEOUT if isinstance(exc, TimeoutError) else CRASH
+        if status == CRASH:
+            time.sleep(0.2)  # let QEMU flush the console of a panic
+        note = f"no answer from the guest in {limit:.0f} s" if status == TIMEOUT else str(exc)
+        console = f"{self.console_tail()}\nbtfspec: {note}\n"
+        self._stop()
+        return LoadResult(status, console=console, seconds=time.monotonic() - started)
+
+    def _begin(self, head: bytes, payload: bytes, timeout: float | None) -> Callable[[], LoadResult]:
+        """Send one request now; the returned function waits for its answer (the guest works meanwhile).
+        A request begun before the previous answer was read reads (and drops) that answer first."""
+        if self._pending is not None:
+            self._pending()
         self.start()
-        assert self.link is not None
+        link = self.link
+        assert link is not None
         started = time.monotonic()
         limit = timeout or self.case_timeout
         try:
-            self.link.sock.sendall(head + payload)
-            result = self._read_answer(self.link, started + limit)
-        except (TimeoutError, ConnectionError, OSError, ValueError) as exc:
-            status = TIMEOUT if isinstance(exc, TimeoutError) else CRASH
-            if status == CRASH:
-                time.sleep(0.2)  # let QEMU flush the console of a panic
-            note = f"no answer from the guest in {limit:.0f} s" if status == TIMEOUT else str(exc)
-            console = f"{self.console_tail()}\nbtfspec: {note}\n"
-            self._stop()
-            return LoadResult(status, console=console, seconds=time.monotonic() - started)
-        if not result.rmmod_ok:
-            self._stop()  # the carrier is still loaded: the next case needs a fresh guest
-        return dataclasses.replace(result, seconds=time.monotonic() - started)
+            link.sock.sendall(head + payload)
+        except OSError as exc:
+            failed = self._failed(exc, limit, started)
+            return lambda: failed
+        done: list[LoadResult] = []
+
+        def finish() -> LoadResult:
+            if done:
+                return done[0]
+            self._pending = None
+            try:
+                result = self._read_answer(link, started + limit)
+            except (TimeoutError, ConnectionError, OSError, ValueError) as exc:
+                done.append(self._failed(exc, limit, started))
+                return done[0]
+            if not result.rmmod_ok:
+                self._stop()  # the carrier is still loaded: the next case needs a fresh guest
+            done.append(dataclasses.replace(result, seconds=time.monotonic() - started))
+            return done[0]
+
+        self._pending = finish
+        return finish
+
+    def _request(self, head: bytes, payload: bytes, timeout: float | None) -> LoadResult:
+        return self._begin(head, payload, timeout)()
+
+    def begin_load(self, module: bytes, timeout: float | None = None) -> Callable[[], LoadResult]:
+        """Send ``module`` to be loaded (see :meth:`load`); call the result for the :class:`LoadResult`."""
+        if not module:
+            raise ValueError("empty module")
+        return self._begin(f"LOAD {len(module)}\n".encode(), module, timeout)
 
     def load(self, module: bytes, timeout: float | None = None) -> LoadResult:
         """insmod ``module`` (a carrier built by :meth:`Carrier.build`), read its BTF, rmmod it."""
-        if not module:
-            raise ValueError("empty module")
-        return self._request(f"LOAD {len(module)}\n".encode(), module, timeout)
+        return self.begin_load(module, timeout)()
 
     def sleep(self, seconds: float, timeout: float | None = None) -> LoadResult:
         """Make the agent sleep (for tests of the timeout path)."""
