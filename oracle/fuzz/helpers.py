@@ -17,7 +17,7 @@ from __future__ import annotations
 import errno as _errno
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -381,10 +381,11 @@ def attribute_quirk(calls: Calls, name: str, judge: Callable[[Outcome, Outcome |
 
 def relocation_finding(prop: str, calls: Calls, name: str, case: Case, target_name: str, target: bytes, d: Outcome,
              r: Outcome | None, exp: Expected, v: Verdict, quirk: str | None, story: str,
-             direct: bytes | None = None) -> Finding:
+             direct: bytes | None = None, operator: str = "", shared_with: Sequence[str] = ()) -> Finding:
     """A P1/P2 finding, with its files and corpus steps (:mod:`~btfspec.oracle.fuzz.relocation`); ``direct``
     is the reference split (the module encoded against the target), stored with an ``accept`` step that
-    checks it loads."""
+    checks it loads; ``operator`` the perturbation, ``shared_with`` (:func:`sharing_libbpf`) the
+    implementations that violate the property exactly as libbpf does."""
     files: dict[str, bytes] = {"base1.btf": case.base, "split.btf": case.split}
     if target_name not in files:
         files[target_name] = target
@@ -409,7 +410,7 @@ def relocation_finding(prop: str, calls: Calls, name: str, case: Case, target_na
                                  "the reference: the module encoded directly against the target base"))
     desc = (f"{case_description(case)}. {story} Expected {exp.text()} ({exp.why}). {name}: distill {d.describe()}"
             + (f"; relocate {r.describe()}" if r is not None else "") + f". First difference: {v.detail}")
-    return Finding(prop, name, v.outcome, v.klass, files, steps, quirk, desc)
+    return Finding(prop, name, v.outcome, v.klass, files, steps, quirk, desc, operator, tuple(shared_with))
 
 
 def same_as_libbpf(calls: Calls, name: str, op: str, args: tuple[bytes, ...], got: Outcome) -> bool:
@@ -441,6 +442,22 @@ def shared_with_libbpf(calls: Calls, name: str, judge: Callable[[Outcome, Outcom
     ref_d, ref_r = relocation_pipeline(calls, "python", split, base1, target)
     d, r = relocation_pipeline(calls, name, split, base1, target)
     return outcome_difference(ref_d, d) is None and (r is None or ref_r is None or outcome_difference(ref_r, r) is None)
+
+
+def sharing_libbpf(calls: Calls, name: str, judge: Callable[[Outcome, Outcome | None], Verdict | None],
+                   split: bytes, base1: bytes, target: bytes) -> list[str]:
+    """On ``name``'s (libbpf's) violation: the other relocating implementations whose own violation of the
+    case :func:`shared_with_libbpf` says is libbpf's (so never reported as theirs)."""
+    if name != "libbpf":
+        return []
+    shared = []
+    for other in relocating_impls(calls.ctx):
+        if other == "libbpf":
+            continue
+        v = judge(*relocation_pipeline(calls, other, split, base1, target))
+        if v is not None and shared_with_libbpf(calls, other, judge, v, split, base1, target):
+            shared.append(other)
+    return shared
 
 
 def relocating_impls(ctx: Context) -> list[str]:

@@ -50,6 +50,8 @@ class Finding:
     steps: Sequence[Mapping[str, Any]] = ()  # corpus-format steps that replay the case
     quirk: str | None = None  # catalogue id when python-strict recognises it
     description: str = ""  # how the case was built (perturbation, mutation, ...)
+    operator: str = ""  # the perturbation or mutation operator that built the case, when the property names one
+    shared_with: tuple[str, ...] = ()  # on a libbpf finding: the other implementations that do exactly the same
 
     @property
     def signature(self) -> tuple[str, str, str, str]:

@@ -59,6 +59,7 @@ from btfspec.oracle.fuzz.helpers import (
     relocation_pipeline,
     relocation_unusable,
     shared_with_libbpf,
+    sharing_libbpf,
     strict_cannot_distill,
 )
 from btfspec.oracle.fuzz.property import RELOCATION, Context, Property
@@ -133,8 +134,9 @@ def check_p1(c: RelocationCase, ctx: Context) -> None:
         story = f"Perturbation {p.kind} ({p.description}), label {p.label}" + (
             f", stale nodes at base2 ids {sorted(c.stale_ids())}." if p.label == STALE else ".")
         direct = c.direct() if exp.status == OK else None
+        shared = sharing_libbpf(calls, name, judge, case.split, case.base, base2)
         raise_new(ctx, relocation_finding(RELOCATION, calls, name, case, "base2.btf", base2, d, r, exp, v, quirk, story,
-                                          direct))
+                                          direct, operator=p.kind, shared_with=shared))
 
 
 PROPERTY = Property(RELOCATION, "relocation: the relocated split matches the direct encoding against the new base, "

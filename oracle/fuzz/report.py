@@ -1,7 +1,9 @@
 """Campaign reports: plain text for the terminal, Markdown and JSON files.
 
 All three show the same things: the campaign's setup (seed, workers, database, implementations,
-properties run and skipped with the reason), its findings (signature, quirk, corpus path, the command
+properties run and skipped with the reason), its finding groups (:mod:`btfspec.oracle.fuzz.groups`:
+quirk groups first, each with where it was seen and, when another implementation did exactly as
+libbpf, "shared with libbpf (Qn)"), its findings (signature, quirk, corpus path, the command
 that reproduces each; new ones first), throughput per property (examples per second over the
 campaign's wall time and per worker slot) and per implementation operation (calls, mean time), and
 the coverage reached (BTF kinds, shapes, mutation labels, validator rules, errnos).
@@ -75,7 +77,9 @@ def mode(impls: list[str]) -> str:
 
 
 def _ordered_groups(result: CampaignResult) -> list[Any]:
-    return sorted(result.groups, key=lambda g: (not g.new, g.property, g.impl, g.outcome))
+    from btfspec.oracle.fuzz.groups import ordered
+
+    return ordered(result.groups)
 
 
 def by_quirk(result: CampaignResult) -> dict[str, int]:
@@ -113,10 +117,12 @@ def render_text(result: CampaignResult) -> str:
     out.append(f"== finding groups (one per root cause): {sum(g.new for g in result.groups)} new, "
                f"{sum(not g.new for g in result.groups)} already in the corpus")
     for g in _ordered_groups(result):
-        quirk = f" ({g.quirk})" if g.quirk else ""
-        out.append(f"  [{'NEW' if g.new else 'old'}] {g.property} [{g.impl}] {g.outcome}{quirk}: "
-                   f"{g.count} finding{'s' if g.count != 1 else ''}, smallest {g.smallest} B, first at "
-                   f"{g.seconds:.1f} s" + (f" ({', '.join(g.profiles)})" if g.profiles else ""))
+        out.append(f"  [{'NEW' if g.new else 'old'}] {g.title()}: {g.count} finding{'s' if g.count != 1 else ''}, "
+                   f"first at {g.seconds:.1f} s" + (f" ({', '.join(g.profiles)})" if g.profiles else ""))
+        if g.tag():
+            out.append(f"        {g.tag()}")
+        out.append(f"        seen in: {g.seen_in()}")
+        out.append(f"        smallest: {g.smallest} B, {g.property} {g.outcome}: {g.first_difference}")
         out.append(f"        entry: {g.path}")
     if not result.groups:
         out.append("  none")
@@ -179,10 +185,10 @@ def render_markdown(result: CampaignResult) -> str:
     new = result.new_findings
     out += ["", f"## Finding groups ({len(result.groups)}: one per root cause)", ""]
     if result.groups:
-        out += ["| | property | impl | outcome | quirk | findings | smallest | first at | entry |",
-                "|---|---|---|---|---|---:|---:|---:|---|"]
-        out += [f"| {'**new**' if g.new else 'old'} | {g.property} | {_md_cell(g.impl)} | {_md_cell(g.outcome)} "
-                f"| {g.quirk} | {g.count} | {g.smallest} B | {g.seconds:.1f} s | `{_md_cell(g.path)}` |"
+        out += ["| | root cause | findings | seen in | shared | smallest | first at | entry |",
+                "|---|---|---:|---|---|---:|---:|---|"]
+        out += [f"| {'**new**' if g.new else 'old'} | {_md_cell(g.title())} | {g.count} | {_md_cell(g.seen_in())} "
+                f"| {_md_cell(g.tag())} | {g.smallest} B | {g.seconds:.1f} s | `{_md_cell(g.path)}` |"
                 for g in _ordered_groups(result)]
     else:
         out.append("None.")

@@ -155,27 +155,43 @@ def svg_histogram(values: Sequence[float], x_label: str, width: int = 720, heigh
 # campaign pages
 # --------------------------------------------------------------------------------------------------
 
-def finding_groups(findings: Sequence[Mapping[str, Any]]) -> list[list[Mapping[str, Any]]]:
+def finding_groups(findings: Sequence[Mapping[str, Any]],
+                   groups: Sequence[Mapping[str, Any]] = ()) -> list[list[Mapping[str, Any]]]:
     """Findings grouped by their ``group`` key when the campaign gave one, else by property,
-    implementation, outcome and quirk; new groups first, each group's new findings first."""
-    groups: dict[Any, list[Mapping[str, Any]]] = {}
+    implementation, outcome and quirk; quirk groups (the report's ``groups``, when given, say which) first,
+    then new groups first, each group's new findings first."""
+    by_key: dict[Any, list[Mapping[str, Any]]] = {}
     for f in findings:
         key = f.get("group") or (f.get("property"), f.get("impl"), f.get("outcome"), f.get("quirk"))
-        groups.setdefault(json.dumps(key, sort_keys=True, default=str), []).append(f)
-    ordered = [sorted(g, key=lambda f: not f.get("new")) for g in groups.values()]
-    return sorted(ordered, key=lambda g: (not any(f.get("new") for f in g), str(g[0].get("property"))))
+        by_key.setdefault(json.dumps(key, sort_keys=True, default=str), []).append(f)
+    roots = {g.get("name"): g.get("root") for g in groups}
+    ordered = [sorted(g, key=lambda f: not f.get("new")) for g in by_key.values()]
+    return sorted(ordered, key=lambda g: (roots.get(g[0].get("group")) != "quirk",
+                                          not any(f.get("new") for f in g), str(g[0].get("property"))))
 
 
-def _group_html(group: Sequence[Mapping[str, Any]]) -> str:
+def _group_html(group: Sequence[Mapping[str, Any]], meta: Mapping[str, Any] | None = None) -> str:
+    """One group's box; ``meta`` is its entry in the report's ``groups`` (root cause, where seen, shared)."""
     first = group[0]
+    meta = meta or {}
     new = sum(1 for f in group if f.get("new"))
     tags = (f'<span class="tag new">{new} new</span>' if new else '<span class="tag">known</span>')
     if first.get("quirk"):
         tags += f'<span class="tag">quirk {_e(first["quirk"])}</span>'
     if len(group) > 1:
         tags += f'<span class="tag">{len(group)} findings</span>'
-    title = f"{first.get('property')} [{first.get('impl')}] {first.get('outcome')}"
-    body = (f'<div class="side"><div><h4>first difference</h4><pre>{_e(first.get("first_difference", ""))}</pre>'
+    if meta.get("tag"):
+        tags += f'<span class="tag">{_e(meta["tag"])}</span>'
+    if meta.get("root") == "quirk":
+        title = f"[{meta.get('impl')}] quirk {meta.get('quirk')}"
+    else:
+        title = f"{first.get('property')} [{first.get('impl')}] {first.get('outcome')}"
+    seen = ""
+    if meta.get("properties"):
+        where = (f'properties {", ".join(meta["properties"])}; outcomes {"; ".join(meta.get("outcomes", []))}; '
+                 f'operations {", ".join(meta.get("operations", []))}')
+        seen = f'<p class="muted">seen in {_e(where)}</p>'
+    body = seen + (f'<div class="side"><div><h4>first difference</h4><pre>{_e(first.get("first_difference", ""))}</pre>'
             + (f'<p class="muted">{_e(first["description"])}</p>' if first.get("description") else "")
             + f'</div><div><h4>reproduce</h4><pre>{_e(first.get("reproduce", ""))}</pre>'
             f'<p class="muted">entry: <code>{_e(first.get("path", ""))}</code></p></div></div>')
@@ -219,8 +235,9 @@ def campaign_page(run: Mapping[str, Any]) -> str:
              ("properties", ", ".join(run.get("properties", [])) or "none"),
              ("corpus", run.get("corpus_dir")), ("database", run.get("db") or "none")]
     setup += [(f"skipped {k}", v) for k, v in {**run.get("unavailable", {}), **run.get("skipped", {})}.items()]
-    groups = finding_groups(findings)
-    found = "".join(_group_html(g) for g in groups) or "<p>None.</p>"
+    metas = {g.get("name"): g for g in run.get("groups", [])}
+    groups = finding_groups(findings, run.get("groups", []))
+    found = "".join(_group_html(g, metas.get(g[0].get("group"))) for g in groups) or "<p>None.</p>"
     examples, rates = run.get("examples", {}), run.get("rates", {})
     props = run.get("properties", [])
     prop_rows = [(p, examples.get(p, 0), f"{rates.get(p, {}).get('examples_per_second', 0):.1f}",

@@ -25,6 +25,7 @@ from btfspec.oracle.fuzz.helpers import (
     relocation_pipeline,
     relocation_unusable,
     shared_with_libbpf,
+    sharing_libbpf,
     strict_cannot_distill,
 )
 from btfspec.oracle.fuzz.property import ROUNDTRIP, Context, Property
@@ -54,8 +55,9 @@ def check_p2(case: Case, ctx: Context) -> None:
         if v is None or shared_with_libbpf(calls, name, judge, v, case.split, case.base, case.base):
             continue
         quirk = attribute_quirk(calls, name, judge, case.split, case.base, case.base)
+        shared = sharing_libbpf(calls, name, judge, case.split, case.base, case.base)
         raise_new(ctx, relocation_finding(ROUNDTRIP, calls, name, case, "base1.btf", case.base, d, r, exp, v, quirk,
-                                          "Round trip: relocation onto the original base."))
+                                          "Round trip: relocation onto the original base.", shared_with=shared))
 
 
 PROPERTY = Property(ROUNDTRIP, "round trip: relocating the distilled split onto its own base is equivalent to the "

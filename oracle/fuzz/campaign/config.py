@@ -18,6 +18,7 @@ PROFILE_CHOICES: tuple[str, ...] = (MIXED, "kernel-valid", "libbpf-valid")
 DEFAULT_PROFILE = MIXED
 CHUNK_SECONDS = 3.0  # aim of one hypothesis run
 FIRST_CHUNK = 10
+FIRST_ROUND_SHARE = 0.05  # of the time budget: the first round (every property once, no shrinking)
 MAX_CHUNK = 2000
 HYPOTHESIS_EVERY = 4  # every 4th chunk of a property the fast path can draw is hypothesis's (its own bias
 # towards small and boundary values); the others are seeded (slot.py)
@@ -27,6 +28,8 @@ SHRINK_GRACE_MAX = 4.0  # seconds a slot may keep shrinking after the time budge
 WAIT_AFTER_STOP = 30.0  # seconds the parent waits for stopped slots before ending them (no time budget)
 BUDGET_OVERRUN = 10.0  # a campaign with a time budget ends at most this long after it, whatever the slots do
 ENDING_SECONDS = 3.0  # of the overrun, kept for collecting, ending the slots and writing the report
+RESTART_MIN_SECONDS = 3.0  # a local slot that dies is restarted only while this much of the budget is left
+MAX_RESTARTS = 8  # restarts of dead local slots, in all
 MAX_PROPERTY_ERRORS = 3  # a slot drops a property whose runs keep failing with errors (not findings)
 DEFAULT_SHRINK_SHARE = 0.1  # of the time budget, per finding being shrunk
 SHRINK_SECONDS_UNTIMED = 30.0  # per finding being shrunk when the campaign has no time budget

@@ -28,14 +28,15 @@ def finding_to_dict(f: Finding) -> dict[str, Any]:
     """A JSON-friendly form of a finding (files as hex)."""
     return {"property": f.property, "impl": f.impl, "outcome": f.outcome, "first_difference": f.first_difference,
             "files": {k: bytes(v).hex() for k, v in f.files.items()}, "steps": [dict(s) for s in f.steps],
-            "quirk": f.quirk, "description": f.description}
+            "quirk": f.quirk, "description": f.description, "operator": f.operator,
+            "shared_with": list(f.shared_with)}
 
 
 def finding_from_dict(d: Mapping[str, Any]) -> Finding:
     """Inverse of :func:`finding_to_dict`."""
     return Finding(d["property"], d["impl"], d["outcome"], d["first_difference"],
                    {k: bytes.fromhex(v) for k, v in d["files"].items()}, list(d["steps"]), d.get("quirk"),
-                   d.get("description", ""))
+                   d.get("description", ""), d.get("operator", ""), tuple(d.get("shared_with", ())))
 
 
 def known_findings(corpus_dir: str | os.PathLike[str]) -> tuple[set[tuple[str, ...]], set[str]]:
@@ -77,6 +78,8 @@ class FoundRecord:
     seconds: float = 0.0  # when the parent recorded it, from the campaign's start
     profile: str = ""  # the generator profile of the chunk that found it
     group: str = ""  # the name of its group (groups.FindingGroup), which is its corpus entry's name
+    operator: str = ""  # the perturbation or mutation operator of its case, when recorded
+    shared_with: list[str] = dataclasses.field(default_factory=list)  # implementations doing exactly as libbpf
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

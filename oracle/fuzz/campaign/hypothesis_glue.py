@@ -128,3 +128,10 @@ def save_for_shrinking(database: Any, database_key: bytes, choices: list[int]) -
     from hypothesis.database import choices_to_bytes
 
     database.save(database_key + b".secondary", choices_to_bytes(choices))
+
+
+def requeue_for_shrinking(database: Any, database_key: bytes) -> None:
+    """Move the failures saved under ``database_key`` to where the next run shrinks them: hypothesis
+    replays its primary entries as already shrunk (a run stopped before shrinking left them there)."""
+    for value in list(database.fetch(database_key)):
+        database.move(database_key, database_key + b".secondary", value)

@@ -20,7 +20,7 @@ from btfspec.oracle.fuzz.campaign.findings import (
     sigint_deferred,
     write_finding,
 )
-from btfspec.oracle.fuzz.groups import FindingGroup, example_size, group_key, group_name
+from btfspec.oracle.fuzz.groups import FindingGroup, group_key, group_name
 from btfspec.oracle.fuzz.property import Finding
 
 TIMELINE_EVERY = 1.0  # seconds between the timeline's points, at least
@@ -141,29 +141,20 @@ class Parent:
                                       float(self.opts.get("timeout", DEFAULT_TIMEOUT)), f.steps,
                                       self.opts.get("serve_cmd"))
         seconds = round(time.monotonic() - self.start, 3)
-        size = example_size(f)
         group = self.groups.get(key)
         if group is None:
-            group = FindingGroup.of(key, display_path(path), name not in self.existing_names, size, seconds)
+            group = FindingGroup.of(key, display_path(path), name not in self.existing_names, seconds)
             self.groups[key] = group
             self.result.groups.append(group)
-            write = group.new
-        else:  # one entry per group: it keeps the smallest example
-            write = group.new and size < group.smallest
-        group.count += 1
-        if profile and profile not in group.profiles:
-            group.profiles.append(profile)
+        write = group.add(f, profile) and group.new  # one entry per group: it keeps the smallest example
         error = None
         with sigint_deferred():  # a Ctrl-C now must not cut the entry (or its record) in half
             if write:
                 error = write_finding(path, f, campaign=self.result.campaign, seed=self.result.seed,
                                       reproduce=reproduce)
-                group.smallest, group.first_difference = size, f.first_difference
-            elif not group.first_difference:
-                group.first_difference = f.first_difference
             record = FoundRecord(sig, f.property, f.impl, f.outcome, f.first_difference, f.quirk,
                                  display_path(path), reproduce, group.new, slot, partial, f.description, error,
-                                 seconds, profile, name)
+                                 seconds, profile, name, f.operator, list(f.shared_with))
             self.result.findings.append(record)
         stop_when = self.opts.get("stop_when")
         if callable(stop_when) and stop_when(record):
@@ -204,7 +195,7 @@ def finish(result: CampaignResult, parent: Parent, outputs: list[str | None], er
             continue
         res = json.loads(raw)
         result.slots.append({k: res[k] for k in ("slot", "seed", "examples", "seeded", "busy", "elapsed", "stopped",
-                                                 "host", "pid", "errors")})
+                                                 "host", "pid", "errors", "schedule")})
         for p, n in res["examples"].items():
             result.examples[p] = result.examples.get(p, 0) + int(n)
         for p, s in res["busy"].items():

@@ -11,32 +11,36 @@ says only how to start, drain, publish, stop, collect and clean up (:class:`Inli
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import multiprocessing
+import multiprocessing.connection
 import os
 import queue as _queue
-import signal
+import shutil
 import sys
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from typing import Any, TextIO
 
-from btfspec.oracle.fuzz.campaign.channels import ThreadChannel, init_local_slot
+from btfspec.oracle.fuzz.campaign.channels import EventReader, SlotFiles, ThreadChannel
 from btfspec.oracle.fuzz.campaign.config import (
     BUDGET_OVERRUN,
     ENDING_SECONDS,
+    MAX_RESTARTS,
+    RESTART_MIN_SECONDS,
     SHRINK_GRACE_MAX,
     WAIT_AFTER_STOP,
     CampaignError,
     SlotSpec,
+    derive_seed,
     slot_specs,
 )
 from btfspec.oracle.fuzz.campaign.display import Display
 from btfspec.oracle.fuzz.campaign.results import CampaignResult, Parent, finish
-from btfspec.oracle.fuzz.campaign.slot import dask_slot_task, local_slot_task, run_slot
+from btfspec.oracle.fuzz.campaign.slot import dask_slot_task, local_slot_main, run_slot
 
 Outputs = tuple[list[str | None], list[str]]  # the slots' final results (JSON or None) and errors
 
@@ -253,8 +257,13 @@ class _FutureRunner(Runner):
         return collect(self.futures, patience)
 
 
-class LocalRunner(_FutureRunner):
-    """Worker processes of this machine (``spawn`` context), one slot each."""
+class LocalRunner(Runner):
+    """Worker processes of this machine (``spawn`` context), one slot each, talking through plain files
+    (:class:`~.channels.SlotFiles`: nothing the parent reads can block it).  A slot that dies without a
+    result (killed, crashed) is noticed through its process sentinel and restarted as a new slot (its
+    own seed, the rest of its quota) while at least :data:`~.config.RESTART_MIN_SECONDS` of the budget
+    are left, at most :data:`~.config.MAX_RESTARTS` times in all; its findings so far are kept, and so
+    are its examples (from its last progress)."""
 
     mode = "local"
 
@@ -262,45 +271,105 @@ class LocalRunner(_FutureRunner):
         return self.workers if self.workers else (os.cpu_count() or 1)
 
     def publish(self, known: list[list[str]]) -> None:
-        if not hasattr(self, "known_path"):
-            self.tmp = tempfile.mkdtemp(prefix="btfspec-fuzz-")
-            self.known_path = os.path.join(self.tmp, "known.json")
-        part = self.known_path + ".tmp"
+        if not hasattr(self, "files"):
+            self.files = SlotFiles(tempfile.mkdtemp(prefix="btfspec-fuzz-"))
+        part = self.files.known + ".tmp"
         with open(part, "w", encoding="utf-8") as f:
             json.dump(known, f)
-        os.replace(part, self.known_path)
+        os.replace(part, self.files.known)
 
     def start(self, specs: list[SlotSpec]) -> None:
-        mp = multiprocessing.get_context("spawn")
-        self.q = mp.Queue()
-        self.stop = mp.Event()
-        self.executor = ProcessPoolExecutor(max_workers=len(specs), mp_context=mp, initializer=init_local_slot,
-                                            initargs=(self.q, self.stop, self.known_path))
-        self.futures = [self.executor.submit(local_slot_task, s.to_json()) for s in specs]
+        self.mp = multiprocessing.get_context("spawn")
+        self.reader = EventReader()
+        self.procs: dict[int, Any] = {}  # slot index -> its process
+        self.specs: dict[int, SlotSpec] = {}
+        self.reaped: set[int] = set()
+        self.errors: list[str] = []
+        self.restarts = 0
+        self.next_index = len(specs)
+        self.stopping = False
+        for spec in specs:
+            self._launch(spec)
+
+    def _launch(self, spec: SlotSpec) -> None:
+        proc = self.mp.Process(target=local_slot_main, args=(spec.to_json(), self.files.directory),
+                               name=f"btfspec-fuzz-slot-{spec.index}")
+        proc.start()
+        self.procs[spec.index], self.specs[spec.index] = proc, spec
 
     def drain(self) -> list[str]:
-        return _drain_queue(self.q, OSError, EOFError)
+        alive = [p.sentinel for p in self.procs.values() if p.is_alive()]
+        if alive:
+            multiprocessing.connection.wait(alive, timeout=0.2)  # returns early when a slot ends
+        else:
+            time.sleep(0.05)
+        return [line for i in sorted(self.procs) for line in self.reader.read(self.files.events(i))]
+
+    def _reap(self) -> None:
+        """Note every slot that ended since the last call; restart one that died without a result."""
+        for index, proc in list(self.procs.items()):
+            if index in self.reaped or proc.is_alive():
+                continue
+            self.reaped.add(index)
+            if os.path.exists(self.files.result(index)):
+                continue
+            how = f"killed by signal {-proc.exitcode}" if (proc.exitcode or 0) < 0 else f"exit code {proc.exitcode}"
+            spec = self.specs[index]
+            left = (spec.deadline_epoch - time.time()) if spec.deadline_epoch is not None else None
+            quota = spec.quota
+            if quota is not None:  # the rest of its quota, by its last progress
+                done = self.parent.progress.get(index, {}).get("examples", {})
+                quota = max(0, quota - min((int(done.get(p, 0)) for p in spec.properties), default=0))
+            if (self.stopping or self.restarts >= MAX_RESTARTS or quota == 0
+                    or (left is not None and left < RESTART_MIN_SECONDS)):
+                self.errors.append(f"slot {index}: died ({how}) without a result; not restarted")
+                continue
+            self.restarts += 1
+            new = dataclasses.replace(spec, index=self.next_index, seed=derive_seed(self.seed, self.next_index),
+                                      quota=quota, known=[list(s) for s in sorted(self.parent.known)])
+            self.next_index += 1
+            self.errors.append(f"slot {index}: died ({how}) without a result; restarted as slot {new.index}")
+            self._launch(new)
+
+    def finished(self) -> bool:
+        self._reap()
+        return not any(p.is_alive() for p in self.procs.values())
+
+    def request_stop(self) -> None:
+        self.stopping = True
+        if hasattr(self, "files"):
+            with contextlib.suppress(OSError):
+                open(self.files.stop, "a").close()
+
+    def collect(self, patience: float) -> Outputs:
+        deadline = time.monotonic() + patience
+        with contextlib.suppress(KeyboardInterrupt):
+            for proc in self.procs.values():
+                proc.join(timeout=max(0.0, deadline - time.monotonic()))
+        self._reap()
+        outputs: list[str | None] = []
+        for index, proc in sorted(self.procs.items()):
+            try:
+                with open(self.files.result(index), encoding="utf-8") as f:
+                    outputs.append(f.read())
+            except OSError:
+                outputs.append(None)
+                if proc.is_alive():
+                    self.errors.append(f"slot {index}: abandoned (it did not stop in time)")
+        return outputs, self.errors
 
     def end(self, patience: float = 5.0) -> None:
-        """Shut the pool down; slots still running after ``patience`` s (in all) are ended by their pid."""
-        self.executor.shutdown(wait=False, cancel_futures=True)
-        here = os.uname().nodename
+        """Slots still running after ``patience`` s (in all) are killed."""
         deadline = time.monotonic() + patience
-        for host, pid in self.parent.pids.values():
-            if host == here and pid and pid != os.getpid():
-                with contextlib.suppress(OSError):
-                    os.kill(pid, 0)
-                    while time.monotonic() < deadline:
-                        os.kill(pid, 0)
-                        time.sleep(0.1)
-                    os.kill(pid, signal.SIGKILL)
-        self.executor.shutdown(wait=True)
+        for proc in self.procs.values():
+            proc.join(timeout=max(0.0, deadline - time.monotonic()))
+            if proc.is_alive():
+                proc.kill()
+                proc.join(timeout=1.0)
 
     def close(self) -> None:
-        if hasattr(self, "known_path"):
-            with contextlib.suppress(OSError):
-                os.remove(self.known_path)
-                os.rmdir(self.tmp)
+        if hasattr(self, "files"):
+            shutil.rmtree(self.files.directory, ignore_errors=True)
 
 
 class DaskRunner(_FutureRunner):

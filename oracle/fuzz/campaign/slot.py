@@ -20,15 +20,18 @@ import random
 import time
 import traceback
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from hypothesis.database import InMemoryExampleDatabase
 
 from btfspec.btfgen import coverage
-from btfspec.oracle.fuzz.campaign.channels import Channel, DaskChannel, ProcessChannel
+from btfspec.oracle.fuzz.campaign.channels import Channel, DaskChannel, FileChannel, SlotFiles, init_local_slot
 from btfspec.oracle.fuzz.campaign.config import (
     CHUNK_SECONDS,
     FIRST_CHUNK,
+    FIRST_ROUND_SHARE,
     HYPOTHESIS_EVERY,
     MAX_CHUNK,
     MAX_PROPERTY_ERRORS,
@@ -50,6 +53,7 @@ from btfspec.oracle.fuzz.campaign.hypothesis_glue import (
     campaign_test,
     keeping_database,
     quiet_random_module_warning,
+    requeue_for_shrinking,
     save_for_shrinking,
     seeded_example,
 )
@@ -93,6 +97,27 @@ class _Stop(KeyboardInterrupt):
 class _ShrinkLimit(_Stop):
     """Ends one hypothesis run whose shrinking used its share (or the example quota), or a slow chunk;
     the slot goes on."""
+
+
+class _Defer(_ShrinkLimit):
+    """Ends a first-round hypothesis run at its first failure: shrinking waits until every property ran."""
+
+
+@dataclass
+class _Deferred:
+    """A failure found in the first round, to be shrunk after it: a hypothesis run replays it from ``db``
+    (``requeue``: a stopped hypothesis run left it among the entries hypothesis takes as shrunk)."""
+
+    prop: Property
+    profile: str
+    seed: int
+    db: Any
+    key: bytes
+    finding: Finding
+    requeue: bool = False
+
+
+SCHEDULE_KEPT = 64  # entries of a slot's schedule kept for its result
 
 
 class _Timed:
@@ -158,6 +183,14 @@ class _Slot:
         self.chunk_limit = 2 * CHUNK_SECONDS
         if spec.time_budget:
             self.chunk_limit = min(self.chunk_limit, max(0.5, spec.time_budget / (4 * len(spec.properties))))
+        # the first round (every property once, no shrinking) fits in FIRST_ROUND_SHARE of the budget
+        self.first_round_limit = self.chunk_limit
+        if spec.time_budget:
+            self.first_round_limit = min(self.chunk_limit,
+                                         max(0.2, FIRST_ROUND_SHARE * spec.time_budget / len(spec.properties)))
+        self.deferring = False  # in the first round: failures wait in ``deferred`` for their shrinking
+        self.deferred: list[_Deferred] = []
+        self.schedule: list[list[Any]] = []  # [what, property, started at (s), examples]: the first chunks
         self.examples: dict[str, int] = {}
         self.seeded: dict[str, int] = {}  # of those, drawn on the seeded fast path
         self.unseedable: set[str] = set()  # properties whose strategy the fast path cannot draw
@@ -226,14 +259,17 @@ class _Slot:
     # --- one chunk ---------------------------------------------------------------------------------
 
     def seeded_chunk(self, prop: Property, ctx: Context, n: int, seed: int, db: Any, key: bytes) -> Finding | None:
-        """Up to ``n`` checks of seeded cases; the first failure's finding (its choices are then saved in
-        ``db`` under ``key`` for hypothesis to shrink), else None. A strategy the fast path cannot draw is
-        noted in :attr:`unseedable` (no check run)."""
+        """Up to ``n`` checks of seeded cases (in the first round: for at most :attr:`first_round_limit`
+        seconds); the first failure's finding (its choices are then saved in ``db`` under ``key`` for
+        hypothesis to shrink), else None. A strategy the fast path cannot draw is noted in
+        :attr:`unseedable` (no check run)."""
         strategy = prop.strategy(ctx)
         rng = random.Random(seed)
         start = time.monotonic()
         try:
-            for _ in range(n):
+            for i in range(n):
+                if self.deferring and i and time.monotonic() - start > self.first_round_limit:
+                    break
                 try:
                     case, choices = seeded_example(strategy, rng.getrandbits(64))
                 except NotSeedable:
@@ -258,23 +294,52 @@ class _Slot:
         key = database_key(prop.name, ctx.profile, ctx.impls)
         if cap is not None:
             n = max(1, min(n, cap))
+        if db is None and (seeded or self.deferring):  # somewhere to keep a failure until it is shrunk
+            db = InMemoryExampleDatabase()
+        self.note("chunk", prop.name)
         if not seeded or prop.name in self.unseedable:
             self.hypothesis_chunk(prop, ctx, n, seed, db, key, cap)
             return
-        if db is None:
-            db = InMemoryExampleDatabase()
         found = self.seeded_chunk(prop, ctx, n, seed, db, key)
-        if found is not None:  # hypothesis replays the saved failure first and shrinks it
+        if found is not None and self.deferring:
+            self.deferred.append(_Deferred(prop, ctx.profile, seed, db, key, found))
+        elif found is not None:  # hypothesis replays the saved failure first and shrinks it
             self.hypothesis_chunk(prop, ctx, 1, seed, db, key, cap)
             self.report(found, ctx, partial=True)  # only if the replay did not give it (a flaky failure)
         elif prop.name in self.unseedable:
             self.hypothesis_chunk(prop, ctx, n, seed, db, key, cap)
 
+    def note(self, what: str, prop: str) -> None:
+        """Record the start of a chunk or a shrink in :attr:`schedule` (the first ones only)."""
+        if len(self.schedule) < SCHEDULE_KEPT:
+            self.schedule.append([what, prop, round(time.monotonic() - self.start, 3), self.examples.get(prop, 0)])
+
+    def shrink_deferred(self, ctx: Context, cap: int | None) -> bool:
+        """Replay and shrink the oldest failure the first round found (False when none is left)."""
+        if not self.deferred:
+            return False
+        d = self.deferred.pop(0)
+        if d.finding.signature in ctx.known:
+            return True
+        profile, ctx.profile = ctx.profile, d.profile
+        self.note("shrink", d.prop.name)
+        try:
+            if d.requeue:
+                requeue_for_shrinking(d.db, d.key)
+            self.hypothesis_chunk(d.prop, ctx, 1, d.seed, d.db, d.key, cap)
+            self.report(d.finding, ctx, partial=True)  # only if the replay did not give it (a flaky failure)
+        finally:
+            ctx.profile = profile
+        return True
+
     def hypothesis_chunk(self, prop: Property, ctx: Context, n: int, seed: int, db: Any, key: bytes,
                          cap: int | None = None) -> None:
         """One hypothesis run of at most ``n`` generated examples; its shrinking gets :attr:`shrink_limit`
-        seconds per finding, and with ``cap`` every call (shrinking included) counts against it."""
+        seconds per finding, and with ``cap`` every call (shrinking included) counts against it.  In the
+        first round the run ends at its first failure (hypothesis saved it in ``db``), which waits in
+        :attr:`deferred`."""
         pending: dict[tuple[str, ...], Finding] = {}
+        limit = self.first_round_limit if self.deferring else self.chunk_limit
         self.shrinking = False
         known = ctx.known
         state = {"known_hit": False}
@@ -284,10 +349,12 @@ class _Slot:
 
         def body(case: Any) -> None:
             now = time.monotonic()
+            if pending and self.deferring:
+                raise _Defer()
             if pending and (now - first_failure[0] > self.shrink_limit * len(pending)
                             or (cap is not None and calls[0] >= cap)):
                 raise _ShrinkLimit()  # keeps the smallest failing example reached (reported as partial)
-            if not pending and calls[0] and now - begun > self.chunk_limit:
+            if not pending and calls[0] and now - begun > limit:
                 raise _ShrinkLimit()  # a slow chunk: the other properties get their turn
             calls[0] += 1
             self.examples[prop.name] = self.examples.get(prop.name, 0) + 1
@@ -306,12 +373,15 @@ class _Slot:
                 raise _failure_type(exc.finding.signature)(exc.finding) from exc
             state["known_hit"] = bool(getattr(known, "hit", False))
 
+        db_given = db
         if db is not None:
             db = keeping_database(db, lambda: state["known_hit"])
         test = campaign_test(body, prop.strategy(ctx), max_examples=n, seed=seed, database=db, database_key=key)
         start = time.monotonic()
         try:
             test()
+        except _Defer:
+            self.deferred += [_Deferred(prop, ctx.profile, seed, db_given, key, f, True) for f in pending.values()]
         except _Stop:
             for finding in pending.values():  # the smallest failing example seen so far
                 self.report(finding, ctx, partial=True)
@@ -329,12 +399,48 @@ class _Slot:
             self.busy[prop.name] = self.busy.get(prop.name, 0.0) + time.monotonic() - start
 
 
+def _cap(st: Mapping[str, Any]) -> int | None:
+    """What is left of a property's quota in a slot (None: no quota)."""
+    return None if st["left"] is None else int(st["left"])
+
+
+def _guarded(slot: _Slot, prop: Property, st: dict[str, Any], active: list[Property], run: Callable[[], Any],
+             adapt: bool = True) -> bool:
+    """Run one chunk (or shrink) of ``prop`` for the slot loop: an error (a bug in a property or an unusable
+    implementation, not a finding) is noted and, the :data:`MAX_PROPERTY_ERRORS`-th time, drops the
+    property from ``active``; the quota counts every call, and with ``adapt`` the chunk size follows the
+    rate.  False after an error; a stop (:class:`_Stop`) goes through."""
+    before = slot.examples.get(prop.name, 0)
+    t0 = time.monotonic()
+    try:
+        run()
+    except _Stop:
+        raise
+    except Exception as exc:
+        slot.errors.append(f"{prop.name}: {''.join(traceback.format_exception_only(exc)).strip()}")
+        st["errors"] += 1
+        if st["errors"] >= MAX_PROPERTY_ERRORS and prop in active:
+            slot.errors.append(f"{prop.name}: stopped after {st['errors']} errors")
+            active.remove(prop)
+        return False
+    done = slot.examples.get(prop.name, 0) - before
+    if adapt:
+        spent = max(time.monotonic() - t0, 1e-3)
+        st["chunk"] = max(5, min(MAX_CHUNK, int(done / spent * CHUNK_SECONDS) or 5))
+    if st["left"] is not None:  # every call counts, shrinking included
+        st["left"] = max(0, int(st["left"]) - max(1, done))
+        if st["left"] == 0 and prop in active:
+            active.remove(prop)
+    return True
+
+
 def run_slot(spec: SlotSpec, channel: Channel) -> dict[str, Any]:
     """Run one worker slot until its quota, the time budget or a stop request; its final statistics."""
     quiet_random_module_warning()
     slot = _Slot(spec, channel)
     channel.send({"type": "start", "slot": spec.index, "pid": os.getpid(), "host": os.uname().nodename})
     impls: list[Implementation] = []
+    ctx: Context | None = None
     try:
         for name in spec.impls:
             impls.append(make_impl(name, timeout=spec.timeout, distill_cmd=spec.distill_cmd,
@@ -345,7 +451,9 @@ def run_slot(spec: SlotSpec, channel: Channel) -> dict[str, Any]:
         props = [get_property(n) for n in spec.properties]
         db = open_database(spec.db)
         state = {p.name: {"chunk": FIRST_CHUNK, "left": spec.quota, "runs": 0, "errors": 0} for p in props}
-        active = [p for p in props]
+        # every slot starts at another property, and the first round runs each once before any shrinking
+        active = props[spec.index % len(props):] + props[:spec.index % len(props)]
+        slot.deferring = True
         while active and not slot.over():
             for prop in list(active):
                 if slot.over():
@@ -359,41 +467,32 @@ def run_slot(spec: SlotSpec, channel: Channel) -> dict[str, Any]:
                     rate = slot.examples.get(prop.name, 0) / max(slot.busy.get(prop.name, 0.0), 1e-3)
                     if st["runs"]:
                         n = max(1, min(n, int(rate * max(slot.deadline - time.monotonic(), 0.0)) + 1))
-                before = slot.examples.get(prop.name, 0)
                 ctx.profile = chunk_profile(spec.profile, spec.index + int(st["runs"]))
-                t0 = time.monotonic()
-                try:
-                    slot.chunk(prop, ctx, n, derive_seed(spec.seed, spec.index, prop.name, st["runs"]), db,
-                               seeded=st["runs"] % HYPOTHESIS_EVERY != HYPOTHESIS_EVERY - 1,
-                               cap=None if st["left"] is None else int(st["left"]))
-                except _Stop:
-                    break
-                except Exception as exc:  # a bug in a property or an unusable implementation, not a finding
-                    slot.errors.append(f"{prop.name}: {''.join(traceback.format_exception_only(exc)).strip()}")
-                    st["errors"] += 1
-                    if st["errors"] >= MAX_PROPERTY_ERRORS:
-                        slot.errors.append(f"{prop.name}: stopped after {st['errors']} errors")
-                        active.remove(prop)
-                    continue
-                st["runs"] += 1
-                done = slot.examples.get(prop.name, 0) - before
-                spent = max(time.monotonic() - t0, 1e-3)
-                st["chunk"] = max(5, min(MAX_CHUNK, int(done / spent * CHUNK_SECONDS) or 5))
-                if st["left"] is not None:  # every call counts, shrinking included
-                    st["left"] = max(0, int(st["left"]) - max(n, done))
-                    if st["left"] == 0:
-                        active.remove(prop)
+                seed = derive_seed(spec.seed, spec.index, prop.name, st["runs"])
+                seeded = st["runs"] % HYPOTHESIS_EVERY != HYPOTHESIS_EVERY - 1
+                if _guarded(slot, prop, st, active, partial(slot.chunk, prop, ctx, n, seed, db, seeded=seeded,
+                                                            cap=_cap(st))):
+                    st["runs"] += 1
+            slot.deferring = False
+            if slot.deferred and not slot.over():  # one first-round failure shrunk per round
+                d = slot.deferred[0]
+                _guarded(slot, d.prop, state[d.prop.name], active,
+                         partial(slot.shrink_deferred, ctx, _cap(state[d.prop.name])), adapt=False)
     except _Stop:
         pass
     except Exception as exc:
         slot.errors.append(f"slot {spec.index}: {''.join(traceback.format_exception_only(exc)).strip()}")
     finally:
+        if ctx is not None:
+            for d in slot.deferred:  # found but never shrunk: the example as found
+                slot.report(d.finding, ctx, partial=True)
         close_impls(impls)
     slot.progress(force=True)
     result = {"slot": spec.index, "seed": spec.seed, "examples": slot.examples, "seeded": slot.seeded,
               "busy": slot.busy,
               "impl_stats": slot.impl_stats, "coverage": _cov_delta(coverage.snapshot(), slot.cov0),
               "errors": slot.errors, "reported": slot.reported, "elapsed": time.monotonic() - slot.start,
+              "schedule": slot.schedule,
               "stopped": slot.stopped, "pid": os.getpid(), "host": os.uname().nodename}
     channel.send({"type": "done", "slot": spec.index})
     return result
@@ -403,9 +502,21 @@ def run_slot(spec: SlotSpec, channel: Channel) -> dict[str, Any]:
 # results
 
 
-def local_slot_task(spec_json: str) -> str:
-    """Task of a local worker process."""
-    return json.dumps(run_slot(SlotSpec.from_json(spec_json), ProcessChannel()))
+def local_slot_main(spec_json: str, directory: str) -> None:
+    """Main function of a local worker process: run the slot, talking through the
+    :class:`~.channels.SlotFiles` in ``directory``, and leave its result there (atomically)."""
+    terminated = init_local_slot()
+    spec = SlotSpec.from_json(spec_json)
+    files = SlotFiles(directory)
+    channel = FileChannel(files, spec.index, terminated)
+    try:
+        result = json.dumps(run_slot(spec, channel))
+    finally:
+        channel.close()
+    part = files.result(spec.index) + ".tmp"
+    with open(part, "w", encoding="utf-8") as f:
+        f.write(result)
+    os.replace(part, files.result(spec.index))
 
 
 def dask_slot_task(spec_json: str, names: dict[str, str]) -> str:
