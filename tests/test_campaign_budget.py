@@ -64,7 +64,8 @@ def test_sigterm_mid_shrink_writes_the_report_and_the_findings(tmp_path: Path) -
            "--corpus-dir", str(corpus), "--report", str(report), "--quiet", "--seed", "3"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
                             text=True, cwd=tmp_path)
-    time.sleep(10.0)  # started, found the failure at once, now shrinking it (300 s allowed, 5 s a call)
+    # started, found the failure at once, now shrinking it (300 s allowed, 5 s a call, 60 s before a timeout)
+    time.sleep(10.0)
     assert proc.poll() is None, proc.communicate()
     assert not _entries(corpus)  # still shrinking: nothing reported yet
     start = time.monotonic()

@@ -69,8 +69,8 @@ def mode(impls: list[str]) -> str:
     others = [i for i in impls if i not in ("libbpf", "kernel")]
     if "libbpf" in impls and others:
         return (f"testing {', '.join(others)} against libbpf: what {'they do' if len(others) > 1 else 'it does'} "
-                "as libbpf does (a shared quirk) is libbpf's finding, reported once under libbpf, which is "
-                "tested against the labels")
+                "as libbpf does (a shared quirk) is libbpf's finding, reported once under libbpf (its group says "
+                "'shared with libbpf (Qn)'), which is tested against the labels")
     if "libbpf" in impls:
         return "testing libbpf against the labels"
     return f"testing {', '.join(others) or 'nothing'} against the labels (no libbpf to compare with)"

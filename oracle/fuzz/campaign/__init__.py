@@ -1,29 +1,32 @@
 """Fuzz campaigns: properties x implementations on parallel workers, on this machine or a dask cluster.
 
 :func:`run_campaign` runs every selected property (:mod:`btfspec.oracle.fuzz.property`) on N *worker
-slots*, each with its own seed.  A slot is a worker process (``concurrent.futures.ProcessPoolExecutor``,
-"spawn" context), a task on a ``dask.distributed`` cluster (``scheduler="tcp://HOST:PORT"``), or, with
-``workers=0``, a thread of the calling process.  Each slot makes its own implementations (the libbpf
-worker is a subprocess, never a multiprocessing child, so it also runs inside daemonic dask workers)
-and loops over the properties in chunks: one hypothesis run per chunk (``@given(prop.strategy(ctx))``,
-explicit settings, a seed derived from the campaign seed, the slot, the property and the chunk),
-catching the shrunk :class:`~btfspec.oracle.fuzz.property.PropertyFailure`\\ s.
+slots*, each with its own seed.  A slot is a worker process ("spawn" context; one that dies without a
+result is restarted as a new slot), a task on a ``dask.distributed`` cluster
+(``scheduler="tcp://HOST:PORT"``), or, with ``workers=0``, a thread of the calling process.  Each slot
+makes its own implementations (the libbpf worker is a subprocess, never a multiprocessing child, so it
+also runs inside daemonic dask workers) and loops over the properties in chunks -- a first round runs
+every property once before anything found in it is shrunk -- one hypothesis run per chunk
+(``@given(prop.strategy(ctx))``, explicit settings, a seed derived from the campaign seed, the slot,
+the property and the chunk), catching the shrunk :class:`~btfspec.oracle.fuzz.property.PropertyFailure`\\ s.
 
 All slots share one hypothesis example database -- a directory (default ``.hypothesis/campaign``
 beside the corpus directory) or ``redis://HOST:PORT`` -- so they replay and extend one set of
 failures.  Every distinct finding (by :attr:`~btfspec.oracle.fuzz.property.Finding.signature`) travels
 to the parent as soon as it is found and is written there atomically as a corpus entry
-(:func:`btfspec.oracle.fuzz.corpus.write_entry`, ``category: "finding"``) named
-``<property>-<impl>-<hash>``; its signature then becomes *known* to every slot, whose checks treat it
-as passing, so the search moves on to other failures.  Findings already in the corpus directory are
-known from the start and are never *new*.
+(:func:`btfspec.oracle.fuzz.corpus.write_entry`, ``category: "finding"``), one per root cause
+(:mod:`btfspec.oracle.fuzz.groups`: ``Q6-libbpf-<hash>``, ``P3-serve-<hash>``, the smallest example of
+the group); its signature then becomes *known* to every slot, whose checks treat it as passing, so the
+search moves on to other failures.  Findings already in the corpus directory are known from the start
+and are never *new*.
 
 Slots report progress (examples per property, busy seconds, coverage of :mod:`btfspec.btfgen.coverage`)
-about once a second as JSON events through a queue (multiprocessing, thread or dask ``Queue``); the
-parent shows them live (rich on a TTY, plain lines otherwise).  A stop request (Ctrl-C in the parent,
-or the time budget) reaches the slots through an event; a slot that is shrinking a failure when the
-budget ends may finish within a short grace period, and one stopped earlier reports the smallest
-failing example it has, so an interrupt loses nothing.
+about once a second as JSON events (a file per local slot, a thread queue or a dask ``Queue``: nothing
+a dead worker leaves behind can block the parent); the parent shows them live (rich on a TTY, plain
+lines otherwise).  A stop request (Ctrl-C in the parent, or the time budget) reaches the slots through
+a file or an event; a slot that is shrinking a failure when the budget ends may finish within a short
+grace period, and one stopped earlier reports the smallest failing example it has, so an interrupt
+loses nothing.
 
 The package, by job:
 
