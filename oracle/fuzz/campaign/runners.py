@@ -328,8 +328,12 @@ class LocalRunner(Runner):
             new = dataclasses.replace(spec, index=self.next_index, seed=derive_seed(self.seed, self.next_index),
                                       quota=quota, known=[list(s) for s in sorted(self.parent.known)])
             self.next_index += 1
+            try:
+                self._launch(new)
+            except OSError as exc:
+                self.errors.append(f"slot {index}: died ({how}) without a result; its restart failed: {exc}")
+                continue
             self.errors.append(f"slot {index}: died ({how}) without a result; restarted as slot {new.index}")
-            self._launch(new)
 
     def finished(self) -> bool:
         self._reap()
