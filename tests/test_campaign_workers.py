@@ -14,6 +14,7 @@ from pathlib import Path
 
 from btfspec.oracle.fuzz.campaign import BUDGET_OVERRUN, run_campaign
 from btfspec.oracle.fuzz.campaign.channels import EventReader, FileChannel, SlotFiles
+from btfspec.oracle.fuzz.campaign.config import MAX_RESTARTS
 
 PY = sys.executable
 
@@ -40,14 +41,14 @@ def test_workers_killed_mid_run_are_restarted_and_the_campaign_ends_in_budget(tm
     marker = tmp_path / "parents"
     server = tmp_path / "server.py"
     server.write_text(textwrap.dedent(RECORDS_ITS_PARENT.format(marker=str(marker))))
-    budget, kill_until = 24.0, 12.0
+    budget, kill_until, kills = 24.0, 12.0, 4  # fewer kills than MAX_RESTARTS: the restarts outlive them
     killed: list[int] = []
     done = threading.Event()
     start = time.monotonic()
 
-    def killer() -> None:  # SIGKILL every slot seen during the first ``kill_until`` seconds, 1 s after it appears
+    def killer() -> None:  # SIGKILL the first ``kills`` slots seen in ``kill_until`` seconds, 1 s after each appears
         seen: dict[int, float] = {}
-        while not done.is_set() and time.monotonic() - start < kill_until:
+        while not done.is_set() and time.monotonic() - start < kill_until and len(killed) < kills:
             for pid in _slot_pids(marker):
                 seen.setdefault(pid, time.monotonic())
                 if pid not in killed and time.monotonic() - seen[pid] > 1.0:
@@ -58,6 +59,7 @@ def test_workers_killed_mid_run_are_restarted_and_the_campaign_ends_in_budget(tm
                         pass
             time.sleep(0.1)
 
+    assert kills < MAX_RESTARTS
     thread = threading.Thread(target=killer, daemon=True)
     thread.start()
     report = tmp_path / "report.json"
@@ -77,7 +79,7 @@ def test_workers_killed_mid_run_are_restarted_and_the_campaign_ends_in_budget(tm
     assert len(died) >= len(killed), r.errors
     assert any("restarted as slot" in e for e in died), r.errors
     survivors = [p for p in _slot_pids(marker) if p not in killed]
-    assert survivors, "no restarted slot started a server"
+    assert survivors, ("no restarted slot started a server", r.errors, killed)
     assert any(s["pid"] in survivors for s in data["slots"]), data["slots"]  # a restarted slot finished
     assert r.examples.get("P1", 0) > 0
 
