@@ -175,7 +175,7 @@ def type_words(blob: bytes, hdr: Header) -> array.array:
     """The type section as host-order 32-bit words (a copy, swapped when the blob is foreign-endian)."""
     start = hdr.hdr_len + hdr.type_off
     words = array.array("I")
-    words.frombytes(blob[start:start + hdr.type_len - hdr.type_len % 4])
+    words.frombytes(memoryview(blob)[start:start + hdr.type_len - hdr.type_len % 4])
     if hdr.order != NATIVE:
         words.byteswap()
     return words
@@ -205,39 +205,72 @@ def _index_vectorised(words: array.array, info_layout: InfoLayout = INFO_CLASSIC
     """The record starts of a well-formed type section without a Python loop per record, or None.
 
     Every word position whose next word has a known kind is a *candidate* start (true starts, plus a
-    few member or enumerator words that look like one); each candidate's record length gives its
-    successor, and the chain from position 0 is found by pointer doubling (log2(records) gathers).
-    None when the chain leaves the candidates, or does not end exactly at the end of the section:
-    the walk then finds and words the error.
+    few member or enumerator words that look like one). A candidate whose record ends exactly where
+    the next candidate starts is *plain*: the chain from position 0 runs through plain candidates one
+    by one, so only the others (the *breaks*, a few per cent) are followed in Python, each to the
+    candidate its record ends on. None when the chain leaves the candidates or runs past the end: the
+    walk then finds and words the error. Temporaries stay small (kinds as bytes, no index table per
+    record), since fresh memory costs page faults that dominate a one-shot parse.
     """
     import numpy as np
 
-    fixed, elem = (np.array(t, dtype=np.int64) for t in step_tables(info_layout, kind_layout))
+    fixed_of, elem_of = step_tables(info_layout, kind_layout)
     w = np.frombuffer(words, dtype=np.uint32)
     n = int(w.size)
-    info = w[1:n - 1]  # the info word of a record starting at p = 0 .. n-3
-    kinds = (info >> 24) & info_layout.kind_mask
-    cand = np.flatnonzero(fixed[kinds] >= 0)
+    if n < 3:
+        return array.array("I") if not n else None
+    # The top byte of the info word of a record starting at p = 0 .. n-3, read in place.
+    top = w.view(np.uint8)[(7 if NATIVE == "little" else 4)::4][:n - 2]
+    kinds = top & info_layout.kind_mask
+    sizable = [k for k, f in enumerate(fixed_of) if f >= 0]
+    if sizable and sizable == list(range(sizable[0], sizable[-1] + 1)):  # a range: two byte operations
+        kinds -= sizable[0]
+        cand = np.flatnonzero(kinds < len(sizable))
+    else:
+        cand = np.flatnonzero(np.take(np.array([f >= 0 for f in fixed_of]), kinds))
     m = int(cand.size)
     if not m or cand[0] != 0:
         return None
-    ck = kinds[cand]
-    after = cand + fixed[ck] + elem[ck] * (info[cand] & info_layout.vlen_mask)
-    succ = np.searchsorted(cand, after)
-    lands = (succ < m) & (cand[np.minimum(succ, m - 1)] == after)
-    ends = after == n
-    jump = np.append(np.where(lands, succ, m), m)  # m: the sink (end of section, or off the candidates)
-    levels = [jump]
-    while 1 << (len(levels) - 1) < m:
-        levels.append(levels[-1][levels[-1]])
-    on_chain = np.zeros(m + 1, dtype=bool)
-    on_chain[0] = True
-    for hop in reversed(levels):  # after hop 2^i: every node 0 .. 2^(i+1)-1 steps from the start
-        on_chain[hop[on_chain.nonzero()[0]]] = True
-    path = on_chain[:m].nonzero()[0]  # a node that does not land jumps to the sink, so it is the last
-    if not ends[path[-1]]:
-        return None
-    return array.array("I", cand[path].astype(np.uint32).tobytes())
+    info = np.take(w[1:], cand)
+    ck = info >> 24
+    ck &= info_layout.kind_mask
+    after = np.take(np.array(fixed_of, dtype=np.int64), ck)
+    after += cand
+    if any(elem_of):
+        info &= info_layout.vlen_mask
+        tail = np.take(np.array(elem_of, dtype=np.int64), ck)
+        tail *= info
+        after += tail
+    following = np.empty_like(after)
+    following[:-1] = cand[1:]
+    following[-1] = n
+    breaks = np.flatnonzero(after != following)
+    brk_after = after[breaks]
+    land = np.searchsorted(cand, brk_after)
+    lands = cand[np.minimum(land, m - 1)] == brk_after
+    run_starts, run_ends = [0], []
+    ends_at_n = brk_after == n
+    for b, a_is_n, ok, j in zip(breaks.tolist(), ends_at_n.tolist(), lands.tolist(), land.tolist(), strict=True):
+        if b < run_starts[-1]:
+            continue  # a candidate inside a record the chain jumped over
+        run_ends.append(b)
+        if a_is_n:
+            break
+        if not ok:
+            return None  # past the end, or onto a word that cannot start a record
+        run_starts.append(j)
+    else:
+        run_ends.append(m - 1)  # the last candidate is plain: its record ends the section
+    if len(run_starts) == 1:
+        path = cand[:run_ends[0] + 1]
+    else:
+        mark = np.zeros(m + 1, dtype=np.int8)
+        mark[run_starts] = 1
+        mark[np.array(run_ends) + 1] -= 1
+        path = cand[np.cumsum(mark[:m], dtype=np.int8).astype(bool)]
+    out = array.array("I")
+    out.frombytes(memoryview(path.astype(np.uint32)).cast("B"))
+    return out
 
 
 def _index_walk(words: array.array, hdr: Header, start_id: int = 1, info_layout: InfoLayout = INFO_CLASSIC,

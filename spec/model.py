@@ -219,7 +219,7 @@ class Btf:
     """A BTF object: own types and strings, plus an optional base (split BTF)."""
 
     def __init__(self, *, base: Btf | None = None, order: ByteOrder | None = None,
-                 strings: bytes | None = None, info: InfoLayout = INFO_CLASSIC,
+                 strings: bytes | memoryview | None = None, info: InfoLayout = INFO_CLASSIC,
                  start_str_off: int | None = None, kind_layout: KindLayoutEntries | None = None) -> None:
         self.base = base
         self.order: ByteOrder = order or (base.order if base is not None else "little")
@@ -254,7 +254,7 @@ class Btf:
         hdr = read_header(blob)
         s0 = hdr.hdr_len + hdr.str_off
         own_layout = read_layout(blob, hdr) if use_layout else None
-        btf = cls(base=base, order=hdr.order, strings=blob[s0:s0 + hdr.str_len], info=info,
+        btf = cls(base=base, order=hdr.order, strings=memoryview(blob)[s0:s0 + hdr.str_len], info=info,
                   start_str_off=start_str_off, kind_layout=own_layout)
         if use_layout:
             btf.sizing_layout = own_layout if own_layout is not None else \
