@@ -5,29 +5,36 @@ printed as raw bytes without escaping, so the returned ``str`` holds one charact
 (``dump_raw(b).encode("latin-1")`` is bpftool's stdout). :func:`dump_json` returns the objects of
 bpftool's ``{"types": [...]}`` list with the same field names and order.
 
-For speed the raw dump walks the model's word array and record index directly (types the model
-has decoded, and maybe edited, are taken from the model; see :meth:`spec.model.Btf.flat_words`); the word position of
-every printed field is looked up by name in :func:`btfspec.spec.fastpath.layouts`. On the 6.18 vmlinux
-(126.6k types, 12 MB of text) loading plus dumping takes about 2x bpftool's own time.
+For speed the raw dump reads the model's word array and record index directly (types the model
+has decoded, and maybe edited, are taken from the model; see :meth:`spec.model.Btf.flat_words`) and
+prints a kind at a time: one list comprehension per line shape, each line written at its place in
+the output. The records are read one by one (:class:`_ListRecords`) or, for large objects, as numpy
+columns (:class:`_ArrayRecords`, names by table lookup); both feed the one printer,
+:func:`_print_records`. The word position of every printed field is looked up by name in
+:func:`btfspec.spec.fastpath.layouts`. On a 126.6k-type vmlinux (12 MB of text) loading plus dumping
+takes about 1.5x bpftool's own time, process start included for bpftool.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from itertools import accumulate
+from typing import Any
 
-from btfspec.spec.fastpath import layouts, step_tables
+from btfspec.spec.fastpath import VECTOR_MIN_WORDS, layouts, step_tables
 from btfspec.spec.kinds import INFO_WIDE, KIND_MAX, LINKAGE_NAMES, Kind
 from btfspec.spec.model import Btf
 
 # bpftool's btf_kind_str: index 0 (void, and any kind above KIND_MAX) is "UNKNOWN"; one entry per
 # 7-bit kind value, so wide-info BTF (kinds up to 127) indexes it too.
 KIND_STR: tuple[str, ...] = tuple(Kind(k).name if 0 < k <= KIND_MAX else "UNKNOWN" for k in range(INFO_WIDE.kinds))
-# Kind numbers as plain ints for the printer's hot loop (IntEnum comparisons are slower).
+# Kind numbers as plain ints (IntEnum comparisons are slower).
 INT, PTR, ARRAY, STRUCT, UNION, ENUM, FWD, TYPEDEF, VOLATILE, CONST, RESTRICT, FUNC, FUNC_PROTO, VAR, \
     DATASEC, FLOAT, DECL_TAG, TYPE_TAG, ENUM64 = (int(k) for k in Kind if k != Kind.UNKN)
 REF_LINE_KINDS = frozenset({PTR, CONST, VOLATILE, RESTRICT, TYPEDEF, TYPE_TAG})  # "type_id=N" lines
+ELEM_LINE_KINDS = frozenset({STRUCT, UNION, ENUM, ENUM64, FUNC_PROTO, DATASEC})  # a line per element
+PRINTED_KINDS = frozenset({INT, ARRAY, FWD, FUNC, VAR, FLOAT, DECL_TAG}) | REF_LINE_KINDS | ELEM_LINE_KINDS
 # btf_int_enc_str: any other value, including SIGNED|CHAR (3), is "UNKN".
 INT_ENC_STR: dict[int, str] = {0: "(none)", 1: "SIGNED", 2: "CHAR", 4: "BOOL"}
 UNKNOWN_LINKAGE = "(unknown)"
@@ -90,15 +97,16 @@ def _elem_words(kind: int) -> int:
 class _Names(dict):
     """``btf_str`` as a mapping: ``(anon)`` for offset 0, ``(invalid)`` for a bad offset, else the raw bytes.
 
-    Every string start of the own section is filled in one pass; other offsets (the middle of a
-    string, the base's strings) are looked up on first use.
+    With ``prefill`` every string start of the own section is filled in one pass; other offsets (the
+    middle of a string, the base's strings) are looked up on first use.
     """
 
-    def __init__(self, btf: Btf) -> None:
-        parts = btf.strings.decode("latin-1").split("\0")
-        parts.pop()  # after the last NUL: not a string (or an unterminated one)
-        starts = accumulate(map((1).__add__, map(len, parts)), initial=btf.start_str_off)
-        super().__init__(zip(starts, parts, strict=False))
+    def __init__(self, btf: Btf, *, prefill: bool = True) -> None:
+        if prefill:
+            parts = btf.strings.decode("latin-1").split("\0")
+            parts.pop()  # after the last NUL: not a string (or an unterminated one)
+            starts = accumulate(map((1).__add__, map(len, parts)), initial=btf.start_str_off)
+            super().__init__(zip(starts, parts, strict=False))
         self[0] = "(anon)"
         self.btf = btf
 
@@ -153,105 +161,293 @@ def _datasec_target(btf: Btf, tid: int, names: _Names, type_cnt: int) -> str:
     return f" ({KIND_STR[t.kind]} '{names[t.name_off]}')"
 
 
+class _ListRecords:
+    """The records to print, read one by one from the word array (small objects, hand-made models).
+
+    :class:`_ArrayRecords` answers the same questions with numpy for large objects; the printer
+    (:func:`_print_records`) cannot tell them apart. A selection is a list of record numbers; the
+    output is a list of lines, each written at the position the record and element numbers give it.
+    """
+
+    def __init__(self, words: Sequence[int], starts: Sequence[int], btf: Btf, first: int, top: Btf) -> None:
+        fixed, elem = _record_words(btf)
+        kmask, vmask = btf.info.kind_mask, btf.info.vlen_mask
+        self.words, self.first, self.names = words, first, _Names(top)
+        self.starts = list(starts)
+        infos = [words[p + 1] for p in self.starts]
+        self.kinds = [(i >> 24) & kmask for i in infos]
+        self.vlens = [i & vmask for i in infos]
+        self.kflags = [i >> 31 for i in infos]
+        self.elem_at = [p + fixed[k] for p, k in zip(self.starts, self.kinds, strict=True)]
+        self.elem_words = elem
+        self.heads: list[int] = []
+        line = 0
+        for k, v in zip(self.kinds, self.vlens, strict=True):
+            self.heads.append(line)
+            line += 1 + (v if k in ELEM_LINE_KINDS else 0)
+        self.total_lines = line
+
+    def select(self, kinds: Collection[int], *, others: bool = False) -> list[int]:
+        """The records of ``kinds`` (of every other kind with ``others``)."""
+        return [i for i, k in enumerate(self.kinds) if (k in kinds) != others]
+
+    def ids(self, sel: list[int]) -> list[int]:
+        return [self.first + i for i in sel]
+
+    def field(self, sel: list[int], pos: int) -> list[int]:
+        w, starts = self.words, self.starts
+        return [w[starts[i] + pos] for i in sel]
+
+    def name_field(self, sel: list[int]) -> list[str]:
+        return list(map(self.names.__getitem__, self.field(sel, 0)))
+
+    def column(self, sel: list[int], values: list[int]) -> list[int]:
+        return [values[i] for i in sel]
+
+    def lines(self, sel: list[int]) -> list[int]:
+        return [self.heads[i] for i in sel]
+
+    def elements(self, sel: list[int], name_pos: int | None, positions: Sequence[int]
+                 ) -> tuple[list[str], list[list[int]], list[int], list[int]]:
+        """Per element of the selected records: its name (the string at ``name_pos``), its words at
+        ``positions``, its output line, and its record's kind_flag."""
+        w = self.words
+        cols: list[list[int]] = [[] for _ in positions]
+        name_offs, lines, kflags = [], [], []
+        for i in sel:
+            q, step, head, kf = self.elem_at[i], self.elem_words[self.kinds[i]], self.heads[i], self.kflags[i]
+            for e in range(self.vlens[i]):
+                at = q + e * step
+                if name_pos is not None:
+                    name_offs.append(w[at + name_pos])
+                for col, pos in zip(cols, positions, strict=True):
+                    col.append(w[at + pos])
+                lines.append(head + 1 + e)
+                kflags.append(kf)
+        return list(map(self.names.__getitem__, name_offs)), cols, lines, kflags
+
+    def new_lines(self) -> list[str | None]:
+        return [None] * self.total_lines
+
+    @staticmethod
+    def place(lines: list[str | None], at: list[int], texts: list[str]) -> None:
+        for i, text in zip(at, texts, strict=True):
+            lines[i] = text
+
+    @staticmethod
+    def finish(lines: list[str | None]) -> list[str]:
+        return lines  # type: ignore[return-value]
+
+
+class _ArrayRecords:
+    """:class:`_ListRecords` over numpy arrays: each question is a few gathers over all records, and
+    names are looked up by a binary search over the string starts instead of one by one.
+
+    Only for records that end within the word array (:meth:`fits`); a selection is an index array.
+    """
+
+    def __init__(self, words: Any, starts: Any, btf: Btf, first: int, top: Btf) -> None:
+        import numpy as np
+
+        self.np = np
+        fixed, elem = (np.array(t, dtype=np.int64) for t in _record_words(btf))
+        self.words, self.first, self.starts = words, first, starts
+        self.names = _Names(top, prefill=False)
+        info = words[starts + 1]
+        self.kinds = (info >> 24) & btf.info.kind_mask
+        self.vlens = (info & btf.info.vlen_mask).astype(np.int64)
+        self.kflags = info >> 31
+        self.elem_at = starts + fixed[self.kinds]
+        self.elem_words = elem
+        shows = np.zeros(btf.info.kinds, dtype=bool)
+        shows[list(ELEM_LINE_KINDS)] = True
+        printed = np.where(shows[self.kinds], self.vlens, 0)
+        ends = np.cumsum(printed)
+        self.heads = np.arange(len(starts)) + ends - printed
+        self.total_lines = len(starts) + (int(ends[-1]) if len(ends) else 0)
+        # Every string of top's own section, then "(anon)", then a marker for offsets looked up one
+        # by one; ``str_index`` maps an offset in the section to its string's number (or the marker).
+        own = top.strings
+        nuls = np.flatnonzero(np.frombuffer(own, dtype=np.uint8) == 0)
+        parts = own.decode("latin-1").split("\0")[:len(nuls)]
+        self.str_table = np.array([*parts, "(anon)", None], dtype=object)
+        self.str_index = np.full(len(own) + 1, len(parts) + 1, dtype=np.int32)
+        if parts:
+            self.str_index[0] = 0
+        self.str_index[nuls[:-1] + 1] = np.arange(1, len(parts), dtype=np.int32)
+        self.str_base = top.start_str_off
+        self.kind_order = np.argsort(self.kinds, kind="stable")
+        self.kind_bounds = np.searchsorted(self.kinds[self.kind_order], np.arange(btf.info.kinds + 1))
+
+    @staticmethod
+    def fits(words: Any, starts: Any, btf: Btf) -> bool:
+        """True when every record of ``starts`` ends within ``words`` (as every record of a parsed or
+        built object does), so that gathering reads what :class:`_ListRecords` reads."""
+        import numpy as np
+
+        fixed, elem = (np.array(t, dtype=np.int64) for t in _record_words(btf))
+        info = words[starts + 1]
+        kinds = (info >> 24) & btf.info.kind_mask
+        ends = starts + fixed[kinds] + elem[kinds] * (info & btf.info.vlen_mask)
+        return bool(ends.max() <= len(words))
+
+    def select(self, kinds: Collection[int], *, others: bool = False) -> Any:
+        np, order, bounds = self.np, self.kind_order, self.kind_bounds
+        chosen = [k for k in range(len(bounds) - 1) if (k in kinds) != others and bounds[k] < bounds[k + 1]]
+        if len(chosen) == 1:
+            return order[bounds[chosen[0]]:bounds[chosen[0] + 1]]
+        return np.sort(np.concatenate([order[bounds[k]:bounds[k + 1]] for k in chosen] or [order[:0]]))
+
+    def ids(self, sel: Any) -> list[int]:
+        return (sel + self.first).tolist()
+
+    def field(self, sel: Any, pos: int) -> list[int]:
+        return self.words[self.starts[sel] + pos].tolist()
+
+    def _names_of(self, offs: Any) -> list[str]:
+        np = self.np
+        local = offs.astype(np.int64) - self.str_base
+        inside = (local >= 0) & (local < len(self.str_index))
+        pick = self.str_index[np.where(inside, local, len(self.str_index) - 1)]
+        pick[~inside] = len(self.str_table) - 1
+        pick[offs == 0] = len(self.str_table) - 2
+        out = self.str_table[pick].tolist()
+        for i in np.flatnonzero(pick == len(self.str_table) - 1).tolist():  # not a string start of the section
+            out[i] = self.names[int(offs[i])]
+        return out
+
+    def name_field(self, sel: Any) -> list[str]:
+        return self._names_of(self.words[self.starts[sel]])
+
+    def column(self, sel: Any, values: Any) -> list[int]:
+        return values[sel].tolist()
+
+    def lines(self, sel: Any) -> Any:
+        return self.heads[sel]
+
+    def elements(self, sel: Any, name_pos: int | None, positions: Sequence[int]
+                 ) -> tuple[list[str], list[list[int]], list[int], list[int]]:
+        np = self.np
+        cnt = self.vlens[sel]
+        total = int(cnt.sum())
+        owner = np.repeat(np.arange(len(sel)), cnt)  # the selected record each element belongs to
+        within = np.arange(total) - (np.cumsum(cnt) - cnt)[owner]
+        rec = sel[owner]
+        at = self.elem_at[rec] + self.elem_words[self.kinds[rec]] * within
+        names = self._names_of(self.words[at + name_pos]) if name_pos is not None else []
+        cols = [self.words[at + pos].tolist() for pos in positions]
+        return names, cols, self.heads[rec] + 1 + within, self.kflags[rec].tolist()
+
+    def new_lines(self) -> Any:
+        return self.np.empty(self.total_lines, dtype=object)
+
+    @staticmethod
+    def place(lines: Any, at: Any, texts: list[str]) -> None:
+        if len(at):
+            lines[at] = texts
+
+    @staticmethod
+    def finish(lines: Any) -> list[str]:
+        return lines.tolist()
+
+
+_Records = _ListRecords | _ArrayRecords
+
+
+def _records(btf: Btf, first: int, top: Btf) -> _Records:
+    """The own records of ``btf`` from id ``first`` on, read with numpy when there are many of them."""
+    words, starts = btf.flat_words()
+    skip = first - btf.start_id
+    if len(words) >= VECTOR_MIN_WORDS and len(starts):
+        import numpy as np
+
+        w = np.frombuffer(words, dtype=np.uint32)
+        s = np.frombuffer(starts, dtype=np.uint32).astype(np.int64)
+        if _ArrayRecords.fits(w, s, btf):
+            return _ArrayRecords(w, s[skip:], btf, first, top)
+    return _ListRecords(words, starts[skip:], btf, first, top)
+
+
 def _dump_own(btf: Btf, first: int, type_cnt: int, out: list[str], top: Btf) -> None:
     """Append the lines of ``btf``'s own types with ids >= ``first`` to ``out``."""
-    w, starts = btf.flat_words()
-    names = _Names(top)
-    kstr = KIND_STR
+    recs = _records(btf, first, top)
+    lines = recs.new_lines()
+    _print_records(recs, top, type_cnt, lines)
+    out.extend(recs.finish(lines))
+
+
+# FUNC's linkage is its vlen; every value past the table prints "(unknown)".
+_LINKAGE_BY_VLEN = (*(LINKAGE_NAMES.get(v, UNKNOWN_LINKAGE) for v in range(0x10000)), UNKNOWN_LINKAGE)
+
+
+def _print_records(r: _Records, top: Btf, type_cnt: int, lines: Any) -> None:
+    """Write the lines of every record ``r`` holds into ``lines``, a kind at a time."""
     P = _pos()
-    INT_DATA, ARR_T, ARR_I, ARR_N = P["int_data"], P["arr_type"], P["arr_index"], P["arr_nelems"]
-    VAR_L, TAG_I = P["var_linkage"], P["tag_idx"]
-    M_N, M_T, M_O = P["m_name"], P["m_type"], P["m_off"]
-    E_N, E_V = P["e_name"], P["e_val"]
-    E64_N, E64_L, E64_H = P["e64_name"], P["e64_lo"], P["e64_hi"]
-    PR_N, PR_T = P["p_name"], P["p_type"]
-    V_T, V_O, V_S = P["v_type"], P["v_off"], P["v_size"]
-    fw, ew = _record_words(btf)
-    kmask, vmask = btf.info.kind_mask, btf.info.vlen_mask
-    link = [LINKAGE_NAMES.get(v, UNKNOWN_LINKAGE) for v in range(0x10000)]  # FUNC linkage: the vlen
-    append = out.append
-    extend = out.extend
-    tid = first - 1
-    for p in starts[first - btf.start_id:]:
-        tid += 1
-        info = w[p + 1]
-        k = (info >> 24) & kmask
-        if k == FUNC:  # by far the most common kind
-            v = info & vmask
-            append(f"[{tid}] FUNC '{names[w[p]]}' type_id={w[p + 2]} "
-                   f"linkage={link[v] if v < 0x10000 else UNKNOWN_LINKAGE}")
-        elif k == FUNC_PROTO:
-            vlen = info & vmask
-            append(f"[{tid}] FUNC_PROTO '{names[w[p]]}' ret_type_id={w[p + 2]} vlen={vlen}")
-            if vlen:
-                q = p + fw[k]
-                step = ew[k]
-                seg = w[q:q + vlen * step]
-                extend([f"\t'{names[n]}' type_id={t}" for n, t in
-                        zip(seg[PR_N::step], seg[PR_T::step], strict=True)])
-        elif k in REF_LINE_KINDS:
-            append(f"[{tid}] {kstr[k]} '{names[w[p]]}' type_id={w[p + 2]}")
-        elif k == STRUCT or k == UNION:
-            vlen = info & vmask
-            append(f"[{tid}] {kstr[k]} '{names[w[p]]}' size={w[p + 2]} vlen={vlen}")
-            if vlen:
-                q = p + fw[k]
-                step = ew[k]
-                seg = w[q:q + vlen * step]
-                ms = zip(seg[M_N::step], seg[M_T::step], seg[M_O::step], strict=True)
-                if info >> 31:
-                    extend([f"\t'{names[n]}' type_id={t} bits_offset={o & 0xFFFFFF} bitfield_size={o >> 24}"
-                            if o >> 24 else f"\t'{names[n]}' type_id={t} bits_offset={o}"
-                            for n, t, o in ms])
-                else:
-                    extend([f"\t'{names[n]}' type_id={t} bits_offset={o}" for n, t, o in ms])
-        elif k == ARRAY:
-            append(f"[{tid}] ARRAY '{names[w[p]]}' type_id={w[p + ARR_T]} index_type_id={w[p + ARR_I]} "
-                   f"nr_elems={w[p + ARR_N]}")
-        elif k == ENUM or k == ENUM64:
-            vlen = info & vmask
-            kflag = info >> 31
-            append(f"[{tid}] {kstr[k]} '{names[w[p]]}' encoding={'SIGNED' if kflag else 'UNSIGNED'} "
-                   f"size={w[p + 2]} vlen={vlen}")
-            q = p + fw[k]
-            step = ew[k]
-            seg = w[q:q + vlen * step]
-            if k == ENUM:
-                vals = zip(seg[E_N::step], seg[E_V::step], strict=True)
-                if kflag:
-                    extend([f"\t'{names[n]}' val={_s32(v)}" for n, v in vals])
-                else:
-                    extend([f"\t'{names[n]}' val={v}" for n, v in vals])
-            else:
-                vals64 = zip(seg[E64_N::step], seg[E64_L::step], seg[E64_H::step], strict=True)
-                if kflag:
-                    extend([f"\t'{names[n]}' val={_s64(hi << 32 | lo)}LL" for n, lo, hi in vals64])
-                else:
-                    extend([f"\t'{names[n]}' val={hi << 32 | lo}ULL" for n, lo, hi in vals64])
-        elif k == INT:
-            d = w[p + INT_DATA]
-            append(f"[{tid}] INT '{names[w[p]]}' size={w[p + 2]} bits_offset={(d >> 16) & 0xFF} "
-                   f"nr_bits={d & 0xFF} encoding={INT_ENC_STR.get((d >> 24) & 0x0F, 'UNKN')}")
-        elif k == VAR:  # the only field printed with a comma
-            append(f"[{tid}] VAR '{names[w[p]]}' type_id={w[p + 2]}, "
-                   f"linkage={LINKAGE_NAMES.get(w[p + VAR_L], UNKNOWN_LINKAGE)}")
-        elif k == DECL_TAG:  # kind_flag not shown
-            append(f"[{tid}] DECL_TAG '{names[w[p]]}' type_id={w[p + 2]} component_idx={_s32(w[p + TAG_I])}")
-        elif k == FWD:
-            append(f"[{tid}] FWD '{names[w[p]]}' fwd_kind={'union' if info >> 31 else 'struct'}")
-        elif k == DATASEC:
-            vlen = info & vmask
-            append(f"[{tid}] DATASEC '{names[w[p]]}' size={w[p + 2]} vlen={vlen}")
-            q = p + fw[k]
-            step = ew[k]
-            for e in range(q, q + vlen * step, step):
-                vt = w[e + V_T]
-                append(f"\ttype_id={vt} offset={w[e + V_O]} size={w[e + V_S]}"
-                       f"{_datasec_target(top, vt, names, type_cnt)}")
-        elif k == FLOAT:
-            append(f"[{tid}] FLOAT '{names[w[p]]}' size={w[p + 2]}")
-        else:  # kind 0, or a kind only a layout section describes: bpftool prints no fields for it
-            append(f"[{tid}] {kstr[k]} '{names[w[p]]}'")
+    kstr, link, place, names = KIND_STR, _LINKAGE_BY_VLEN, r.place, r.names
+
+    def head(kinds: Collection[int]) -> tuple[Any, list[int], list[str], list[int]]:
+        sel = r.select(kinds)
+        return sel, r.ids(sel), r.name_field(sel), r.field(sel, 2)
+
+    sel, ids, ns, st = head((FUNC,))
+    place(lines, r.lines(sel), [f"[{t}] FUNC '{n}' type_id={y} linkage={link[v] if v < 0x10000 else link[-1]}"
+                                for t, n, y, v in zip(ids, ns, st, r.column(sel, r.vlens), strict=True)])
+    sel, ids, ns, st = head(REF_LINE_KINDS)
+    place(lines, r.lines(sel), [f"[{t}] {kstr[k]} '{n}' type_id={y}"
+                                for t, k, n, y in zip(ids, r.column(sel, r.kinds), ns, st, strict=True)])
+    sel, ids, ns, st = head((FUNC_PROTO,))
+    place(lines, r.lines(sel), [f"[{t}] FUNC_PROTO '{n}' ret_type_id={y} vlen={v}"
+                                for t, n, y, v in zip(ids, ns, st, r.column(sel, r.vlens), strict=True)])
+    pn, (pt,), at, _ = r.elements(sel, P["p_name"], (P["p_type"],))
+    place(lines, at, [f"\t'{n}' type_id={t}" for n, t in zip(pn, pt, strict=True)])
+    sel, ids, ns, st = head((STRUCT, UNION))
+    place(lines, r.lines(sel), [f"[{t}] {kstr[k]} '{n}' size={y} vlen={v}" for t, k, n, y, v in
+                                zip(ids, r.column(sel, r.kinds), ns, st, r.column(sel, r.vlens), strict=True)])
+    mn, (mt, mo), at, kfs = r.elements(sel, P["m_name"], (P["m_type"], P["m_off"]))
+    place(lines, at, [f"\t'{n}' type_id={t} bits_offset={o & 0xFFFFFF} bitfield_size={o >> 24}"
+                      if kf and o >> 24 else f"\t'{n}' type_id={t} bits_offset={o}"
+                      for n, t, o, kf in zip(mn, mt, mo, kfs, strict=True)])
+    for kind in (ENUM, ENUM64):
+        sel, ids, ns, st = head((kind,))
+        place(lines, r.lines(sel), [f"[{t}] {kstr[kind]} '{n}' encoding={'SIGNED' if kf else 'UNSIGNED'} "
+                                    f"size={y} vlen={v}" for t, n, y, v, kf in
+                                    zip(ids, ns, st, r.column(sel, r.vlens), r.column(sel, r.kflags), strict=True)])
+        if kind == ENUM:
+            en, (ev,), at, kfs = r.elements(sel, P["e_name"], (P["e_val"],))
+            place(lines, at, [f"\t'{n}' val={_s32(v) if kf else v}" for n, v, kf in zip(en, ev, kfs, strict=True)])
+        else:
+            en, (lo, hi), at, kfs = r.elements(sel, P["e64_name"], (P["e64_lo"], P["e64_hi"]))
+            place(lines, at, [f"\t'{n}' val={_s64(h << 32 | v)}LL" if kf else f"\t'{n}' val={h << 32 | v}ULL"
+                              for n, v, h, kf in zip(en, lo, hi, kfs, strict=True)])
+    sel, ids, ns, _ = head((ARRAY,))
+    place(lines, r.lines(sel), [f"[{t}] ARRAY '{n}' type_id={y} index_type_id={x} nr_elems={c}" for t, n, y, x, c in
+                                zip(ids, ns, r.field(sel, P["arr_type"]), r.field(sel, P["arr_index"]),
+                                    r.field(sel, P["arr_nelems"]), strict=True)])
+    sel, ids, ns, st = head((INT,))
+    place(lines, r.lines(sel), [f"[{t}] INT '{n}' size={y} bits_offset={(d >> 16) & 0xFF} nr_bits={d & 0xFF} "
+                                f"encoding={INT_ENC_STR.get((d >> 24) & 0x0F, 'UNKN')}" for t, n, y, d in
+                                zip(ids, ns, st, r.field(sel, P["int_data"]), strict=True)])
+    sel, ids, ns, st = head((VAR,))  # the only field printed with a comma
+    place(lines, r.lines(sel), [f"[{t}] VAR '{n}' type_id={y}, linkage={LINKAGE_NAMES.get(li, UNKNOWN_LINKAGE)}"
+                                for t, n, y, li in zip(ids, ns, st, r.field(sel, P["var_linkage"]), strict=True)])
+    sel, ids, ns, st = head((DECL_TAG,))  # kind_flag not shown
+    place(lines, r.lines(sel), [f"[{t}] DECL_TAG '{n}' type_id={y} component_idx={_s32(c)}"
+                                for t, n, y, c in zip(ids, ns, st, r.field(sel, P["tag_idx"]), strict=True)])
+    sel, ids, ns, _ = head((FWD,))
+    place(lines, r.lines(sel), [f"[{t}] FWD '{n}' fwd_kind={'union' if kf else 'struct'}"
+                                for t, n, kf in zip(ids, ns, r.column(sel, r.kflags), strict=True)])
+    sel, ids, ns, st = head((FLOAT,))
+    place(lines, r.lines(sel), [f"[{t}] FLOAT '{n}' size={y}" for t, n, y in zip(ids, ns, st, strict=True)])
+    sel, ids, ns, st = head((DATASEC,))
+    place(lines, r.lines(sel), [f"[{t}] DATASEC '{n}' size={y} vlen={v}"
+                                for t, n, y, v in zip(ids, ns, st, r.column(sel, r.vlens), strict=True)])
+    _, (vt, vo, vs), at, _ = r.elements(sel, None, (P["v_type"], P["v_off"], P["v_size"]))
+    place(lines, at, [f"\ttype_id={t} offset={o} size={s}{_datasec_target(top, t, names, type_cnt)}"
+                      for t, o, s in zip(vt, vo, vs, strict=True)])
+    # kind 0, or a kind only a layout section describes: bpftool prints no fields for it
+    sel = r.select(PRINTED_KINDS, others=True)
+    place(lines, r.lines(sel), [f"[{t}] {kstr[k]} '{n}'" for t, k, n in
+                                zip(r.ids(sel), r.column(sel, r.kinds), r.name_field(sel), strict=True)])
 
 
 def _json_name(raw: bytes | None, off: int) -> str:
