@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from btfspec.spec.grammar import ByteOrder
+from btfspec.spec.derived import ByteOrder
 from btfspec.spec.kinds import Kind, make_info
 from btfspec.spec.model import Btf, BtfType, u32
 

@@ -1,7 +1,8 @@
 """Byte-level access to the BTF sections of ELF files (vmlinux, ``.ko``, ``.o``).
 
 Reading uses pyelftools on an in-memory copy of the file; writing shells out to ``objcopy`` and
-always produces a *copy*, replaced atomically. BTF records are not parsed here.
+always produces a *copy*, replaced atomically. BTF records are not parsed here. pyelftools and the
+modules for writing are imported on first use (reading raw BTF needs neither).
 """
 
 from __future__ import annotations
@@ -9,15 +10,14 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import shutil
 import struct
-import subprocess
-import tempfile
 from collections.abc import Iterable, Iterator
-
-from elftools.elf.elffile import ELFFile
+from typing import TYPE_CHECKING
 
 from btfspec.spec.errors import InputError, one_line
+
+if TYPE_CHECKING:
+    import subprocess
 
 BTF_SECTION_NAMES = (".BTF", ".BTF.base", ".BTF_ids")
 # Sections libbpf reads as BTF: since 2025 (v1.6) it requires them to be SHT_PROGBITS.
@@ -72,6 +72,8 @@ def _sections(data: bytes, label: str) -> list[tuple[str, str, int, int, int]]:
     if not is_elf(data):
         raise InputError(f"{label}: not an ELF file")
     _check_headers(data, label)
+    from elftools.elf.elffile import ELFFile  # here: pyelftools costs ~30 ms to import
+
     try:
         elf = ELFFile(io.BytesIO(data))
         shoff, entsize, count = elf["e_shoff"], elf["e_shentsize"], elf.num_sections()
@@ -112,6 +114,8 @@ def section_header_offsets(data: bytes, names: Iterable[str], label: str = "ELF"
     place); InputError when the file is malformed."""
     wanted = set(names)
     secs = _sections(data, label)
+    from elftools.elf.elffile import ELFFile
+
     elf = ELFFile(io.BytesIO(data))
     shoff, entsize = elf["e_shoff"], elf["e_shentsize"]
     return {name: shoff + i * entsize for i, (name, *_) in enumerate(secs) if name in wanted}
@@ -212,6 +216,9 @@ def write_sections(src_elf: str | os.PathLike[str], dst: str | os.PathLike[str],
             raise ValueError(f"invalid section name {name!r}")
     if set(sections) & set(remove):
         raise ValueError("a section cannot be both written and removed")
+    import shutil
+    import tempfile
+
     objcopy = shutil.which(OBJCOPY)
     if objcopy is None:
         raise InputError("objcopy not found: install binutils")
@@ -251,6 +258,8 @@ def write_sections(src_elf: str | os.PathLike[str], dst: str | os.PathLike[str],
 
 
 def _run_objcopy(argv: list[str]) -> subprocess.CompletedProcess[str]:
+    import subprocess
+
     try:
         return subprocess.run(argv, capture_output=True, text=True, errors="replace", check=False,
                               env={**os.environ, "LC_ALL": "C"})  # stderr is matched in English

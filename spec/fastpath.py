@@ -4,7 +4,7 @@ Every record in BTF is a sequence of 32-bit words, so the fast path works on an 
 of the type section (byte-swapped once for the other byte order): an offset walk builds the
 index, and each type is decoded on demand into words. Record sizes, field names and which
 fields hold type ids or string offsets all come from ``grammar.tails`` — the layout is declared
-once.
+once — through the tables :mod:`btfspec.spec.derived` caches, so reading BTF never imports Construct.
 """
 
 from __future__ import annotations
@@ -15,16 +15,8 @@ import struct
 import sys
 from dataclasses import dataclass
 
+from btfspec.spec.derived import KIND_RECORDS, LAYOUT_ENTRY, ByteOrder, byteorder_of, header_format, prefix
 from btfspec.spec.errors import BtfError
-from btfspec.spec.grammar import (
-    ByteOrder,
-    byteorder_of,
-    header_format,
-    header_struct,
-    layout_entry,
-    record_formats,
-    tails,
-)
 from btfspec.spec.kinds import HDR_LEN, INFO_CLASSIC, LAYOUT_ENTRY_SIZE, REF_KINDS, InfoLayout, Kind
 
 NATIVE: ByteOrder = "little" if sys.byteorder == "little" else "big"
@@ -60,10 +52,8 @@ STR_FIELDS = ("name_off",)
 def layouts() -> dict[int, KindLayout]:
     """Layout per known kind (byte order does not change the word layout)."""
     out: dict[int, KindLayout] = {}
-    for kind, (fixed, elem) in tails("little").items():
-        ffmt, fnames = record_formats(fixed)
-        efmt, enames = record_formats(elem)
-        out[int(kind)] = KindLayout(
+    for kind, (ffmt, fnames, efmt, enames) in KIND_RECORDS.items():
+        out[kind] = KindLayout(
             fixed_names=fnames,
             elem_names=enames,
             fixed_signed=tuple(c.islower() for c in ffmt),
@@ -109,17 +99,15 @@ def read_layout(blob: bytes, hdr: Header) -> KindLayoutEntries | None:
     """
     if hdr.hdr_len < 32 or not hdr.layout_len or hdr.layout_off is None:
         return None
-    fmt, _ = record_formats(layout_entry(hdr.order))
     start = hdr.hdr_len + hdr.layout_off
     n = hdr.layout_len // LAYOUT_ENTRY_SIZE
     data = blob[start:start + n * LAYOUT_ENTRY_SIZE]
-    return tuple(struct.iter_unpack(("<" if hdr.order == "little" else ">") + fmt, data))
+    return tuple(struct.iter_unpack(prefix(hdr.order) + LAYOUT_ENTRY[0], data))
 
 
 def pack_layout(entries: KindLayoutEntries, order: ByteOrder) -> bytes:
     """Serialise layout entries in ``order`` (the grammar's ``struct btf_layout``)."""
-    fmt, _ = record_formats(layout_entry(order))
-    pack = struct.Struct(("<" if order == "little" else ">") + fmt).pack
+    pack = struct.Struct(prefix(order) + LAYOUT_ENTRY[0]).pack
     return b"".join(pack(*e) for e in entries)
 
 
@@ -148,12 +136,15 @@ def read_header(blob: bytes) -> Header:
         order = byteorder_of(blob)
     except ValueError as exc:
         raise BtfError(str(exc), offset=0) from None
-    c = header_struct(order).parse(blob[:32] if len(blob) >= 32 else blob[:HDR_LEN] + b"\0" * 8)
-    hdr = Header(order, c.magic, c.version, c.flags, c.hdr_len, c.type_off, c.type_len, c.str_off, c.str_len)
+    fmt, names = header_format(order)
+    c = dict(zip(names, struct.unpack(fmt, blob[:32] if len(blob) >= 32 else blob[:HDR_LEN] + b"\0" * 8),
+                 strict=True))
+    hdr = Header(order, c["magic"], c["version"], c["flags"], c["hdr_len"], c["type_off"], c["type_len"],
+                 c["str_off"], c["str_len"])
     if hdr.hdr_len >= 32:
         if len(blob) < 32:
             raise BtfError(f"hdr_len {hdr.hdr_len} but only {len(blob)} bytes", offset=4)
-        hdr.layout_off, hdr.layout_len = c.layout_off, c.layout_len
+        hdr.layout_off, hdr.layout_len = c["layout_off"], c["layout_len"]
     if hdr.hdr_len > len(blob):
         raise BtfError(f"hdr_len {hdr.hdr_len} is past the end of the data ({len(blob)} bytes)", offset=4)
     body = len(blob) - hdr.hdr_len
@@ -314,7 +305,7 @@ def pack_words(words: array.array | list[int], order: ByteOrder) -> bytes:
 def pack_header(hdr: Header) -> bytes:
     """Serialise a header (``hdr_len`` bytes; bytes past the known fields are zero).
 
-    The field order and widths are :func:`btfspec.spec.grammar.header_format`'s; fields past
+    The field order and widths are the grammar's (:func:`btfspec.spec.derived.header_format`); fields past
     ``hdr_len`` are cut (a 24-byte header has no layout fields).
     """
     fmt, names = header_format(hdr.order)

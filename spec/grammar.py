@@ -19,7 +19,7 @@ path (:func:`btfspec.spec.fastpath.step_tables`), which takes every known record
 from __future__ import annotations
 
 import functools
-from typing import Any, Literal
+from typing import Any
 
 from construct import (
     Array,
@@ -48,9 +48,11 @@ from construct import (
     this,
 )
 
+from btfspec.spec.derived import ByteOrder, byteorder_of
 from btfspec.spec.kinds import HDR_LEN, Kind
 
-ByteOrder = Literal["little", "big"]
+__all__ = ["ByteOrder", "byteorder_of", "derived_tables", "grammar", "header_format", "header_struct",
+           "layout_entry", "parse", "build", "record_formats", "tails", "type_record", "compiled"]
 
 
 def _ints(order: ByteOrder) -> tuple[Construct, Construct, Construct, Construct]:
@@ -195,15 +197,6 @@ def compiled(order: ByteOrder) -> Construct:
     return grammar(order).compile()
 
 
-def byteorder_of(blob: bytes) -> ByteOrder:
-    """Byte order from the magic (``9f eb`` little, ``eb 9f`` big); ``ValueError`` otherwise."""
-    if blob[:2] == b"\x9f\xeb":
-        return "little"
-    if blob[:2] == b"\xeb\x9f":
-        return "big"
-    raise ValueError(f"bad magic {blob[:2].hex() or '(empty)'}: not BTF")
-
-
 def parse(blob: bytes, *, use_compiled: bool = False) -> Container:
     """Parse a whole blob with the reference codec (interpreted unless ``use_compiled``)."""
     order = byteorder_of(blob)
@@ -215,3 +208,37 @@ def build(obj: Any, order: ByteOrder, *, use_compiled: bool = False) -> bytes:
     """Build a blob from a parsed (or hand-made) container; gaps between sections come out zero."""
     g = compiled(order) if use_compiled else grammar(order)
     return g.build(obj)
+
+
+def derived_tables() -> dict[str, Any]:
+    """What :mod:`btfspec.spec.derived` caches: the header's format and field names, each kind's
+    fixed and per-element formats and names, and the layout entry's (formats without byte order)."""
+    hfmt, hnames = header_format("little")
+    kinds = {}
+    for kind, (fixed, elem) in tails("little").items():
+        kinds[int(kind)] = (*record_formats(fixed), *record_formats(elem))
+    return {"HEADER": (hfmt[1:], hnames), "KIND_RECORDS": kinds, "LAYOUT_ENTRY": record_formats(layout_entry("little"))}
+
+
+def render_derived_tables() -> str:
+    """The tables block of ``spec/derived.py``: :func:`derived_tables` as Python literals."""
+    out = []
+    for name, value in derived_tables().items():
+        if isinstance(value, dict):
+            out.append(f"{name} = {{\n" + "".join(f"    {k!r}: {v!r},\n" for k, v in value.items()) + "}")
+        else:
+            fmt, names = value
+            out.append(f"{name} = (\n    {fmt!r},\n    {names!r},\n)")
+    return "\n".join(out) + "\n"
+
+
+if __name__ == "__main__":  # regenerate the cache in spec/derived.py
+    import pathlib
+    import sys
+
+    path = pathlib.Path(sys.modules["btfspec.spec.derived"].__file__ or "")
+    text = path.read_text()
+    start = text.index("\n", text.index("# --- derived from spec/grammar.py")) + 1
+    end = text.index("# --- end of the derived tables ---")
+    path.write_text(text[:start] + render_derived_tables() + text[end:])
+    print(f"wrote {path}")

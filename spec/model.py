@@ -15,6 +15,7 @@ import gc
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from btfspec.spec.derived import ByteOrder
 from btfspec.spec.errors import BtfError
 from btfspec.spec.fastpath import (
     Header,
@@ -29,7 +30,6 @@ from btfspec.spec.fastpath import (
     step_tables,
     type_words,
 )
-from btfspec.spec.grammar import ByteOrder
 from btfspec.spec.kinds import (
     HDR_LEN,
     HDR_LEN_LAYOUT,

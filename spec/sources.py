@@ -1,24 +1,18 @@
 """Load any BTF input the CLI accepts: raw BTF, ELF (vmlinux/.ko/.o), compressed, or /sys/kernel/btf.
 
 Compression is recognised by magic bytes (xz, zstd, gzip, lz4 frame, legacy lz4), never by extension,
-and decompression is streamed and capped at MAX_DECOMPRESSED bytes.
+and decompression is streamed and capped at MAX_DECOMPRESSED bytes. Each decompressor is imported only
+when an input needs it.
 """
 
 from __future__ import annotations
 
-import gzip
 import io
-import lzma
 import os
 import struct
-import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
-
-import lz4.block
-import lz4.frame
-import zstandard
 
 from btfspec.spec.elf import atomic_output, is_elf, read_sections
 from btfspec.spec.errors import InputError, one_line
@@ -45,8 +39,16 @@ _OTHER_MAGIC = (
     (b"!<arch>\n", "an ar archive"),
     (b"MZ", "a PE image (bzImage/vmlinuz? extract vmlinux first)"),
 )
-_DECOMPRESS_ERRORS = (OSError, EOFError, ValueError, RuntimeError, lzma.LZMAError, zlib.error,
-                      zstandard.ZstdError)
+
+
+def _decompress_errors() -> tuple[type[BaseException], ...]:
+    """What the decompressors raise on corrupt or truncated data."""
+    import lzma
+    import zlib
+
+    import zstandard
+
+    return OSError, EOFError, ValueError, RuntimeError, lzma.LZMAError, zlib.error, zstandard.ZstdError
 
 
 @dataclass(frozen=True)
@@ -108,6 +110,8 @@ def _stream_chunks(stream: BinaryIO) -> Iterator[bytes]:
 
 def _zstd_chunks(data: bytes) -> Iterator[bytes]:
     """Decompress every zstd frame of ``data``; small input steps keep the output per step bounded."""
+    import zstandard
+
     pos, step = 0, 4096  # a zstd byte expands to at most ~32 KiB, so <= ~128 MiB per step
     while pos < len(data):
         dobj = zstandard.ZstdDecompressor().decompressobj()
@@ -121,6 +125,8 @@ def _zstd_chunks(data: bytes) -> Iterator[bytes]:
 
 def _lz4_legacy_blocks(data: bytes, label: str) -> Iterator[bytes]:
     """The blocks of a legacy LZ4 stream (see :func:`decode_lz4_legacy`), each at most 8 MiB."""
+    import lz4.block
+
     if not data.startswith(LZ4_LEGACY_MAGIC):
         raise InputError(f"{label}: no legacy LZ4 magic (first bytes {data[:4].hex(' ')})")
     magic = struct.unpack("<I", LZ4_LEGACY_MAGIC)[0]
@@ -160,6 +166,21 @@ def decode_lz4_legacy(data: bytes, limit: int | None = None, label: str = "lz4-l
     return _read_limited(_lz4_legacy_blocks(data, label), limit, f"{label} decompresses to")
 
 
+def _stream_opener(kind: str) -> Callable[[BinaryIO], BinaryIO]:
+    """The file-like reader of the xz, gzip or lz4-frame data in a binary stream."""
+    if kind == "xz":
+        import lzma
+
+        return lzma.LZMAFile
+    if kind == "gzip":
+        import gzip
+
+        return lambda f: gzip.GzipFile(fileobj=f)
+    import lz4.frame
+
+    return lz4.frame.LZ4FrameFile
+
+
 def decompress(data: bytes, label: str, limit: int | None = None) -> tuple[bytes, str | None]:
     """Return ``(content, compression)``: ``data`` decompressed when it starts with a known magic.
 
@@ -178,12 +199,9 @@ def decompress(data: bytes, label: str, limit: int | None = None) -> tuple[bytes
         elif kind == "lz4-legacy":
             out = decode_lz4_legacy(data, limit, what)
         else:
-            raw = io.BytesIO(data)
-            opened = {"xz": lzma.LZMAFile, "gzip": lambda f: gzip.GzipFile(fileobj=f),
-                      "lz4": lz4.frame.LZ4FrameFile}[kind](raw)
-            with opened as stream:
+            with _stream_opener(kind)(io.BytesIO(data)) as stream:
                 out = _read_limited(_stream_chunks(stream), limit, too_big)
-    except _DECOMPRESS_ERRORS as e:
+    except _decompress_errors() as e:
         raise InputError(f"{what} is corrupt or truncated: {one_line(e) or type(e).__name__}") from None
     if not out:
         raise InputError(f"{what} decompresses to 0 bytes")

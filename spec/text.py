@@ -376,14 +376,19 @@ def _dump_own(btf: Btf, first: int, type_cnt: int, out: list[str], top: Btf) -> 
     out.extend(recs.finish(lines))
 
 
-# FUNC's linkage is its vlen; every value past the table prints "(unknown)".
-_LINKAGE_BY_VLEN = (*(LINKAGE_NAMES.get(v, UNKNOWN_LINKAGE) for v in range(0x10000)), UNKNOWN_LINKAGE)
+@functools.cache
+def _linkage_by_vlen() -> list[str]:
+    """FUNC's linkage is its vlen: its name for every 16-bit value, then "(unknown)" for any larger one."""
+    names = [UNKNOWN_LINKAGE] * 0x10001
+    for v, name in LINKAGE_NAMES.items():
+        names[v] = name
+    return names
 
 
 def _print_records(r: _Records, top: Btf, type_cnt: int, lines: Any) -> None:
     """Write the lines of every record ``r`` holds into ``lines``, a kind at a time."""
     P = _pos()
-    kstr, link, place, names = KIND_STR, _LINKAGE_BY_VLEN, r.place, r.names
+    kstr, link, place, names = KIND_STR, _linkage_by_vlen(), r.place, r.names
 
     def head(kinds: Collection[int]) -> tuple[Any, list[int], list[str], list[int]]:
         sel = r.select(kinds)

@@ -25,8 +25,8 @@ import re
 from dataclasses import dataclass, field
 
 from btfspec.spec.builder import Builder
+from btfspec.spec.derived import ByteOrder
 from btfspec.spec.errors import InputError
-from btfspec.spec.grammar import ByteOrder
 from btfspec.spec.kinds import LINKAGE_NAMES, Kind
 from btfspec.spec.model import Btf
 from btfspec.spec.text import INT_ENC_STR, KIND_STR, UNKNOWN_LINKAGE

@@ -8,9 +8,9 @@ import errno as _errno
 import struct
 from dataclasses import asdict, dataclass
 
+from btfspec.spec.derived import ByteOrder, header_format
 from btfspec.spec.errors import BtfError, errno_text
 from btfspec.spec.fastpath import Header, layouts
-from btfspec.spec.grammar import ByteOrder, header_format
 from btfspec.spec.kinds import (
     BTF_MAX_NAME_OFFSET,
     INFO_CLASSIC,
@@ -97,7 +97,7 @@ def other_order(order: ByteOrder) -> ByteOrder:
 
 def hdr_fields(raw24: bytes, order: ByteOrder) -> tuple[int, ...]:
     """(magic, version, flags, hdr_len, type_off, type_len, str_off, str_len) of a 24-byte header
-    (the format is the grammar's, :func:`btfspec.spec.grammar.header_format`, without the layout fields)."""
+    (the format is the grammar's, :func:`btfspec.spec.derived.header_format`, without the layout fields)."""
     fmt, names = header_format(order)
     return struct.unpack(fmt[:1 + names.index("layout_off")], raw24)
 

@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from btfspec.spec.columns import Columns, columns
+from btfspec.spec.derived import ByteOrder
 from btfspec.spec.errors import BtfError
 from btfspec.spec.fastpath import NATIVE, Header, layouts
 from btfspec.spec.formats import RuleSet, rule_set
-from btfspec.spec.grammar import ByteOrder
 from btfspec.spec.kinds import BTF_MAGIC, HDR_LEN, LAYOUT_ENTRY_SIZE, InfoLayout, Kind, kind_name
 from btfspec.spec.model import Btf
 from btfspec.spec.validate_common import (

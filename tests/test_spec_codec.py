@@ -237,3 +237,18 @@ def test_vectorised_index_agrees_with_the_walk_on_other_layouts(info_name: str, 
 
     agree()
     assert seen["equal"]  # not a test that only ever sees the vectorised index defer
+
+
+def test_derived_tables_are_the_grammars() -> None:
+    """spec/derived.py caches what the grammar declares (regenerate: ``python -m btfspec.spec.grammar``)."""
+    from pathlib import Path
+
+    from btfspec.spec import derived
+
+    tables = grammar.derived_tables()
+    assert (derived.HEADER, derived.KIND_RECORDS, derived.LAYOUT_ENTRY) == \
+        (tables["HEADER"], tables["KIND_RECORDS"], tables["LAYOUT_ENTRY"])
+    assert set(derived.KIND_RECORDS) == {int(k) for k in Kind if k != Kind.UNKN}
+    assert grammar.render_derived_tables() in Path(derived.__file__).read_text()
+    for order in ("little", "big"):
+        assert derived.header_format(order) == grammar.header_format(order)  # type: ignore[arg-type]
