@@ -14,7 +14,8 @@ from click.testing import CliRunner
 from btfspec.cli import COMMANDS, load_command, main
 
 CASE = Path(__file__).resolve().parent.parent / "corpus" / "cases" / "E1-fwd-and-struct-same-name"
-HEAVY = ("hypothesis", "numpy", "rich", "btfspec.oracle.fuzz.campaign", "btfspec.oracle.impls.reference")
+HEAVY = ("hypothesis", "numpy", "rich", "construct", "elftools", "btfspec.oracle.fuzz.campaign",
+         "btfspec.oracle.impls.reference")
 
 
 def imported_after(argv: list[str]) -> set[str]:
