@@ -1,106 +1,193 @@
 """``btfspec bench fuzz``: examples per second of one property per worker, and the speed-up from more workers.
 
-Rows (each a short campaign with no example database and a throw-away corpus directory), for P1 by
-default (any property with ``--property``):
+Rows (each a short campaign with no example database), for P1 by default (any property with
+``--property``), each the best of ``repeat`` runs with the spread of the runs:
 
-* one in-process worker with ``python`` alone and with ``libbpf`` alone (P1 runs every selected
-  implementation on each case, so these are the per-implementation rates), and with ``serve`` alone
-  running the reference server (:mod:`btfspec.oracle.impls.serve_reference`): the cost of the persistent
-  protocol, as a share of the in-process ``python`` rate;
+* ``python`` alone in one in-process worker: the reference's rate on one core;
 * ``python`` and ``libbpf`` together with 1 and 2 local worker processes, and on a 2-worker
-  ``LocalCluster``: examples per second over the campaign's wall time (startup included) and in
-  steady state (the sum over workers of each one's examples over the time it spent running them),
-  with the speed-up of each against one local worker.
+  ``LocalCluster``: examples per second per worker, and the speed-up of 2 workers against one;
+* with ``per_impl``, also ``libbpf`` alone and ``serve`` alone running the reference server
+  (:mod:`btfspec.oracle.impls.serve_reference`): the cost of the persistent protocol, as a share of
+  the in-process ``python`` rate.
+
+The rate of a run is its steady rate: the sum over workers of each one's examples over the seconds it
+spent running them (startup excluded); the wall rate (examples over the campaign's wall time) is shown
+beside it.  The figures measure generating and checking cases, not shrinking: every implementation set
+first runs a warm-up campaign (not counted, same seeds, twice as long) that writes its findings to the
+benchmark's corpus directory, and the measured runs share that directory, so those findings are known
+to them and never shrunk again.  A finding that is new in a measured run is shrunk as usual and said
+in the row's note.  The load average is printed with the figures: this measures a shared machine.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import tempfile
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from btfspec.oracle.fuzz.property import RELOCATION
 
+WARMUP_FACTOR = 2.0  # a warm-up campaign runs this many times the measured seconds
+WARMUP_SHRINK_SHARE = 0.05  # of the warm-up's budget, per finding being shrunk
+BOTH = ["python", "libbpf"]
+
 
 @dataclass
 class FuzzRow:
-    """One measured configuration."""
+    """One measured configuration: the best of its runs."""
 
     name: str
     workers: int
     examples: int
     seconds: float
-    wall_rate: float  # examples / campaign wall time
-    steady_rate: float  # sum over workers of examples / busy seconds
+    wall_rate: float  # examples / campaign wall time (of the best run)
+    steady_rate: float  # sum over workers of examples / busy seconds (the best run's)
     speedup: float | None = None  # steady rate against one local worker
     note: str = ""
+    runs: list[float] = field(default_factory=list)  # the steady rate of every run
+    new_findings: int = 0  # findings not known from the warm-up, over all runs
+    load: float = 0.0  # 1-minute load average when the row was measured (the highest over its runs)
+    impls: str = ""  # "python", "python+libbpf", ...
+    mode: str = ""  # "in-process", "local processes", "LocalCluster"
+
+    @property
+    def per_worker(self) -> float:
+        return self.steady_rate / self.workers if self.workers else 0.0
+
+    @property
+    def spread(self) -> float:
+        """(best - worst) / best over the runs."""
+        return (max(self.runs) - min(self.runs)) / max(self.runs) if self.runs and max(self.runs) else 0.0
 
     def line(self) -> str:
-        text = (f"{self.name:<38} {self.workers:>2} w {self.examples:>6} ex {self.seconds:6.1f} s "
-                f"{self.wall_rate:8.1f} ex/s wall {self.steady_rate:8.1f} ex/s steady")
+        text = (f"{self.name:<38} {self.workers:>2} w {self.steady_rate:8.1f} ex/s steady "
+                f"({self.per_worker:6.1f} per worker) {self.wall_rate:7.1f} wall")
+        if len(self.runs) > 1:
+            text += f"  best of {len(self.runs)}, spread {self.spread:.0%}"
         if self.speedup is not None:
             text += f"  x{self.speedup:.2f}"
+        text += f"  load {self.load:.1f}"
         return text + (f"  ({self.note})" if self.note else "")
 
 
 REFERENCE_SERVER = f"{sys.executable} -m btfspec.oracle.impls.serve_reference"
 
 
-def _campaign(prop: str, impls: list[str], workers: int, seconds: float, scheduler: str | None = None,
-              serve_cmd: str | None = None) -> FuzzRow:
+def _campaign(prop: str, impls: list[str], workers: int, seconds: float, corpus: str, scheduler: str | None = None,
+              serve_cmd: str | None = None, shrink_share: float | None = None) -> tuple[FuzzRow, int]:
+    """One campaign as a row of one run, and how many findings it recorded as new."""
     from btfspec.oracle.fuzz.campaign import run_campaign
 
-    with tempfile.TemporaryDirectory(prefix="btfspec-bench-fuzz-") as tmp:
-        r = run_campaign([prop], impls, workers=workers, time_budget=seconds, seed=1, db=None, scheduler=scheduler,
-                         corpus_dir=f"{tmp}/found", progress=False, serve_cmd=serve_cmd)
+    extra = {} if shrink_share is None else {"shrink_share": shrink_share}
+    r = run_campaign([prop], impls, workers=workers, time_budget=seconds, seed=1, db=None, scheduler=scheduler,
+                     corpus_dir=corpus, progress=False, serve_cmd=serve_cmd, **extra)
     ex = r.examples.get(prop, 0)
     steady = sum(s["examples"].get(prop, 0) / s["busy"][prop] for s in r.slots if s["busy"].get(prop))
     note = "; ".join(r.errors[:1]) or ("; ".join(f"{k}: {v}" for k, v in r.skipped.items()))
     mode = {"in-process": "in-process", "local": "local processes", "dask": "LocalCluster"}[r.mode]
-    return FuzzRow(f"{prop} {'+'.join(impls)} ({mode})", r.workers, ex, r.elapsed,
-                   ex / r.elapsed if r.elapsed else 0.0, steady, note=note)
+    row = FuzzRow(f"{prop} {'+'.join(impls)} ({mode})", r.workers, ex, r.elapsed,
+                  ex / r.elapsed if r.elapsed else 0.0, steady, note=note, runs=[steady], load=os.getloadavg()[0],
+                  impls="+".join(impls), mode=mode)
+    return row, sum(1 for f in r.findings if f.new)
+
+
+def _best(prop: str, impls: list[str], workers: int, seconds: float, corpus: str, repeat: int,
+          scheduler: str | None = None, serve_cmd: str | None = None) -> FuzzRow:
+    """The best of ``repeat`` runs of one configuration (their rates in ``runs``)."""
+    rows: list[FuzzRow] = []
+    new = 0
+    for _ in range(max(1, repeat)):
+        row, found = _campaign(prop, impls, workers, seconds, corpus, scheduler, serve_cmd)
+        rows.append(row)
+        new += found
+    best = max(rows, key=lambda r: r.steady_rate)
+    best.runs = [r.runs[0] for r in rows]
+    best.new_findings = new
+    best.load = max(r.load for r in rows)
+    if new and not best.note:
+        best.note = f"{new} new finding{'s' if new > 1 else ''} shrunk during the runs"
+    return best
+
+
+def _warm_up(prop: str, impls: list[str], workers: int, seconds: float, corpus: str,
+             serve_cmd: str | None = None) -> None:
+    """A campaign (not measured) that writes the findings of ``impls`` to ``corpus``."""
+    _campaign(prop, impls, workers, WARMUP_FACTOR * seconds, corpus, serve_cmd=serve_cmd,
+              shrink_share=WARMUP_SHRINK_SHARE)
 
 
 def run(seconds: float = 10.0, cluster: bool = True, echo: Callable[[str], None] | None = None,
-        prop: str = RELOCATION) -> list[FuzzRow]:
-    """Measure every row (about ``6 * seconds`` plus startup); ``echo`` gets each line as it is measured."""
+        prop: str = RELOCATION, repeat: int = 3, per_impl: bool = False) -> list[FuzzRow]:
+    """Measure every row (about ``(4 * repeat + 4) * seconds`` plus startup, more with ``per_impl``);
+    ``echo`` gets each line as it is measured."""
     rows: list[FuzzRow] = []
-    both = ["python", "libbpf"]
 
     def add(row: FuzzRow) -> None:
         rows.append(row)
         if echo:
             echo("  " + row.line())
 
-    python = _campaign(prop, ["python"], 0, seconds)
-    add(python)
-    add(_campaign(prop, ["libbpf"], 0, seconds))
-    served = _campaign(prop, ["serve"], 0, seconds, serve_cmd=REFERENCE_SERVER)
-    if python.wall_rate and not served.note:
-        served.note = f"{served.wall_rate / python.wall_rate:.0%} of in-process python"
-    add(served)
-    one = _campaign(prop, both, 1, seconds)
-    one.speedup = 1.0
-    add(one)
-    two = _campaign(prop, both, 2, seconds)
-    two.speedup = two.steady_rate / one.steady_rate if one.steady_rate else None
-    add(two)
-    if cluster:
-        try:
-            from distributed import LocalCluster
-        except ImportError:
-            add(FuzzRow(f"{prop} python+libbpf (LocalCluster)", 2, 0, 0.0, 0.0, 0.0, note="distributed not installed"))
-            return rows
-        with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                          dashboard_address=None) as lc:
-            row = _campaign(prop, both, 2, seconds, scheduler=lc.scheduler_address)
-        row.speedup = row.steady_rate / one.steady_rate if one.steady_rate else None
-        add(row)
+    with tempfile.TemporaryDirectory(prefix="btfspec-bench-fuzz-") as tmp:
+        corpus = f"{tmp}/found"
+        _warm_up(prop, ["python"], 0, seconds, corpus)
+        python = _best(prop, ["python"], 0, seconds, corpus, repeat)
+        add(python)
+        if per_impl:
+            _warm_up(prop, ["libbpf"], 0, seconds, corpus)
+            add(_best(prop, ["libbpf"], 0, seconds, corpus, repeat))
+            _warm_up(prop, ["serve"], 0, seconds, corpus, serve_cmd=REFERENCE_SERVER)
+            served = _best(prop, ["serve"], 0, seconds, corpus, repeat, serve_cmd=REFERENCE_SERVER)
+            if python.steady_rate and not served.note:
+                served.note = f"{served.steady_rate / python.steady_rate:.0%} of in-process python"
+            add(served)
+        _warm_up(prop, BOTH, 2, seconds, corpus)
+        one = _best(prop, BOTH, 1, seconds, corpus, repeat)
+        one.speedup = 1.0
+        add(one)
+        two = _best(prop, BOTH, 2, seconds, corpus, repeat)
+        two.speedup = two.steady_rate / one.steady_rate if one.steady_rate else None
+        add(two)
+        if cluster:
+            add(_cluster_row(prop, seconds, corpus, repeat, one))
     return rows
+
+
+def _cluster_row(prop: str, seconds: float, corpus: str, repeat: int, one: FuzzRow) -> FuzzRow:
+    """python+libbpf on a 2-worker LocalCluster, with its speed-up against one local worker."""
+    try:
+        from distributed import LocalCluster
+    except ImportError:
+        return FuzzRow(f"{prop} {'+'.join(BOTH)} (LocalCluster)", 2, 0, 0.0, 0.0, 0.0, note="distributed not installed",
+                       impls="+".join(BOTH), mode="LocalCluster")
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None) as lc:
+        row = _best(prop, BOTH, 2, seconds, corpus, repeat, scheduler=lc.scheduler_address)
+    row.speedup = row.steady_rate / one.steady_rate if one.steady_rate else None
+    return row
+
+
+def summary(rows: list[FuzzRow]) -> list[str]:
+    """The headline figures: python on one core, python+libbpf per worker, the two scaling ratios."""
+    by = {(r.impls, r.mode, r.workers): r for r in rows}
+    lines = []
+    python = by.get(("python", "in-process", 1))
+    if python:
+        lines.append(f"python on one core: {python.steady_rate:.1f} ex/s")
+    one = by.get(("python+libbpf", "local processes", 1))
+    if one:
+        lines.append(f"python+libbpf per worker: {one.steady_rate:.1f} ex/s")
+    two = by.get(("python+libbpf", "local processes", 2))
+    if two and two.speedup is not None:
+        lines.append(f"2 local workers: x{two.speedup:.2f} of one")
+    lc = by.get(("python+libbpf", "LocalCluster", 2))
+    if lc and lc.speedup is not None:
+        lines.append(f"2-worker LocalCluster: x{lc.speedup:.2f} of one local worker")
+    return lines
 
 
 def as_dicts(rows: list[FuzzRow]) -> list[dict[str, Any]]:
     """JSON-friendly rows."""
-    return [asdict(r) for r in rows]
+    return [{**asdict(r), "per_worker": r.per_worker, "spread": r.spread} for r in rows]

@@ -85,30 +85,38 @@ def bench_oracle(split_path: str | None, base_path: str, repeat: int, with_vm: b
 
 
 @bench.command("fuzz")
-@click.option("--seconds", type=click.FloatRange(min=1), default=10.0, show_default=True,
-              help="Campaign time per configuration.")
+@click.option("--seconds", type=click.FloatRange(min=1), default=8.0, show_default=True,
+              help="Campaign time per run.")
+@click.option("--repeat", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Runs per configuration (the best is shown, with the spread).")
 @click.option("--property", "prop", type=click.Choice([RELOCATION, ROUNDTRIP, DIFFERENTIAL, ACCEPTANCE, ROBUSTNESS]),
               default=RELOCATION,
               show_default=True, help="The property measured.")
 @click.option("--no-cluster", is_flag=True, help="Skip the 2-worker dask LocalCluster row.")
+@click.option("--per-impl", is_flag=True, help="Also libbpf alone and serve (the reference server) alone.")
 @json_option
 @guarded
-def bench_fuzz(seconds: float, prop: str, no_cluster: bool, as_json: bool) -> None:
-    """Examples/s per worker (python, libbpf) and the speed-up of 2 workers and of a 2-worker cluster."""
+def bench_fuzz(seconds: float, repeat: int, prop: str, no_cluster: bool, per_impl: bool, as_json: bool) -> None:
+    """Examples/s per worker (python, python+libbpf) and the speed-up of 2 workers and of a 2-worker cluster."""
     import os
 
     from btfspec.bench import fuzz_bench
 
     if not as_json:
-        click.echo(f"bench fuzz: {prop}, {seconds:g} s per configuration, {os.cpu_count()} cores")
+        click.echo(f"bench fuzz: {prop}, {seconds:g} s per run, best of {repeat}, {os.cpu_count()} cores, "
+                   f"load {os.getloadavg()[0]:.1f}; known findings (from a warm-up) not shrunk again")
     try:
-        rows = fuzz_bench.run(seconds, cluster=not no_cluster, echo=None if as_json else click.echo, prop=prop)
+        rows = fuzz_bench.run(seconds, cluster=not no_cluster, echo=None if as_json else click.echo, prop=prop,
+                              repeat=repeat, per_impl=per_impl)
     except Exception as exc:  # a benchmark never fails: say what went wrong
         click.echo(f"bench fuzz: cannot run: {type(exc).__name__}: {exc}")
         return
     if as_json:
-        emit_json({"seconds": seconds, "property": prop, "cores": os.cpu_count(),
-                   "rows": fuzz_bench.as_dicts(rows)})
+        emit_json({"seconds": seconds, "repeat": repeat, "property": prop, "cores": os.cpu_count(),
+                   "rows": fuzz_bench.as_dicts(rows), "summary": fuzz_bench.summary(rows)})
+    else:
+        for line in fuzz_bench.summary(rows):
+            click.echo(f"  = {line}")
 
 
 @bench.command("oracle-strength")

@@ -41,7 +41,9 @@ from btfspec.oracle.impls.adapter import (
     blob_difference,
     known_finding,
     outcome_difference,
+    run_steps,
 )
+from btfspec.oracle.impls.batch import Output, Step
 from btfspec.oracle.impls.outcome import CRASH, ERROR, OK, TIMEOUT, Outcome
 from btfspec.oracle.impls.quirks import Q5
 from btfspec.spec.errors import BtfError, errno_text
@@ -49,7 +51,13 @@ from btfspec.spec.model import Btf
 
 MIN_TYPES, MAX_TYPES = 3, 60  # universe size of generated base/split pairs
 RELOCATION_CAPS = frozenset({DISTILL, RELOCATE})  # what an implementation needs to take part in P1/P2
-Q5_SUSPECT_TIMEOUT = 2.0  # libbpf relocate limit when the reference predicts the Q5 hang
+# libbpf's relocate limit where the reference predicts the Q5 hang: libbpf relocates a generated case
+# (<= 60 types) in well under 1 ms, so a quarter second is a wide margin on a loaded machine, plus time
+# for large inputs (a kernel's base), never more than Q5_SUSPECT_TIMEOUT.  Every hang costs this wait
+# and a worker restart, so it bounds a campaign's rate on the libbpf-valid shapes that loop.
+Q5_SUSPECT_TIMEOUT = 2.0
+Q5_SUSPECT_MIN = 0.25
+Q5_SUSPECT_PER_MIB = 0.5  # seconds per MiB of relocation input
 _QUIRK_ID = re.compile(r"Q\d+\Z")
 
 
@@ -96,6 +104,12 @@ def raise_new(ctx: Context, finding: Finding) -> None:
         raise PropertyFailure(finding)
 
 
+def known(ctx: Context, prop: str, impl: str, v: Verdict) -> bool:
+    """Is the finding of ``impl`` violating ``prop`` as ``v`` says already known?  Then :func:`raise_new`
+    would let it pass, and a check may skip building it (its files, corpus steps and quirk)."""
+    return (prop, impl, v.outcome, v.klass) in ctx.known
+
+
 def case_description(case: Any) -> str:
     """A generated case in one phrase (profile, size, quirk shapes) for a finding's description."""
     u = getattr(case, "universe", None)
@@ -120,6 +134,7 @@ class Calls:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self._cache: dict[tuple[Any, ...], Outcome] = {}
+        self.memo: dict[Any, Any] = {}  # other work of this check done once (see judge_relocation)
 
     def impl(self, name: str) -> Implementation | None:
         """A selected implementation, or (:meth:`Context.reference`) the in-tree ``python``/``python-strict``."""
@@ -144,9 +159,12 @@ class Calls:
             out = impl.relocate(args[0], args[1], args[2], timeout=limit)  # type: ignore[arg-type]
         else:
             out = impl.accept(args[0], args[1] if len(args) > 1 else None, timeout=limit)  # type: ignore[arg-type]
-        coverage.record("errno", f"{name} {op} {short(out)}")
-        self._cache[key] = out
+        self._keep(key, out)
         return out
+
+    def _keep(self, key: tuple[Any, ...], out: Outcome) -> None:
+        coverage.record("errno", f"{key[0]} {key[1]} {short(out)}")
+        self._cache[key] = out
 
     def strict_quirks(self, op: str, *args: bytes | None) -> list[str]:
         """The quirk ids python-strict names on the same operation (its attribution of a finding)."""
@@ -154,15 +172,55 @@ class Calls:
             return []
         return quirk_ids(self.run("python-strict", op, *args))
 
+    def _q5_limit(self, split: bytes, dist_base: bytes, base: bytes) -> float | None:
+        """The short limit of a libbpf relocation the reference predicts to hang (Q5), else None."""
+        pred = self.run("python", RELOCATE, split, dist_base, base)
+        if pred.status == ERROR and pred.errno == -_errno.ELOOP and Q5 in quirk_ids(pred):
+            size = len(split) + len(dist_base) + len(base)
+            return min(round(Q5_SUSPECT_MIN + Q5_SUSPECT_PER_MIB * size / (1 << 20), 2), Q5_SUSPECT_TIMEOUT,
+                       self.ctx.timeout)
+        return None
+
     def libbpf_relocate(self, split: bytes, dist_base: bytes, base: bytes) -> Outcome:
         """libbpf relocation, with a short limit where the reference predicts the Q5 hang."""
-        timeout = None
-        ref = self.impl("python")
-        if ref is not None:
-            pred = self.run("python", RELOCATE, split, dist_base, base)
-            if pred.status == ERROR and pred.errno == -_errno.ELOOP and Q5 in quirk_ids(pred):
-                timeout = min(Q5_SUSPECT_TIMEOUT, self.ctx.timeout)
+        timeout = self._q5_limit(split, dist_base, base) if self.impl("python") is not None else None
         return self.run("libbpf", RELOCATE, split, dist_base, base, timeout=timeout)
+
+    def distill_relocate(self, name: str, split: bytes, base1: bytes,
+                         target: bytes) -> tuple[Outcome, Outcome | None] | None:
+        """``name``'s distill of ``split`` on ``base1`` and relocation of its outputs onto ``target`` as one
+        request (:func:`~btfspec.oracle.impls.adapter.run_steps`) when ``name`` takes batches (a worker-hosted
+        implementation: one round trip instead of two), cached as the two calls; None when the calls are
+        better made one by one (no batches, already cached, or libbpf's Q5 limit cannot be known before).
+
+        libbpf's relocation limit depends on the reference's prediction on libbpf's distilled outputs
+        (:meth:`libbpf_relocate`): the batch uses the prediction on python's own outputs and keeps its
+        relocation only when libbpf distilled the same bytes; otherwise it relocates again, one by one."""
+        impl = self.impl(name)
+        if impl is None or getattr(impl, "run_batch", None) is None or (name, DISTILL, split, base1) in self._cache:
+            return None
+        limit: float | None = None
+        py: Outcome | None = None
+        if name == "libbpf" and self.impl("python") is not None:
+            py = self.run("python", DISTILL, split, base1)
+            if not py.ok:
+                return None
+            limit = self._q5_limit(py.outputs["split"], py.outputs["base"], target)
+        timeout = self.ctx.timeout
+        steps = [Step(DISTILL, (split, base1), timeout),
+                 Step(RELOCATE, (Output(0, "split"), Output(0, "base"), target), timeout if limit is None else limit)]
+        d, r = run_steps(impl, steps)
+        assert d is not None
+        self._keep((name, DISTILL, split, base1), d)
+        if not d.ok:
+            return d, None
+        args = (d.outputs["split"], d.outputs["base"], target)
+        if py is not None and (args[0], args[1]) != (py.outputs["split"], py.outputs["base"]):
+            return d, self.libbpf_relocate(*args)
+        key = (name, RELOCATE, *args)
+        if key not in self._cache and r is not None:
+            self._keep(key, r)
+        return d, self._cache.get(key, r)
 
 
 def expectation(out: Outcome, files: dict[str, bytes], prefix: str, source: str = "") -> dict[str, Any]:
@@ -318,11 +376,28 @@ def _parse_split(blob: bytes, base: Btf) -> Btf | None:
         return None
 
 
+def _equivalence(blob: bytes, reference: Callable[[], tuple[bytes, Btf]], memo: dict[Any, Any]) -> EquivResult | None:
+    """``blob`` (a relocated split) compared with the reference split, None when it does not parse;
+    ``memo`` keeps the reference's parse and each blob's result (per ``reference``: one check may judge
+    against several)."""
+    key = ("equivalence", reference, blob)
+    if key not in memo:
+        want, base = reference()
+        ref_key = ("reference split", reference)
+        if ref_key not in memo:
+            memo[ref_key] = Btf.from_bytes(want, base=base)
+        got = _parse_split(blob, base)
+        memo[key] = None if got is None else equivalent(got, memo[ref_key])
+    return memo[key]
+
+
 def judge_relocation(kind: str, exp: Expected, d: Outcome, r: Outcome | None,
                      reference: Callable[[], tuple[bytes, Btf]],
-                     stale: Callable[[], set[int]] | None) -> Verdict | None:
+                     stale: Callable[[], set[int]] | None, memo: dict[Any, Any] | None = None) -> Verdict | None:
     """None when (d, r) is what ``exp`` asks for, else why not.  ``reference()`` gives the split the
-    result must be equivalent to (and its base); ``stale()`` the B ids differences may sit at.
+    result must be equivalent to (and its base); ``stale()`` the B ids differences may sit at.  With
+    ``memo`` (:attr:`Calls.memo` of one check), the reference split is parsed once and a relocated split
+    another implementation already produced byte for byte is not compared again.
 
     The stable class (the finding's ``first_difference``) names the perturbation ``kind`` only for a
     success where an error was due (nothing else tells those apart); otherwise the expected label and
@@ -336,11 +411,9 @@ def judge_relocation(kind: str, exp: Expected, d: Outcome, r: Outcome | None,
         return Verdict(f"relocate {short(r)} where {exp.text()} is expected", klass, r.describe())
     if exp.status == ERROR:
         return None
-    want, base = reference()
-    got = _parse_split(r.outputs.get("split", b""), base)
-    if got is None:
+    res = _equivalence(r.outputs.get("split", b""), reference, memo if memo is not None else {})
+    if res is None:
         return Verdict("relocated split does not parse", f"{kind}: unparseable output", r.describe())
-    res = equivalent(got, Btf.from_bytes(want, base=base))
     if res.equal or (stale is not None and only_at(res, stale())):
         return None
     what = ("differs beyond the stale copies from" if stale is not None else "is not equivalent to")
@@ -351,7 +424,11 @@ def judge_relocation(kind: str, exp: Expected, d: Outcome, r: Outcome | None,
 
 def relocation_pipeline(calls: Calls, name: str, split: bytes, base1: bytes,
                         target: bytes) -> tuple[Outcome, Outcome | None]:
-    """``name``'s distill of ``split`` on ``base1``, then (when it succeeds) relocation onto ``target``."""
+    """``name``'s distill of ``split`` on ``base1``, then (when it succeeds) relocation onto ``target``
+    (one request to a worker-hosted implementation, :meth:`Calls.distill_relocate`)."""
+    batched = calls.distill_relocate(name, split, base1, target)
+    if batched is not None:
+        return batched
     d = calls.run(name, DISTILL, split, base1)
     if not d.ok:
         return d, None

@@ -148,7 +148,10 @@ class _Timed:
         return self._timed("accept", self._impl.accept, blob, base, timeout=timeout)
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._impl, name)
+        inner = getattr(self._impl, name)
+        if name == "run_batch":  # only where the implementation takes batches (adapter.run_steps)
+            return lambda steps: self._timed("batch", inner, steps)
+        return inner
 
 
 Coverage = dict[str, dict[str, int]]

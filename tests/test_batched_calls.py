@@ -1,0 +1,129 @@
+"""One request per case to a worker-hosted implementation (Calls.distill_relocate), with Calls' caching kept,
+and the work of one check done once (the judge's memo, known findings not built)."""
+
+from __future__ import annotations
+
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from btfspec.oracle.fuzz.campaign.hypothesis_glue import seeded_example
+from btfspec.oracle.fuzz.helpers import Q5_SUSPECT_MIN, Calls, relocation_pipeline
+from btfspec.oracle.fuzz.property import Context
+from btfspec.oracle.fuzz.registry import get_property
+from btfspec.oracle.impls.adapter import DISTILL, RELOCATE, close_impls, make_impl
+from btfspec.oracle.impls.outcome import TIMEOUT
+from tests.helpers import need_libbpf
+
+CASES = Path(__file__).resolve().parent.parent / "corpus" / "cases"
+
+
+class _CountingBatches:
+    """libbpf whose batches (and single calls) are counted."""
+
+    def __init__(self, impl: Any) -> None:
+        self._impl, self.name, self.capabilities = impl, impl.name, impl.capabilities
+        self.batches: list[list[str]] = []
+        self.singles = 0
+
+    def run_batch(self, steps: Any) -> Any:
+        self.batches.append([s.op for s in steps])
+        return self._impl.run_batch(steps)
+
+    def distill(self, *a: Any, **kw: Any) -> Any:
+        self.singles += 1
+        return self._impl.distill(*a, **kw)
+
+    def relocate(self, *a: Any, **kw: Any) -> Any:
+        self.singles += 1
+        return self._impl.relocate(*a, **kw)
+
+    def accept(self, *a: Any, **kw: Any) -> Any:
+        self.singles += 1
+        return self._impl.accept(*a, **kw)
+
+
+@pytest.fixture
+def libbpf() -> Any:
+    need_libbpf()
+    impl = make_impl("libbpf", timeout=5.0)
+    yield _CountingBatches(impl)
+    close_impls([impl])
+
+
+def _ctx(libbpf: Any) -> Context:
+    return Context(impls={"python": make_impl("python"), "libbpf": libbpf}, profile="kernel-valid", timeout=5.0)
+
+
+def test_libbpf_distill_and_relocate_are_one_request_and_cached_as_two_calls(libbpf: Any) -> None:
+    ctx = _ctx(libbpf)
+    strategy = get_property("P1").strategy(ctx)
+    rng = random.Random(3)
+    checked = 0
+    for _ in range(20):
+        c, _ = seeded_example(strategy, rng.getrandbits(64))
+        calls = Calls(ctx)
+        py_d, _ = relocation_pipeline(calls, "python", c.case.split, c.case.base, c.base2)
+        if not py_d.ok:
+            continue
+        before = len(libbpf.batches)
+        d, r = relocation_pipeline(calls, "libbpf", c.case.split, c.case.base, c.base2)
+        assert libbpf.batches[before:] == [[DISTILL, RELOCATE]] and libbpf.singles == 0
+        # the same outcomes as the calls one by one, from the cache: no further request
+        assert calls.run("libbpf", DISTILL, c.case.split, c.case.base) is d
+        if d.ok:
+            assert calls.libbpf_relocate(d.outputs["split"], d.outputs["base"], c.base2) is r
+            alone = make_impl("libbpf", timeout=5.0)
+            try:
+                again = alone.relocate(d.outputs["split"], d.outputs["base"], c.base2)
+            finally:
+                close_impls([alone])
+            assert (again.status, again.errno, again.outputs) == (r.status, r.errno, r.outputs)
+        assert len(libbpf.batches) == before + 1 and libbpf.singles == 0
+        checked += 1
+    assert checked >= 10
+
+
+def test_a_predicted_q5_hang_gets_the_short_limit_inside_the_batch(libbpf: Any) -> None:
+    case = CASES / "Q5-base-cycle"
+    split, base = (case / "split.btf").read_bytes(), (case / "base.btf").read_bytes()
+    calls = Calls(_ctx(libbpf))
+    start = time.monotonic()
+    d, r = relocation_pipeline(calls, "libbpf", split, base, base)
+    assert d.ok and r is not None and r.status == TIMEOUT, r
+    assert r.detail == f"killed after {Q5_SUSPECT_MIN:g} s" and time.monotonic() - start < 3.0
+    assert libbpf.batches == [[DISTILL, RELOCATE]]
+
+
+def test_known_findings_are_not_built_and_new_ones_still_raise(monkeypatch: pytest.MonkeyPatch) -> None:
+    from btfspec.oracle.fuzz import relocation
+    from btfspec.oracle.fuzz.property import PropertyFailure
+
+    built: list[str] = []
+    real = relocation.relocation_finding
+
+    def counting(*a: Any, **kw: Any) -> Any:
+        built.append(a[2])
+        return real(*a, **kw)
+
+    monkeypatch.setattr(relocation, "relocation_finding", counting)
+    ctx = Context(impls={"python": make_impl("python")}, profile="libbpf-valid", timeout=5.0)
+    strategy = get_property("P1").strategy(ctx)
+    rng = random.Random(5)
+    failing = None
+    for _ in range(400):
+        c, _ = seeded_example(strategy, rng.getrandbits(64))
+        try:
+            relocation.check_p1(c, ctx)
+        except PropertyFailure as exc:
+            failing = (c, exc.finding)
+            break
+    assert failing is not None, "no P1 finding of python (libbpf's quirks) in 400 libbpf-valid cases"
+    c, finding = failing
+    ctx.known.add(finding.signature)
+    built.clear()
+    relocation.check_p1(c, ctx)  # known now: passes, and the finding is not built again
+    assert built == []
