@@ -127,3 +127,27 @@ def test_known_findings_are_not_built_and_new_ones_still_raise(monkeypatch: pyte
     built.clear()
     relocation.check_p1(c, ctx)  # known now: passes, and the finding is not built again
     assert built == []
+
+
+def test_both_modes_distilling_one_case_parse_its_split_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    from btfspec.oracle.impls import reference
+
+    case = CASES / "E12-embedded-through-wrappers"
+    split, base = (case / "split-ptr.btf").read_bytes(), (case / "base.btf").read_bytes()
+    reference.forget_kept_parses()
+    fresh = [reference.distill(split, base, strict=s) for s in (False, True)]
+    reference.forget_kept_parses()
+    parses: list[str] = []
+    real = reference.parse
+
+    def counting(blob: bytes, base_btf: Any = None, *a: Any) -> Any:
+        parses.append("split" if base_btf is not None else "base")
+        return real(blob, base_btf, *a)
+
+    monkeypatch.setattr(reference, "parse", counting)
+    kept = [reference.distill(split, base, strict=s) for s in (False, True)]
+    assert parses == ["base", "split"]  # once each, for both modes
+    for a, b in zip(fresh, kept, strict=True):
+        assert a == b and a.rc == 0
+    reference.relocate(kept[0].split, kept[0].base, base)  # relocation parses its split afresh: it rewrites it
+    assert parses[2:].count("split") == 1

@@ -229,18 +229,32 @@ def kept_parse(blob: bytes) -> LibbpfParse:
     return (_kept_large if len(blob) >= LARGE_BLOB else _kept_small)(blob)
 
 
+@functools.lru_cache(maxsize=4)
+def _kept_split(blob: bytes, base: bytes) -> LibbpfParse:
+    return parse(blob, kept_parse(base).btf)
+
+
 def forget_kept_parses() -> None:
     """Drop the kept parses (benchmarks that measure a parse on every call)."""
     _kept_large.cache_clear()
     _kept_small.cache_clear()
+    _kept_split.cache_clear()
 
 
-def parse_btf(blob: bytes, base: Btf | None, run: Run, role: str) -> LibbpfParse:
+def parse_btf(blob: bytes, base: Btf | None, run: Run, role: str, *, read_only_on: bytes | None = None) -> LibbpfParse:
     """Parse like ``btf__new``/``btf__new_split`` (:func:`btfspec.spec.validate_libbpf.parse`: libbpf's rules,
-    errno and log line), then check the parse-level quirks (Q18, Q9, Q12)."""
+    errno and log line), then check the parse-level quirks (Q18, Q9, Q12).
+
+    ``read_only_on``: the bytes of ``base`` (parsed by :func:`kept_parse`), for a caller that only reads the
+    split (distill): its parse is then kept too, so both modes distilling one case parse the split once."""
     blob = bytes(blob)
     try:
-        p = kept_parse(blob) if base is None else parse(blob, base)
+        if base is None:
+            p = kept_parse(blob)
+        elif read_only_on is not None and kept_parse(bytes(read_only_on)).btf is base:
+            p = _kept_split(blob, bytes(read_only_on))
+        else:
+            p = parse(blob, base)
     except LibbpfReject as bad:
         run.warn(bad.line)
         raise Fail(bad.errno) from None
@@ -300,7 +314,7 @@ def distill(split: bytes, base: bytes, *, strict: bool = False) -> DistillResult
     run = Run(strict)
     try:
         b = parse_btf(base, None, run, "base")
-        s = parse_btf(split, b.btf, run, "split")
+        s = parse_btf(split, b.btf, run, "split", read_only_on=base)  # _distill only reads it
         new_base, new_split, id_map = _distill(s.btf, run)
     except Fail as f:
         return DistillResult(f.errno, log=run.log, quirks=run.quirks, strict=strict)
