@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections import Counter
 from collections.abc import Callable
 
 from btfspec.btfgen.universe import (
@@ -66,6 +67,12 @@ def features(u: Universe) -> set[tuple[str, str]]:
     distilled, copied = distill_sets(u)
     if (distilled or copied) and not distilled:
         shape("empty_distill")
+    for k in distilled:
+        if isinstance(fwd := u[k], Fwd):
+            shape("distilled_fwd_union" if fwd.union else "distilled_fwd_struct")
+    if "nondedup_strings" in u.encoding and any(
+            c > 1 for c in Counter(n.name for n in u.kernel_nodes() if isinstance(n, Composite) and n.name).values()):
+        shape("composite_name_offsets")  # same-named kernel composites whose names sit at distinct offsets
     if embedded(u):
         shape("module_embeds_kernel")
     for k in u.module_keys():

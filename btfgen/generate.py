@@ -8,8 +8,10 @@ same kind of graphs.
 Profiles: ``kernel-valid`` universes are accepted by the kernel's BTF verifier (base, and base+split
 merged into one blob) and keep the kernel part free of the name clashes that make a distilled base
 ambiguous; ``libbpf-valid`` universes only need to parse with libbpf v1.6 and add the quirk shapes
-(empty names at non-zero offsets, long and odd names, odd linkage, union FWDs, FWD and STRUCT of one
-name, modifier cycles, very deep chains, splits whose distilled base is empty).
+(empty names at non-zero offsets, long and odd names, odd linkage, FWD and STRUCT of one name,
+same-named composites at distinct string offsets, modifier cycles, very deep chains, splits whose
+distilled base is empty).  In both profiles FWDs are struct or union FWDs and the module often points
+at a kernel FWD, so the distilled base holds FWDs for the relocation's FWD rules (Q1).
 
 Why one module of ~700 lines: the generator is one class (``_Gen``) whose draw methods share its state
 (the elements made so far, the knobs, the profile's name discipline); its decision interface
@@ -90,13 +92,14 @@ CONSTRUCTS = ("int", "float", "enum", "enum64", "struct", "union", "array", "ptr
 KERNEL_WEIGHTS = (6, 2, 5, 2, 14, 4, 5, 8, 5, 6, 2, 3, 6, 2, 3, 2, 2, 0, 0)
 MODULE_WEIGHTS = (1, 0, 2, 1, 14, 2, 4, 8, 3, 4, 1, 1, 8, 2, 4, 2, 0, 0, 0)
 # libbpf-valid quirk shapes (Knobs.quirks); "nondedup_strings" is an encoding option (Universe.encoding).
-QUIRK_SHAPES = ("empty_name", "long_name", "odd_name", "odd_linkage", "union_fwd", "fwd_struct_same_name",
+QUIRK_SHAPES = ("empty_name", "long_name", "odd_name", "odd_linkage", "fwd_struct_same_name",
                 "mod_cycle", "deep_chain", "empty_distill", "nondedup_strings", "anon_required", "base_decl_ref",
-                "odd_enum_size")
+                "odd_enum_size", "twin_composites")
 # fixed rates of quirks decided per universe or per rare construct (the others use Knobs.quirk_percent)
-QUIRK_PERCENT = {"nondedup_strings": 30, "empty_distill": 50, "union_fwd": 30, "fwd_struct_same_name": 30,
-                 "odd_linkage": 15, "base_decl_ref": 40,
-                 "odd_enum_size": 40}
+QUIRK_PERCENT = {"nondedup_strings": 30, "empty_distill": 50, "fwd_struct_same_name": 30,
+                 "odd_linkage": 15, "base_decl_ref": 40, "odd_enum_size": 40, "twin_composites": 60}
+UNION_FWD_PERCENT = 30  # FWDs that declare a union (kflag 1; the kernel accepts them)
+MODULE_FWD_PERCENT = 40  # universes whose module points at a kernel FWD (a distilled FWD)
 NAME_QUIRKS = ("empty_name", "long_name", "odd_name", "anon_required")
 _NO_QUIRK = object()
 
@@ -469,7 +472,7 @@ class _Gen:
             self._ptr(k)
 
     def c_fwd(self) -> None:
-        union = self.quirk("union_fwd")
+        union = self.ch.chance(UNION_FWD_PERCENT)
         name = self.name(required=True)
         named = self.pools[self.phase].get("named_comp", [])
         if named and self.quirk("fwd_struct_same_name"):  # a deliberate clash (E1, Q2)
@@ -600,6 +603,32 @@ class _Gen:
         if cands:
             self._ptr(self.ch.pick(cands))
 
+    def _kernel_fwd_for_module(self) -> Key | None:
+        """A kernel FWD for the module to point at (made when the kernel has none), or None: the distilled
+        base then keeps a FWD, which relocation matches by its own FWD rules (Q1)."""
+        if not self.ch.chance(MODULE_FWD_PERCENT):
+            return None
+        if not self.pools["kernel"].get("fwd") or self.ch.chance(30):
+            self.c_fwd()
+        return self.ch.pick(self.pools["kernel"]["fwd"])
+
+    def _twin_composite(self) -> Key | None:
+        """libbpf-valid: a same-named twin of a named kernel composite (its members, a larger size), and one
+        of the two for the module to point at.  The universe's strings are then not deduplicated, so the
+        twins' names sit at distinct offsets: libbpf counts same-named composites by offset (Q4) and
+        takes both for the distilled one."""
+        named = [k for k in self.pools["kernel"].get("named_comp", []) if self.by_key[k].name]
+        if not named:
+            return None
+        orig = self.by_key[self.ch.pick(named)]
+        assert isinstance(orig, Composite) and orig.name
+        size = orig.size + 8
+        while size in self.comp_sizes.get(orig.name, ()):
+            size += 8
+        self.comp_sizes.setdefault(orig.name, set()).add(size)
+        twin = self.add_composite(dataclasses.replace(orig, key=self.key(), size=size), self.align[orig.key])
+        return self.ch.pick((orig.key, twin))
+
     # --- driver ----------------------------------------------------------------------------
     def run(self, target: int) -> Universe:
         n_mod = max(1, target * self.knobs.module_percent // 100)
@@ -614,11 +643,18 @@ class _Gen:
         self._phase(n_kernel, kw)
         odd_enum = self._odd_size_enum() if self.quirk("odd_enum_size") else None
         self.empty_distill = self.quirk("empty_distill")
+        twin = fwd = None  # kernel types the module points at (not for an empty distilled base)
         if self.empty_distill:
             self._void_closed_kernel_types()
+        else:
+            twin = self._twin_composite() if self.quirk("twin_composites") else None
+            fwd = self._kernel_fwd_for_module()
         self.phase = "module"
         if self.empty_distill:
             self.c_int(regular_only=True)
+        for k in (twin, fwd):
+            if k is not None:
+                self._ptr(k)
         self._phase(n_kernel + n_mod, mw)
         if not self.module:
             self.c_ptr()
@@ -626,7 +662,8 @@ class _Gen:
             self._module_reaches_base_decl()
         if odd_enum is not None and not self.empty_distill:
             self._ptr(odd_enum)
-        encoding = frozenset({"nondedup_strings"}) if self.quirk("nondedup_strings") else frozenset()
+        nondedup = twin is not None or self.quirk("nondedup_strings")
+        encoding = frozenset({"nondedup_strings"}) if nondedup else frozenset()
         u = Universe(tuple(self.nodes), frozenset(self.module), self.profile, self.quirks, encoding)
         if not self.empty_distill and not distill_sets(u)[0]:
             # the module reaches nothing a distilled base keeps: an empty distilled base (Q6) is a

@@ -33,6 +33,7 @@ from __future__ import annotations
 import dataclasses
 import errno as _errno
 import random
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -535,6 +536,81 @@ def p_kind_changed(ctx: _Ctx) -> _Result | None:
 
 
 # ---------------------------------------------------------------------------------------------
+# a distilled FWD meets a same-named base type (equivalent or error, by the FWD's own flavour)
+# ---------------------------------------------------------------------------------------------
+
+def _flavour(union: bool) -> str:
+    return "union" if union else "struct"
+
+
+def _lone_fwd(ctx: _Ctx) -> Fwd | None:
+    """A distilled FWD no other kernel FWD or composite shares a name with (so what is added is the clash)."""
+    names = Counter(n.name for n in ctx.kernel if isinstance(n, Fwd | Composite) and has_name(n))
+    target = ctx.pick([n for n in ctx.kernel if isinstance(n, Fwd) and n.key in ctx.distilled and has_name(n)
+                       and names[n.name] == 1])
+    return target if isinstance(target, Fwd) else None
+
+
+def _fwd_body(ctx: _Ctx, key: Key, name: str | None, union: bool) -> tuple[Composite, bool] | None:
+    """A one-member STRUCT/UNION ``name`` and its drawn kflag: 1 with a 1-bit bitfield member, 0 without.
+    libbpf accepts a composite for a FWD by the composite's own kflag (0 for a STRUCT, 1 for a UNION,
+    quirk Q1), not by the FWD's flavour."""
+    idx = ctx.index_int()
+    if idx is None:
+        return None
+    kflag = ctx.ch.chance(50)
+    member = Member("a", idx.key, 0, 1 if kflag else 0)
+    return Composite(key, name, idx.size, (member,), union, kflag), kflag
+
+
+def p_fwd_other_flavour(ctx: _Ctx) -> _Result | None:
+    """A FWD of the other flavour and the same name added: not a candidate, the FWD still maps."""
+    target = _lone_fwd(ctx)
+    if target is None:
+        return None
+    nodes = list(ctx.kernel)
+    nodes.insert(ctx.ch.int(0, len(nodes)), Fwd(ctx.new_key(), target.name, not target.union))
+    return nodes, f"a {_flavour(not target.union)} FWD '{target.name}' added beside the distilled " \
+        f"{_flavour(target.union)} {_desc(ctx.u, target.key)}", (), None
+
+
+def p_fwd_other_composite(ctx: _Ctx) -> _Result | None:
+    """A composite of the FWD's other flavour and the same name added: not a candidate (libbpf: a second
+    one when its kflag says so, Q1)."""
+    target = _lone_fwd(ctx)
+    made = None if target is None else _fwd_body(ctx, ctx.new_key(), target.name, not target.union)
+    if target is None or made is None:
+        return None
+    comp, kflag = made
+    nodes = list(ctx.kernel)
+    nodes.insert(ctx.ch.int(0, len(nodes)), comp)
+    return nodes, f"a {comp.btf_kind.name} '{target.name}' (kflag {int(kflag)}) added beside the distilled " \
+        f"{_flavour(target.union)} {_desc(ctx.u, target.key)}", (), None
+
+
+def p_fwd_completed(ctx: _Ctx) -> _Result | None:
+    """The FWD replaced by its definition (same flavour and name): the one candidate (libbpf: none when
+    the definition's kflag says otherwise, Q1)."""
+    target = _lone_fwd(ctx)
+    made = None if target is None else _fwd_body(ctx, target.key, target.name, target.union)
+    if target is None or made is None:
+        return None
+    comp, kflag = made
+    return ctx.replace(target, comp), f"distilled {_flavour(target.union)} {_desc(ctx.u, target.key)} defined " \
+        f"in base2 as a {comp.btf_kind.name} (kflag {int(kflag)})", (), None
+
+
+def p_fwd_flavour_changed(ctx: _Ctx) -> _Result | None:
+    """The FWD declares the other flavour in base2: no candidate."""
+    target = _lone_fwd(ctx)
+    if target is None:
+        return None
+    new = dataclasses.replace(target, union=not target.union)
+    return ctx.replace(target, new), f"distilled {_flavour(target.union)} {_desc(ctx.u, target.key)} became a " \
+        f"{_flavour(new.union)} FWD", (), None
+
+
+# ---------------------------------------------------------------------------------------------
 # stale-copy
 # ---------------------------------------------------------------------------------------------
 
@@ -618,12 +694,16 @@ PERTURBATIONS: dict[str, tuple[str, Callable[[_Ctx], _Result | None]]] = {
     "enum_values": (EQUIVALENT, p_enum_values),
     "strings_reordered": (EQUIVALENT, p_strings_reordered),
     "rename_unrelated_typedef": (EQUIVALENT, p_rename_unrelated_typedef),
+    "fwd_other_flavour": (EQUIVALENT, p_fwd_other_flavour),
+    "fwd_other_composite": (EQUIVALENT, p_fwd_other_composite),
+    "fwd_completed": (EQUIVALENT, p_fwd_completed),
     "remove_referenced": (ERROR, p_remove_referenced),
     "resize_embedded": (ERROR, p_resize_embedded),
     "int_changed": (ERROR, p_int_changed),
     "duplicate_candidate": (ERROR, p_duplicate_candidate),
     "name_ambiguous": (ERROR, p_name_ambiguous),
     "kind_changed": (ERROR, p_kind_changed),
+    "fwd_flavour_changed": (ERROR, p_fwd_flavour_changed),
     "stale_composite": (STALE, p_stale_composite),
     "stale_typedef": (STALE, p_stale_typedef),
     "stale_func_proto": (STALE, p_stale_func_proto),
