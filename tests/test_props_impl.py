@@ -122,6 +122,18 @@ def test_judge_applies_each_implementations_rule() -> None:
     assert judge("python-strict", EINVAL, Outcome("error", -errno.EINVAL, detail="Q3")) is None
 
 
+def test_an_answer_libbpf_read_out_of_bounds_is_not_held_against_others() -> None:
+    """Q12: libbpf remaps an unchecked id past its id map (undefined: garbage bytes); an implementation
+    that answers as the reference does (it reads 0 there and names Q12) is not at fault -- one that
+    answers a third way still is, and without Q12 a difference from libbpf stays a finding."""
+    q12 = Outcome("ok", outputs={"split": b"b"}, detail="Q12")
+    assert judge("serve", OK_A, OK_B, lambda: q12) is None
+    assert judge("serve", OK_A, Outcome("ok", outputs={"split": b"c"}), lambda: q12) == "differs from libbpf"
+    assert judge("serve", OK_A, OK_B, lambda: Outcome("ok", outputs={"split": b"b"}, detail="Q6")) \
+        == "differs from libbpf"
+    assert judge("serve", OK_A, OK_B) == "differs from libbpf"  # no reference to ask
+
+
 def test_quirk_constants_are_the_catalogue_ids() -> None:
     from btfspec.oracle.impls import quirks
 

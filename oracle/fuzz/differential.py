@@ -35,13 +35,16 @@ from btfspec.oracle.fuzz.helpers import (
 from btfspec.oracle.fuzz.property import DIFFERENTIAL, Context, Finding, Property
 from btfspec.oracle.impls.adapter import DISTILL, RELOCATE, agree, known_finding, outcome_difference
 from btfspec.oracle.impls.outcome import CRASH, TIMEOUT, Outcome
+from btfspec.oracle.impls.quirks import Q12
 
 
 def judge(name: str, lib: Outcome, got: Outcome, reference: Callable[[], Outcome] | None = None) -> str | None:
     """Why ``got`` (implementation ``name``) is not an acceptable answer where libbpf gave ``lib``.
 
-    Where libbpf itself does not answer (a timeout or crash: its own finding, Q5/Q17), another
-    implementation may give the Python reference's answer instead (``reference()``, when given)."""
+    Where libbpf itself does not answer (a timeout or crash: its own finding, Q5/Q17), or answers from
+    an id map it read out of bounds (undefined behaviour, Q12: the reference reads 0 there and names the
+    quirk), another implementation may give the Python reference's answer instead (``reference()``, when
+    given)."""
     if outcome_difference(lib, got) is None:
         return None
     if name == "python":
@@ -49,9 +52,10 @@ def judge(name: str, lib: Outcome, got: Outcome, reference: Callable[[], Outcome
         return None if ok else "differs from libbpf"
     if name == "python-strict":
         return None if quirk_ids(got) else "differs from libbpf without naming a quirk"
-    if reference is not None and lib.status in (TIMEOUT, CRASH):
+    if reference is not None:
         ref = reference()
-        if known_finding(lib, ref) and outcome_difference(ref, got) is None:
+        libbpf_undefined = known_finding(lib, ref) if lib.status in (TIMEOUT, CRASH) else Q12 in quirk_ids(ref)
+        if libbpf_undefined and outcome_difference(ref, got) is None:
             return None
     return "differs from libbpf"
 
