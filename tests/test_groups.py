@@ -99,8 +99,10 @@ def test_what_python_does_exactly_as_libbpf_is_shown_once_as_shared(tmp_path: Pa
                           db=None, corpus_dir=tmp_path / "found", progress=False)
     quirks = [g for g in result.groups if g.root == QUIRK]
     assert quirks, [(g.impl, g.outcome) for g in result.groups]
-    assert all(g.impl == "libbpf" and g.shared_with == ["python"] for g in quirks), quirks
+    # a quirk python imitates is shared; one it cannot (a Q5 hang: python says -ELOOP) is libbpf's alone
+    assert all(g.impl == "libbpf" and g.shared_with in ([], ["python"]) for g in quirks), quirks
+    assert any(g.shared_with == ["python"] for g in quirks), quirks
     assert not [f for f in result.findings if f.impl == "python" and f.quirk]  # never a second finding of its own
     text = report.render_text(result)
     for g in quirks:
-        assert text.count(f"python: shared with libbpf ({g.quirk})") == 1
+        assert text.count(f"python: shared with libbpf ({g.quirk})") == (1 if g.shared_with else 0)

@@ -53,8 +53,9 @@ def known_findings(corpus_dir: str | os.PathLike[str]) -> tuple[set[tuple[str, .
         except (OSError, ValueError, AttributeError):
             continue
         if isinstance(notes, str) and notes.startswith(SIGNATURE_NOTE):
-            with contextlib.suppress(ValueError):
-                sigs.add(tuple(json.loads(notes[len(SIGNATURE_NOTE):].splitlines()[0])))
+            for line in notes[len(SIGNATURE_NOTE):].splitlines():  # one per finding its group has seen
+                with contextlib.suppress(ValueError, TypeError):
+                    sigs.add(tuple(json.loads(line)))
     return sigs, names
 
 
@@ -116,8 +117,10 @@ def reproduce_command(path: Path, impl: str, distill_cmd: str | None, relocate_c
     return shlex.join(words)
 
 
-def finding_manifest(f: Finding, *, name: str, campaign: str, seed: int, reproduce: str) -> dict[str, Any]:
-    """The corpus manifest of a finding (``files`` is computed by :func:`btfspec.oracle.fuzz.corpus.write_entry`)."""
+def finding_manifest(f: Finding, *, name: str, campaign: str, seed: int, reproduce: str,
+                     signatures: Sequence[Sequence[str]] = ()) -> dict[str, Any]:
+    """The corpus manifest of a finding (``files`` is computed by :func:`btfspec.oracle.fuzz.corpus.write_entry`);
+    its notes list ``signatures`` (default: the finding's own), one JSON line each."""
     import platform
 
     summary = f"{f.property} [{f.impl}] {f.outcome}: {f.first_difference}"
@@ -127,7 +130,8 @@ def finding_manifest(f: Finding, *, name: str, campaign: str, seed: int, reprodu
         "steps": [dict(s) for s in f.steps],
         "provenance": {"source": "fuzz", "campaign": campaign, "seed": seed, "reproduce": reproduce,
                        "generated_by": f"btfspec fuzz ({f.property})", "kernel": platform.release(),
-                       "notes": SIGNATURE_NOTE + json.dumps(list(f.signature))},
+                       "notes": SIGNATURE_NOTE + "\n".join(json.dumps(list(sig))
+                                                            for sig in (signatures or [f.signature]))},
     }
     quirks = [q for q in (f.quirk or "").split(",") if re.fullmatch(r"Q\d+", q.strip())]
     if quirks:
@@ -175,14 +179,16 @@ def sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, old)
 
 
-def write_finding(path: Path, f: Finding, *, campaign: str, seed: int, reproduce: str) -> str | None:
+def write_finding(path: Path, f: Finding, *, campaign: str, seed: int, reproduce: str,
+                  signatures: Sequence[Sequence[str]] = ()) -> str | None:
     """Write one finding as a corpus entry; on failure keep the raw files beside it (never lose one).
 
     Returns None, or the error text when the entry could not be written as a valid entry.
     """
     from btfspec.oracle.fuzz.corpus import write_entry
 
-    manifest = finding_manifest(f, name=path.name, campaign=campaign, seed=seed, reproduce=reproduce)
+    manifest = finding_manifest(f, name=path.name, campaign=campaign, seed=seed, reproduce=reproduce,
+                                signatures=signatures)
     try:
         write_entry(path, manifest, dict(f.files), overwrite=True)
         return None

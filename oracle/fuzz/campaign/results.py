@@ -105,6 +105,7 @@ class Parent:
         self.start = time.monotonic()
         self.stop_wanted = False  # opts["stop_when"] said yes to a finding
         self.groups: dict[tuple[str, ...], FindingGroup] = {}
+        self.kept: dict[tuple[str, ...], tuple[Finding, list[tuple[str, ...]]]] = {}  # example, signatures
 
     def handle(self, raw: str) -> None:
         try:
@@ -137,21 +138,23 @@ class Parent:
         key = group_key(f)
         name = group_name(key)
         path = Path(self.result.corpus_dir) / name
-        reproduce = reproduce_command(path, f.impl, self.opts.get("distill_cmd"), self.opts.get("relocate_cmd"),
-                                      float(self.opts.get("timeout", DEFAULT_TIMEOUT)), f.steps,
-                                      self.opts.get("serve_cmd"))
+        reproduce = self._reproduce(path, f)
         seconds = round(time.monotonic() - self.start, 3)
         group = self.groups.get(key)
         if group is None:
             group = FindingGroup.of(key, display_path(path), name not in self.existing_names, seconds)
             self.groups[key] = group
             self.result.groups.append(group)
-        write = group.add(f, profile) and group.new  # one entry per group: it keeps the smallest example
+        smaller = group.add(f, profile)  # one entry per group: it keeps the smallest example ...
+        kept, sigs = self.kept.get(key, (f, []))
+        sigs.append(sig)  # ... and every signature seen, so a later campaign knows them all
+        self.kept[key] = (f if smaller else kept, sigs)
         error = None
         with sigint_deferred():  # a Ctrl-C now must not cut the entry (or its record) in half
-            if write:
-                error = write_finding(path, f, campaign=self.result.campaign, seed=self.result.seed,
-                                      reproduce=reproduce)
+            if group.new:
+                example = self.kept[key][0]
+                error = write_finding(path, example, campaign=self.result.campaign, seed=self.result.seed,
+                                      reproduce=self._reproduce(path, example), signatures=sigs)
             record = FoundRecord(sig, f.property, f.impl, f.outcome, f.first_difference, f.quirk,
                                  display_path(path), reproduce, group.new, slot, partial, f.description, error,
                                  seconds, profile, name, f.operator, list(f.shared_with))
@@ -159,6 +162,10 @@ class Parent:
         stop_when = self.opts.get("stop_when")
         if callable(stop_when) and stop_when(record):
             self.stop_wanted = True
+
+    def _reproduce(self, path: Path, f: Finding) -> str:
+        return reproduce_command(path, f.impl, self.opts.get("distill_cmd"), self.opts.get("relocate_cmd"),
+                                 float(self.opts.get("timeout", DEFAULT_TIMEOUT)), f.steps, self.opts.get("serve_cmd"))
 
     def sample(self) -> None:
         """A timeline point (examples per property so far), at most one per TIMELINE_EVERY seconds and
