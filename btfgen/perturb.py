@@ -755,14 +755,16 @@ def perturb(case: Case, ch: Chooser, kinds: tuple[str, ...] | None = None) -> tu
     return enc.data, p
 
 
+@st.composite
+def _perturbed(draw: Callable[[st.SearchStrategy[Any]], Any], case: Case,
+               kinds: tuple[str, ...] | None) -> tuple[bytes, Perturbation]:
+    return perturb(case, HypothesisChooser(draw), kinds)
+
+
 def perturbed_bases(case: Case, kinds: tuple[str, ...] | None = None) -> st.SearchStrategy[tuple[bytes, Perturbation]]:
-    """Strategy: ``(base2 bytes, Perturbation)`` for one case (shrinks towards ``reorder``)."""
-
-    @st.composite
-    def _draw(draw: Callable[[st.SearchStrategy[Any]], Any]) -> tuple[bytes, Perturbation]:
-        return perturb(case, HypothesisChooser(draw), kinds)
-
-    return _draw()
+    """Strategy: ``(base2 bytes, Perturbation)`` for one case (shrinks towards ``reorder``).  The composite
+    is defined once, at import: ``st.composite`` reads a function's source each time it decorates one."""
+    return _perturbed(case, kinds)
 
 
 def direct_split(case: Case, base2: bytes, p: Perturbation) -> Encoded:

@@ -33,9 +33,8 @@ from btfspec.oracle.fuzz.helpers import (
     store,
 )
 from btfspec.oracle.fuzz.property import DIFFERENTIAL, Context, Finding, Property
-from btfspec.oracle.impls.adapter import DISTILL, RELOCATE, agree, known_finding, outcome_difference
-from btfspec.oracle.impls.outcome import CRASH, TIMEOUT, Outcome
-from btfspec.oracle.impls.quirks import Q12
+from btfspec.oracle.impls.adapter import DISTILL, RELOCATE, agree, libbpf_undefined, outcome_difference
+from btfspec.oracle.impls.outcome import Outcome
 
 
 def judge(name: str, lib: Outcome, got: Outcome, reference: Callable[[], Outcome] | None = None) -> str | None:
@@ -54,8 +53,7 @@ def judge(name: str, lib: Outcome, got: Outcome, reference: Callable[[], Outcome
         return None if quirk_ids(got) else "differs from libbpf without naming a quirk"
     if reference is not None:
         ref = reference()
-        libbpf_undefined = known_finding(lib, ref) if lib.status in (TIMEOUT, CRASH) else Q12 in quirk_ids(ref)
-        if libbpf_undefined and outcome_difference(ref, got) is None:
+        if libbpf_undefined(lib, ref) and outcome_difference(ref, got) is None:
             return None
     return "differs from libbpf"
 

@@ -41,10 +41,9 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from btfspec.btfgen.chooser import HypothesisChooser
 from btfspec.btfgen.encoder import Case
 from btfspec.btfgen.generate import Knobs, base_split_pairs
-from btfspec.btfgen.perturb import STALE, Perturbation, direct_split, perturb, relocation_loops
+from btfspec.btfgen.perturb import STALE, Perturbation, direct_split, perturbed_bases, relocation_loops
 from btfspec.oracle.fuzz.helpers import (
     MAX_TYPES,
     MIN_TYPES,
@@ -94,15 +93,6 @@ class RelocationCase:
         return {i for k in p.stale_nodes for i in (ids.get(k), p.base2_ids.get(k)) if i}
 
 
-@st.composite
-def _perturbed_base(draw: Callable[[st.SearchStrategy[Any]], Any], case: Case,
-                    kinds: tuple[str, ...] | None) -> tuple[bytes, Perturbation]:
-    """:func:`~btfspec.btfgen.perturb.perturbed_bases` (the same draws), decorated once: that one defines
-    its composite per case, and ``st.composite`` reads the function's source each time (~10 % of a P1
-    example on the seeded fast path)."""
-    return perturb(case, HypothesisChooser(draw), kinds)
-
-
 def relocation_cases(ctx: Context, kinds: tuple[str, ...] | None = None,
                      knobs: Knobs | None = None) -> st.SearchStrategy[RelocationCase]:
     """P1's strategy: a base/split pair, then a perturbation of it (both shrink); ``kinds`` and ``knobs``
@@ -111,7 +101,7 @@ def relocation_cases(ctx: Context, kinds: tuple[str, ...] | None = None,
     @st.composite
     def draw(draw: Callable[[st.SearchStrategy[Any]], Any]) -> RelocationCase:
         case = draw(base_split_pairs(ctx.profile, MIN_TYPES, MAX_TYPES, knobs))
-        base2, p = draw(_perturbed_base(case, kinds))
+        base2, p = draw(perturbed_bases(case, kinds))
         return RelocationCase(case, base2, p)
 
     return draw()

@@ -33,6 +33,7 @@ _EXPORTS: dict[str, str] = {
     "bytes_difference": "btfspec.oracle.impls.adapter",
     "outcome_difference": "btfspec.oracle.impls.adapter",
     "known_finding": "btfspec.oracle.impls.adapter",
+    "libbpf_undefined": "btfspec.oracle.impls.adapter",
     "agree": "btfspec.oracle.impls.adapter",
     "run_steps": "btfspec.oracle.impls.adapter",
     "Step": "btfspec.oracle.impls.batch",

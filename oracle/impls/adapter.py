@@ -41,7 +41,7 @@ from btfspec.oracle.impls.outcome import (
     call_outcome,
     error_outcome,
 )
-from btfspec.oracle.impls.quirks import Q5, Q17
+from btfspec.oracle.impls.quirks import Q5, Q12, Q17
 from btfspec.spec.errors import BtfError, errno_text
 from btfspec.spec.model import Btf
 from btfspec.spec.validate import validate
@@ -453,6 +453,16 @@ def known_finding(libbpf: Outcome, python: Outcome) -> str | None:
     if libbpf.status == CRASH and python.status == OK and _names_quirk(python, Q17):
         return Q17
     return None
+
+
+def libbpf_undefined(libbpf: Outcome, python: Outcome) -> str | None:
+    """The libbpf finding id when libbpf's answer is not one another implementation can be held to, else
+    None: the :func:`known_finding` pairings (it does not finish, or dies), and an answer remapped from
+    an id map it read out of bounds (Q12: the reference names it, reading 0 there).  An implementation
+    answering as the reference does is then not at fault (:mod:`btfspec.oracle.fuzz.differential`)."""
+    if libbpf.status in (TIMEOUT, CRASH):
+        return known_finding(libbpf, python)
+    return Q12 if _names_quirk(python, Q12) else None
 
 
 def agree(libbpf: Outcome, python: Outcome) -> tuple[bool, str | None]:
