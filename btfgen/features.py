@@ -21,18 +21,20 @@ from btfspec.btfgen.universe import (
     Node,
     Ptr,
     Qual,
+    Ref,
     Typedef,
     TypeTag,
     Universe,
     Var,
     distill_sets,
-    embedded,
+    embeddings,
     in_modifier_cycle,
     refs,
     strip_modifiers,
 )
 from btfspec.spec.kinds import INT_BOOL, INT_CHAR
 
+_CHAIN_LINK = {Typedef: "typedef", Qual: "qualifier", TypeTag: "type_tag", Array: "array"}
 _IDENT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")  # a C identifier (other names are "odd")
 
 
@@ -49,7 +51,7 @@ def features(u: Universe) -> set[tuple[str, str]]:
             if n.key not in u.module:
                 kernel_named.setdefault(n.name, set()).add(type(n))
             if n.name == "":
-                shape("empty_name_nonzero")
+                shape("empty_name_scalar" if isinstance(n, Int | Float) else "empty_name_nonzero")
             elif len(n.name) > 128:
                 shape("long_name")
             elif not _IDENT_RE.match(n.name) and not isinstance(n, Int | Float | Datasec):
@@ -73,8 +75,13 @@ def features(u: Universe) -> set[tuple[str, str]]:
     if "nondedup_strings" in u.encoding and any(
             c > 1 for c in Counter(n.name for n in u.kernel_nodes() if isinstance(n, Composite) and n.name).values()):
         shape("composite_name_offsets")  # same-named kernel composites whose names sit at distinct offsets
-    if embedded(u):
+    for start, target in embeddings(u):
         shape("module_embeds_kernel")
+        k: Ref = start
+        while k is not None and k != target:  # the chain the embedding goes through (Q5-free: it ends)
+            n = u[k]
+            shape(f"embedded_via_{_CHAIN_LINK[type(n)]}")
+            k = n.elem if isinstance(n, Array) else n.target  # type: ignore[union-attr]
     for k in u.module_keys():
         for r in refs(u[k]):
             if r is not None and r not in u.module:

@@ -10,8 +10,10 @@ merged into one blob) and keep the kernel part free of the name clashes that mak
 ambiguous; ``libbpf-valid`` universes only need to parse with libbpf v1.6 and add the quirk shapes
 (empty names at non-zero offsets, long and odd names, odd linkage, FWD and STRUCT of one name,
 same-named composites at distinct string offsets, modifier cycles, very deep chains, splits whose
-distilled base is empty).  In both profiles FWDs are struct or union FWDs and the module often points
-at a kernel FWD, so the distilled base holds FWDs for the relocation's FWD rules (Q1).
+distilled base is empty).  kernel-valid has the one empty-name shape the kernel accepts: a kernel INT
+or FLOAT named by a non-zero offset to ``""`` (it checks no INT/FLOAT name).  In both profiles FWDs
+are struct or union FWDs and the module often points at a kernel FWD, so the distilled base holds
+FWDs for the relocation's FWD rules (Q1).
 
 Why one module of ~700 lines: the generator is one class (``_Gen``) whose draw methods share its state
 (the elements made so far, the knobs, the profile's name discipline); its decision interface
@@ -100,6 +102,7 @@ QUIRK_PERCENT = {"nondedup_strings": 30, "empty_distill": 50, "fwd_struct_same_n
                  "odd_linkage": 15, "base_decl_ref": 40, "odd_enum_size": 40, "twin_composites": 60}
 UNION_FWD_PERCENT = 30  # FWDs that declare a union (kflag 1; the kernel accepts them)
 MODULE_FWD_PERCENT = 40  # universes whose module points at a kernel FWD (a distilled FWD)
+KERNEL_EMPTY_NAME_PERCENT = 2  # kernel-valid INT/FLOATs named "" at a non-zero offset (the kernel allows it)
 NAME_QUIRKS = ("empty_name", "long_name", "odd_name", "anon_required")
 _NO_QUIRK = object()
 
@@ -237,6 +240,11 @@ class _Gen:
             return self.ch.pick(ODD_NAMES)
         return None  # anon_required
 
+    def kernel_empty_name(self) -> bool:
+        """kernel-valid: should this kernel INT/FLOAT be named by a non-zero offset to ``""``?  The kernel
+        checks no INT/FLOAT name, libbpf counts it as named (Q3); the libbpf-valid profile has its own rate."""
+        return self.kv and self.phase == "kernel" and self.ch.chance(KERNEL_EMPTY_NAME_PERCENT)
+
     def name(self, pool: Sequence[str] = IDENTS, *, anon_percent: int = 0, required: bool = False) -> str | None:
         q = self.quirk_name(required)
         if q is not _NO_QUIRK:
@@ -314,12 +322,16 @@ class _Gen:
                 name = q
                 if self.quirk("odd_name"):
                     enc = self.ch.pick((3, 8, 15))
+            elif self.kernel_empty_name():
+                name = ""
         name = self.kernel_name("int", name, size, (size, enc))
         pools = ("scalar", "int") + (("index",) if bits is None else ())
         self.add(Int(self.key(), name, size, enc, bits), *pools, size=size, align=min(size, 8), regular=bits is None)
 
     def c_float(self) -> None:
         name, size = self.ch.pick(FLOAT_TABLE)
+        if self.kernel_empty_name():
+            name = ""
         name = self.kernel_name("float", name, size, (size,))
         self.add(Float(self.key(), name, size), "scalar", size=size, align=min(size, 8))
 

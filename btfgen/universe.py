@@ -10,7 +10,7 @@ reaches, keeps and copies, embedded composites).  :mod:`btfspec.btfgen.generate`
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar, TypeVar
 
@@ -398,8 +398,13 @@ def embedded(u: Universe, named: Named = is_named) -> set[Key]:
     copies; member types are followed through modifiers, typedefs, type tags and array elements
     (libbpf's BTF_IS_EMBEDDED marking, logically); ``named`` as in :func:`distill_sets`.
     """
+    return {target for _, target in embeddings(u, named)}
+
+
+def embeddings(u: Universe, named: Named = is_named) -> Iterator[tuple[Key, Key]]:
+    """(member type, embedded kernel composite) for each member :func:`embedded` follows: the member
+    type is the composite itself or the start of its modifier/typedef/type-tag/array chain."""
     _, copied = distill_sets(u, named)
-    out: set[Key] = set()
     for k in (*u.module_keys(), *sorted(copied)):
         n = u[k]
         if not isinstance(n, Composite):
@@ -409,8 +414,7 @@ def embedded(u: Universe, named: Named = is_named) -> set[Key]:
             if t is not None and t not in u.module:
                 tn = u[t]
                 if isinstance(tn, Composite) and named(tn):
-                    out.add(t)
-    return out
+                    yield m.type, t
 
 
 def value_users(u: Universe, key: Key, rev: dict[Key, set[Key]] | None = None) -> set[Key]:
