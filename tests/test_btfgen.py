@@ -148,7 +148,8 @@ def test_default_run_reaches_every_kind_label_and_errno() -> None:
                                       "enum_negative", "enum_dup_values", "int_bitwidth", "int128",
                                       "anon_member", "embedded_composite", "typedef_chain", "qual_chain",
                                       "ptr_to_type_tag", "decl_tag_member", "dup_name_same_kind",
-                                      "dup_name_cross_kind", "module_embeds_kernel", "module_ptr_to_kernel",
+                                      "dup_name_cross_kind", "module_embeds_kernel", "embedded_via_typedef",
+                                      "embedded_via_qualifier", "embedded_via_array", "module_ptr_to_kernel",
                                       "module_funcproto_to_kernel", "module_array_to_kernel",
                                       "module_typedef_to_kernel", "fwd_union", "distilled_fwd_struct",
                                       "distilled_fwd_union"]) == []
