@@ -104,6 +104,12 @@ MUTANTS: tuple[Mutant, ...] = (
            "sized_lib, sized_ok = by_name[name] > 1, by_name[name] > 1"),
     Mutant("R14-embedded-unmapped-accepted", "relocate", "an embedded distilled composite missing from the base "
            "is not an error", "if id_map[i] in (0, BTF_IS_EMBEDDED):", "if id_map[i] == 0:"),
+    Mutant("R15-typedef-embedding-missed", "relocate", "a base struct embedded through a typedef is not "
+           "size-checked", "if c.kind in MODIFIER_KINDS or c.kind == Kind.ARRAY:",
+           "if (c.kind in MODIFIER_KINDS and c.kind != Kind.TYPEDEF) or c.kind == Kind.ARRAY:"),
+    Mutant("R16-qualifier-embedding-missed", "relocate", "a base struct embedded through const/volatile is not "
+           "size-checked", "if c.kind in MODIFIER_KINDS or c.kind == Kind.ARRAY:",
+           "if c.kind in (Kind.TYPEDEF, Kind.TYPE_TAG, Kind.ARRAY):"),
 )
 
 BY_ID: dict[str, Mutant] = {m.id: m for m in MUTANTS}
