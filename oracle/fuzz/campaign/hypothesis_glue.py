@@ -44,14 +44,17 @@ def campaign_test(body: Callable[[Any], None], strategy: SearchStrategy[Any], *,
     return test
 
 
-def quiet_random_module_warning() -> None:
-    """Other threads of a dask worker use the global random module while a case is drawn: not the strategy's."""
+def quiet_hypothesis_warnings() -> None:
+    """Silence hypothesis's warnings that are not the campaign's business: other threads of a dask worker
+    use the global random module while a case is drawn (not the strategy's), and a failing example's
+    repr is large because BTF cases are (the campaign reports by corpus entry, not by repr)."""
     import warnings
 
-    from hypothesis.errors import HypothesisDeprecationWarning
+    from hypothesis.errors import HypothesisDeprecationWarning, HypothesisWarning
 
     warnings.filterwarnings("ignore", message="Do not use the `random` module inside strategies",
                             category=HypothesisDeprecationWarning)
+    warnings.filterwarnings("ignore", message="Generating overly large repr", category=HypothesisWarning)
 
 
 def keeping_database(inner: Any, keep: Callable[[], bool]) -> Any:

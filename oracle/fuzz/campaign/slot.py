@@ -52,7 +52,7 @@ from btfspec.oracle.fuzz.campaign.hypothesis_glue import (
     NotSeedable,
     campaign_test,
     keeping_database,
-    quiet_random_module_warning,
+    quiet_hypothesis_warnings,
     requeue_for_shrinking,
     save_for_shrinking,
     seeded_example,
@@ -439,7 +439,7 @@ def _guarded(slot: _Slot, prop: Property, st: dict[str, Any], active: list[Prope
 
 def run_slot(spec: SlotSpec, channel: Channel) -> dict[str, Any]:
     """Run one worker slot until its quota, the time budget or a stop request; its final statistics."""
-    quiet_random_module_warning()
+    quiet_hypothesis_warnings()
     slot = _Slot(spec, channel)
     channel.send({"type": "start", "slot": spec.index, "pid": os.getpid(), "host": os.uname().nodename})
     impls: list[Implementation] = []
