@@ -9,11 +9,13 @@ import shutil
 import struct
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
+from btfspec.bench.timing import Row, as_dict, best_of
 from btfspec.cli import main
 from btfspec.oracle.impls import reference
 from btfspec.oracle.kernels import btfids
@@ -356,3 +358,13 @@ def test_bench_oracle_prints_ratios(mod: dict) -> None:
                          "--repeat", "1")
     assert code == 0, err
     assert "python distill" in out and "python relocate" in out
+
+
+def test_bench_rows_show_the_best_run_and_the_spread() -> None:
+    runs = iter([0.03, 0.01, 0.02])
+    t = best_of(lambda: time.sleep(next(runs)), 3)
+    assert 0.01 <= t < 0.02 and 0.5 < t.spread < 3.5  # best 10 ms, worst 30 ms: spread ~200 %
+    row = Row("x", t, "base", 0.005, 1.5)
+    assert "spread" in row.line() and "NOT met" in row.line()
+    (d,) = as_dict([row])
+    assert d["spread"] == t.spread and d["ratio"] == pytest.approx(t / 0.005)

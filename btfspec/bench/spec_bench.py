@@ -24,12 +24,12 @@ def run(blob: bytes, path: str, repeat: int = 5) -> list[Row]:
     def open_index() -> Btf:
         return Btf.from_bytes(blob)
 
-    rows.append(Row("open + index", best_of(open_index, repeat), "libbpf btf__new", libbpf_s, 3))
+    rows.append(Row("open + index", best_of(open_index, repeat), "libbpf btf__new", libbpf_s, 2))
 
     def full_decode() -> None:
         Btf.from_bytes(blob).decode_all()
 
-    rows.append(Row("open + full decode", best_of(full_decode, repeat), "libbpf btf__new", libbpf_s, 10))
+    rows.append(Row("open + full decode", best_of(full_decode, repeat), "libbpf btf__new", libbpf_s, 6))
     decoded = Btf.from_bytes(blob)
     decoded.decode_all()
     rows.append(Row("build (re-encode)", best_of(decoded.to_bytes, repeat), "libbpf btf__new", libbpf_s))
@@ -40,7 +40,7 @@ def run(blob: bytes, path: str, repeat: int = 5) -> list[Row]:
         def run_bpftool() -> None:
             subprocess.run([bpftool, "btf", "dump", "file", path, "format", "raw"],
                            stdout=subprocess.DEVNULL, check=True)
-        bpftool_s = best_of(run_bpftool, 3)
+        bpftool_s = best_of(run_bpftool, repeat)
         rows.append(Row("bpftool dump raw (baseline)", bpftool_s))
     try:
         from btfspec.spec.text import dump_raw
@@ -49,7 +49,7 @@ def run(blob: bytes, path: str, repeat: int = 5) -> list[Row]:
     if dump_raw is not None:
         def dump() -> None:
             dump_raw(Btf.from_bytes(blob))
-        rows.append(Row("open + raw dump", best_of(dump, 3), "bpftool dump", bpftool_s, 3))
+        rows.append(Row("open + raw dump", best_of(dump, repeat), "bpftool dump", bpftool_s, 1.5))
 
     order = grammar.byteorder_of(blob)
     codec = grammar.compiled(order)

@@ -32,7 +32,7 @@ def run(kernel_dir: Path, jobs: int | None = None) -> tuple[list[Row], int]:
         seconds[impl] = time.perf_counter() - t0
     n = max(1, len(refs))
     rows.append(Row(f"stats, libbpf ({len(refs)} modules)", seconds["libbpf"]))
-    rows.append(Row(f"stats, python ({len(refs)} modules)", seconds["python"], "libbpf", seconds["libbpf"]))
+    rows.append(Row(f"stats, python ({len(refs)} modules)", seconds["python"], "libbpf", seconds["libbpf"], 2))
     rows.append(Row("  per module, libbpf", seconds["libbpf"] / n))
     rows.append(Row("  per module, python", seconds["python"] / n, "libbpf", seconds["libbpf"] / n))
     return rows, len(refs)

@@ -7,6 +7,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 
+class Timing(float):
+    """Best-of-N seconds that also carries the spread of the N runs: (worst - best) / best."""
+
+    spread: float
+
+    def __new__(cls, best: float, spread: float = 0.0) -> Timing:
+        obj = super().__new__(cls, best)
+        obj.spread = spread
+        return obj
+
+
 @dataclass
 class Row:
     """One measured operation: best-of-N seconds, and the baseline it is compared with."""
@@ -23,9 +34,15 @@ class Row:
             return None
         return self.seconds / self.baseline_seconds
 
+    @property
+    def spread(self) -> float | None:
+        """The spread of the measured runs, when :func:`best_of` measured them."""
+        return self.seconds.spread if isinstance(self.seconds, Timing) else None
+
     def line(self) -> str:
-        """A printable line: time, ratio against the baseline, and the target."""
+        """A printable line: time (and its spread), ratio against the baseline, and the target."""
         text = f"{self.name:<34} {self.seconds * 1000:10.1f} ms"
+        text += f" (spread {self.spread:4.0%})" if self.spread is not None else " " * 15
         if self.ratio is not None:
             text += f"   {self.ratio:7.1f}x {self.baseline}"
         if self.target is not None and self.ratio is not None:
@@ -33,17 +50,19 @@ class Row:
         return text
 
 
-def best_of(fn: Callable[[], object], repeat: int = 5) -> float:
-    """Best wall time of ``repeat`` calls, in seconds."""
-    best = float("inf")
+def best_of(fn: Callable[[], object], repeat: int = 5) -> Timing:
+    """Best wall time of ``repeat`` calls, in seconds, with their spread (this machine is noisy)."""
+    runs = []
     for _ in range(repeat):
         t0 = time.perf_counter()
         fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
+        runs.append(time.perf_counter() - t0)
+    best = min(runs)
+    return Timing(best, (max(runs) - best) / best if best > 0 else 0.0)
 
 
 def as_dict(rows: list[Row]) -> list[dict[str, object]]:
     """Rows as JSON-ready dictionaries."""
-    return [{"name": r.name, "seconds": r.seconds, "baseline": r.baseline,
-             "baseline_seconds": r.baseline_seconds, "ratio": r.ratio, "target": r.target} for r in rows]
+    return [{"name": r.name, "seconds": float(r.seconds), "spread": r.spread, "baseline": r.baseline,
+             "baseline_seconds": None if r.baseline_seconds is None else float(r.baseline_seconds),
+             "ratio": r.ratio, "target": r.target} for r in rows]
