@@ -8,6 +8,7 @@ first tests need nothing: the carrier's ELF rewrite, the initramfs, and the outc
 from __future__ import annotations
 
 import errno
+import functools
 import gzip
 import hashlib
 import json
@@ -225,8 +226,13 @@ def shared_guest(vm: kernel_vm.KernelVmImpl, monkeypatch: pytest.MonkeyPatch) ->
     from btfspec.oracle.impls import adapter
 
     make = adapter.make_impl
+
+    @functools.wraps(make)  # keeps make_impl's signature (open_implementations reads its options from it)
+    def make_impl(name: str, **kw: Any) -> Any:
+        return vm if name == kernel_vm.IMPL else make(name, **kw)
+
     monkeypatch.setattr(vm, "close", lambda: None)
-    monkeypatch.setattr(adapter, "make_impl", lambda name, **kw: vm if name == kernel_vm.IMPL else make(name, **kw))
+    monkeypatch.setattr(adapter, "make_impl", make_impl)
     monkeypatch.setattr(kernel_vm, "KernelVmImpl", lambda **kw: vm)
     return vm
 
@@ -324,6 +330,35 @@ def _cross(tmp_path: Path, pkg_dir: Path) -> tuple[int, dict[str, Any], str]:
     return code, json.loads(out) if code == 0 else {}, err
 
 
+def _relocate_entry(path: Path, split: bytes, dist_base: bytes, target: bytes, expect: dict[str, Any],
+                    want: bytes = b"") -> None:
+    from btfspec.oracle.fuzz.corpus import write_entry
+
+    steps = [{"name": "relocate", "op": "relocate",
+              "inputs": {"split": "split.btf", "distilled_base": "base.btf", "target": "target.btf"},
+              "expect": {"default": expect}}]
+    files = {"split.btf": split, "base.btf": dist_base, "target.btf": target} | ({"want.btf": want} if want else {})
+    write_entry(path, {"name": path.name, "category": "finding", "operation": "relocate", "summary": "t",
+                       "provenance": {"source": "manual"}, "steps": steps}, files)
+
+
+def test_corpus_replays_relocation_entries_on_the_guest(shared_guest: kernel_vm.KernelVmImpl, libbpf: Any,
+                                                        dummy: tuple[bytes, bytes], tmp_path: Path) -> None:
+    """A P7 finding's entry replays on kernel-vm (the loader really runs); onto another base it skips, saying why."""
+    split, dist_base = dummy
+    want = libbpf.relocate(split, dist_base, shared_guest.vmlinux)
+    assert want.ok
+    _relocate_entry(tmp_path / "same", split, dist_base, shared_guest.vmlinux,
+                    {"status": "ok", "outputs": {"split": "want.btf"}}, want.outputs["split"])
+    _relocate_entry(tmp_path / "wrong", split, dist_base, shared_guest.vmlinux, {"status": "error", "errno": -2})
+    _relocate_entry(tmp_path / "foreign", split, dist_base, dist_base, {"status": "ok"})  # not the guest's vmlinux
+    code, out, err = cli("corpus", "run", tmp_path, "--impl", "kernel-vm", "--json")
+    assert code == 1, err  # the entry expecting -ENOENT fails: the guest's loader answered
+    got = {r["entry"]: r for r in json.loads(out)["results"]}
+    assert got["same"]["status"] == "pass" and got["wrong"]["status"] == "fail", got
+    assert got["foreign"]["status"] == "skip" and "only" in got["foreign"]["reason"], got["foreign"]
+
+
 def test_stats_cross_on_the_guest_6_1_modules_onto_6_12(shared_guest: kernel_vm.KernelVmImpl,
                                                         tmp_path: Path) -> None:
     """Debian 6.1 builds distilled against their vmlinux, relocated by the 6.12 loader: as libbpf does."""
@@ -418,3 +453,20 @@ def test_p7_flags_a_seeded_loader_bug_and_not_a_faithful_loader(libbpf: Any) -> 
 
     run()
     assert flagged and all(f.startswith("relocate: output split differs") for f in flagged), flagged
+
+
+def test_guest_relocations_count_in_the_campaigns_throughput() -> None:
+    """P7 sends a case to the guest and works while it loads (begin_relocate): the call still counts."""
+    from btfspec.oracle.fuzz.campaign.slot import _Timed
+
+    class TwoHalves:
+        name, capabilities = "kernel-vm", frozenset({kernel_vm.RELOCATE_GUEST})
+
+        def begin_relocate(self, split: bytes, dist_base: bytes, base: bytes, **kw: Any) -> Any:
+            return lambda: "answer"
+
+    stats: dict[str, list[float]] = {}
+    timed = _Timed(TwoHalves(), stats)  # type: ignore[arg-type]
+    finish = timed.begin_relocate(b"s", b"d", b"b")
+    assert stats == {}  # counted when the answer comes
+    assert finish() == "answer" and stats["kernel-vm relocate"][0] == 1

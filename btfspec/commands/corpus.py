@@ -21,7 +21,7 @@ from btfspec.oracle.fuzz.corpus import (
     iter_entries,
     run_entry,
 )
-from btfspec.oracle.impls.adapter import KNOWN, ImplUnavailable, close_impls, parse_impl_list
+from btfspec.oracle.impls.adapter import NAMES_HELP, ImplUnavailable, close_impls, parse_impl_list
 from btfspec.oracle.impls.outcome import DEFAULT_TIMEOUT
 
 _MARK = {PASS: "pass", FAIL: "FAIL", SKIP: "skip"}
@@ -127,7 +127,7 @@ def corpus() -> None:
 @corpus.command("run")
 @click.argument("paths", nargs=-1, type=click.Path())
 @click.option("--impl", "impl_list", metavar="NAME[,NAME...]",
-              help=f"Implementations to replay on ({', '.join(KNOWN)}, all); default: every usable one.")
+              help=f"Implementations to replay on ({NAMES_HELP}); default: every usable one.")
 @click.option("--timeout", type=float, default=DEFAULT_TIMEOUT, show_default=True,
               help="Seconds per libbpf or external-command call before it counts as a timeout.")
 @click.option("--distill-cmd", metavar="TEMPLATE", help="cmd: '... {split} {base} {out_base} {out_split}'.")

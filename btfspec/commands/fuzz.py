@@ -9,7 +9,7 @@ import click
 from btfspec.clitools import EXIT_NEGATIVE, EXIT_OK, EXIT_USAGE, emit_json, fail, split_list
 from btfspec.oracle.fuzz.campaign.config import DEFAULT_TIMEOUT
 from btfspec.oracle.fuzz.property import ALIASES
-from btfspec.oracle.impls.adapter import KNOWN
+from btfspec.oracle.impls.adapter import NAMES_HELP
 
 
 def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
@@ -25,7 +25,7 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> 
 
 @click.command("fuzz")
 @click.option("--impl", "impl_list", metavar="NAME[,NAME...]",
-              help=f"Implementations ({', '.join(KNOWN)}, all); default: every usable one.")
+              help=f"Implementations ({NAMES_HELP}); default: every usable one.")
 @click.option("--property", "prop_list", metavar="P[,P...]",
               help=f"Properties ({', '.join(ALIASES.values())}, or by meaning: {', '.join(ALIASES)}); default: all.")
 @click.option("--workers", type=click.IntRange(min=0), metavar="N",

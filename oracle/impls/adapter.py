@@ -51,6 +51,7 @@ OPERATIONS: tuple[str, ...] = (DISTILL, RELOCATE, ACCEPT)
 KNOWN: tuple[str, ...] = ("python", "python-strict", "libbpf", "kernel", "cmd", "serve")
 # Named explicitly only (not in ``all`` nor in any default): kernel-vm boots a QEMU guest.
 OPT_IN: tuple[str, ...] = ("kernel-vm",)
+NAMES_HELP = f"{', '.join(KNOWN)}, all; {', '.join(OPT_IN)} only by name"  # what --impl takes, for --help
 
 
 @runtime_checkable

@@ -18,7 +18,7 @@ from typing import Any
 
 from btfspec.oracle.fuzz.groups import operation
 from btfspec.oracle.fuzz.property import Finding
-from btfspec.oracle.impls.adapter import KNOWN
+from btfspec.oracle.impls.adapter import KNOWN, OPT_IN
 from btfspec.oracle.impls.outcome import DEFAULT_TIMEOUT as REPLAY_TIMEOUT
 
 SIGNATURE_NOTE = "signature: "
@@ -102,7 +102,7 @@ def reproduce_command(path: Path, impl: str, distill_cmd: str | None, relocate_c
     """The command replaying a written finding on the implementation at fault (beside libbpf, and the
     kernel when a step records its verdict)."""
     words = ["btfspec", "corpus", "run", display_path(path)]
-    replay = impl if impl in KNOWN else "python"  # model/validator findings replay through the reference
+    replay = impl if impl in KNOWN + OPT_IN else "python"  # model/validator findings replay through the reference
     names = [replay, "libbpf"] + (["kernel"] if any("kernel" in s.get("expect", {}) for s in steps) else [])
     words += ["--impl", ",".join(dict.fromkeys(names))]
     if replay == "cmd":

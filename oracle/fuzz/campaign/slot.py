@@ -134,9 +134,24 @@ class _Timed:
         try:
             return fn(*args, **kw)
         finally:
-            s = self._stats.setdefault(f"{self.name} {op}", [0, 0.0])
-            s[0] += 1
-            s[1] += time.perf_counter() - start
+            self._count(op, start)
+
+    def _count(self, op: str, start: float) -> None:
+        s = self._stats.setdefault(f"{self.name} {op}", [0, 0.0])
+        s[0] += 1
+        s[1] += time.perf_counter() - start
+
+    def _begin_relocate(self, begin: Callable[..., Callable[[], Any]], *args: Any, **kw: Any) -> Callable[[], Any]:
+        """kernel-vm's relocation in two halves (P7): one ``relocate`` call, timed from sending to the answer."""
+        start = time.perf_counter()
+        finish = begin(*args, **kw)
+
+        def answer() -> Any:
+            try:
+                return finish()
+            finally:
+                self._count("relocate", start)
+        return answer
 
     def distill(self, split: bytes, base: bytes, *, timeout: float | None = None) -> Any:
         return self._timed("distill", self._impl.distill, split, base, timeout=timeout)
@@ -151,6 +166,8 @@ class _Timed:
         inner = getattr(self._impl, name)
         if name == "run_batch":  # only where the implementation takes batches (adapter.run_steps)
             return lambda steps: self._timed("batch", inner, steps)
+        if name == "begin_relocate":
+            return partial(self._begin_relocate, inner)
         return inner
 
 
