@@ -20,8 +20,10 @@ CHUNK_SECONDS = 3.0  # aim of one hypothesis run
 FIRST_CHUNK = 10
 FIRST_ROUND_SHARE = 0.05  # of the time budget: the first round (every property once, no shrinking)
 MAX_CHUNK = 2000
-HYPOTHESIS_EVERY = 4  # every 4th chunk of a property the fast path can draw is hypothesis's (its own bias
-# towards small and boundary values); the others are seeded (slot.py)
+HYPOTHESIS_EVERY = 5  # every 5th chunk of a property the fast path can draw is hypothesis's (its own bias
+# towards small and boundary values); the others are seeded (slot.py).  Each mode sizes its chunks to
+# CHUNK_SECONDS from its own rate, so hypothesis gets ~1/5 of the time; odd, so that with the mixed
+# profile (which alternates per chunk) hypothesis draws both profiles
 PROGRESS_EVERY = 1.0
 STOP_POLL = 0.25
 SHRINK_GRACE_MAX = 4.0  # seconds a slot may keep shrinking after the time budget

@@ -118,6 +118,7 @@ class _Deferred:
 
 
 SCHEDULE_KEPT = 64  # entries of a slot's schedule kept for its result
+SEEDED, HYPOTHESIS = "chunk", "hypothesis chunk"  # a property's chunk size per drawing mode (slot state keys)
 
 
 class _Timed:
@@ -425,11 +426,12 @@ def _cap(st: Mapping[str, Any]) -> int | None:
 
 
 def _guarded(slot: _Slot, prop: Property, st: dict[str, Any], active: list[Property], run: Callable[[], Any],
-             adapt: bool = True) -> bool:
+             adapt: str | None = SEEDED) -> bool:
     """Run one chunk (or shrink) of ``prop`` for the slot loop: an error (a bug in a property or an unusable
     implementation, not a finding) is noted and, the :data:`MAX_PROPERTY_ERRORS`-th time, drops the
-    property from ``active``; the quota counts every call, and with ``adapt`` the chunk size follows the
-    rate.  False after an error; a stop (:class:`_Stop`) goes through."""
+    property from ``active``; the quota counts every call, and the chunk size of mode ``adapt`` (seeded or
+    hypothesis: their rates differ threefold) follows the rate.  False after an error; a stop
+    (:class:`_Stop`) goes through."""
     before = slot.examples.get(prop.name, 0)
     t0 = time.monotonic()
     try:
@@ -446,7 +448,7 @@ def _guarded(slot: _Slot, prop: Property, st: dict[str, Any], active: list[Prope
     done = slot.examples.get(prop.name, 0) - before
     if adapt:
         spent = max(time.monotonic() - t0, 1e-3)
-        st["chunk"] = max(5, min(MAX_CHUNK, int(done / spent * CHUNK_SECONDS) or 5))
+        st[adapt] = max(5, min(MAX_CHUNK, int(done / spent * CHUNK_SECONDS) or 5))
     if st["left"] is not None:  # every call counts, shrinking included
         st["left"] = max(0, int(st["left"]) - max(1, done))
         if st["left"] == 0 and prop in active:
@@ -470,7 +472,8 @@ def run_slot(spec: SlotSpec, channel: Channel) -> dict[str, Any]:
                       known=_KnownSet(tuple(s) for s in spec.known), timeout=spec.timeout)
         props = [get_property(n) for n in spec.properties]
         db = open_database(spec.db)
-        state = {p.name: {"chunk": FIRST_CHUNK, "left": spec.quota, "runs": 0, "errors": 0} for p in props}
+        state = {p.name: {SEEDED: FIRST_CHUNK, HYPOTHESIS: FIRST_CHUNK, "left": spec.quota, "runs": 0, "errors": 0}
+                 for p in props}
         # every slot starts at another property, and the first round runs each once before any shrinking
         active = props[spec.index % len(props):] + props[:spec.index % len(props)]
         slot.deferring = True
@@ -480,7 +483,9 @@ def run_slot(spec: SlotSpec, channel: Channel) -> dict[str, Any]:
                     break
                 st = state[prop.name]
                 ctx.known.update(tuple(s) for s in channel.known())
-                n = int(st["chunk"])
+                seeded = st["runs"] % HYPOTHESIS_EVERY != HYPOTHESIS_EVERY - 1
+                mode = SEEDED if seeded and prop.name not in slot.unseedable else HYPOTHESIS
+                n = int(st[mode])
                 if st["left"] is not None:
                     n = min(n, int(st["left"]))
                 if slot.deadline is not None:
@@ -489,15 +494,14 @@ def run_slot(spec: SlotSpec, channel: Channel) -> dict[str, Any]:
                         n = max(1, min(n, int(rate * max(slot.deadline - time.monotonic(), 0.0)) + 1))
                 ctx.profile = chunk_profile(spec.profile, spec.index + int(st["runs"]))
                 seed = derive_seed(spec.seed, spec.index, prop.name, st["runs"])
-                seeded = st["runs"] % HYPOTHESIS_EVERY != HYPOTHESIS_EVERY - 1
                 if _guarded(slot, prop, st, active, partial(slot.chunk, prop, ctx, n, seed, db, seeded=seeded,
-                                                            cap=_cap(st))):
+                                                            cap=_cap(st)), adapt=mode):
                     st["runs"] += 1
             slot.deferring = False
             if slot.deferred and not slot.over():  # one first-round failure shrunk per round
                 d = slot.deferred[0]
                 _guarded(slot, d.prop, state[d.prop.name], active,
-                         partial(slot.shrink_deferred, ctx, _cap(state[d.prop.name])), adapt=False)
+                         partial(slot.shrink_deferred, ctx, _cap(state[d.prop.name])), adapt=None)
     except _Stop:
         pass
     except Exception as exc:
