@@ -124,12 +124,14 @@ def check_p1(c: RelocationCase, ctx: Context) -> None:
     def judge(d: Outcome, r: Outcome | None) -> Verdict | None:
         return judge_relocation(p.kind, exp, d, r, reference, stale, calls.memo)
 
-    if strict_cannot_distill(calls, case.split, case.base):
-        return
     for name in relocating_impls(ctx):
         d, r = relocation_pipeline(calls, name, case.split, case.base, base2)
         v = judge(d, r)
-        if v is None or shared_with_libbpf(calls, name, judge, v, case.split, case.base, base2):
+        if v is None:
+            continue
+        if strict_cannot_distill(calls, case.split, case.base):  # outside the property: asked only now (costly)
+            return
+        if shared_with_libbpf(calls, name, judge, v, case.split, case.base, base2):
             continue
         if known(ctx, RELOCATION, name, v):  # raise_new would not raise: the finding need not be built
             continue
