@@ -60,6 +60,7 @@ from btfspec.btfgen.universe import (
     alignof,
     distill_sets,
     embedded,
+    embeddings,
     has_name,
     in_modifier_cycle,
     module_closure,
@@ -185,6 +186,11 @@ class _Ctx:
     @property
     def embedded(self) -> set[Key]:
         return self.memo("embedded", lambda: embedded(self.u, has_name))
+
+    @property
+    def chain_embedded(self) -> set[Key]:
+        """Of :attr:`embedded`, those some member embeds through a typedef/qualifier/type-tag/array chain."""
+        return self.memo("chain_embedded", lambda: {t for start, t in embeddings(self.u, has_name) if start != t})
 
     @property
     def value_reached(self) -> set[Key]:
@@ -442,8 +448,11 @@ def p_remove_referenced(ctx: _Ctx) -> _Result | None:
 
 
 def p_resize_embedded(ctx: _Ctx) -> _Result | None:
+    """An embedded kernel struct grows: relocation must refuse it.  Half the time, when there is one, it is a
+    struct embedded through a chain (``typedef``/``const``/array ...), which relocation must walk."""
     cands = [n for n in ctx.kernel if n.key in ctx.embedded and ctx.resizable(n.key)]
-    target = ctx.pick(cands)
+    chained = [n for n in cands if n.key in ctx.chain_embedded]
+    target = ctx.pick(chained if chained and ctx.ch.chance(50) else cands)
     if not isinstance(target, Composite):
         return None
     new = _grow(ctx, target)
