@@ -502,3 +502,19 @@ def test_generated_stale_copies_differ_only_at_the_stale_nodes(data) -> None:
     assert not res.equal
     assert only_at(res, stale), (p.description, res.differences)
     assert equivalent(Btf.from_bytes(direct.data, base=b2), distilled_like).equal is False
+
+
+def test_same_named_funcs_are_not_explained_crosswise() -> None:
+    """A module with two static FUNCs 'task_struct' whose anonymous FUNC_PROTOs distillation copied; base2
+    added a parameter to one of those (P1's stale_func_proto).  libbpf's relocation (the files are its
+    output and the direct encoder's, from a campaign) differs only at the stale copy: the FUNC that still
+    has its equal must not be used to explain the other, which reported a difference beyond the stale copy."""
+    d = Path(__file__).parent / "data" / "equiv-same-named-funcs"
+    base2 = Btf.from_bytes((d / "base2.btf").read_bytes())
+    relocated = Btf.from_bytes((d / "libbpf-relocated.split.btf").read_bytes(), base=base2)
+    direct = Btf.from_bytes((d / "direct.split.btf").read_bytes(), base=base2)
+    res = equivalent(relocated, direct)
+    assert not res.equal and "FUNC 'task_struct'" in res.first_difference
+    assert "0 params vs 1" in res.first_difference
+    assert only_at(res, {15})  # base2 [15] is the FUNC_PROTO the perturbation changed
+    assert not only_at(res, {10})  # the other prototype is not where the difference is

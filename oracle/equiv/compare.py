@@ -383,9 +383,11 @@ class _Pairing:
 
     @staticmethod
     def _counterpart(src: Side, x: int, dst: Side, index: Any, covered: set[int], named: bool) -> int | None:
-        """The counterpart to explain ``x`` against.  Named: of the same kind and name, the one whose graph
-        agrees the deepest, then uncovered, then of the same root-ness.  Anonymous: among uncovered split
-        types whose graph agrees the deepest (at least the record), the one of the same root-ness."""
+        """The counterpart to explain ``x`` against.  Named: of the same kind and name, an uncovered one (a
+        covered one already has its equal: two same-named FUNCs, one of them stale, must not be explained
+        crosswise), then the one whose graph agrees the deepest, then of the same root-ness.  Anonymous:
+        among uncovered split types whose graph agrees the deepest (at least the record), the one of the
+        same root-ness."""
         root = x not in src.referenced
         if not named:
             for k in range(AGREEMENT_DEPTH, -1, -1):
@@ -393,9 +395,9 @@ class _Pairing:
                 if cands:
                     return next((y for y in cands if (y not in dst.referenced) == root), cands[0])
             return None
-        best, best_key = None, (-2, False, False)
+        best, best_key = None, (False, -2, False)
         for y in index.get((src.t(x).kind, src.name(x)), ()):
-            score = (_agreement(src, x, dst, y), y not in covered, (y not in dst.referenced) == root)
+            score = (y not in covered, _agreement(src, x, dst, y), (y not in dst.referenced) == root)
             if score > best_key:
                 best, best_key = y, score
         return best
