@@ -157,6 +157,8 @@ def test_pahole_is_a_second_direct_encoder(u: Universe, impls: list) -> None:
 @given(data=st.data())
 def test_p1_with_pahole_as_the_direct_encoding(data: st.DataObject, impls: list) -> None:
     pc = _pahole_case(data.draw(universes(KERNEL_VALID, 5, 50), label="universe"))
+    # as above: an empty distilled base is libbpf's Q6 (the reference imitates it), not an encoder's finding
+    assume(Q6 not in PythonImpl().distill(pc.split, pc.base).detail.split(","))
     _, p = data.draw(perturbed_bases(pc.direct, pahole.PERTURBATION_KINDS), label="perturbation")
     rc = pahole.pahole_relocation(pc, p)
     assume(rc is not None)
