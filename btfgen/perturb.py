@@ -59,7 +59,6 @@ from btfspec.btfgen.universe import (
     Universe,
     alignof,
     distill_sets,
-    embedded,
     embeddings,
     has_name,
     in_modifier_cycle,
@@ -184,13 +183,18 @@ class _Ctx:
         return self.memo("sets", lambda: label_sets(self.u))[1]
 
     @property
+    def embeddings(self) -> list[tuple[Key, Key]]:
+        return self.memo("embeddings", lambda: list(embeddings(self.u, has_name)))
+
+    @property
     def embedded(self) -> set[Key]:
-        return self.memo("embedded", lambda: embedded(self.u, has_name))
+        """:func:`~btfspec.btfgen.universe.embedded`, from the one walk of :attr:`embeddings`."""
+        return self.memo("embedded", lambda: {t for _, t in self.embeddings})
 
     @property
     def chain_embedded(self) -> set[Key]:
         """Of :attr:`embedded`, those some member embeds through a typedef/qualifier/type-tag/array chain."""
-        return self.memo("chain_embedded", lambda: {t for start, t in embeddings(self.u, has_name) if start != t})
+        return self.memo("chain_embedded", lambda: {t for start, t in self.embeddings if start != t})
 
     @property
     def value_reached(self) -> set[Key]:
