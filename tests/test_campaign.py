@@ -84,6 +84,20 @@ def test_broken_cmd_is_found_shrunk_and_replays_as_failing(tmp_path: Path) -> No
     assert "| **new** | P3 | cmd |" in render_markdown(result)
 
 
+def test_shrink_share_zero_records_findings_as_found(tmp_path: Path) -> None:
+    need_libbpf()
+    result = run_campaign(["P3"], ["cmd", "libbpf"], workers=0, max_examples=20, seed=1, db=None,
+                          corpus_dir=tmp_path / "found", distill_cmd=BROKEN_DISTILL, progress=False, shrink_share=0)
+    (rec,) = _cmd_findings(result)[:1]
+    assert rec.outcome == "distill differs from libbpf" and rec.partial  # kept as found, not shrunk
+    (slot,) = result.slots
+    assert slot["examples"]["P3"] == slot["seeded"]["P3"] == 20, slot  # every call a drawn case, none a shrink
+    assert not any(what == "shrink" for what, *_ in slot["schedule"]), slot["schedule"]
+    with pytest.raises(Exception, match=r"must be in \[0, 1\]"):
+        run_campaign(["P3"], ["libbpf"], workers=0, max_examples=1, db=None, corpus_dir=tmp_path, progress=False,
+                     shrink_share=-0.1)
+
+
 def test_local_two_worker_campaign_prints_a_report(tmp_path: Path) -> None:
     need_libbpf()
     proc = _cli(["fuzz", "--time", "8s", "--workers", "2", "--property", "P3,P5", "--impl", "python,libbpf",

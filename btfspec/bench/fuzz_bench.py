@@ -12,11 +12,13 @@ Rows (each a short campaign with no example database), for P1 by default (any pr
 
 The rate of a run is its steady rate: the sum over workers of each one's examples over the seconds it
 spent running them (startup excluded); the wall rate (examples over the campaign's wall time) is shown
-beside it.  The figures measure generating and checking cases, not shrinking: every implementation set
-first runs a warm-up campaign (not counted, same seeds, twice as long) that writes its findings to the
-benchmark's corpus directory, and the measured runs share that directory, so those findings are known
-to them and never shrunk again.  A finding that is new in a measured run is shrunk as usual and said
-in the row's note.  The load average is printed with the figures: this measures a shared machine.
+beside it.  The figures measure generating and checking cases, not shrinking: every run is a campaign
+with ``shrink_share=0`` (each finding is recorded as found, unshrunk; a campaign's shrinking takes
+hypothesis's pace, about a third of the seeded one, for as long as its budget allows).  Every
+implementation set first runs a warm-up campaign (not counted, same seeds, twice as long) that writes
+its findings to the benchmark's corpus directory; the measured runs share that directory, so those
+findings are known to them and cost no finding record.  Findings new in the measured runs are said in
+the row's note.  The load average is printed with the figures: this measures a shared machine.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from typing import Any
 from btfspec.oracle.fuzz.property import RELOCATION
 
 WARMUP_FACTOR = 2.0  # a warm-up campaign runs this many times the measured seconds
-WARMUP_SHRINK_SHARE = 0.05  # of the warm-up's budget, per finding being shrunk
+NO_SHRINKING = 0.0  # the campaigns' shrink_share: findings are recorded as found
 BOTH = ["python", "libbpf"]
 
 
@@ -77,13 +79,12 @@ REFERENCE_SERVER = f"{sys.executable} -m btfspec.oracle.impls.serve_reference"
 
 
 def _campaign(prop: str, impls: list[str], workers: int, seconds: float, corpus: str, scheduler: str | None = None,
-              serve_cmd: str | None = None, shrink_share: float | None = None) -> tuple[FuzzRow, int]:
-    """One campaign as a row of one run, and how many findings it recorded as new."""
+              serve_cmd: str | None = None) -> tuple[FuzzRow, int]:
+    """One campaign (no shrinking) as a row of one run, and how many findings it recorded as new."""
     from btfspec.oracle.fuzz.campaign import run_campaign
 
-    extra = {} if shrink_share is None else {"shrink_share": shrink_share}
     r = run_campaign([prop], impls, workers=workers, time_budget=seconds, seed=1, db=None, scheduler=scheduler,
-                     corpus_dir=corpus, progress=False, serve_cmd=serve_cmd, **extra)
+                     corpus_dir=corpus, progress=False, serve_cmd=serve_cmd, shrink_share=NO_SHRINKING)
     ex = r.examples.get(prop, 0)
     steady = sum(s["examples"].get(prop, 0) / s["busy"][prop] for s in r.slots if s["busy"].get(prop))
     note = "; ".join(r.errors[:1]) or ("; ".join(f"{k}: {v}" for k, v in r.skipped.items()))
@@ -108,15 +109,14 @@ def _best(prop: str, impls: list[str], workers: int, seconds: float, corpus: str
     best.new_findings = new
     best.load = max(r.load for r in rows)
     if new and not best.note:
-        best.note = f"{new} new finding{'s' if new > 1 else ''} shrunk during the runs"
+        best.note = f"{new} new finding{'s' if new > 1 else ''} during the runs"
     return best
 
 
 def _warm_up(prop: str, impls: list[str], workers: int, seconds: float, corpus: str,
              serve_cmd: str | None = None) -> None:
     """A campaign (not measured) that writes the findings of ``impls`` to ``corpus``."""
-    _campaign(prop, impls, workers, WARMUP_FACTOR * seconds, corpus, serve_cmd=serve_cmd,
-              shrink_share=WARMUP_SHRINK_SHARE)
+    _campaign(prop, impls, workers, WARMUP_FACTOR * seconds, corpus, serve_cmd=serve_cmd)
 
 
 def run(seconds: float = 10.0, cluster: bool = True, echo: Callable[[str], None] | None = None,

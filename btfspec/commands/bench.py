@@ -104,7 +104,7 @@ def bench_fuzz(seconds: float, repeat: int, prop: str, no_cluster: bool, per_imp
 
     if not as_json:
         click.echo(f"bench fuzz: {prop}, {seconds:g} s per run, best of {repeat}, {os.cpu_count()} cores, "
-                   f"load {os.getloadavg()[0]:.1f}; known findings (from a warm-up) not shrunk again")
+                   f"load {os.getloadavg()[0]:.1f}; no shrinking (findings recorded as found)")
     try:
         rows = fuzz_bench.run(seconds, cluster=not no_cluster, echo=None if as_json else click.echo, prop=prop,
                               repeat=repeat, per_impl=per_impl)

@@ -84,8 +84,9 @@ def run_campaign(properties: Iterable[str] | None = None, impl_names: Iterable[s
     ``profile``: ``mixed`` (default: chunks alternate between the generator profiles), ``kernel-valid``
     or ``libbpf-valid``.  ``serve_cmd``: the program of ``serve``.  ``shrink_share``: the seconds each
     finding may be shrunk, as a share of ``time_budget`` (30 s without one); then its smallest example
-    so far is reported.  ``stop_when(record)``: end the campaign (as the time budget would) once it
-    says yes to a finding.  SIGTERM stops it as Ctrl-C does (findings and report kept).
+    so far is reported (0: every finding is reported as found, unshrunk).  ``stop_when(record)``: end
+    the campaign (as the time budget would) once it says yes to a finding.  SIGTERM stops it as
+    Ctrl-C does (findings and report kept).
     Raises :class:`CampaignError` for unusable options.
     """
     from btfspec.oracle.fuzz import report as report_mod
@@ -96,8 +97,8 @@ def run_campaign(properties: Iterable[str] | None = None, impl_names: Iterable[s
         time_budget = DEFAULT_TIME
     if max_examples is not None and max_examples < 1:
         raise CampaignError("--max-examples must be at least 1")
-    if not 0 < shrink_share <= 1:
-        raise CampaignError(f"--shrink-share must be in (0, 1], got {shrink_share:g}")
+    if not 0 <= shrink_share <= 1:
+        raise CampaignError(f"--shrink-share must be in [0, 1], got {shrink_share:g}")
     if profile not in PROFILE_CHOICES:
         raise CampaignError(f"unknown profile {profile!r} (known: {', '.join(PROFILE_CHOICES)})")
     opts = {"timeout": timeout, "distill_cmd": distill_cmd, "relocate_cmd": relocate_cmd, "serve_cmd": serve_cmd,

@@ -200,6 +200,8 @@ class _Slot:
             self.deadline = self.start + left
         self.grace = min(SHRINK_GRACE_MAX, 0.1 * spec.time_budget) if spec.time_budget else 0.0
         self.shrink_limit = spec.shrink_share * spec.time_budget if spec.time_budget else SHRINK_SECONDS_UNTIMED
+        if not spec.shrink_share:  # findings are reported as found
+            self.shrink_limit = 0.0
         # a chunk's generation time, so that every property runs early and often
         self.chunk_limit = 2 * CHUNK_SECONDS
         if spec.time_budget:
@@ -322,7 +324,9 @@ class _Slot:
             self.hypothesis_chunk(prop, ctx, n, seed, db, key, cap)
             return
         found = self.seeded_chunk(prop, ctx, n, seed, db, key)
-        if found is not None and self.deferring:
+        if found is not None and not self.shrink_limit:  # no shrinking: the finding as found
+            self.report(found, ctx, partial=True)
+        elif found is not None and self.deferring:
             self.deferred.append(_Deferred(prop, ctx.profile, seed, db, key, found))
         elif found is not None:  # hypothesis replays the saved failure first and shrinks it
             self.hypothesis_chunk(prop, ctx, 1, seed, db, key, cap)
