@@ -230,15 +230,18 @@ def _walk(blob: bytes, hdr: Header, base: Btf | None, rules: RuleSet = LIBBPF_1_
 # --------------------------------------------------------------------------------------------------
 
 @functools.cache
-def _sanity_tables(info: InfoLayout) -> tuple[Any, Any, Any, Any, tuple[tuple[int, tuple[int, ...]], ...]]:
+def _sanity_tables(info: InfoLayout) -> tuple[Any, Any, Any, Any, Any, tuple[tuple[int, tuple[int, ...]], ...]]:
     """From the grammar's layouts, per kind value: words before the elements, words per element, the
-    element word holding a string offset and the one holding a type id (-1: none); and the kinds
-    with fixed-record ids. Kinds sized from a layout section have no checked fields but the name."""
+    element word holding a string offset and the one holding a type id (-1: none), whether the second
+    word is a checked id (:data:`CHECKED_REF`); and the kinds with fixed-record ids. Kinds sized from a
+    layout section have no checked fields but the name."""
     import numpy as np
 
     n = info.kinds
     fixed, ew = np.zeros(n, np.int64), np.zeros(n, np.int64)
     str_pos, id_pos = np.full(n, -1, np.int64), np.full(n, -1, np.int64)
+    checked = np.zeros(n, bool)
+    checked[sorted(CHECKED_REF)] = True
     fixed_ids = []
     for k, lay in layouts().items():
         assert len(lay.elem_strs) <= 1 and len(lay.elem_ids) <= 1
@@ -247,13 +250,24 @@ def _sanity_tables(info: InfoLayout) -> tuple[Any, Any, Any, Any, tuple[tuple[in
         id_pos[k] = lay.elem_ids[0] if lay.elem_ids else -1
         if lay.fixed_ids:
             fixed_ids.append((k, lay.fixed_ids))
-    return fixed, ew, str_pos, id_pos, tuple(fixed_ids)
+    return fixed, ew, str_pos, id_pos, checked, tuple(fixed_ids)
+
+
+SCALAR_MAX_TYPES = 256  # up to this many own types the sanity check loops (numpy's per-call cost dominates)
 
 
 def _bad_types(btf: Btf, cols: Columns) -> Any:
     """Indexes (from ``start_id``) of the own types libbpf's sanity check rejects: a string offset
     past the strings, a checked id field >= type_cnt (not FWD's or FUNC_PROTO's return: Q12), a FUNC
-    not referring to a FUNC_PROTO.  Vectorised over every record and element at once."""
+    not referring to a FUNC_PROTO.  Vectorised over every record and element at once (a loop over
+    the records of a small object, :func:`_bad_types_looped`, answers the same)."""
+    if 0 < btf.nr_types <= SCALAR_MAX_TYPES:
+        return _bad_types_looped(btf)
+    return _bad_types_vectorised(btf, cols)
+
+
+def _bad_types_vectorised(btf: Btf, cols: Columns) -> Any:
+    """:func:`_bad_types` over numpy columns."""
     import numpy as np
 
     if btf.nr_types == 0:
@@ -261,9 +275,9 @@ def _bad_types(btf: Btf, cols: Columns) -> Any:
     tc = btf.type_cnt
     str_end = btf.start_str_off + btf.str_len
     kind, words, offs = cols.kind, cols.words, cols.offs
-    fixed, ew, str_pos, id_pos, fixed_ids = _sanity_tables(btf.info)
+    fixed, ew, str_pos, id_pos, checked, fixed_ids = _sanity_tables(btf.info)
     bad = cols.name_off >= str_end
-    bad |= np.isin(kind, list(CHECKED_REF)) & (cols.size_type >= tc)
+    bad |= checked[kind] & (cols.size_type >= tc)
     for k, positions in fixed_ids:
         sel = np.flatnonzero(kind == k)
         for i in positions:
@@ -289,6 +303,38 @@ def _bad_types(btf: Btf, cols: Columns) -> Any:
             | ((ip >= 0) & (words[start + np.maximum(ip, 0)] >= tc))
         bad[owner[bad_el]] = True
     return np.flatnonzero(bad)
+
+
+def _bad_types_looped(btf: Btf) -> list[int]:
+    """:func:`_bad_types` one record at a time, over the word index (no numpy)."""
+    fixed, ew, str_pos, id_pos, checked, fixed_ids = (
+        t if isinstance(t, tuple) else t.tolist() for t in _sanity_tables(btf.info))
+    fixed_of = dict(fixed_ids)
+    words, starts = btf.flat_words()
+    tc, start_id = btf.type_cnt, btf.start_id
+    str_end = btf.start_str_off + btf.str_len
+    kmask, vmask = btf.info.kind_mask, btf.info.vlen_mask
+    kinds = [(words[o + 1] >> 24) & kmask for o in starts]
+    out: list[int] = []
+    for i, o in enumerate(starts):
+        k = kinds[i]
+        ref = words[o + 2]
+        bad = words[o] >= str_end or (checked[k] and ref >= tc)
+        if not bad and k in fixed_of:
+            bad = any(words[o + 3 + p] >= tc for p in fixed_of[k])
+        if not bad and k == Kind.FUNC and ref < tc:
+            target = kinds[ref - start_id] if ref >= start_id else (btf.type(ref).kind if ref else 0)
+            bad = target != Kind.FUNC_PROTO
+        vlen = words[o + 1] & vmask
+        if not bad and vlen and ew[k]:
+            at, step, sp, ip = o + 3 + fixed[k], ew[k], str_pos[k], id_pos[k]
+            for e in range(at, at + vlen * step, step):
+                if (sp >= 0 and words[e + sp] >= str_end) or (ip >= 0 and words[e + ip] >= tc):
+                    bad = True
+                    break
+        if bad:
+            out.append(i)
+    return out
 
 
 def _type_problems(c: Checker, btf: Btf, tid: int) -> list[tuple[int, Problem]]:

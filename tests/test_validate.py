@@ -13,10 +13,14 @@ from collections.abc import Callable
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
 
+from btfspec.btfgen.mutate import mutated_blobs
 from btfspec.btfgen.samples import every_kind, small_split
 from btfspec.cli import main
+from btfspec.spec import validate_libbpf
 from btfspec.spec.builder import Builder
+from btfspec.spec.columns import columns
 from btfspec.spec.kinds import INT_SIGNED, Kind, make_info
 from btfspec.spec.model import Btf
 from btfspec.spec.validate import Violation, validate
@@ -457,3 +461,26 @@ def test_datasec_resets_the_resolve_mode_for_each_var() -> None:
     assert validate(blob, rules="kernel") == []
     out = need_kernel_load()(blob)
     assert out.ok, out
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(mutated_blobs(mutations=["name_off", "type_id", "word", "kind", "vlen", "string"], layout=False))
+def test_the_looped_sanity_check_of_small_objects_agrees_with_the_vectorised_one(case: tuple[str, bytes]) -> None:
+    _, blob = case
+    try:
+        btf = validate_libbpf._walk(blob, validate_libbpf._header(blob, validate_libbpf.LIBBPF_1_6)[0], None,
+                                    validate_libbpf.LIBBPF_1_6)
+    except Exception:  # rejected before the sanity check: nothing to compare
+        return
+    looped = validate_libbpf._bad_types_looped(btf) if btf.nr_types else []
+    assert looped == validate_libbpf._bad_types_vectorised(btf, columns(btf)).tolist(), case[0]
+    SANITY_SEEN.update(["rejected" if looped else "accepted"])
+
+
+SANITY_SEEN: set[str] = set()
+
+
+def test_the_agreement_test_saw_both_answers() -> None:
+    """The comparison above is only worth something if its blobs reach both answers."""
+    test_the_looped_sanity_check_of_small_objects_agrees_with_the_vectorised_one()
+    assert SANITY_SEEN == {"rejected", "accepted"}, SANITY_SEEN
