@@ -17,6 +17,7 @@ import random
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from btfspec.btfgen.matching import universe_to_btf
 from btfspec.btfgen.universe import (
@@ -77,50 +78,55 @@ class Encoded:
     matched: Mapping[Key, int] = field(default_factory=dict)  # kernel keys found in the base
 
 
-def _name(name: str | None, empty: Callable[[], int]) -> dict[str, object]:
-    return {"raw_name": empty()} if name == "" else {}
+Rid = Callable[[Ref], int]
+_QUALIFIERS = {Kind.CONST: Builder.const, Kind.VOLATILE: Builder.volatile, Kind.RESTRICT: Builder.restrict}
 
 
-def emit(b: Builder, n: Node, rid: Callable[[Ref], int], empty: Callable[[], int]) -> int:
-    """Append node ``n`` to ``b`` (references through ``rid``); the one place a node becomes a record."""
-    kw = _name(n.name, empty)
-    name = n.name or None
-    if isinstance(n, Int):
-        return b.int(name, n.size, n.encoding, bits=n.nr_bits, offset=n.offset, **kw)  # type: ignore[arg-type]
-    if isinstance(n, Float):
-        return b.float(name, n.size, **kw)  # type: ignore[arg-type]
-    if isinstance(n, Enum):
-        if n.wide:
-            return b.enum64(name, n.size, n.values, signed=n.signed, **kw)  # type: ignore[arg-type]
-        return b.enum(name, n.size, n.values, signed=n.signed, **kw)  # type: ignore[arg-type]
-    if isinstance(n, Composite):
-        members = [(m.name, rid(m.type), m.bit_offset, m.bitfield) for m in n.members]
-        kflag = None if n.kflag is None else int(n.kflag)
-        return b.composite(n.btf_kind, name, n.size, members, kflag=kflag, **kw)  # type: ignore[arg-type]
-    if isinstance(n, Array):
-        return b.array(rid(n.elem), rid(n.index), n.nelems)
-    if isinstance(n, Ptr):
-        return b.ptr(rid(n.target))
-    if isinstance(n, Qual):
-        return {Kind.CONST: b.const, Kind.VOLATILE: b.volatile, Kind.RESTRICT: b.restrict}[n.qual](rid(n.target))
-    if isinstance(n, Typedef):
-        return b.typedef(name, rid(n.target), **kw)  # type: ignore[arg-type]
-    if isinstance(n, TypeTag):
-        return b.type_tag(name, rid(n.target), attr=n.attr, **kw)  # type: ignore[arg-type]
-    if isinstance(n, Fwd):
-        return b.fwd(name, union=n.union, **kw)  # type: ignore[arg-type]
-    if isinstance(n, FuncProto):
-        params = [(p, rid(t)) for p, t in n.params] + ([(None, 0)] if n.variadic else [])
-        return b.func_proto(rid(n.ret), params)
-    if isinstance(n, Func):
-        return b.func(name, rid(n.proto), n.linkage, **kw)  # type: ignore[arg-type]
-    if isinstance(n, Var):
-        return b.var(name, rid(n.type), n.linkage, **kw)  # type: ignore[arg-type]
-    if isinstance(n, Datasec):
-        return b.datasec(name, n.size, [(rid(v), off, sz) for v, off, sz in n.entries], **kw)  # type: ignore[arg-type]
-    if isinstance(n, DeclTag):
-        return b.decl_tag(name, rid(n.target), n.component_idx, attr=n.attr, **kw)  # type: ignore[arg-type]
-    raise TypeError(f"not a node: {n!r}")
+def _enum(b: Builder, n: Enum, rid: Rid, name: str | None, kw: dict[str, int]) -> int:
+    add = b.enum64 if n.wide else b.enum
+    return add(name, n.size, n.values, signed=n.signed, **kw)  # type: ignore[arg-type]
+
+
+def _composite(b: Builder, n: Composite, rid: Rid, name: str | None, kw: dict[str, int]) -> int:
+    members = [(m.name, rid(m.type), m.bit_offset, m.bitfield) for m in n.members]
+    kflag = None if n.kflag is None else int(n.kflag)
+    return b.composite(n.btf_kind, name, n.size, members, kflag=kflag, **kw)  # type: ignore[arg-type]
+
+
+def _func_proto(b: Builder, n: FuncProto, rid: Rid, name: str | None, kw: dict[str, int]) -> int:
+    params = [(p, rid(t)) for p, t in n.params] + ([(None, 0)] if n.variadic else [])
+    return b.func_proto(rid(n.ret), params)
+
+
+# node class -> how its record is added: (builder, node, reference -> id, name or None, raw-name keywords)
+_EMITTERS: dict[type, Callable[[Builder, Any, Rid, str | None, dict[str, int]], int]] = {
+    Int: lambda b, n, rid, name, kw: b.int(name, n.size, n.encoding, bits=n.nr_bits, offset=n.offset, **kw),
+    Float: lambda b, n, rid, name, kw: b.float(name, n.size, **kw),
+    Enum: _enum,
+    Composite: _composite,
+    Array: lambda b, n, rid, name, kw: b.array(rid(n.elem), rid(n.index), n.nelems),
+    Ptr: lambda b, n, rid, name, kw: b.ptr(rid(n.target)),
+    Qual: lambda b, n, rid, name, kw: _QUALIFIERS[n.qual](b, rid(n.target)),
+    Typedef: lambda b, n, rid, name, kw: b.typedef(name, rid(n.target), **kw),
+    TypeTag: lambda b, n, rid, name, kw: b.type_tag(name, rid(n.target), attr=n.attr, **kw),
+    Fwd: lambda b, n, rid, name, kw: b.fwd(name, union=n.union, **kw),
+    FuncProto: _func_proto,
+    Func: lambda b, n, rid, name, kw: b.func(name, rid(n.proto), n.linkage, **kw),
+    Var: lambda b, n, rid, name, kw: b.var(name, rid(n.type), n.linkage, **kw),
+    Datasec: lambda b, n, rid, name, kw: b.datasec(name, n.size, [(rid(v), off, sz) for v, off, sz in n.entries],
+                                                   **kw),
+    DeclTag: lambda b, n, rid, name, kw: b.decl_tag(name, rid(n.target), n.component_idx, attr=n.attr, **kw),
+}
+
+
+def emit(b: Builder, n: Node, rid: Rid, empty: Callable[[], int]) -> int:
+    """Append node ``n`` to ``b`` (references through ``rid``); the one place a node becomes a record.
+
+    A node named ``""`` gets ``empty()`` as its raw name offset (an empty string at a non-zero offset)."""
+    emitter = _EMITTERS.get(type(n))
+    if emitter is None:
+        raise TypeError(f"not a node: {n!r}")
+    return emitter(b, n, rid, n.name or None, {"raw_name": empty()} if n.name == "" else {})
 
 
 def node_strings(n: Node) -> list[str]:

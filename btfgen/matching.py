@@ -27,7 +27,7 @@ from typing import Any, Protocol
 from btfspec.btfgen.universe import NAMED_MATCH_KINDS, Composite, Enum, Key, Ref, Universe, has_name
 from btfspec.spec.builder import Builder
 from btfspec.spec.kinds import Kind
-from btfspec.spec.model import Btf, BtfType, id_fields, map_ids, map_strs
+from btfspec.spec.model import Btf, BtfType, blanked, id_fields
 
 # kind -> family for name matching (ENUM and ENUM64 are one family)
 NAME_FAMILY = {Kind.STRUCT: Kind.STRUCT, Kind.UNION: Kind.UNION, Kind.ENUM: Kind.ENUM, Kind.ENUM64: Kind.ENUM,
@@ -38,16 +38,8 @@ Shape = tuple[tuple[int, ...], tuple[bytes, ...]]
 
 def record_shape(t: BtfType, str_at: Any) -> Shape:
     """A record with its type ids and string offsets blanked, plus the strings they named."""
-    c = t.copy()
-    map_ids(c, lambda v: 0)
-    names: list[bytes] = []
-
-    def grab(off: int) -> int:
-        names.append((str_at(off) or b"") if off else b"")
-        return 0
-
-    map_strs(c, grab)
-    return tuple(c.words()), tuple(names)
+    words, strs = blanked(t)
+    return tuple(words), tuple((str_at(off) or b"") if off else b"" for off in strs)
 
 
 class View(Protocol):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from btfspec.spec.kinds import Kind
 
@@ -210,27 +210,27 @@ NAMED_MATCH_KINDS = (Composite, Enum, Typedef)
 DISTILLED_KINDS = (Int, Float, Fwd)
 
 
+def _target(node: Any) -> tuple[Ref, ...]:
+    return (node.target,)
+
+
+# node class -> its referenced keys in libbpf's field-iterator order; classes not here reference nothing
+_REFS: dict[type, Callable[[Any], tuple[Ref, ...]]] = {
+    Ptr: _target, Qual: _target, Typedef: _target, TypeTag: _target, DeclTag: _target,
+    Composite: lambda n: tuple(m.type for m in n.members),
+    Array: lambda n: (n.elem, n.index),
+    FuncProto: lambda n: (n.ret, *(t for _, t in n.params), *((None,) if n.variadic else ())),
+    Func: lambda n: (n.proto,),
+    Var: lambda n: (n.type,),
+    Datasec: lambda n: tuple(e[0] for e in n.entries),
+    Fwd: lambda n: (None,),
+}
+
+
 def refs(node: Node) -> tuple[Ref, ...]:
     """Referenced keys in libbpf's field-iterator order (FWD's ``type`` and void included as None)."""
-    if isinstance(node, Ptr | Qual | Typedef | TypeTag):
-        return (node.target,)
-    if isinstance(node, Composite):
-        return tuple(m.type for m in node.members)
-    if isinstance(node, Array):
-        return (node.elem, node.index)
-    if isinstance(node, FuncProto):
-        return (node.ret, *(t for _, t in node.params), *((None,) if node.variadic else ()))
-    if isinstance(node, Func):
-        return (node.proto,)
-    if isinstance(node, Var):
-        return (node.type,)
-    if isinstance(node, Datasec):
-        return tuple(e[0] for e in node.entries)
-    if isinstance(node, DeclTag):
-        return (node.target,)
-    if isinstance(node, Fwd):
-        return (None,)
-    return ()
+    of = _REFS.get(type(node))
+    return of(node) if of is not None else ()
 
 
 def is_named(node: Node) -> bool:

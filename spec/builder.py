@@ -34,10 +34,10 @@ class Builder:
     def add(self, kind: int, name_off: int, size_type: int, *, vlen: int = 0, kflag: int = 0,
             fixed: Sequence[int] = (), elems: Iterable[Sequence[int]] = (), info: int | None = None) -> int:
         """Append a record from its parts (``info`` overrides kind/vlen/kflag verbatim)."""
-        el = [tuple(u32(v) for v in e) for e in elems]
+        el = [tuple(map(u32, e)) for e in elems]
         if info is None:
             info = make_info(kind, vlen if vlen else len(el), kflag)
-        return self.btf.add_type(BtfType(name_off, info, u32(size_type), tuple(u32(v) for v in fixed), el))
+        return self.btf.add_type(BtfType(name_off, info, u32(size_type), tuple(map(u32, fixed)), el))
 
     # --- kinds -----------------------------------------------------------------------------
     def int(self, name: str | None, size: int, encoding: int = 0, *, bits: int | None = None,

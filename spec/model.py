@@ -39,8 +39,6 @@ from btfspec.spec.kinds import (
     InfoLayout,
     Kind,
     info_kflag,
-    info_kind,
-    info_vlen,
     kind_name,
 )
 
@@ -55,6 +53,10 @@ def _word_tables(info: InfoLayout = INFO_CLASSIC, kind_layout: KindLayoutEntries
     fw = np.array([max(f - 3, 0) for f in fixed], np.int64)
     ew = np.array(elem, np.int64)
     return fw, ew
+
+
+_KIND_MASK, _VLEN_MASK = INFO_CLASSIC.kind_mask, INFO_CLASSIC.vlen_mask
+_WIDE_KIND_MASK, _WIDE_VLEN_MASK = INFO_WIDE.kind_mask, INFO_WIDE.vlen_mask
 
 
 class BtfType:
@@ -73,11 +75,11 @@ class BtfType:
     # --- info word -------------------------------------------------------------------------
     @property
     def kind(self) -> int:
-        return info_kind(self.info)
+        return (self.info >> 24) & _KIND_MASK  # info_kind(self.info) inlined: the hottest property
 
     @property
     def vlen(self) -> int:
-        return info_vlen(self.info)
+        return self.info & _VLEN_MASK
 
     @property
     def kflag(self) -> int:
@@ -139,11 +141,11 @@ class WideBtfType(BtfType):
 
     @property
     def kind(self) -> int:
-        return info_kind(self.info, INFO_WIDE)
+        return (self.info >> 24) & _WIDE_KIND_MASK
 
     @property
     def vlen(self) -> int:
-        return info_vlen(self.info, INFO_WIDE)
+        return self.info & _WIDE_VLEN_MASK
 
 
 def type_class(info: InfoLayout) -> type[BtfType]:
@@ -161,58 +163,109 @@ def u32(v: int) -> int:
     return v & 0xFFFFFFFF
 
 
+@functools.cache
+def _field_table() -> dict[int, tuple[bool, tuple[int, ...], tuple[int, ...], tuple[int, ...], int, int]]:
+    """Per known kind, from :func:`layouts`: (prefix is an id, fixed id positions, element id
+    positions, element string positions, words before the elements, words per element)."""
+    return {k: (lay.prefix_is_id, lay.fixed_ids, lay.elem_ids, lay.elem_strs, 3 + lay.fixed_words,
+                lay.elem_words) for k, lay in layouts().items()}
+
+
 def id_fields(t: BtfType) -> list[int]:
     """Values of the type-id fields, in libbpf's field-iterator order."""
-    lay = layouts().get(t.kind)
-    if lay is None:
+    row = _field_table().get(t.kind)
+    if row is None:
         return []
-    out = [t.size_type] if lay.prefix_is_id else []
-    out.extend(t.fixed[i] for i in lay.fixed_ids)
-    for e in t.elems:
-        out.extend(e[i] for i in lay.elem_ids)
+    prefix_is_id, fixed_ids, elem_ids, *_ = row
+    out = [t.size_type] if prefix_is_id else []
+    if fixed_ids:
+        fixed = t.fixed
+        out += [fixed[i] for i in fixed_ids]
+    if elem_ids and t.elems:
+        if len(elem_ids) == 1:
+            j = elem_ids[0]
+            out += [e[j] for e in t.elems]
+        else:
+            out += [e[i] for e in t.elems for i in elem_ids]
     return out
 
 
 def str_fields(t: BtfType) -> list[int]:
     """Values of the string-offset fields, in libbpf's field-iterator order."""
-    lay = layouts().get(t.kind)
+    row = _field_table().get(t.kind)
     out = [t.name_off]
-    if lay is not None:
-        for e in t.elems:
-            out.extend(e[i] for i in lay.elem_strs)
+    if row is not None and row[3] and t.elems:
+        out += [e[i] for e in t.elems for i in row[3]]
     return out
+
+
+def _map_elems(t: BtfType, positions: tuple[int, ...], fn: Callable[[int], int]) -> None:
+    elems = t.elems
+    for n, e in enumerate(elems):
+        le = list(e)
+        for i in positions:
+            le[i] = fn(le[i])
+        elems[n] = tuple(le)
 
 
 def map_ids(t: BtfType, fn: Callable[[int], int]) -> None:
     """Replace every type-id field ``v`` with ``fn(v)`` in place, in iterator order."""
-    lay = layouts().get(t.kind)
-    if lay is None:
+    row = _field_table().get(t.kind)
+    if row is None:
         return
-    if lay.prefix_is_id:
+    prefix_is_id, fixed_ids, elem_ids, *_ = row
+    if prefix_is_id:
         t.size_type = fn(t.size_type)
-    if lay.fixed_ids:
+    if fixed_ids:
         f = list(t.fixed)
-        for i in lay.fixed_ids:
+        for i in fixed_ids:
             f[i] = fn(f[i])
         t.fixed = tuple(f)
-    if lay.elem_ids:
-        for n, e in enumerate(t.elems):
-            le = list(e)
-            for i in lay.elem_ids:
-                le[i] = fn(le[i])
-            t.elems[n] = tuple(le)
+    if elem_ids and t.elems:
+        _map_elems(t, elem_ids, fn)
 
 
 def map_strs(t: BtfType, fn: Callable[[int], int]) -> None:
     """Replace every string-offset field ``s`` with ``fn(s)`` in place, in iterator order."""
     t.name_off = fn(t.name_off)
-    lay = layouts().get(t.kind)
-    if lay is not None and lay.elem_strs:
-        for n, e in enumerate(t.elems):
-            le = list(e)
-            for i in lay.elem_strs:
-                le[i] = fn(le[i])
-            t.elems[n] = tuple(le)
+    row = _field_table().get(t.kind)
+    if row is not None and row[3] and t.elems:
+        _map_elems(t, row[3], fn)
+
+
+def blanked(t: BtfType) -> tuple[list[int], list[int]]:
+    """The record's words with every type-id and string-offset field zeroed, and the string offsets
+    (:func:`str_fields`' order): what :func:`map_ids` and :func:`map_strs` with ``0`` would leave."""
+    words = t.words()
+    strs = [words[0]]
+    words[0] = 0
+    row = _field_table().get(t.kind)
+    if row is None:
+        return words, strs
+    prefix_is_id, fixed_ids, elem_ids, elem_strs, start, step = row
+    n = len(t.elems)
+    if len(words) != start + n * step:  # a hand-made record off its kind's layout: field by field
+        c = t.copy()
+        map_ids(c, lambda v: 0)
+        map_strs(c, lambda v: 0)
+        return c.words(), str_fields(t)
+    if prefix_is_id:
+        words[2] = 0
+    for i in fixed_ids:
+        words[3 + i] = 0
+    if n:
+        zeros = [0] * n
+        for j in elem_ids:
+            words[start + j::step] = zeros
+        if len(elem_strs) == 1:
+            j = start + elem_strs[0]
+            strs += words[j::step]
+            words[j::step] = zeros
+        elif elem_strs:
+            strs += [e[i] for e in t.elems for i in elem_strs]
+            for j in elem_strs:
+                words[start + j::step] = zeros
+    return words, strs
 
 
 class Btf:
@@ -297,18 +350,19 @@ class Btf:
     # --- types -------------------------------------------------------------------------------
     def type(self, type_id: int) -> BtfType:
         """The type with this id (from the base when below ``start_id``); id 0 is not a record."""
-        if type_id < self.start_id:
-            if self.base is None or type_id <= 0:
-                raise BtfError(f"type id {type_id} is not a type record", type_id=type_id)
-            return self.base.type(type_id)
         i = type_id - self.start_id
-        if i >= len(self._types):
-            raise BtfError(f"type id {type_id} is out of range (type_cnt {self.type_cnt})", type_id=type_id)
-        t = self._types[i]
-        if t is None:
-            t = self._decode(i)
-            self._types[i] = t
-        return t
+        if i >= 0:
+            try:
+                t = self._types[i]
+            except IndexError:
+                raise BtfError(f"type id {type_id} is out of range (type_cnt {self.type_cnt})",
+                               type_id=type_id) from None
+            if t is None:
+                t = self._types[i] = self._decode(i)
+            return t
+        if self.base is None or type_id <= 0:
+            raise BtfError(f"type id {type_id} is not a type record", type_id=type_id)
+        return self.base.type(type_id)
 
     def _decode(self, i: int) -> BtfType:
         assert self._words is not None and self._offsets is not None
