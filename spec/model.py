@@ -12,6 +12,7 @@ from __future__ import annotations
 import array
 import functools
 import gc
+import struct
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -461,10 +462,15 @@ class Btf:
         fw, ew = fw_of[kinds], ew_of[kinds]
         n = len(offs)
         fixed: list[tuple[int, ...]] = [()] * n
+
+        def tuples(starts: Any, width: int) -> Iterator[tuple[int, ...]]:
+            """The ``width``-word tuples at each word index of ``starts``, gathered contiguously."""
+            gathered = words[(starts[:, None] + np.arange(width)).ravel()]
+            return struct.iter_unpack(f"={width}I", gathered.tobytes())
+
         for width in set(fw_of.tolist()) - {0}:
             sel = np.nonzero(fw == width)[0]
-            cols = [words[offs[sel] + 3 + j].tolist() for j in range(width)]
-            for i, v in zip(sel.tolist(), zip(*cols, strict=True), strict=True):
+            for i, v in zip(sel.tolist(), tuples(offs[sel] + 3, width), strict=True):
                 fixed[i] = v
         elems: list[list[tuple[int, ...]] | None] = [None] * n
         for width in set(ew_of.tolist()) - {0}:
@@ -475,19 +481,18 @@ class Btf:
             ends = np.cumsum(cnt)
             begins = ends - cnt
             idx = np.repeat(offs[sel] + 3 + fw[sel], cnt) + width * (np.arange(int(ends[-1])) - np.repeat(begins, cnt))
-            flat = list(zip(*[words[idx + j].tolist() for j in range(width)], strict=True))
+            flat = list(tuples(idx, width))
             for i, a, b in zip(sel.tolist(), begins.tolist(), ends.tolist(), strict=True):
                 elems[i] = flat[a:b]
         new = object.__new__
         cls = type_class(self.info)
         types = self._types
-        for i, name_off, inf, st in zip(range(n), words[offs].tolist(), info.tolist(), words[offs + 2].tolist(),
-                                        strict=True):
+        for i, name_off, inf, st, fx, e in zip(range(n), words[offs].tolist(), info.tolist(),
+                                               words[offs + 2].tolist(), fixed, elems, strict=True):
             if types[i] is not None:
                 continue
             t = new(cls)
-            t.name_off, t.info, t.size_type, t.fixed = name_off, inf, st, fixed[i]
-            e = elems[i]
+            t.name_off, t.info, t.size_type, t.fixed = name_off, inf, st, fx
             t.elems = e if e is not None else []
             types[i] = t
 
