@@ -15,7 +15,7 @@ violation found.  Not checked, because libbpf does not: version, flags, gaps, tr
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from btfspec.spec.columns import Columns, columns
@@ -53,12 +53,20 @@ _NAME, _ELEM_NAME, _REF, _TARGET = range(4)
 
 @dataclass
 class LibbpfParse:
-    """A blob libbpf accepts: the parsed BTF (own types undecoded), its columns, the bytes, the header."""
+    """A blob libbpf accepts: the parsed BTF (own types undecoded), the bytes, the header, and (made on
+    first use) its columns."""
 
     btf: Btf
-    cols: Columns
     raw: bytes
     hdr: Header
+    _cols: Columns | None = field(default=None, repr=False)
+
+    @property
+    def cols(self) -> Columns:
+        """The own types as numpy columns (made once)."""
+        if self._cols is None:
+            self._cols = columns(self.btf)
+        return self._cols
 
 
 class LibbpfReject(Exception):
@@ -81,13 +89,13 @@ def parse(blob: bytes, base: Btf | None = None, rules: RuleSet = LIBBPF_1_6) -> 
     if problems:
         raise LibbpfReject(problems[0])
     btf = _walk(blob, hdr, base, rules)
-    cols = columns(btf)
-    bad = _bad_types(btf, cols)
+    parsed = LibbpfParse(btf, blob, hdr)
+    bad = _bad_types(parsed)
     if len(bad):
         checker = Checker(blob)
         checker.use(btf)
         raise LibbpfReject(_type_problems(checker, btf, btf.start_id + int(bad[0]))[0][1])
-    return LibbpfParse(btf, cols, blob, hdr)
+    return parsed
 
 
 def violations(blob: bytes, base: bytes | Btf | None = None, limit: int | None = None,
@@ -126,7 +134,7 @@ def _list(c: Checker, base: bytes | Btf | None, rules: RuleSet) -> None:
         c.report([exc.problem])
         raise Stop from None
     c.use(btf)
-    for i in _bad_types(btf, columns(btf)):
+    for i in _bad_types(LibbpfParse(btf, c.blob, hdr)):
         found = _type_problems(c, btf, btf.start_id + int(i))
         c.report([p for _, p in sorted(found, key=lambda x: x[0])])
 
@@ -256,14 +264,15 @@ def _sanity_tables(info: InfoLayout) -> tuple[Any, Any, Any, Any, Any, tuple[tup
 SCALAR_MAX_TYPES = 256  # up to this many own types the sanity check loops (numpy's per-call cost dominates)
 
 
-def _bad_types(btf: Btf, cols: Columns) -> Any:
+def _bad_types(parsed: LibbpfParse) -> Any:
     """Indexes (from ``start_id``) of the own types libbpf's sanity check rejects: a string offset
     past the strings, a checked id field >= type_cnt (not FWD's or FUNC_PROTO's return: Q12), a FUNC
     not referring to a FUNC_PROTO.  Vectorised over every record and element at once (a loop over
     the records of a small object, :func:`_bad_types_looped`, answers the same)."""
+    btf = parsed.btf
     if 0 < btf.nr_types <= SCALAR_MAX_TYPES:
         return _bad_types_looped(btf)
-    return _bad_types_vectorised(btf, cols)
+    return _bad_types_vectorised(btf, parsed.cols)
 
 
 def _bad_types_vectorised(btf: Btf, cols: Columns) -> Any:

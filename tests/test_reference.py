@@ -1088,3 +1088,38 @@ def test_parse_differential_against_libbpf(data: st.DataObject) -> None:
 
 
 EMPTY_BASE = Builder().to_bytes()
+
+
+ODD_SEEN: Counter[str] = Counter()
+
+
+@st.composite
+def odd_small_btfs(draw: st.DrawFn) -> bytes:
+    """Small BTF whose records now and then carry reserved info bits (Q9), a FWD with a ``type`` or a
+    FUNC_PROTO returning an id past type_cnt (Q12)."""
+    b = Builder()
+    n = draw(st.integers(1, 12))
+    for i in range(n):
+        kind = draw(st.sampled_from([Kind.INT, Kind.PTR, Kind.FWD, Kind.FUNC_PROTO]))
+        reserved = draw(st.sampled_from([0, 0, 0, 1 << 16, 1 << 23, 1 << 29, 1 << 30]))
+        ref = draw(st.sampled_from([0, 0, i, n + 3])) if kind != Kind.PTR else draw(st.integers(0, i))
+        fixed = (32,) if kind == Kind.INT else ()
+        b.add(kind, b.str(f"t{i}") if kind in (Kind.INT, Kind.FWD) else 0, 4 if kind == Kind.INT else ref,
+              fixed=fixed, info=make_info(kind) | reserved)
+    return b.to_bytes()
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(odd_small_btfs())
+def test_the_looped_parse_quirk_scan_of_small_objects_agrees_with_the_vectorised_one(blob: bytes) -> None:
+    """Q9/Q12's first offending type: the loop small objects take finds what the numpy scan finds."""
+    p = libbpf_parse(blob)
+    looped = ref._odd_types_looped(p)
+    assert looped == ref._odd_types_vectorised(p)
+    ODD_SEEN.update(f"{q} {'found' if i is not None else 'clean'}" for q, i in zip(("Q9", "Q12"), looped, strict=True))
+
+
+def test_the_parse_quirk_scan_comparison_met_both_quirks() -> None:
+    """The comparison above is not vacuous: its cases included Q9 and Q12 hits and clean objects."""
+    test_the_looped_parse_quirk_scan_of_small_objects_agrees_with_the_vectorised_one()
+    assert {"Q9 found", "Q9 clean", "Q12 found", "Q12 clean"} <= set(ODD_SEEN), ODD_SEEN

@@ -62,7 +62,7 @@ from btfspec.spec.columns import Columns
 from btfspec.spec.kinds import COMPOSITE_KINDS, MODIFIER_KINDS, Kind, make_info
 from btfspec.spec.model import Btf, BtfType, id_fields, map_ids, map_strs
 from btfspec.spec.validate_common import layout_fields
-from btfspec.spec.validate_libbpf import LibbpfParse, LibbpfReject, parse
+from btfspec.spec.validate_libbpf import SCALAR_MAX_TYPES, LibbpfParse, LibbpfReject, parse
 
 IMPL = "python"
 IMPL_STRICT = "python-strict"
@@ -76,6 +76,7 @@ NATIVE = sys.byteorder
 BTF_IS_EMBEDDED = 0xFFFFFFFF
 U32 = 0xFFFFFFFF
 RESERVED_INFO_BITS = 0x60FF0000  # bits 16-23 and 29-30 (ignored by v1.6, Q9)
+_FWD, _FUNC_PROTO = int(Kind.FWD), int(Kind.FUNC_PROTO)
 
 _MARKABLE = frozenset({Kind.INT, Kind.FLOAT, Kind.FWD, Kind.ARRAY, Kind.STRUCT, Kind.UNION, Kind.TYPEDEF,
                        Kind.ENUM, Kind.ENUM64, Kind.PTR, Kind.CONST, Kind.RESTRICT, Kind.VOLATILE,
@@ -276,9 +277,7 @@ def _kernel_layout_section(p: LibbpfParse) -> int:
 
 def _parse_quirks(p: LibbpfParse, run: Run, role: str) -> None:
     """Q18 (lenient header), Q9 (reserved info bits), Q12 (unchecked FWD/FUNC_PROTO ids)."""
-    import numpy as np
-
-    cols, h = p.cols, p.hdr
+    h = p.hdr
     layout = _kernel_layout_section(p)
     tail = p.raw[32 if layout else 24:h.hdr_len]
     between = h.str_off - (h.type_off + h.type_len) - layout
@@ -294,17 +293,44 @@ def _parse_quirks(p: LibbpfParse, run: Run, role: str) -> None:
     btf = p.btf
     if btf.nr_types == 0:
         return
+    reserved, odd = (_odd_types_looped if btf.nr_types <= SCALAR_MAX_TYPES else _odd_types_vectorised)(p)
+    if reserved is not None:
+        t = btf.type(btf.start_id + reserved)
+        run.enforce(Q9, f"{role} type [{btf.start_id + reserved}] info {t.info:#010x}")
+    if odd is not None:
+        t = btf.type(btf.start_id + odd)
+        run.enforce(Q12, f"{role} type [{btf.start_id + odd}] {Kind(t.kind).name} refers to id {t.size_type}")
+
+
+def _odd_types_vectorised(p: LibbpfParse) -> tuple[int | None, int | None]:
+    """The first own type (index from ``start_id``) with reserved info bits set, and the first FWD
+    with a non-zero ``type`` or FUNC_PROTO with an out-of-range return id: over numpy columns."""
+    import numpy as np
+
+    cols = p.cols
     reserved = np.flatnonzero(cols.info & RESERVED_INFO_BITS)
-    if len(reserved):
-        i = int(reserved[0])
-        run.enforce(Q9, f"{role} type [{btf.start_id + i}] info {int(cols.info[i]):#010x}")
     kind = cols.kind
     odd = np.flatnonzero(((kind == Kind.FWD) & (cols.size_type != 0))
-                         | ((kind == Kind.FUNC_PROTO) & (cols.size_type >= btf.type_cnt)))
-    if len(odd):
-        i = int(odd[0])
-        run.enforce(Q12, f"{role} type [{btf.start_id + i}] {Kind(int(kind[i])).name} "
-                           f"refers to id {int(cols.size_type[i])}")
+                         | ((kind == Kind.FUNC_PROTO) & (cols.size_type >= p.btf.type_cnt)))
+    return (int(reserved[0]) if len(reserved) else None), (int(odd[0]) if len(odd) else None)
+
+
+def _odd_types_looped(p: LibbpfParse) -> tuple[int | None, int | None]:
+    """:func:`_odd_types_vectorised` one record at a time over the word index (small objects)."""
+    words, starts = p.btf.flat_words()
+    kmask, tc = p.btf.info.kind_mask, p.btf.type_cnt
+    reserved = odd = None
+    for i, o in enumerate(starts):
+        info, ref = words[o + 1], words[o + 2]
+        if reserved is None and info & RESERVED_INFO_BITS:
+            reserved = i
+        if odd is None:
+            k = (info >> 24) & kmask
+            if (k == _FWD and ref) or (k == _FUNC_PROTO and ref >= tc):
+                odd = i
+        if reserved is not None and odd is not None:
+            break
+    return reserved, odd
 
 
 # --- distill (§1) ---------------------------------------------------------------------------------
