@@ -8,6 +8,7 @@ import time
 import pytest
 
 from btfspec.oracle.impls import libbpf as lb
+from btfspec.oracle.impls.batch import Step
 from btfspec.oracle.impls.outcome import Outcome
 from tests.helpers import appendix_a, need_libbpf
 from tests.helpers import appendix_hex as h
@@ -240,6 +241,44 @@ def test_q5_cyclic_modifier_relocation_hangs(worker: lb.LibbpfWorker) -> None:
     out = worker.relocate(dist.outputs["split"], dist.outputs["base"], Q5_BASE, timeout=1.0)
     assert out.status == "timeout"
     assert worker.distill(Q5_SPLIT, Q5_BASE).outputs == dist.outputs  # fresh worker, same answer
+
+
+def test_a_worker_that_died_is_replaced_by_a_spare_already_started() -> None:
+    """After the first death a spare worker is kept starting: the next death is replaced by it at once
+    (no 70 ms start on the campaign's time), and close() ends the spare too."""
+    need_libbpf()
+    with lb.LibbpfWorker(timeout=10.0) as w:
+        assert w.call("ping").ok and w._spare is None  # a worker that never died has no spare
+        assert w.call("crash").status == "crash"
+        assert w.call("ping").ok  # started anew: from now on a spare is kept
+        assert w._spare is not None
+        spare_pid = w._spare[0].pid
+        assert w.call("crash").status == "crash"
+        start = time.perf_counter()
+        assert w.call("ping").ok
+        assert w.pid == spare_pid
+        assert time.perf_counter() - start < 0.5
+        spare = w._spare[0]
+    assert spare.poll() is not None  # closed with its worker
+
+
+def test_a_begun_batch_is_answered_later_and_settled_by_the_next_request() -> None:
+    """begin_batch sends now and answers when asked; a request made before that answer was read
+    settles it first (requests never interleave on the pipe), and a hang in it is still a timeout."""
+    need_libbpf()
+    split, base = h("distilled_base", "split_in"), h("distilled_base", "base_in")
+    with lb.LibbpfWorker(timeout=10.0) as w:
+        want = w.batch([Step("distill", (split, base), None)])[0]
+        finish = w.begin_batch([Step("distill", (split, base), None), Step("ping", (), None)])
+        other = w.call("version")  # made while the begun batch was not read yet
+        got = finish()
+        assert other.detail == "v1.6"
+        assert [o.status for o in got] == ["ok", "ok"] and got[0].outputs == want.outputs
+        assert finish() is got  # asked twice: the same answer
+        hung = w.begin_batch([Step("sleep", (30.0,), 0.5)])
+        time.sleep(0.8)  # past its limit before anyone asks
+        assert hung()[0].status == "timeout"
+        assert w.call("ping").ok
 
 
 def test_worker_close_is_idempotent() -> None:

@@ -38,6 +38,7 @@ from btfspec.oracle.impls.adapter import (
     DISTILL,
     RELOCATE,
     Implementation,
+    begin_steps,
     blob_difference,
     known_finding,
     outcome_difference,
@@ -52,11 +53,13 @@ from btfspec.spec.model import Btf
 MIN_TYPES, MAX_TYPES = 3, 60  # universe size of generated base/split pairs
 RELOCATION_CAPS = frozenset({DISTILL, RELOCATE})  # what an implementation needs to take part in P1/P2
 # libbpf's relocate limit where the reference predicts the Q5 hang: libbpf relocates a generated case
-# (<= 60 types) in well under 1 ms, so a quarter second is a wide margin on a loaded machine, plus time
-# for large inputs (a kernel's base), never more than Q5_SUSPECT_TIMEOUT.  Every hang costs this wait
-# and a worker restart, so it bounds a campaign's rate on the libbpf-valid shapes that loop.
+# (<= 60 types) in well under 1 ms, so a tenth of a second is a 100x margin on a loaded machine (and a
+# slow answer timed out there is what the prediction says anyway), plus time for large inputs (a
+# kernel's base), never more than Q5_SUSPECT_TIMEOUT.  Every hang costs this wait (the next worker is
+# already starting, LibbpfWorker._start): about one seeded P1 case in 170 hangs libbpf, and at 0.25 s
+# those waits were 40% of a python+libbpf campaign's time.
 Q5_SUSPECT_TIMEOUT = 2.0
-Q5_SUSPECT_MIN = 0.25
+Q5_SUSPECT_MIN = 0.1
 Q5_SUSPECT_PER_MIB = 0.5  # seconds per MiB of relocation input
 _QUIRK_ID = re.compile(r"Q\d+\Z")
 
@@ -135,6 +138,7 @@ class Calls:
         self.ctx = ctx
         self._cache: dict[tuple[Any, ...], Outcome] = {}
         self.memo: dict[Any, Any] = {}  # other work of this check done once (see judge_relocation)
+        self._begun: dict[tuple[Any, ...], tuple[Callable[[], list[Outcome | None]], Outcome | None]] = {}
 
     def impl(self, name: str) -> Implementation | None:
         """A selected implementation, or (:meth:`Context.reference`) the in-tree ``python``/``python-strict``."""
@@ -186,30 +190,46 @@ class Calls:
         timeout = self._q5_limit(split, dist_base, base) if self.impl("python") is not None else None
         return self.run("libbpf", RELOCATE, split, dist_base, base, timeout=timeout)
 
+    def begin_distill_relocate(self, name: str, split: bytes, base1: bytes, target: bytes) -> None:
+        """Send :meth:`distill_relocate`'s request now when ``name`` takes batches asynchronously (a worker
+        process), so that it runs while this process goes on; the next :meth:`distill_relocate` of the same
+        inputs takes its answer. Nothing is sent for other implementations or calls already made."""
+        impl = self.impl(name)
+        key = (name, split, base1, target)
+        if impl is None or getattr(impl, "begin_batch", None) is None or key in self._begun \
+                or (name, DISTILL, split, base1) in self._cache:
+            return
+        planned = self._batch_plan(name, split, base1, target)
+        if planned is not None:
+            steps, py = planned
+            finish = begin_steps(impl, steps)
+            if finish is not None:
+                self._begun[key] = (finish, py)
+
     def distill_relocate(self, name: str, split: bytes, base1: bytes,
                          target: bytes) -> tuple[Outcome, Outcome | None] | None:
         """``name``'s distill of ``split`` on ``base1`` and relocation of its outputs onto ``target`` as one
         request (:func:`~btfspec.oracle.impls.adapter.run_steps`) when ``name`` takes batches (a worker-hosted
         implementation: one round trip instead of two), cached as the two calls; None when the calls are
         better made one by one (no batches, already cached, or libbpf's Q5 limit cannot be known before).
+        A request :meth:`begin_distill_relocate` sent is answered here.
 
         libbpf's relocation limit depends on the reference's prediction on libbpf's distilled outputs
         (:meth:`libbpf_relocate`): the batch uses the prediction on python's own outputs and keeps its
         relocation only when libbpf distilled the same bytes; otherwise it relocates again, one by one."""
-        impl = self.impl(name)
-        if impl is None or getattr(impl, "run_batch", None) is None or (name, DISTILL, split, base1) in self._cache:
-            return None
-        limit: float | None = None
-        py: Outcome | None = None
-        if name == "libbpf" and self.impl("python") is not None:
-            py = self.run("python", DISTILL, split, base1)
-            if not py.ok:
+        begun = self._begun.pop((name, split, base1, target), None)
+        if begun is not None:
+            finish, py = begun
+            d, r = finish()
+        else:
+            impl = self.impl(name)
+            if impl is None or getattr(impl, "run_batch", None) is None or (name, DISTILL, split, base1) in self._cache:
                 return None
-            limit = self._q5_limit(py.outputs["split"], py.outputs["base"], target)
-        timeout = self.ctx.timeout
-        steps = [Step(DISTILL, (split, base1), timeout),
-                 Step(RELOCATE, (Output(0, "split"), Output(0, "base"), target), timeout if limit is None else limit)]
-        d, r = run_steps(impl, steps)
+            planned = self._batch_plan(name, split, base1, target)
+            if planned is None:
+                return None
+            steps, py = planned
+            d, r = run_steps(impl, steps)
         assert d is not None
         self._keep((name, DISTILL, split, base1), d)
         if not d.ok:
@@ -221,6 +241,22 @@ class Calls:
         if key not in self._cache and r is not None:
             self._keep(key, r)
         return d, self._cache.get(key, r)
+
+    def _batch_plan(self, name: str, split: bytes, base1: bytes,
+                    target: bytes) -> tuple[list[Step], Outcome | None] | None:
+        """The distill + relocate steps of one request and python's distill they assume (libbpf's Q5
+        limit comes from python's prediction on it); None when python cannot distill (no limit known)."""
+        limit: float | None = None
+        py: Outcome | None = None
+        if name == "libbpf" and self.impl("python") is not None:
+            py = self.run("python", DISTILL, split, base1)
+            if not py.ok:
+                return None
+            limit = self._q5_limit(py.outputs["split"], py.outputs["base"], target)
+        timeout = self.ctx.timeout
+        return [Step(DISTILL, (split, base1), timeout),
+                Step(RELOCATE, (Output(0, "split"), Output(0, "base"), target),
+                     timeout if limit is None else limit)], py
 
 
 def expectation(out: Outcome, files: dict[str, bytes], prefix: str, source: str = "") -> dict[str, Any]:

@@ -124,7 +124,10 @@ def check_p1(c: RelocationCase, ctx: Context) -> None:
     def judge(d: Outcome, r: Outcome | None) -> Verdict | None:
         return judge_relocation(p.kind, exp, d, r, reference, stale, calls.memo)
 
-    for name in relocating_impls(ctx):
+    names = relocating_impls(ctx)
+    for name in names:  # worker-hosted implementations work while the in-process ones run
+        calls.begin_distill_relocate(name, case.split, case.base, base2)
+    for name in names:
         d, r = relocation_pipeline(calls, name, case.split, case.base, base2)
         v = judge(d, r)
         if v is None:

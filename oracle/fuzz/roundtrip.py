@@ -48,7 +48,10 @@ def check_p2(case: Case, ctx: Context) -> None:
     def judge(d: Outcome, r: Outcome | None) -> Verdict | None:
         return judge_relocation("round trip", exp, d, r, reference, None, calls.memo)
 
-    for name in relocating_impls(ctx):
+    names = relocating_impls(ctx)
+    for name in names:  # worker-hosted implementations work while the in-process ones run
+        calls.begin_distill_relocate(name, case.split, case.base, case.base)
+    for name in names:
         d, r = relocation_pipeline(calls, name, case.split, case.base, case.base)
         v = judge(d, r)
         if v is None:

@@ -25,7 +25,7 @@ every comparison of libbpf with the reference goes through it.
 from __future__ import annotations
 
 import errno as _errno
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -91,6 +91,13 @@ def run_steps(impl: Implementation, steps: list[Step]) -> list[Outcome | None]:
         args = resolve(step.args, outcomes)
         outcomes.append(None if args is None else getattr(impl, step.op)(*args, timeout=step.timeout))
     return outcomes
+
+
+def begin_steps(impl: Implementation, steps: list[Step]) -> Callable[[], list[Outcome | None]] | None:
+    """:func:`run_steps` in two halves where ``impl`` takes its batches asynchronously (a worker process):
+    the request is sent now and the returned function gives the outcomes; None for other implementations."""
+    begin = getattr(impl, "begin_batch", None)
+    return begin(steps) if begin is not None else None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -173,13 +180,20 @@ class LibbpfImpl:
 
     def run_batch(self, steps: list[Step]) -> list[Outcome | None]:
         """The steps in one request to the worker (see :func:`run_steps`)."""
+        return self.begin_batch(steps)()
+
+    def begin_batch(self, steps: list[Step]) -> Callable[[], list[Outcome | None]]:
+        """:meth:`run_batch` in two halves (:func:`begin_steps`): sent now, answered by the returned function."""
         worker_op = {DISTILL: "distill", RELOCATE: "relocate", ACCEPT: "parse"}
         for step in steps:
             if step.op not in worker_op:
                 raise _unsupported(self, step.op)
-        outs = self.worker.batch([Step(worker_op[s.op], s.args, s.timeout) for s in steps])
-        return [o.without_outputs() if o is not None and s.op == ACCEPT else o
-                for s, o in zip(steps, outs, strict=True)]
+        finish = self.worker.begin_batch([Step(worker_op[s.op], s.args, s.timeout) for s in steps])
+
+        def answer() -> list[Outcome | None]:
+            return [o.without_outputs() if o is not None and s.op == ACCEPT else o
+                    for s, o in zip(steps, finish(), strict=True)]
+        return answer
 
     def close(self) -> None:
         """Stop the worker process."""

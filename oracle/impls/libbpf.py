@@ -30,6 +30,7 @@ against each other and against ``libbpf_worker.py``, the child side.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import ctypes
 import errno as _errno
 import functools
@@ -433,6 +434,14 @@ _MISSING = ("missing",)  # a step input from an earlier step that failed: the wo
 _STDERR_TAIL = 4000
 
 
+class _Sent:
+    """A request on its way to the worker: the process, the first step it holds, when it was sent."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], first: int, at: float) -> None:
+        self.proc, self.first, self.at = proc, first, at
+        self.broken = False  # the pipe was closed while sending (the worker died)
+
+
 class _Timeout(Exception):
     pass
 
@@ -462,6 +471,8 @@ class LibbpfWorker:
         self._progress: Any = None  # the file the worker writes each step's outcome to (see libbpf_worker)
         self._owner_pid = os.getpid()
         self._lock = threading.Lock()
+        self._spare: tuple[subprocess.Popen[bytes], Any, Any] | None = None  # the next worker, starting
+        self._begun: Callable[[], None] | None = None  # settles a begun batch whose outcomes nobody read yet
         self._worker_blobs: OrderedDict[str, None] = OrderedDict()  # what the running worker holds
         self._digests: OrderedDict[int, tuple[bytes, str]] = OrderedDict()
         _live_workers.add(self)
@@ -486,7 +497,8 @@ class LibbpfWorker:
             pass
 
     def close(self) -> None:
-        """Stop the child (EOF on its stdin, then SIGKILL after 2 s)."""
+        """Stop the child (EOF on its stdin, then SIGKILL after 2 s) and the spare."""
+        self._drop_spare()
         proc, self._proc = self._proc, None
         if proc is not None and os.getpid() != self._owner_pid:
             self._errfile = self._progress = None  # a forked copy: the child process belongs to the parent
@@ -520,19 +532,46 @@ class LibbpfWorker:
     def _kill(proc: subprocess.Popen[bytes]) -> None:
         childproc.kill(proc)
 
-    def _start(self) -> subprocess.Popen[bytes]:
+    def _spawn(self) -> tuple[subprocess.Popen[bytes], Any, Any]:
+        """A new worker process (not waited for) with its stderr and progress files."""
         env = dict(os.environ)
         root = str(IMPORT_ROOT)
         env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         env.setdefault("PYTHONDONTWRITEBYTECODE", "1")
-        self._errfile = tempfile.TemporaryFile(prefix="btfspec-libbpf-worker-")
-        self._progress = tempfile.TemporaryFile(prefix="btfspec-libbpf-progress-")
-        progress_fd = self._progress.fileno()
+        errfile = tempfile.TemporaryFile(prefix="btfspec-libbpf-worker-")
+        progress = tempfile.TemporaryFile(prefix="btfspec-libbpf-progress-")
+        progress_fd = progress.fileno()
         proc = subprocess.Popen(
             [self.python, "-m", "btfspec.oracle.impls.libbpf_worker", str(progress_fd)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._errfile,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errfile,
             bufsize=0, close_fds=True, pass_fds=(progress_fd,), env=env, cwd=root,
         )
+        return proc, errfile, progress
+
+    def _drop_spare(self) -> None:
+        spare, self._spare = self._spare, None
+        if spare is None:
+            return
+        proc, errfile, progress = spare
+        if os.getpid() == self._owner_pid:
+            self._kill(proc)
+            for f in (proc.stdin, proc.stdout, errfile, progress):
+                with contextlib.suppress(OSError):
+                    if f is not None:
+                        f.close()
+
+    def _start(self) -> subprocess.Popen[bytes]:
+        """The next worker, ready: the spare started when the one before died, else a new one. Once a
+        worker has died, a spare is kept starting meanwhile, so that a campaign whose cases crash or hang
+        libbpf does not wait for a process start (70 ms) after each."""
+        spare, self._spare = self._spare, None
+        if spare is not None and spare[0].poll() is None:
+            proc, self._errfile, self._progress = spare
+        else:
+            if spare is not None:
+                self._spare = spare
+                self._drop_spare()
+            proc, self._errfile, self._progress = self._spawn()
         self._proc = proc
         self._worker_blobs.clear()
         self.starts += 1
@@ -556,6 +595,8 @@ class LibbpfWorker:
             self.close()
             raise WorkerError(f"unexpected worker greeting {msg!r}")
         self.version = msg[1]
+        if self.starts > 1:
+            self._spare = self._spawn()
         return proc
 
     # --- protocol ----------------------------------------------------------------------------------
@@ -574,10 +615,10 @@ class LibbpfWorker:
         buf = bytearray()
         while len(buf) < n:
             remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise _Timeout
-            ready, _, _ = select.select([fd], [], [], remaining)
+            ready, _, _ = select.select([fd], [], [], max(0.0, remaining))  # late: what already came
             if not ready:
+                if remaining <= 0:
+                    raise _Timeout
                 continue
             chunk = os.read(fd, min(n - len(buf), 1 << 20))
             if not chunk:
@@ -630,20 +671,47 @@ class LibbpfWorker:
         Each step has its own time limit, counted from the end of the step before; a step that hangs or
         crashes gets that outcome, the worker is restarted, and the steps after it run in the new one.
         """
+        return self.begin_batch(steps)()
+
+    def begin_batch(self, steps: Sequence[Step]) -> Callable[[], list[Outcome | None]]:
+        """:meth:`batch` in two halves: the request is sent now, and the returned function waits for the
+        outcomes (the caller works meanwhile while the worker runs). A later call settles a batch begun
+        before whose outcomes were not asked for yet, so requests never interleave."""
         checked = [Step(s.op, self._check(s.op, tuple(s.args)), s.timeout) for s in steps]
         for i, step in enumerate(checked):
             if any(isinstance(a, Output) and not 0 <= a.step < i for a in step.args):
                 raise ValueError(f"step {i} ({step.op}) takes an Output of a step that does not come before it")
         outcomes: list[Outcome | None] = []
-        with self._lock:
-            self.last_worker_seconds = 0.0
+        settled: list[bool] = []
+
+        def settle() -> None:  # under the lock
+            if settled:
+                return
+            settled.append(True)
+            if self._begun is settle:
+                self._begun = None
+            if sent is not None:
+                self._receive(checked, outcomes, sent)
             while len(outcomes) < len(checked):
                 self._run_from(checked, outcomes)
-        return outcomes
+
+        def finish() -> list[Outcome | None]:
+            with self._lock:
+                settle()
+            return outcomes
+
+        with self._lock:
+            if self._begun is not None:
+                self._begun()
+            self.last_worker_seconds = 0.0
+            sent = self._send_from(checked, outcomes) if checked else None
+            self._begun = settle
+        return finish
 
     def _running(self) -> subprocess.Popen[bytes]:
         if os.getpid() != self._owner_pid:  # forked: the pipes belong to the parent's worker
-            self._proc, self._errfile, self._progress, self._owner_pid = None, None, None, os.getpid()
+            self._proc, self._errfile, self._progress, self._spare = None, None, None, None
+            self._owner_pid = os.getpid()
         proc = self._proc if self._proc is not None and self._proc.poll() is None else None
         if proc is None:
             if self._proc is not None:
@@ -687,17 +755,35 @@ class LibbpfWorker:
         The worker writes each step's outcome to the progress file and answers only at the end, so a
         batch costs one wake-up each way; on a timeout the file says whether the step still running is
         the one that started last (each step's limit counts from the end of the step before)."""
+        self._receive(steps, outcomes, self._send_from(steps, outcomes))
+
+    def _send_from(self, steps: list[Step], outcomes: list[Outcome | None]) -> _Sent:
+        """The first half of :meth:`_run_from`: the request for ``steps[len(outcomes):]`` is sent."""
         first = len(outcomes)
         proc = self._running()
         request = [(s.op, tuple(self._wire(a, outcomes) for a in s.args)) for s in steps[first:]]
         os.ftruncate(self._progress.fileno(), 0)
-        sent = time.monotonic()
+        sent = _Sent(proc, first, time.monotonic())
         try:
             self._send(proc, ("batch", first, request))
+        except (BrokenPipeError, ConnectionResetError):
+            sent.broken = True
+        return sent
+
+    def _receive(self, steps: list[Step], outcomes: list[Outcome | None], sent: _Sent) -> None:
+        """The second half of :meth:`_run_from`: the answer to the request ``sent``."""
+        proc, first = sent.proc, sent.first
+        reply: Any = None
+        try:
+            if sent.broken:
+                raise BrokenPipeError
             done: list[tuple[Outcome | None, float, float]] = []
             while True:
                 current = first + len(done)
-                deadline = (done[-1][2] if done else sent) + self._limit(steps[current])
+                if current >= len(steps):  # every step is done: the answer is on its way
+                    deadline = time.monotonic() + self.startup_timeout
+                else:
+                    deadline = (done[-1][2] if done else sent.at) + self._limit(steps[current])
                 # a later step with a shorter limit may start unseen: look at the progress file meanwhile
                 later = [self._limit(s) for s in steps[current + 1:]]
                 wake = min(deadline, time.monotonic() + min(later) / 4) if later else deadline
@@ -713,7 +799,7 @@ class LibbpfWorker:
                         self._kill(proc)
                         self._proc = None
                         self._release_files(proc)
-                        limit = self._limit(steps[current])
+                        limit = self._limit(steps[min(current, len(steps) - 1)])
                         outcomes.append(Outcome(TIMEOUT, impl=IMPL, detail=f"killed after {limit:g} s"))
                         return
         except (BrokenPipeError, ConnectionResetError):

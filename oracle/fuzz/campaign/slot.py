@@ -142,8 +142,9 @@ class _Timed:
         s[0] += 1
         s[1] += time.perf_counter() - start
 
-    def _begin_relocate(self, begin: Callable[..., Callable[[], Any]], *args: Any, **kw: Any) -> Callable[[], Any]:
-        """kernel-vm's relocation in two halves (P7): one ``relocate`` call, timed from sending to the answer."""
+    def _begun(self, op: str, begin: Callable[..., Callable[[], Any]], *args: Any, **kw: Any) -> Callable[[], Any]:
+        """A call in two halves (kernel-vm's relocation in P7, a worker's batch): one ``op`` call, timed
+        from sending to the answer."""
         start = time.perf_counter()
         finish = begin(*args, **kw)
 
@@ -151,7 +152,7 @@ class _Timed:
             try:
                 return finish()
             finally:
-                self._count("relocate", start)
+                self._count(op, start)
         return answer
 
     def distill(self, split: bytes, base: bytes, *, timeout: float | None = None) -> Any:
@@ -168,7 +169,9 @@ class _Timed:
         if name == "run_batch":  # only where the implementation takes batches (adapter.run_steps)
             return lambda steps: self._timed("batch", inner, steps)
         if name == "begin_relocate":
-            return partial(self._begin_relocate, inner)
+            return partial(self._begun, "relocate", inner)
+        if name == "begin_batch":
+            return partial(self._begun, "batch", inner)
         return inner
 
 
