@@ -56,6 +56,7 @@ def _word_tables(info: InfoLayout = INFO_CLASSIC, kind_layout: KindLayoutEntries
     return fw, ew
 
 
+LOOP_MAX_TYPES = 256  # up to this many own types, scans loop over the records (numpy's per-call cost dominates)
 _KIND_MASK, _VLEN_MASK = INFO_CLASSIC.kind_mask, INFO_CLASSIC.vlen_mask
 _WIDE_KIND_MASK, _WIDE_VLEN_MASK = INFO_WIDE.kind_mask, INFO_WIDE.vlen_mask
 
@@ -435,12 +436,18 @@ class Btf:
         return self.type_cnt - 1
 
     def decode_all(self) -> None:
-        """Decode every own type now (the full-decode path, vectorised over the word array).
+        """Decode every own type now (the full-decode path: record by record for a small object, else
+        vectorised over the word array).
 
         The cyclic garbage collector is paused meanwhile: it would otherwise rescan the
         hundreds of thousands of new tuples several times and triple the cost.
         """
         if self._words is None or self._offsets is None or not self._offsets:
+            return
+        if len(self._offsets) <= LOOP_MAX_TYPES:
+            for i in range(len(self._types)):
+                if self._types[i] is None:
+                    self._types[i] = self._decode(i)
             return
         was_enabled = gc.isenabled()
         gc.disable()

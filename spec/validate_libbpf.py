@@ -24,7 +24,7 @@ from btfspec.spec.errors import BtfError
 from btfspec.spec.fastpath import NATIVE, Header, layouts
 from btfspec.spec.formats import RuleSet, rule_set
 from btfspec.spec.kinds import BTF_MAGIC, HDR_LEN, LAYOUT_ENTRY_SIZE, InfoLayout, Kind, kind_name
-from btfspec.spec.model import Btf
+from btfspec.spec.model import LOOP_MAX_TYPES, Btf
 from btfspec.spec.validate_common import (
     ENOTSUP,
     Checker,
@@ -261,7 +261,6 @@ def _sanity_tables(info: InfoLayout) -> tuple[Any, Any, Any, Any, Any, tuple[tup
     return fixed, ew, str_pos, id_pos, checked, tuple(fixed_ids)
 
 
-SCALAR_MAX_TYPES = 256  # up to this many own types the sanity check loops (numpy's per-call cost dominates)
 
 
 def _bad_types(parsed: LibbpfParse) -> Any:
@@ -270,7 +269,7 @@ def _bad_types(parsed: LibbpfParse) -> Any:
     not referring to a FUNC_PROTO.  Vectorised over every record and element at once (a loop over
     the records of a small object, :func:`_bad_types_looped`, answers the same)."""
     btf = parsed.btf
-    if 0 < btf.nr_types <= SCALAR_MAX_TYPES:
+    if 0 < btf.nr_types <= LOOP_MAX_TYPES:
         return _bad_types_looped(btf)
     return _bad_types_vectorised(btf, parsed.cols)
 

@@ -1123,3 +1123,29 @@ def test_the_parse_quirk_scan_comparison_met_both_quirks() -> None:
     """The comparison above is not vacuous: its cases included Q9 and Q12 hits and clean objects."""
     test_the_looped_parse_quirk_scan_of_small_objects_agrees_with_the_vectorised_one()
     assert {"Q9 found", "Q9 clean", "Q12 found", "Q12 clean"} <= set(ODD_SEEN), ODD_SEEN
+
+
+NAMED_SEEN: Counter[str] = Counter()
+
+
+@settings(max_examples=150, deadline=None, derandomize=True)
+@given(st.data())
+def test_the_looped_named_base_scan_of_small_bases_agrees_with_the_vectorised_one(data: st.DataObject) -> None:
+    """The keyed-name scan of a small base (a loop) finds what the numpy scan finds, for names that
+    are there, names that are not, and the empty set."""
+    from btfspec.btfgen.mutate import valid_btfs
+    from btfspec.spec.columns import columns
+
+    _, blob = data.draw(valid_btfs())
+    btf = libbpf_parse(blob).btf
+    present = sorted({s for i in range(1, btf.type_cnt) if (s := btf.str_at(btf.type(i).name_off))})
+    names = set(data.draw(st.lists(st.sampled_from(present), max_size=6))) if present else set()
+    names |= set(data.draw(st.lists(st.sampled_from([b"absent", b"x", b"int"]), max_size=2)))
+    looped = ref._named_base_types_looped(btf, names)
+    assert looped == ref._named_base_types_vectorised(btf, columns(btf), names)
+    NAMED_SEEN.update(["found" if looped else "none"])
+
+
+def test_the_named_base_scan_comparison_found_names_and_none() -> None:
+    test_the_looped_named_base_scan_of_small_bases_agrees_with_the_vectorised_one()
+    assert {"found", "none"} <= set(NAMED_SEEN), NAMED_SEEN

@@ -252,3 +252,28 @@ def test_derived_tables_are_the_grammars() -> None:
     assert grammar.render_derived_tables() in Path(derived.__file__).read_text()
     for order in ("little", "big"):
         assert derived.header_format(order) == grammar.header_format(order)  # type: ignore[arg-type]
+
+
+def test_the_vectorised_full_decode_agrees_with_record_by_record_decoding() -> None:
+    """decode_all's numpy path (objects of more than LOOP_MAX_TYPES types) makes the records that
+    decoding one type at a time makes, on generated blobs of both byte orders and on the host vmlinux."""
+    from hypothesis import given, settings
+
+    from btfspec.btfgen.mutate import valid_btfs
+
+    def same(blob: bytes) -> None:
+        one, many = Btf.from_bytes(blob), Btf.from_bytes(blob)
+        many._decode_all_vectorised()
+        for tid in range(1, one.type_cnt):
+            a, b = one.type(tid), many._types[tid - 1]
+            assert b is not None and type(a) is type(b)
+            assert (a.name_off, a.info, a.size_type, a.fixed, a.elems) == \
+                (b.name_off, b.info, b.size_type, b.fixed, b.elems), tid
+
+    @settings(max_examples=60, deadline=None, derandomize=True)
+    @given(valid_btfs())
+    def generated(case: tuple[str, bytes]) -> None:
+        same(case[1])
+
+    generated()
+    same(host_vmlinux())

@@ -60,9 +60,9 @@ from btfspec.oracle.impls.quirks import (
 )
 from btfspec.spec.columns import Columns
 from btfspec.spec.kinds import COMPOSITE_KINDS, MODIFIER_KINDS, Kind, make_info
-from btfspec.spec.model import Btf, BtfType, id_fields, map_ids, map_strs
+from btfspec.spec.model import LOOP_MAX_TYPES, Btf, BtfType, id_fields, map_ids, map_strs
 from btfspec.spec.validate_common import layout_fields
-from btfspec.spec.validate_libbpf import SCALAR_MAX_TYPES, LibbpfParse, LibbpfReject, parse
+from btfspec.spec.validate_libbpf import LibbpfParse, LibbpfReject, parse
 
 IMPL = "python"
 IMPL_STRICT = "python-strict"
@@ -88,6 +88,7 @@ _ENUMS = frozenset({Kind.ENUM, Kind.ENUM64})
 DIST_KINDS = frozenset({Kind.INT, Kind.FLOAT, Kind.ENUM, Kind.STRUCT, Kind.UNION, Kind.FWD})
 _SIZED_KEY = frozenset({Kind.INT, Kind.FLOAT, Kind.ENUM, Kind.ENUM64})
 _KEYED = _SIZED_KEY | COMPOSITE_KINDS | {Kind.FWD}
+_KEYED_VALUES = frozenset(int(k) for k in _KEYED)
 
 
 # --- results -------------------------------------------------------------------------------------
@@ -293,7 +294,7 @@ def _parse_quirks(p: LibbpfParse, run: Run, role: str) -> None:
     btf = p.btf
     if btf.nr_types == 0:
         return
-    reserved, odd = (_odd_types_looped if btf.nr_types <= SCALAR_MAX_TYPES else _odd_types_vectorised)(p)
+    reserved, odd = (_odd_types_looped if btf.nr_types <= LOOP_MAX_TYPES else _odd_types_vectorised)(p)
     if reserved is not None:
         t = btf.type(btf.start_id + reserved)
         run.enforce(Q9, f"{role} type [{btf.start_id + reserved}] info {t.info:#010x}")
@@ -639,7 +640,7 @@ def _match_base(bp: LibbpfParse, dist: Btf, index: DistIndex, id_map: list[int],
                 run: Run) -> None:
     """``btf_relocate_map_distilled_base``: scan the base in id order and map distilled ids; fail at the
     first invalid entry or second compatible candidate, like libbpf."""
-    found = named_base_types(bp.btf, bp.cols, index.groups.keys())
+    found = named_base_types(bp, index.groups.keys())
     for c in candidates(bp, dist, index, found, run, lambda did: id_map[did] == BTF_IS_EMBEDDED):
         did = c.entry.id
         if c.compatible is None:
@@ -680,16 +681,33 @@ def compatible(dt: BtfType, did: int, bt: BtfType, bid: int, embedded: bool, run
     return False
 
 
-def named_base_types(base: Btf, cols: Columns, names: Iterable[bytes]) -> list[BaseKey]:
-    """(id, name_off, name, kind), ascending id, of every base type libbpf's scan builds a key for
-    (``name_off != 0``, kind INT/FLOAT/ENUM/ENUM64/FWD/STRUCT/UNION) whose name is one of ``names``.
+def named_base_types(base: LibbpfParse, names: Iterable[bytes]) -> list[BaseKey]:
+    """(id, name_off, name, kind), ascending id, of every type of the (standalone) base libbpf's scan
+    builds a key for (``name_off != 0``, kind INT/FLOAT/ENUM/ENUM64/FWD/STRUCT/UNION) whose name is
+    one of ``names``: a loop over the word index for a small base, else vectorised."""
+    if base.btf.nr_types <= LOOP_MAX_TYPES:
+        return _named_base_types_looped(base.btf, set(names))
+    return _named_base_types_vectorised(base.btf, base.cols, set(names))
 
-    Vectorised: a (length, first byte, last byte) fingerprint filters the candidates, then the
-    exact names are compared, so only a handful of base types are decoded.
-    """
+
+def _named_base_types_looped(base: Btf, wanted: set[bytes]) -> list[BaseKey]:
+    """:func:`named_base_types` one record at a time."""
+    words, starts = base.flat_words()
+    kmask, out = base.info.kind_mask, []
+    for i, o in enumerate(starts):
+        name_off = words[o]
+        if name_off and (kind := (words[o + 1] >> 24) & kmask) in _KEYED_VALUES:
+            name = base.str_at(name_off)
+            if name is not None and name in wanted:
+                out.append((base.start_id + i, name_off, name, kind))
+    return out
+
+
+def _named_base_types_vectorised(base: Btf, cols: Columns, wanted: set[bytes]) -> list[BaseKey]:
+    """:func:`named_base_types` over numpy columns: a (length, first byte, last byte) fingerprint filters
+    the candidates, then the exact names are compared, so only a handful of base types are decoded."""
     import numpy as np
 
-    wanted = set(names)
     if not len(cols.offs):
         return []
     sel = np.flatnonzero((cols.name_off != 0) & np.isin(cols.kind, list(_KEYED)))

@@ -213,7 +213,7 @@ def _scan(dbtf: Btf, target: Target, embedded: set[int], run: ref.Run) -> tuple[
     conflict instead.
     """
     index = ref.DistIndex(dbtf)
-    found = ref.named_base_types(target.btf, target.parsed.cols, index.groups.keys())
+    found = ref.named_base_types(target.parsed, index.groups.keys())
     named: dict[str, list[tuple[int, int]]] = {}
     for bid, _, name, bk in found:
         named.setdefault(name.decode("latin-1"), []).append((bid, bk))
