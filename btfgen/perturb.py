@@ -78,7 +78,7 @@ EINVAL = -_errno.EINVAL
 ELOOP = -_errno.ELOOP
 
 
-def label_sets(u: Universe) -> tuple[set[Key], set[Key]]:
+def label_sets(u: Universe) -> tuple[frozenset[Key], frozenset[Key]]:
     """(distilled, copied) as a correct distillation makes them: an empty name is anonymous (Q3 strict)."""
     return distill_sets(u, has_name)
 

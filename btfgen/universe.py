@@ -257,9 +257,11 @@ class Universe:
     quirks: frozenset[str] = frozenset()  # quirk shapes the generator was allowed to use
     encoding: frozenset[str] = frozenset()  # raw-level encoding options ("nondedup_strings")
     _by_key: dict[Key, Node] = field(init=False, repr=False, compare=False, hash=False)
+    derived: dict[Any, Any] = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_by_key", {n.key: n for n in self.nodes})
+        object.__setattr__(self, "derived", {})  # what functions of this immutable universe made of it, by name
         if len(self._by_key) != len(self.nodes):
             raise ValueError("duplicate node keys")
 
@@ -381,14 +383,19 @@ def is_distilled(n: Node, named: Named = is_named) -> bool:
     return isinstance(n, DISTILLED_KINDS) or (isinstance(n, Composite | Enum) and named(n))
 
 
-def distill_sets(u: Universe, named: Named = is_named) -> tuple[set[Key], set[Key]]:
+def distill_sets(u: Universe, named: Named = is_named) -> tuple[frozenset[Key], frozenset[Key]]:
     """(distilled, copied): reached kernel keys kept in the distilled base / copied into the split.
 
     ``named`` decides what counts as a name: libbpf's :func:`is_named` (an empty name at a non-zero
-    offset is a name, quirk Q3) or :func:`has_name` (what a correct distillation does)."""
-    reach = distill_reach(u, named)
-    distilled = {k for k in reach if is_distilled(u[k], named)}
-    return distilled, reach - distilled
+    offset is a name, quirk Q3) or :func:`has_name` (what a correct distillation does).  Made once per
+    universe and rule (generation, perturbation and coverage each ask for them)."""
+    key = ("distill_sets", named)
+    got = u.derived.get(key)
+    if got is None:
+        reach = frozenset(distill_reach(u, named))
+        distilled = frozenset(k for k in reach if is_distilled(u[k], named))
+        got = u.derived[key] = (distilled, reach - distilled)
+    return got
 
 
 def embedded(u: Universe, named: Named = is_named) -> set[Key]:
