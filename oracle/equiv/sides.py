@@ -3,7 +3,7 @@ hashes that bucket its types (step 1 of :mod:`btfspec.oracle.equiv.compare`)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from btfspec.btfgen.matching import BtfView
 from btfspec.spec.kinds import Kind
@@ -31,6 +31,8 @@ class Side:
         self.reached: set[int] = set()
         self.referenced: set[int] = set()  # split ids referenced by another split type
         self.bounded: dict[tuple[int, int], int] = {}  # memo of _bounded_hash
+        self._ident: dict[int, tuple[int, bytes, int] | None] = {}  # memo of ident_key
+        self.t: Callable[[int], BtfType] = btf.type  # the type with this id (bound once: a hot call)
 
     def valid(self, x: int) -> bool:
         return 0 < x < self.cnt
@@ -41,20 +43,23 @@ class Side:
     def split_ids(self) -> range:
         return range(self.start, self.cnt)
 
-    def t(self, x: int) -> BtfType:
-        return self.btf.type(x)
-
     def name(self, x: int) -> str:
         t = self.t(x)
         return self.btf.name(t) if t.name_off else ""
 
     def ident_key(self, x: int) -> tuple[int, bytes, int] | None:
         """Family, name and size of a named STRUCT/UNION/ENUM/ENUM64 (anywhere), else None."""
+        try:
+            return self._ident[x]
+        except KeyError:
+            pass
         t = self.t(x)
-        if t.kind not in IDENTITY_KINDS:
-            return None
-        nk = self.view.name_key(x)
-        return None if nk is None else (nk[0], nk[1], t.size)
+        key = None
+        if t.kind in IDENTITY_KINDS:
+            nk = self.view.name_key(x)
+            key = None if nk is None else (nk[0], nk[1], t.size)
+        self._ident[x] = key
+        return key
 
     def is_ident(self, x: int) -> bool:
         """A named composite/enum in the base: compared by identity against another base one."""
