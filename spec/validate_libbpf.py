@@ -15,7 +15,7 @@ violation found.  Not checked, because libbpf does not: version, flags, gaps, tr
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from btfspec.spec.columns import Columns, columns
@@ -59,14 +59,11 @@ class LibbpfParse:
     btf: Btf
     raw: bytes
     hdr: Header
-    _cols: Columns | None = field(default=None, repr=False)
 
-    @property
+    @functools.cached_property
     def cols(self) -> Columns:
         """The own types as numpy columns (made once)."""
-        if self._cols is None:
-            self._cols = columns(self.btf)
-        return self._cols
+        return columns(self.btf)
 
 
 class LibbpfReject(Exception):

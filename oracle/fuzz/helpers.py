@@ -194,10 +194,9 @@ class Calls:
         """Send :meth:`distill_relocate`'s request now when ``name`` takes batches asynchronously (a worker
         process), so that it runs while this process goes on; the next :meth:`distill_relocate` of the same
         inputs takes its answer. Nothing is sent for other implementations or calls already made."""
-        impl = self.impl(name)
+        impl = self._batching(name, "begin_batch", split, base1)
         key = (name, split, base1, target)
-        if impl is None or getattr(impl, "begin_batch", None) is None or key in self._begun \
-                or (name, DISTILL, split, base1) in self._cache:
+        if impl is None or key in self._begun:
             return
         planned = self._batch_plan(name, split, base1, target)
         if planned is not None:
@@ -222,8 +221,8 @@ class Calls:
             finish, py = begun
             d, r = finish()
         else:
-            impl = self.impl(name)
-            if impl is None or getattr(impl, "run_batch", None) is None or (name, DISTILL, split, base1) in self._cache:
+            impl = self._batching(name, "run_batch", split, base1)
+            if impl is None:
                 return None
             planned = self._batch_plan(name, split, base1, target)
             if planned is None:
@@ -241,6 +240,13 @@ class Calls:
         if key not in self._cache and r is not None:
             self._keep(key, r)
         return d, self._cache.get(key, r)
+
+    def _batching(self, name: str, method: str, split: bytes, base1: bytes) -> Implementation | None:
+        """``name`` when it has ``method`` (takes batches) and this distill was not made yet, else None."""
+        impl = self.impl(name)
+        if impl is None or getattr(impl, method, None) is None or (name, DISTILL, split, base1) in self._cache:
+            return None
+        return impl
 
     def _batch_plan(self, name: str, split: bytes, base1: bytes,
                     target: bytes) -> tuple[list[Step], Outcome | None] | None:

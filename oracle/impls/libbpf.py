@@ -550,8 +550,11 @@ class LibbpfWorker:
 
     def _drop_spare(self) -> None:
         spare, self._spare = self._spare, None
-        if spare is None:
-            return
+        if spare is not None:
+            self._discard(spare)
+
+    def _discard(self, spare: tuple[subprocess.Popen[bytes], Any, Any]) -> None:
+        """End a worker that never served (a spare) and close its files."""
         proc, errfile, progress = spare
         if os.getpid() == self._owner_pid:
             self._kill(proc)
@@ -568,9 +571,8 @@ class LibbpfWorker:
         if spare is not None and spare[0].poll() is None:
             proc, self._errfile, self._progress = spare
         else:
-            if spare is not None:
-                self._spare = spare
-                self._drop_spare()
+            if spare is not None:  # it died before serving
+                self._discard(spare)
             proc, self._errfile, self._progress = self._spawn()
         self._proc = proc
         self._worker_blobs.clear()
