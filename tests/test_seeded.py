@@ -4,6 +4,7 @@ found there shrunk by hypothesis like any other."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -93,3 +94,20 @@ def test_a_campaign_finds_on_the_seeded_path_and_shrinks(tmp_path: Path) -> None
     base = Btf.from_bytes(entry.file("base.btf"))
     split = Btf.from_bytes(entry.file("split.btf"), base=base)
     assert base.nr_types <= 3 and split.nr_types <= 2, (base.nr_types, split.nr_types)  # shrunk by hypothesis
+
+
+def test_bench_shrink_reports_each_failure_and_a_summary() -> None:
+    from click.testing import CliRunner
+
+    from btfspec.cli import main
+
+    res = CliRunner().invoke(main, ["bench", "shrink", "--impl", "python", "--findings", "1", "--stand-ins", "1",
+                                    "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    groups = [r["group"] for r in out["rows"]]
+    assert groups[:3] == ["stand-in"] * 3 and groups[3:] == ["finding"], groups
+    assert all(r["shrunk"] <= r["found"] and r["checks"] > 0 for r in out["rows"]), out["rows"]
+    assert [line.split(":")[0] for line in out["summary"]] == ["stand-in", "finding"], out["summary"]
+    bad = CliRunner().invoke(main, ["bench", "shrink", "--impl", "nosuch"])
+    assert bad.exit_code == 2 and "unknown implementation 'nosuch'" in bad.output, bad.output

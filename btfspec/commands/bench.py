@@ -213,3 +213,50 @@ def bench_gen(seconds: float, as_json: bool) -> None:
     for row in rows:
         click.echo(f"  {row.line()}   [{1 / row.seconds:8.1f} ex/s]")
 
+
+
+@bench.command("shrink")
+@click.option("--impl", "impl_list", default="libbpf", show_default=True, metavar="NAME[,NAME...]",
+              help="Implementations whose P1 findings are shrunk (none: stand-ins only).")
+@click.option("--findings", type=click.IntRange(min=0), default=6, show_default=True,
+              help="Distinct findings shrunk per implementation.")
+@click.option("--stand-ins", "stand_ins", type=click.IntRange(min=0), default=4, show_default=True,
+              help="Seeded cases shrunk per stand-in condition.")
+@click.option("--max-seconds", type=click.FloatRange(min=1), default=60.0, show_default=True,
+              help="Time limit of one shrink.")
+@click.option("--seed", type=int, default=1, show_default=True, help="Seed of the seeded cases.")
+@json_option
+@guarded
+def bench_shrink(impl_list: str, findings: int, stand_ins: int, max_seconds: float, seed: int,
+                 as_json: bool) -> None:
+    """Nodes a failure found on the campaign's seeded path keeps after shrinking, and the time it takes."""
+    from btfspec.bench import shrink_bench
+    from btfspec.clitools import fail
+    from btfspec.oracle.impls.adapter import close_impls, open_usable, parse_impl_list
+
+    try:
+        names = parse_impl_list(impl_list) if impl_list.strip() not in ("", "none") else []
+    except ValueError as exc:
+        fail(f"--impl: {exc}")
+    impls, unusable = open_usable(names) if names and findings else ([], {})
+    echo = None if as_json else click.echo
+    if echo:
+        echo(f"bench shrink: the campaign's path (seeded case, then hypothesis replays and shrinks it), "
+             f"seed {seed}, at most {max_seconds:g} s a shrink")
+    rows = []
+    try:
+        rows += shrink_bench.stand_in_rows(stand_ins, seed, max_seconds) if stand_ins else []
+        for impl in impls:
+            rows += shrink_bench.finding_rows(impl, findings, seed, max_seconds)
+    finally:
+        close_impls(impls)
+    if as_json:
+        emit_json({"seed": seed, "max_seconds": max_seconds, "rows": shrink_bench.as_dicts(rows),
+                   "skipped": unusable, "summary": shrink_bench.summary(rows)})
+        return
+    for row in rows:
+        click.echo("  " + row.line())
+    for name, why in unusable.items():
+        click.echo(f"  {name}: skipped ({why})")
+    for line in shrink_bench.summary(rows):
+        click.echo(f"  = {line}")

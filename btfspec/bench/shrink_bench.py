@@ -1,0 +1,201 @@
+"""``btfspec bench shrink``: how small, and how fast, a failure found on the campaign's seeded path shrinks.
+
+A campaign draws its cases on the seeded fast path and hands a failure's recorded choices to
+hypothesis, which replays and shrinks them (:func:`~btfspec.oracle.fuzz.campaign.hypothesis_glue.save_for_shrinking`).
+This takes exactly that path and reports, per failure, the universe's nodes as found and as shrunk,
+the seconds and the checks the shrinking took.  Two groups of failures:
+
+* ``stand-in``: conditions on the generated universe alone (no implementation runs), each on large
+  seeded P1 cases: a composite of three or more members, a module pointer to a kernel composite, a
+  kernel enum.  Three or four nodes can satisfy each (the kernel's index INT is always made).
+* ``finding``: P1 findings of a real implementation (libbpf by default), from seeded cases until
+  ``findings`` distinct signatures are met; each shrinks while its signature stays the same.
+
+A shrink stops after ``max_seconds`` (the row says so); a campaign gives each finding its share of the
+time budget instead.  The figures are the noise a user sees in a finding: the fewer nodes, the sooner
+its cause is read.
+"""
+
+from __future__ import annotations
+
+import functools
+import random
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from btfspec.btfgen.universe import Composite, Enum, Ptr, Universe
+
+MIN_FOUND_NODES = 40  # stand-in failures start from seeded cases at least this large
+MAX_TRIES = 3000  # seeded cases drawn per group before giving up on more failures
+
+
+def _universe(case: Any) -> Universe:
+    return case.case.universe  # type: ignore[no-any-return]
+
+
+def _many_members(u: Universe) -> bool:
+    return any(isinstance(n, Composite) and len(n.members) >= 3 for n in u.nodes)
+
+
+def _module_ptr_to_kernel_composite(u: Universe) -> bool:
+    return any(isinstance(n, Ptr) and n.key in u.module and n.target not in u.module
+               and isinstance(u.get(n.target), Composite) for n in u.nodes)
+
+
+def _kernel_enum(u: Universe) -> bool:
+    return any(isinstance(n, Enum) and n.key not in u.module for n in u.nodes)
+
+
+STAND_INS: dict[str, Callable[[Universe], bool]] = {
+    "composite with >= 3 members": _many_members,
+    "module pointer to a kernel composite": _module_ptr_to_kernel_composite,
+    "kernel enum": _kernel_enum,
+}
+
+
+@dataclass
+class ShrinkRow:
+    """One failure: its universe's nodes as found and as shrunk, and what the shrinking cost."""
+
+    group: str  # "stand-in" or "finding"
+    what: str  # the stand-in's condition, or the finding's outcome and first difference
+    profile: str
+    found: int
+    shrunk: int
+    seconds: float
+    checks: int
+    stopped: bool = False  # the shrink reached max_seconds
+
+    def line(self) -> str:
+        text = (f"{self.group:<8} {self.profile:<12} {self.found:>3} -> {self.shrunk:>3} nodes "
+                f"{self.seconds:6.1f} s {self.checks:>5} checks  {self.what[:100]}")
+        return text + ("  (stopped at the time limit)" if self.stopped else "")
+
+
+class _OutOfTime(KeyboardInterrupt):
+    """Ends one shrink at its time limit (hypothesis lets a KeyboardInterrupt through)."""
+
+
+def shrink_recorded(strategy: Any, choices: list[int], fails: Callable[[Any], bool], seed: int,
+                    max_seconds: float) -> tuple[int, float, int, bool]:
+    """Shrink the failure whose recorded ``choices`` the seeded path drew from ``strategy``, as a campaign
+    does: (nodes of the smallest case that still ``fails``, seconds, checks, stopped at the limit)."""
+    from hypothesis import HealthCheck, Phase, Verbosity, given, settings
+    from hypothesis.database import InMemoryExampleDatabase
+
+    from btfspec.oracle.fuzz.campaign.hypothesis_glue import DATABASE_KEY_HOOK, SEED_HOOK, save_for_shrinking
+
+    key = b"btfspec-bench-shrink"
+    db = InMemoryExampleDatabase()
+    save_for_shrinking(db, key, choices)
+    smallest = [10**9]
+    checks = [0]
+    deadline = time.perf_counter() + max_seconds
+
+    @settings(database=db, max_examples=1, deadline=None, phases=[Phase.reuse, Phase.shrink],
+              suppress_health_check=list(HealthCheck), verbosity=Verbosity.quiet, report_multiple_bugs=False)
+    @given(strategy)
+    def run(case: Any) -> None:
+        if time.perf_counter() > deadline:
+            raise _OutOfTime
+        checks[0] += 1
+        if fails(case):
+            smallest[0] = min(smallest[0], len(_universe(case).nodes))
+            raise AssertionError("still fails")
+
+    setattr(run, SEED_HOOK, seed)
+    setattr(run, DATABASE_KEY_HOOK, key)
+    t0 = time.perf_counter()
+    stopped = False
+    try:
+        run()
+    except _OutOfTime:
+        stopped = True
+    except AssertionError:
+        pass
+    return smallest[0], time.perf_counter() - t0, checks[0], stopped
+
+
+def stand_in_rows(per_condition: int, seed: int, max_seconds: float) -> list[ShrinkRow]:
+    """Each stand-in condition on ``per_condition`` large seeded P1 cases (kernel-valid)."""
+    from btfspec.oracle.fuzz.campaign.hypothesis_glue import seeded_example
+    from btfspec.oracle.fuzz.property import RELOCATION, Context
+    from btfspec.oracle.fuzz.registry import get_property
+
+    strategy = get_property(RELOCATION).strategy(Context({}))
+    rng = random.Random(seed)
+    rows = []
+    for what, cond in STAND_INS.items():
+        met = 0
+        for _ in range(MAX_TRIES):
+            if met == per_condition:
+                break
+            case, choices = seeded_example(strategy, rng.getrandbits(64))
+            u = _universe(case)
+            if len(u.nodes) < MIN_FOUND_NODES or not cond(u):
+                continue
+            met += 1
+            shrunk, secs, checks, stopped = shrink_recorded(
+                strategy, choices, lambda c, cond=cond: cond(_universe(c)), seed, max_seconds)
+            rows.append(ShrinkRow("stand-in", what, u.profile, len(u.nodes), shrunk, secs, checks, stopped))
+    return rows
+
+
+def finding_signature(prop: Any, ctx: Any, case: Any) -> tuple[str, ...] | None:
+    """The signature of ``prop``'s finding on ``case``, or None when it holds."""
+    from btfspec.oracle.fuzz.property import PropertyFailure
+
+    try:
+        prop.check(case, ctx)
+    except PropertyFailure as exc:
+        return exc.finding.signature
+    return None
+
+
+def finding_rows(impl: Any, count: int, seed: int, max_seconds: float) -> list[ShrinkRow]:
+    """P1 findings of ``impl`` on seeded cases (both profiles in turn), ``count`` distinct signatures."""
+    from btfspec.oracle.fuzz.campaign.hypothesis_glue import seeded_example
+    from btfspec.oracle.fuzz.property import RELOCATION, Context
+    from btfspec.oracle.fuzz.registry import get_property
+
+    prop = get_property(RELOCATION)
+    rng = random.Random(seed)
+    rows: list[ShrinkRow] = []
+    seen: set[tuple[str, ...]] = set()
+    for k, profile in enumerate(("libbpf-valid", "kernel-valid")):
+        ctx = Context({impl.name: impl}, profile=profile)
+        strategy = prop.strategy(ctx)
+        want = (count + 1 - k) // 2  # the first profile takes the odd one
+        signature = functools.partial(finding_signature, prop, ctx)
+        for _ in range(MAX_TRIES):
+            if sum(r.profile == profile for r in rows) >= want:
+                break
+            case, choices = seeded_example(strategy, rng.getrandbits(64))
+            sig = signature(case)
+            if sig is None or sig in seen:
+                continue
+            seen.add(sig)
+            shrunk, secs, checks, stopped = shrink_recorded(
+                strategy, choices, lambda c, sig=sig, signature=signature: signature(c) == sig, seed, max_seconds)
+            what = sig[3]  # the first difference
+            rows.append(ShrinkRow("finding", what, profile, len(_universe(case).nodes), shrunk, secs, checks,
+                                  stopped))
+    return rows
+
+
+def summary(rows: list[ShrinkRow]) -> list[str]:
+    """Per group: failures, mean and largest shrunk size, total shrinking time."""
+    lines = []
+    for group in ("stand-in", "finding"):
+        g = [r for r in rows if r.group == group]
+        if g:
+            lines.append(f"{group}: {len(g)} failures shrunk to {sum(r.shrunk for r in g) / len(g):.1f} nodes on "
+                         f"average (largest {max(r.shrunk for r in g)}, from {sum(r.found for r in g) / len(g):.1f}) "
+                         f"in {sum(r.seconds for r in g):.1f} s")
+    return lines
+
+
+def as_dicts(rows: list[ShrinkRow]) -> list[dict[str, Any]]:
+    return [asdict(r) for r in rows]
