@@ -28,8 +28,25 @@ class Chooser:
         """Another construct before the target size?  (Always, unless the driver can shrink it away.)"""
         return True
 
+    def begin(self, label: int) -> None:
+        """The decisions from here to :meth:`end` make one construct (or one run of them): a shrinking
+        driver can then delete or simplify it as a whole."""
+
+    def end(self) -> None:
+        """Close the innermost :meth:`begin`."""
+
     def pick(self, seq: Sequence[T]) -> T:
         return seq[self.int(0, len(seq) - 1)] if len(seq) > 1 else seq[0]
+
+    def pick_recent(self, seq: Sequence[T]) -> T:
+        """One of the nodes made so far (``seq`` in the order they were made), counted from the newest.
+
+        The shrinker's commonest step deletes a construct; counted from the newest, a choice still
+        names the same node when an unrelated one made before it goes (counted from the oldest, the
+        choice would move to another node and the failure would usually vanish, so the unrelated node
+        stayed). The shrunk choice, 0, is the newest candidate.
+        """
+        return seq[len(seq) - 1 - self.int(0, len(seq) - 1)] if len(seq) > 1 else seq[0]
 
     def weighted(self, weights: Sequence[int]) -> int:
         """An index, with probability proportional to its weight (index 0 is the simplest)."""
@@ -73,6 +90,18 @@ class HypothesisChooser(Chooser):
         data = getattr(draw, "__self__", None)
         fast = getattr(data, "draw_integer", None)
         self._fast: Callable[[int, int], int] | None = fast if callable(fast) else None
+        start, stop = getattr(data, "start_span", None), getattr(data, "stop_span", None)
+        self._spans = (start, stop) if callable(start) and callable(stop) else None
+
+    def begin(self, label: int) -> None:
+        # a span of the ConjectureData: hypothesis's shrinker deletes and simplifies by spans (a
+        # construct's dozen choices are otherwise too many for its runs-of-up-to-5 deletion)
+        if self._spans is not None:
+            self._spans[0](label)
+
+    def end(self) -> None:
+        if self._spans is not None:
+            self._spans[1]()
 
     def int(self, lo: int, hi: int) -> int:
         if hi <= lo:

@@ -88,6 +88,8 @@ INT_TABLE = (  # (name, size, encoding)
 FLOAT_TABLE = (("float", 4), ("double", 8), ("long double", 16), ("_Float16", 2), ("__float80", 12))
 ODD_NAMES = ("a.b", "1st", "with space", "x-y", "caf\xe9", "$")
 
+# Span labels for a shrinking chooser (Chooser.begin): a phase's run of constructs, one construct.
+PHASE_LABEL, CONSTRUCT_LABEL = 0x6274_6667_7068, 0x6274_6667_636F
 # Constructs (index 0 is the simplest, what shrinking goes to).
 CONSTRUCTS = ("int", "float", "enum", "enum64", "struct", "union", "array", "ptr", "qual", "typedef",
               "type_tag", "fwd", "func", "proto", "var", "decl_tag", "list_head", "mod_cycle", "deep_chain")
@@ -205,7 +207,7 @@ class _Gen:
         for name in names:
             cands = self.pool(name)
             if cands:
-                return self.ch.pick(cands)
+                return self.ch.pick_recent(cands)
         return None
 
     def sized_ref(self, *names: str, regular: bool = True, nonzero: bool = False) -> Key | None:
@@ -488,7 +490,7 @@ class _Gen:
         name = self.name(required=True)
         named = self.pools[self.phase].get("named_comp", [])
         if named and self.quirk("fwd_struct_same_name"):  # a deliberate clash (E1, Q2)
-            name = self.by_key[self.ch.pick(named)].name
+            name = self.by_key[self.ch.pick_recent(named)].name
         else:
             name = self.kernel_name("fwd", name)
         self.add(Fwd(self.key(), name, union), "ptrable", "fwd")
@@ -509,7 +511,7 @@ class _Gen:
 
     def c_func(self) -> None:
         protos = self.pool("proto")
-        proto = self.ch.pick(protos) if protos and self.ch.chance(25) else None
+        proto = self.ch.pick_recent(protos) if protos and self.ch.chance(25) else None
         if proto is None or (self.kv and any(n is None for n, _ in self.by_key[proto].params)):  # type: ignore[union-attr]
             proto = self._proto(True)
         linkage = self.ch.int(0, 1)
@@ -559,7 +561,7 @@ class _Gen:
     def c_list_head(self) -> None:
         existing = [k for k in self.pools["kernel"].get("named_comp", []) if self.by_key[k].name == "list_head"]
         if existing:  # struct x { struct list_head node; ... }: embeds the pointer cycle
-            ms: list[tuple[str | None, Key, int]] = [("node", self.ch.pick(existing), 0)]
+            ms: list[tuple[str | None, Key, int]] = [("node", self.ch.pick_recent(existing), 0)]
             extra = self.sized_ref("scalar")
             if extra is not None:
                 ms.append(("val", extra, 0))
@@ -613,7 +615,7 @@ class _Gen:
         decl = Func | Var | Datasec | DeclTag
         cands = [n.key for n in self.nodes if n.key not in self.module and isinstance(n, decl)]
         if cands:
-            self._ptr(self.ch.pick(cands))
+            self._ptr(self.ch.pick_recent(cands))
 
     def _kernel_fwd_for_module(self) -> Key | None:
         """A kernel FWD for the module to point at (made when the kernel has none), or None: the distilled
@@ -622,7 +624,7 @@ class _Gen:
             return None
         if not self.pools["kernel"].get("fwd") or self.ch.chance(30):
             self.c_fwd()
-        return self.ch.pick(self.pools["kernel"]["fwd"])
+        return self.ch.pick_recent(self.pools["kernel"]["fwd"])
 
     def _twin_composite(self) -> Key | None:
         """libbpf-valid: a same-named twin of a named kernel composite (its members, a larger size), and one
@@ -632,7 +634,7 @@ class _Gen:
         named = [k for k in self.pools["kernel"].get("named_comp", []) if self.by_key[k].name]
         if not named:
             return None
-        orig = self.by_key[self.ch.pick(named)]
+        orig = self.by_key[self.ch.pick_recent(named)]
         assert isinstance(orig, Composite) and orig.name
         size = orig.size + 8
         while size in self.comp_sizes.get(orig.name, ()):
@@ -687,10 +689,18 @@ class _Gen:
     def _phase(self, until: int, weights: list[int]) -> None:
         self.until = until
         tries = 0
-        while len(self.nodes) < until and tries < 4 * until + 8 and (len(self.nodes) < self.min_size
-                                                                     or self.ch.more()):
-            tries += 1
-            getattr(self, "c_" + CONSTRUCTS[self.ch.weighted(weights)])()
+        ch = self.ch
+        ch.begin(PHASE_LABEL)
+        while len(self.nodes) < until and tries < 4 * until + 8:
+            ch.begin(CONSTRUCT_LABEL)  # like a hypothesis list element: the "more" decision, then the construct
+            go = len(self.nodes) < self.min_size or ch.more()
+            if go:
+                tries += 1
+                getattr(self, "c_" + CONSTRUCTS[ch.weighted(weights)])()
+            ch.end()
+            if not go:
+                break
+        ch.end()
 
 
 def generate(ch: Chooser, profile: str = KERNEL_VALID, size: int = 30, knobs: Knobs | None = None,

@@ -96,6 +96,53 @@ def test_a_campaign_finds_on_the_seeded_path_and_shrinks(tmp_path: Path) -> None
     assert base.nr_types <= 3 and split.nr_types <= 2, (base.nr_types, split.nr_types)  # shrunk by hypothesis
 
 
+def _q2_shrinks(profile: str, count: int) -> list[tuple[int, int]]:
+    """libbpf's Q2 findings (a referenced STRUCT became a UNION and relocation still succeeds) on the first
+    ``count`` seeded kind_changed cases that show it, each shrunk as a campaign shrinks it: (found, shrunk)."""
+    import random
+
+    from btfspec.bench.shrink_bench import finding_signature, shrink_recorded
+    from btfspec.oracle.fuzz.relocation import relocation_cases
+    from btfspec.oracle.impls.adapter import make_impl
+
+    prop = get_property("P1")
+    libbpf = make_impl("libbpf")
+    try:
+        ctx = Context({"libbpf": libbpf}, profile=profile)
+        strategy = relocation_cases(ctx, kinds=("kind_changed",))
+        rng = random.Random(1)
+        out: list[tuple[int, int]] = []
+        for _ in range(200):
+            value, choices = seeded_example(strategy, rng.getrandbits(64))
+            sig = finding_signature(prop, ctx, value)
+            if sig is None or sig[3] != "kind_changed: relocate ok":
+                continue
+            def same(c: object, sig: tuple[str, ...] = sig) -> bool:
+                return finding_signature(prop, ctx, c) == sig
+
+            shrunk, _, _, stopped = shrink_recorded(strategy, choices, same, seed=1, max_seconds=60)
+            assert not stopped
+            out.append((len(value.case.universe.nodes), shrunk))
+            if len(out) == count:
+                break
+        return out
+    finally:
+        libbpf.close()
+
+
+@pytest.mark.parametrize("profile", ["kernel-valid", "libbpf-valid"])
+def test_a_seeded_finding_shrinks_to_the_few_nodes_it_needs(profile: str) -> None:
+    """A finding found on the seeded path keeps only what it needs after hypothesis shrinks it: the
+    generator makes each construct one span and points at the nodes made so far counted from the
+    newest, so hypothesis can delete an unrelated construct. A Q2 finding needs the index INT, a STRUCT
+    and the module's pointer to it: these shrink to 4-6 nodes; before those two changes the kernel-valid
+    ones kept 4, 9 and 14 nodes."""
+    need_libbpf()
+    shrinks = _q2_shrinks(profile, 3)
+    assert len(shrinks) == 3 and max(found for found, _ in shrinks) >= 25, shrinks
+    assert all(shrunk <= 8 for _, shrunk in shrinks), shrinks
+
+
 def test_bench_shrink_reports_each_failure_and_a_summary() -> None:
     from click.testing import CliRunner
 
