@@ -323,3 +323,8 @@ def test_bench_fuzz_measures_p1_per_implementation_and_workers() -> None:
     assert two["per_worker"] == pytest.approx(two["steady_rate"] / 2)
     assert out["summary"][0].startswith("python on one core: ") and any("2 local workers: x" in x
                                                                        for x in out["summary"])
+    # the cores the machine kept busy (every process), and the speed-up per busy core they give
+    assert all(0 < r["cores"] <= os.cpu_count() + 0.5 for r in out["rows"]), [r["cores"] for r in out["rows"]]
+    (line,) = [x for x in out["summary"] if x.startswith("2 local workers: x")]
+    per_core = (two["steady_rate"] / two["cores"]) / (one["steady_rate"] / one["cores"])
+    assert f"per busy core x{per_core:.2f})" in line, line

@@ -18,7 +18,10 @@ hypothesis's pace, about a third of the seeded one, for as long as its budget al
 implementation set first runs a warm-up campaign (not counted, same seeds, twice as long) that writes
 its findings to the benchmark's corpus directory; the measured runs share that directory, so those
 findings are known to them and cost no finding record.  Findings new in the measured runs are said in
-the row's note.  The load average is printed with the figures: this measures a shared machine.
+the row's note.  The load average and the cores the machine kept busy during the run are printed
+with the figures: this measures a shared machine.  The scaling lines also give the speed-up per busy
+core, which is about 1 when the workers share nothing hot even where one worker already keeps more
+than one core busy (python+libbpf overlaps its libbpf process with its own work).
 """
 
 from __future__ import annotations
@@ -26,10 +29,12 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from btfspec.bench.timing import busy_cpu_seconds
 from btfspec.oracle.fuzz.property import RELOCATION
 
 WARMUP_FACTOR = 2.0  # a warm-up campaign runs this many times the measured seconds
@@ -52,6 +57,7 @@ class FuzzRow:
     runs: list[float] = field(default_factory=list)  # the steady rate of every run
     new_findings: int = 0  # findings not known from the warm-up, over all runs
     load: float = 0.0  # 1-minute load average when the row was measured (the highest over its runs)
+    cores: float | None = None  # cores the machine kept busy during the best run (every process)
     impls: str = ""  # "python", "python+libbpf", ...
     mode: str = ""  # "in-process", "local processes", "LocalCluster"
 
@@ -72,6 +78,8 @@ class FuzzRow:
         if self.speedup is not None:
             text += f"  x{self.speedup:.2f}"
         text += f"  load {self.load:.1f}"
+        if self.cores is not None:
+            text += f"  {self.cores:.2f} cores busy"
         return text + (f"  ({self.note})" if self.note else "")
 
 
@@ -83,15 +91,18 @@ def _campaign(prop: str, impls: list[str], workers: int, seconds: float, corpus:
     """One campaign (no shrinking) as a row of one run, and how many findings it recorded as new."""
     from btfspec.oracle.fuzz.campaign import run_campaign
 
+    cpu0, t0 = busy_cpu_seconds(), time.perf_counter()
     r = run_campaign([prop], impls, workers=workers, time_budget=seconds, seed=1, db=None, scheduler=scheduler,
                      corpus_dir=corpus, progress=False, serve_cmd=serve_cmd, shrink_share=NO_SHRINKING)
+    cpu1, wall = busy_cpu_seconds(), time.perf_counter() - t0
+    cores = (cpu1 - cpu0) / wall if cpu0 is not None and cpu1 is not None and wall > 0 else None
     ex = r.examples.get(prop, 0)
     steady = sum(s["examples"].get(prop, 0) / s["busy"][prop] for s in r.slots if s["busy"].get(prop))
     note = "; ".join(r.errors[:1]) or ("; ".join(f"{k}: {v}" for k, v in r.skipped.items()))
     mode = {"in-process": "in-process", "local": "local processes", "dask": "LocalCluster"}[r.mode]
     row = FuzzRow(f"{prop} {'+'.join(impls)} ({mode})", r.workers, ex, r.elapsed,
                   ex / r.elapsed if r.elapsed else 0.0, steady, note=note, runs=[steady], load=os.getloadavg()[0],
-                  impls="+".join(impls), mode=mode)
+                  cores=cores, impls="+".join(impls), mode=mode)
     return row, sum(1 for f in r.findings if f.new)
 
 
@@ -104,7 +115,7 @@ def _best(prop: str, impls: list[str], workers: int, seconds: float, corpus: str
         row, found = _campaign(prop, impls, workers, seconds, corpus, scheduler, serve_cmd)
         rows.append(row)
         new += found
-    best = max(rows, key=lambda r: r.steady_rate)
+    best = max(rows, key=lambda r: r.steady_rate)  # its ``cores`` stay those of its own run
     best.runs = [r.runs[0] for r in rows]
     best.new_findings = new
     best.load = max(r.load for r in rows)
@@ -181,11 +192,21 @@ def summary(rows: list[FuzzRow]) -> list[str]:
         lines.append(f"python+libbpf per worker: {one.steady_rate:.1f} ex/s")
     two = by.get(("python+libbpf", "local processes", 2))
     if two and two.speedup is not None:
-        lines.append(f"2 local workers: x{two.speedup:.2f} of one")
+        lines.append(f"2 local workers: x{two.speedup:.2f} of one{_per_core(two, one)}")
     lc = by.get(("python+libbpf", "LocalCluster", 2))
     if lc and lc.speedup is not None:
-        lines.append(f"2-worker LocalCluster: x{lc.speedup:.2f} of one local worker")
+        lines.append(f"2-worker LocalCluster: x{lc.speedup:.2f} of one local worker{_per_core(lc, one)}")
     return lines
+
+
+def _per_core(row: FuzzRow, one: FuzzRow | None) -> str:
+    """The speed-up per busy core: about 1 when the workers share nothing hot, whatever the cores
+    one worker already keeps busy (python+libbpf runs its libbpf process beside its own work)."""
+    if one is None or not row.cores or not one.cores or not one.steady_rate:
+        return ""
+    per_core = (row.steady_rate / row.cores) / (one.steady_rate / one.cores)
+    return (f" (one worker kept {one.cores:.2f} cores busy, these {row.cores:.2f} of {os.cpu_count()}; "
+            f"per busy core x{per_core:.2f})")
 
 
 def as_dicts(rows: list[FuzzRow]) -> list[dict[str, Any]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -66,3 +67,17 @@ def as_dict(rows: list[Row]) -> list[dict[str, object]]:
     return [{"name": r.name, "seconds": float(r.seconds), "spread": r.spread, "baseline": r.baseline,
              "baseline_seconds": None if r.baseline_seconds is None else float(r.baseline_seconds),
              "ratio": r.ratio, "target": r.target} for r in rows]
+
+
+def busy_cpu_seconds() -> float | None:
+    """CPU seconds the whole machine has spent busy since boot (every process; from ``/proc/stat``),
+    or None where there is no ``/proc/stat``.  The difference over a run, divided by its wall time,
+    is how many cores the run kept busy."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle and iowait
+    busy = sum(fields[:8]) - idle  # user nice system idle iowait irq softirq steal (guest is in user)
+    return busy / os.sysconf("SC_CLK_TCK")
