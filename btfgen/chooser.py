@@ -38,16 +38,6 @@ class Chooser:
     def pick(self, seq: Sequence[T]) -> T:
         return seq[self.int(0, len(seq) - 1)] if len(seq) > 1 else seq[0]
 
-    def pick_recent(self, seq: Sequence[T]) -> T:
-        """One of the nodes made so far (``seq`` in the order they were made), counted from the newest.
-
-        The shrinker's commonest step deletes a construct; counted from the newest, a choice still
-        names the same node when an unrelated one made before it goes (counted from the oldest, the
-        choice would move to another node and the failure would usually vanish, so the unrelated node
-        stayed). The shrunk choice, 0, is the newest candidate.
-        """
-        return seq[len(seq) - 1 - self.int(0, len(seq) - 1)] if len(seq) > 1 else seq[0]
-
     def weighted(self, weights: Sequence[int]) -> int:
         """An index, with probability proportional to its weight (index 0 is the simplest)."""
         total = sum(weights)

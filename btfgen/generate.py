@@ -207,7 +207,7 @@ class _Gen:
         for name in names:
             cands = self.pool(name)
             if cands:
-                return self.ch.pick_recent(cands)
+                return self.ch.pick(cands)
         return None
 
     def sized_ref(self, *names: str, regular: bool = True, nonzero: bool = False) -> Key | None:
@@ -490,7 +490,7 @@ class _Gen:
         name = self.name(required=True)
         named = self.pools[self.phase].get("named_comp", [])
         if named and self.quirk("fwd_struct_same_name"):  # a deliberate clash (E1, Q2)
-            name = self.by_key[self.ch.pick_recent(named)].name
+            name = self.by_key[self.ch.pick(named)].name
         else:
             name = self.kernel_name("fwd", name)
         self.add(Fwd(self.key(), name, union), "ptrable", "fwd")
@@ -511,7 +511,7 @@ class _Gen:
 
     def c_func(self) -> None:
         protos = self.pool("proto")
-        proto = self.ch.pick_recent(protos) if protos and self.ch.chance(25) else None
+        proto = self.ch.pick(protos) if protos and self.ch.chance(25) else None
         if proto is None or (self.kv and any(n is None for n, _ in self.by_key[proto].params)):  # type: ignore[union-attr]
             proto = self._proto(True)
         linkage = self.ch.int(0, 1)
@@ -561,7 +561,7 @@ class _Gen:
     def c_list_head(self) -> None:
         existing = [k for k in self.pools["kernel"].get("named_comp", []) if self.by_key[k].name == "list_head"]
         if existing:  # struct x { struct list_head node; ... }: embeds the pointer cycle
-            ms: list[tuple[str | None, Key, int]] = [("node", self.ch.pick_recent(existing), 0)]
+            ms: list[tuple[str | None, Key, int]] = [("node", self.ch.pick(existing), 0)]
             extra = self.sized_ref("scalar")
             if extra is not None:
                 ms.append(("val", extra, 0))
@@ -615,7 +615,7 @@ class _Gen:
         decl = Func | Var | Datasec | DeclTag
         cands = [n.key for n in self.nodes if n.key not in self.module and isinstance(n, decl)]
         if cands:
-            self._ptr(self.ch.pick_recent(cands))
+            self._ptr(self.ch.pick(cands))
 
     def _kernel_fwd_for_module(self) -> Key | None:
         """A kernel FWD for the module to point at (made when the kernel has none), or None: the distilled
@@ -624,7 +624,7 @@ class _Gen:
             return None
         if not self.pools["kernel"].get("fwd") or self.ch.chance(30):
             self.c_fwd()
-        return self.ch.pick_recent(self.pools["kernel"]["fwd"])
+        return self.ch.pick(self.pools["kernel"]["fwd"])
 
     def _twin_composite(self) -> Key | None:
         """libbpf-valid: a same-named twin of a named kernel composite (its members, a larger size), and one
@@ -634,7 +634,7 @@ class _Gen:
         named = [k for k in self.pools["kernel"].get("named_comp", []) if self.by_key[k].name]
         if not named:
             return None
-        orig = self.by_key[self.ch.pick_recent(named)]
+        orig = self.by_key[self.ch.pick(named)]
         assert isinstance(orig, Composite) and orig.name
         size = orig.size + 8
         while size in self.comp_sizes.get(orig.name, ()):

@@ -133,10 +133,9 @@ def _q2_shrinks(profile: str, count: int) -> list[tuple[int, int]]:
 @pytest.mark.parametrize("profile", ["kernel-valid", "libbpf-valid"])
 def test_a_seeded_finding_shrinks_to_the_few_nodes_it_needs(profile: str) -> None:
     """A finding found on the seeded path keeps only what it needs after hypothesis shrinks it: the
-    generator makes each construct one span and points at the nodes made so far counted from the
-    newest, so hypothesis can delete an unrelated construct. A Q2 finding needs the index INT, a STRUCT
-    and the module's pointer to it: these shrink to 4-6 nodes; before those two changes the kernel-valid
-    ones kept 4, 9 and 14 nodes."""
+    generator makes each construct one span, so hypothesis can delete an unrelated construct. A Q2
+    finding needs the index INT, a STRUCT and the module's pointer to it: these shrink to at most 8
+    nodes; without the spans the kernel-valid ones kept 4, 9 and 14 nodes."""
     need_libbpf()
     shrinks = _q2_shrinks(profile, 3)
     assert len(shrinks) == 3 and max(found for found, _ in shrinks) >= 25, shrinks
