@@ -118,8 +118,10 @@ def shrink_recorded(strategy: Any, choices: list[int], fails: Callable[[Any], bo
     return smallest[0], time.perf_counter() - t0, checks[0], stopped
 
 
-def stand_in_rows(per_condition: int, seed: int, max_seconds: float) -> list[ShrinkRow]:
-    """Each stand-in condition on ``per_condition`` large seeded P1 cases (kernel-valid)."""
+def stand_in_rows(per_condition: int, seed: int, max_seconds: float,
+                  on_row: Callable[[ShrinkRow], None] | None = None) -> list[ShrinkRow]:
+    """Each stand-in condition on ``per_condition`` large seeded P1 cases (kernel-valid); ``on_row`` gets
+    each row as it is measured."""
     from btfspec.oracle.fuzz.campaign.hypothesis_glue import seeded_example
     from btfspec.oracle.fuzz.property import RELOCATION, Context
     from btfspec.oracle.fuzz.registry import get_property
@@ -140,6 +142,8 @@ def stand_in_rows(per_condition: int, seed: int, max_seconds: float) -> list[Shr
             shrunk, secs, checks, stopped = shrink_recorded(
                 strategy, choices, lambda c, cond=cond: cond(_universe(c)), seed, max_seconds)
             rows.append(ShrinkRow("stand-in", what, u.profile, len(u.nodes), shrunk, secs, checks, stopped))
+            if on_row:
+                on_row(rows[-1])
     return rows
 
 
@@ -154,8 +158,10 @@ def finding_signature(prop: Any, ctx: Any, case: Any) -> tuple[str, ...] | None:
     return None
 
 
-def finding_rows(impl: Any, count: int, seed: int, max_seconds: float) -> list[ShrinkRow]:
-    """P1 findings of ``impl`` on seeded cases (both profiles in turn), ``count`` distinct signatures."""
+def finding_rows(impl: Any, count: int, seed: int, max_seconds: float,
+                 on_row: Callable[[ShrinkRow], None] | None = None) -> list[ShrinkRow]:
+    """P1 findings of ``impl`` on seeded cases (both profiles in turn), ``count`` distinct signatures;
+    ``on_row`` gets each row as it is measured."""
     from btfspec.oracle.fuzz.campaign.hypothesis_glue import seeded_example
     from btfspec.oracle.fuzz.property import RELOCATION, Context
     from btfspec.oracle.fuzz.registry import get_property
@@ -182,6 +188,8 @@ def finding_rows(impl: Any, count: int, seed: int, max_seconds: float) -> list[S
             what = sig[3]  # the first difference
             rows.append(ShrinkRow("finding", what, profile, len(_universe(case).nodes), shrunk, secs, checks,
                                   stopped))
+            if on_row:
+                on_row(rows[-1])
     return rows
 
 

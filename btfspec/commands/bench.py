@@ -239,23 +239,24 @@ def bench_shrink(impl_list: str, findings: int, stand_ins: int, max_seconds: flo
     except ValueError as exc:
         fail(f"--impl: {exc}")
     impls, unusable = open_usable(names) if names and findings else ([], {})
-    echo = None if as_json else click.echo
-    if echo:
-        echo(f"bench shrink: the campaign's path (seeded case, then hypothesis replays and shrinks it), "
-             f"seed {seed}, at most {max_seconds:g} s a shrink")
+    def show(row: shrink_bench.ShrinkRow) -> None:
+        click.echo("  " + row.line())
+
+    on_row = None if as_json else show
+    if not as_json:
+        click.echo(f"bench shrink: the campaign's path (seeded case, then hypothesis replays and shrinks it), "
+                   f"seed {seed}, at most {max_seconds:g} s a shrink")
     rows = []
     try:
-        rows += shrink_bench.stand_in_rows(stand_ins, seed, max_seconds) if stand_ins else []
+        rows += shrink_bench.stand_in_rows(stand_ins, seed, max_seconds, on_row) if stand_ins else []
         for impl in impls:
-            rows += shrink_bench.finding_rows(impl, findings, seed, max_seconds)
+            rows += shrink_bench.finding_rows(impl, findings, seed, max_seconds, on_row)
     finally:
         close_impls(impls)
     if as_json:
         emit_json({"seed": seed, "max_seconds": max_seconds, "rows": shrink_bench.as_dicts(rows),
                    "skipped": unusable, "summary": shrink_bench.summary(rows)})
         return
-    for row in rows:
-        click.echo("  " + row.line())
     for name, why in unusable.items():
         click.echo(f"  {name}: skipped ({why})")
     for line in shrink_bench.summary(rows):
