@@ -117,6 +117,7 @@ def _q2_shrinks(profile: str, count: int) -> list[tuple[int, int]]:
             sig = finding_signature(prop, ctx, value)
             if sig is None or sig[3] != "kind_changed: relocate ok":
                 continue
+
             def same(c: object, sig: tuple[str, ...] = sig) -> bool:
                 return finding_signature(prop, ctx, c) == sig
 
