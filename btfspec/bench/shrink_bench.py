@@ -82,10 +82,9 @@ def shrink_recorded(strategy: Any, choices: list[int], fails: Callable[[Any], bo
                     max_seconds: float) -> tuple[int, float, int, bool]:
     """Shrink the failure whose recorded ``choices`` the seeded path drew from ``strategy``, as a campaign
     does: (nodes of the smallest case that still ``fails``, seconds, checks, stopped at the limit)."""
-    from hypothesis import HealthCheck, Phase, Verbosity, given, settings
     from hypothesis.database import InMemoryExampleDatabase
 
-    from btfspec.oracle.fuzz.campaign.hypothesis_glue import DATABASE_KEY_HOOK, SEED_HOOK, save_for_shrinking
+    from btfspec.oracle.fuzz.campaign.hypothesis_glue import campaign_test, save_for_shrinking
 
     key = b"btfspec-bench-shrink"
     db = InMemoryExampleDatabase()
@@ -94,10 +93,7 @@ def shrink_recorded(strategy: Any, choices: list[int], fails: Callable[[Any], bo
     checks = [0]
     deadline = time.perf_counter() + max_seconds
 
-    @settings(database=db, max_examples=1, deadline=None, phases=[Phase.reuse, Phase.shrink],
-              suppress_health_check=list(HealthCheck), verbosity=Verbosity.quiet, report_multiple_bugs=False)
-    @given(strategy)
-    def run(case: Any) -> None:
+    def body(case: Any) -> None:
         if time.perf_counter() > deadline:
             raise _OutOfTime
         checks[0] += 1
@@ -105,8 +101,7 @@ def shrink_recorded(strategy: Any, choices: list[int], fails: Callable[[Any], bo
             smallest[0] = min(smallest[0], len(_universe(case).nodes))
             raise AssertionError("still fails")
 
-    setattr(run, SEED_HOOK, seed)
-    setattr(run, DATABASE_KEY_HOOK, key)
+    run = campaign_test(body, strategy, max_examples=1, seed=seed, database=db, database_key=key)
     t0 = time.perf_counter()
     stopped = False
     try:
