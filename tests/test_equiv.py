@@ -19,7 +19,7 @@ from btfspec.btfgen.encoder import encode_base, encode_split
 from btfspec.btfgen.generate import base_split_pairs
 from btfspec.btfgen.perturb import direct_split, perturbed_bases
 from btfspec.cli import main
-from btfspec.oracle.equiv.compare import difference_class, equivalent, only_at
+from btfspec.oracle.equiv.compare import difference_class, equivalent, identical, only_at
 from btfspec.spec.builder import Builder
 from btfspec.spec.kinds import INT_SIGNED
 from btfspec.spec.model import Btf
@@ -68,6 +68,7 @@ def test_identical_split_is_equivalent() -> None:
     assert res.equal and res.first_difference is None and res.differences == [] and res.count == 0
     assert res.mapping == {i: i for i in range(a.start_id, a.type_cnt)}
     assert difference_class(res) == "equal"
+    assert identical(a) == res  # the shortcut for the same bytes gives the comparison's verdict
 
 
 def test_reordered_ids_are_equivalent() -> None:

@@ -29,7 +29,7 @@ from btfspec.btfgen.generate import base_split_pairs
 from btfspec.btfgen.perturb import ERROR as LABEL_ERROR
 from btfspec.btfgen.perturb import Perturbation, inherent_error
 from btfspec.btfgen.universe import Universe
-from btfspec.oracle.equiv.compare import EquivResult, difference_class, equivalent, only_at
+from btfspec.oracle.equiv.compare import EquivResult, difference_class, equivalent, identical, only_at
 from btfspec.oracle.equiv.explain import normalize
 from btfspec.oracle.fuzz.corpus import this_host
 from btfspec.oracle.fuzz.property import REFERENCES, Context, Finding, PropertyFailure
@@ -421,7 +421,7 @@ def _parse_split(blob: bytes, base: Btf) -> Btf | None:
 def _equivalence(blob: bytes, reference: Callable[[], tuple[bytes, Btf]], memo: dict[Any, Any]) -> EquivResult | None:
     """``blob`` (a relocated split) compared with the reference split, None when it does not parse;
     ``memo`` keeps the reference's parse and each blob's result (per ``reference``: one check may judge
-    against several)."""
+    against several).  A blob of the reference's own bytes is equivalent without comparing."""
     key = ("equivalence", reference, blob)
     if key not in memo:
         want, base = reference()
@@ -429,7 +429,7 @@ def _equivalence(blob: bytes, reference: Callable[[], tuple[bytes, Btf]], memo: 
         if ref_key not in memo:
             memo[ref_key] = Btf.from_bytes(want, base=base)
         got = _parse_split(blob, base)
-        memo[key] = None if got is None else equivalent(got, memo[ref_key])
+        memo[key] = None if got is None else identical(got) if blob == want else equivalent(got, memo[ref_key])
     return memo[key]
 
 
