@@ -69,6 +69,7 @@ from btfspec.btfgen.universe import (
     value_users,
 )
 from btfspec.spec.errors import errno_text
+from btfspec.spec.model import Btf
 
 EQUIVALENT = "equivalent"
 ERROR = "error"
@@ -780,7 +781,7 @@ def perturbed_bases(case: Case, kinds: tuple[str, ...] | None = None) -> st.Sear
     return _perturbed(case, kinds)
 
 
-def direct_split(case: Case, base2: bytes, p: Perturbation) -> Encoded:
+def direct_split(case: Case, base2: bytes | Btf, p: Perturbation) -> Encoded:
     """The module part encoded directly against ``base2`` (the reference for equivalent/stale-copy labels).
 
     Raises :class:`btfspec.btfgen.encoder.EncodeError` for perturbations that removed a type the module needs.

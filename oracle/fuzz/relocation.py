@@ -77,10 +77,16 @@ class RelocationCase:
     perturbation: Perturbation
     _direct: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
+    def base2_btf(self) -> Btf:
+        """``base2`` parsed, once per case: the direct encoding and the equivalence check both sit on it."""
+        if "base2" not in self._direct:
+            self._direct["base2"] = Btf.from_bytes(self.base2)
+        return self._direct["base2"]
+
     def direct(self) -> bytes:
         """The module encoded directly against ``base2`` (raises :class:`EncodeError` if it cannot be)."""
         if "data" not in self._direct:
-            enc = direct_split(self.case, self.base2, self.perturbation)
+            enc = direct_split(self.case, self.base2_btf(), self.perturbation)
             self._direct["data"] = enc.data
             self._direct["ids"] = dict(enc.ids)
         return self._direct["data"]
@@ -112,12 +118,8 @@ def check_p1(c: RelocationCase, ctx: Context) -> None:
     calls = Calls(ctx)
     case, base2, p = c.case, c.base2, c.perturbation
     exp = expected(case.universe, p)
-    base2_btf: list[Btf] = []
-
     def reference() -> tuple[bytes, Btf]:
-        if not base2_btf:
-            base2_btf.append(Btf.from_bytes(base2))
-        return c.direct(), base2_btf[0]
+        return c.direct(), c.base2_btf()
 
     stale = c.stale_ids if p.label == STALE else None
 
