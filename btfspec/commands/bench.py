@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from btfspec.bench.timing import as_dict
+from btfspec.bench.timing import as_dict, interpreter
 from btfspec.clitools import emit_json, guarded, json_option
 from btfspec.oracle.fuzz.property import ACCEPTANCE, DIFFERENTIAL, RELOCATION, ROBUSTNESS, ROUNDTRIP
 from btfspec.spec.model import Btf
@@ -29,9 +29,9 @@ def bench_spec(path: str, repeat: int, as_json: bool) -> None:
     nr = Btf.from_bytes(inp.btf).nr_types
     rows = spec_bench.run(inp.btf, path, repeat)
     if as_json:
-        emit_json({"input": path, "types": nr, "rows": as_dict(rows)})
+        emit_json({"input": path, "types": nr, "python": interpreter(), "rows": as_dict(rows)})
         return
-    click.echo(f"bench spec: {path} ({len(inp.btf):,} bytes, {nr:,} types), best of {repeat}")
+    click.echo(f"bench spec: {path} ({len(inp.btf):,} bytes, {nr:,} types), best of {repeat}, {interpreter()}")
     for row in rows:
         click.echo("  " + row.line())
 
@@ -64,12 +64,13 @@ def bench_oracle(split_path: str | None, base_path: str, repeat: int, with_vm: b
         except ValueError as exc:
             vm_why = str(exc)
     if as_json:
-        emit_json({"split": split_path or "generated", "base": base_path, **info, "rows": as_dict(rows),
+        emit_json({"split": split_path or "generated", "base": base_path, **info, "python": interpreter(),
+                   "rows": as_dict(rows),
                    "kernel_vm": {**vm_info, "rows": as_dict(vm_rows)} if vm_rows else {"skipped": vm_why}})
         return
     click.echo(f"bench oracle: {split_path or 'generated module'} ({info['split_types']:,} types) on {base_path} "
                f"({info['base_types']:,} types; distilled base {info['distilled_base_types']} types), "
-               f"best of {repeat}")
+               f"best of {repeat}, {interpreter()}")
     for row in rows:
         click.echo("  " + row.line())
     if not vm_rows:
@@ -104,7 +105,7 @@ def bench_fuzz(seconds: float, repeat: int, prop: str, no_cluster: bool, per_imp
 
     if not as_json:
         click.echo(f"bench fuzz: {prop}, {seconds:g} s per run, best of {repeat}, {os.cpu_count()} cores, "
-                   f"load {os.getloadavg()[0]:.1f}; no shrinking (findings recorded as found)")
+                   f"load {os.getloadavg()[0]:.1f}, {interpreter()}; no shrinking (findings recorded as found)")
     try:
         rows = fuzz_bench.run(seconds, cluster=not no_cluster, echo=None if as_json else click.echo, prop=prop,
                               repeat=repeat, per_impl=per_impl)
@@ -113,7 +114,7 @@ def bench_fuzz(seconds: float, repeat: int, prop: str, no_cluster: bool, per_imp
         return
     if as_json:
         emit_json({"seconds": seconds, "repeat": repeat, "property": prop, "cores": os.cpu_count(),
-                   "rows": fuzz_bench.as_dicts(rows), "summary": fuzz_bench.summary(rows)})
+                   "python": interpreter(), "rows": fuzz_bench.as_dicts(rows), "summary": fuzz_bench.summary(rows)})
     else:
         for line in fuzz_bench.summary(rows):
             click.echo(f"  = {line}")
@@ -207,9 +208,10 @@ def bench_gen(seconds: float, as_json: bool) -> None:
 
     rows = gen_bench.run(seconds=seconds)
     if as_json:
-        emit_json({"rows": as_dict(rows)})
+        emit_json({"python": interpreter(), "rows": as_dict(rows)})
         return
-    click.echo("bench gen: seconds per example (examples/s = 1 / time); ratio = cost against the plain strategy")
+    click.echo("bench gen: seconds per example (examples/s = 1 / time); ratio = cost against the plain strategy; "
+               + interpreter())
     for row in rows:
         click.echo(f"  {row.line()}   [{1 / row.seconds:8.1f} ex/s]")
 
@@ -239,6 +241,7 @@ def bench_shrink(impl_list: str, findings: int, stand_ins: int, max_seconds: flo
     except ValueError as exc:
         fail(f"--impl: {exc}")
     impls, unusable = open_usable(names) if names and findings else ([], {})
+
     def show(row: shrink_bench.ShrinkRow) -> None:
         click.echo("  " + row.line())
 
