@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 def interpreter() -> str:
     """The Python running the benchmark, named beside its figures: the interpreter's build moves them all
-    (a default pyenv build of CPython ran P1 about 25% slower than Debian's python3.11 on one machine)."""
+    (a default pyenv build, without profile-guided optimisation, runs campaigns slower than Debian's)."""
     return f"{platform.python_implementation()} {platform.python_version()} ({os.path.realpath(sys.executable)})"
 
 
