@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 
 from btfspec.spec.derived import ByteOrder
 from btfspec.spec.kinds import Kind, make_info
-from btfspec.spec.model import Btf, BtfType, u32
+from btfspec.spec.model import Btf, BtfType
 
 
 class Builder:
@@ -34,10 +34,11 @@ class Builder:
     def add(self, kind: int, name_off: int, size_type: int, *, vlen: int = 0, kflag: int = 0,
             fixed: Sequence[int] = (), elems: Iterable[Sequence[int]] = (), info: int | None = None) -> int:
         """Append a record from its parts (``info`` overrides kind/vlen/kflag verbatim)."""
-        el = [tuple(map(u32, e)) for e in elems]
+        el = [tuple([v & 0xFFFFFFFF for v in e]) for e in elems]  # each value as a u32, inline (a hot path)
         if info is None:
             info = make_info(kind, vlen if vlen else len(el), kflag)
-        return self.btf.add_type(BtfType(name_off, info, u32(size_type), tuple(map(u32, fixed)), el))
+        fx = tuple([v & 0xFFFFFFFF for v in fixed])
+        return self.btf.add_type(BtfType(name_off, info, size_type & 0xFFFFFFFF, fx, el))
 
     # --- kinds -----------------------------------------------------------------------------
     def int(self, name: str | None, size: int, encoding: int = 0, *, bits: int | None = None,

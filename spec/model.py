@@ -295,6 +295,7 @@ class Btf:
         self._strings = bytearray(strings)
         self._str_index: dict[bytes, int] | None = None
         self._name_index: dict[bytes, list[int]] | None = None
+        self._steps: tuple[Any, Any, tuple[list[int], list[int]]] | None = None  # _decode's tables, with keys
 
     # --- construction ------------------------------------------------------------------------
     @classmethod
@@ -371,7 +372,10 @@ class Btf:
         w = self._words
         p = self._offsets[i]
         info = w[p + 1]
-        fixed_of, elem_of = step_tables(self.info, self.sizing_layout)
+        steps = self._steps
+        if steps is None or steps[0] is not self.info or steps[1] is not self.sizing_layout:  # made once per object
+            steps = self._steps = (self.info, self.sizing_layout, step_tables(self.info, self.sizing_layout))
+        fixed_of, elem_of = steps[2]
         k = (info >> 24) & self.info.kind_mask
         vlen = info & self.info.vlen_mask
         q = p + fixed_of[k]
