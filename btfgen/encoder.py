@@ -184,12 +184,14 @@ def encode_base(u: Universe, keys: Sequence[Key] | None = None, opts: EncodeOpti
 
 
 def encode_split(u: Universe, base: Btf | bytes, module_keys: Sequence[Key] | None = None,
-                 opts: EncodeOptions | None = None) -> Encoded:
-    """The module part as split BTF over ``base`` (see the module docstring)."""
+                 opts: EncodeOptions | None = None, base_ids: Mapping[Key, int] | None = None) -> Encoded:
+    """The module part as split BTF over ``base`` (see the module docstring).  ``base_ids``: when ``base``
+    is :func:`encode_base` of ``u``'s kernel part, its ids (the matcher then reads the kernel nodes'
+    records from the base instead of encoding each again)."""
     base_btf = Btf.from_bytes(base) if isinstance(base, bytes | bytearray) else base
     mkeys = u.module_keys() if module_keys is None else tuple(module_keys)
     opts = opts or EncodeOptions.for_universe(u)
-    matcher = universe_to_btf(u, base_btf)
+    matcher = universe_to_btf(u, base_btf, base_ids)
     nxt = base_btf.type_cnt
     ids: dict[Key, int] = {}
     for k in mkeys:
@@ -256,5 +258,5 @@ def make_case(u: Universe, opts: EncodeOptions | None = None) -> Case:
     """Encode a universe's kernel part as base and its module part as split over that base."""
     opts = opts or EncodeOptions.for_universe(u)
     base = encode_base(u, opts=opts)
-    split = encode_split(u, base.btf, opts=opts)
+    split = encode_split(u, base.btf, opts=opts, base_ids=base.ids)
     return Case(u, base.data, split.data, base.ids, split.ids, opts)

@@ -21,7 +21,7 @@ for any pair of views, so a relocated split can also be compared with a directly
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Hashable, Mapping
 from typing import Any, Protocol
 
 from btfspec.btfgen.universe import NAMED_MATCH_KINDS, Composite, Enum, Key, Ref, Universe, has_name
@@ -96,16 +96,20 @@ class UniverseView:
     """A logical :class:`~btfspec.btfgen.universe.Universe`: references are keys, void is None.
 
     Shapes come from encoding the node with :func:`btfspec.btfgen.encoder.emit` into a scratch builder, so
-    the record layout is defined in one place.
+    the record layout is defined in one place.  With ``encoded`` (the ids of the nodes a BTF view holds
+    as their own encoding, like a base made by :func:`~btfspec.btfgen.encoder.encode_base`), those nodes'
+    shapes are that view's records, read back with their references as keys: the same shapes, made once.
     """
 
     void = None
 
-    def __init__(self, u: Universe) -> None:
+    def __init__(self, u: Universe, encoded: tuple[Mapping[Key, int], BtfView] | None = None) -> None:
         self.u = u
         self._scratch = Builder()
         self._empty_off: int | None = None
         self._shapes: dict[Key, tuple[Shape, tuple[Ref, ...]]] = {}
+        self._encoded = encoded
+        self._key_of = {i: k for k, i in encoded[0].items()} if encoded is not None else {}
 
     def is_void(self, x: Ref) -> bool:
         return x is None
@@ -117,6 +121,10 @@ class UniverseView:
 
     def shape(self, x: Key) -> tuple[Shape, tuple[Ref, ...]]:
         s = self._shapes.get(x)
+        if s is None and self._encoded is not None and x in self._encoded[0]:
+            shape, ids = self._encoded[1].shape(self._encoded[0][x])
+            key_of = self._key_of
+            s = self._shapes[x] = (shape, tuple(key_of[i] if i else None for i in ids))
         if s is None:
             from btfspec.btfgen.encoder import emit
 
@@ -278,9 +286,11 @@ class Matcher:
         return ok
 
 
-def universe_to_btf(u: Universe, btf: Btf) -> Matcher:
-    """A matcher from a logical universe to a BTF object (base or split)."""
-    return Matcher(UniverseView(u), BtfView(btf))
+def universe_to_btf(u: Universe, btf: Btf, encoded: Mapping[Key, int] | None = None) -> Matcher:
+    """A matcher from a logical universe to a BTF object (base or split); ``encoded``: the ids of the
+    nodes ``btf`` holds as their own encoding (its kernel part's ids when ``btf`` is its base)."""
+    view = BtfView(btf)
+    return Matcher(UniverseView(u, (encoded, view) if encoded is not None else None), view)
 
 
 def btf_to_btf(a: Btf, b: Btf) -> Matcher:

@@ -787,4 +787,4 @@ def direct_split(case: Case, base2: bytes | Btf, p: Perturbation) -> Encoded:
     Raises :class:`btfspec.btfgen.encoder.EncodeError` for perturbations that removed a type the module needs.
     """
     assert p.universe is not None
-    return encode_split(p.universe, base2, case.module_keys, case.options)
+    return encode_split(p.universe, base2, case.module_keys, case.options, base_ids=p.base2_ids)

@@ -12,10 +12,10 @@ from hypothesis import strategies as st
 
 from btfspec.btfgen import coverage
 from btfspec.btfgen.chooser import RandomChooser
-from btfspec.btfgen.encoder import Case, EncodeOptions, encode_base, encode_split, make_case
+from btfspec.btfgen.encoder import Case, EncodeError, EncodeOptions, encode_base, encode_split, make_case
 from btfspec.btfgen.features import features
 from btfspec.btfgen.generate import QUIRK_SHAPES, Knobs, base_split_pairs, draw_knobs, generate, universes
-from btfspec.btfgen.matching import btf_to_btf, universe_to_btf
+from btfspec.btfgen.matching import BtfView, UniverseView, btf_to_btf, universe_to_btf
 from btfspec.btfgen.perturb import (
     EQUIVALENT,
     ERROR,
@@ -318,6 +318,34 @@ def test_split_against_any_base_copies_what_is_missing() -> None:
     assert enc.ids["i"] == 1
     lib = need_libbpf()
     assert lib.parse(enc.data, only_int.data)[0]
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_matcher_reads_kernel_shapes_back_from_their_encoding(profile: str) -> None:
+    """With the base's ids, the matcher reads each kernel node's record from the base instead of emitting
+    it again: the shapes (references as keys) are the emitted ones, and the split's bytes the same, for
+    the case's own base and for a perturbed base2."""
+
+    @RUN
+    @given(st.data())
+    def check(data: st.DataObject) -> None:
+        case = data.draw(base_split_pairs(profile, 5, 80))
+        base2, p = data.draw(perturbed_bases(case))
+        assert p.universe is not None
+        for u, blob, ids in ((case.universe, case.base, case.base_ids), (p.universe, base2, p.base2_ids)):
+            btf = Btf.from_bytes(blob)
+            plain, read_back = UniverseView(u), UniverseView(u, (ids, BtfView(btf)))
+            assert all(plain.shape(k) == read_back.shape(k) for k in u.kernel_keys())
+            mkeys = case.module_keys
+            try:
+                want = encode_split(u, btf, mkeys, case.options).data
+            except EncodeError:  # a perturbation removed what the module needs: so must the fast path
+                with pytest.raises(EncodeError):
+                    encode_split(u, btf, mkeys, case.options, base_ids=ids)
+                continue
+            assert encode_split(u, btf, mkeys, case.options, base_ids=ids).data == want
+
+    check()
 
 
 def test_encoding_options() -> None:
