@@ -321,6 +321,8 @@ def test_bench_fuzz_measures_p1_per_implementation_and_workers() -> None:
     one, two = out["rows"][3:]  # the 2-worker row's speed-up is its steady rate over the 1-worker row's
     assert two["speedup"] == pytest.approx(two["steady_rate"] / one["steady_rate"]) and two["speedup"] > 0
     assert two["per_worker"] == pytest.approx(two["steady_rate"] / 2)
+    # the two configurations ran in rounds: the speed-up within each round is its pair of runs' ratio
+    assert two["per_round"] == pytest.approx([t / o for t, o in zip(two["runs"], one["runs"], strict=True)])
     assert out["summary"][0].startswith("python on one core: ") and any("2 local workers: x" in x
                                                                        for x in out["summary"])
     # the cores the machine kept busy (every process), and the speed-up per busy core they give

@@ -1,7 +1,10 @@
 """``btfspec bench fuzz``: examples per second of one property per worker, and the speed-up from more workers.
 
 Rows (each a short campaign with no example database), for P1 by default (any property with
-``--property``), each the best of ``repeat`` runs with the spread of the runs:
+``--property``), each the best of ``repeat`` runs with the spread of the runs; the python+libbpf
+configurations run in rounds (one run of each in turn, ``repeat`` times), so that a slow spell of the
+shared machine weighs on all of them alike, and their speed-ups are given best against best and
+within each round:
 
 * ``python`` alone in one in-process worker: the reference's rate on one core;
 * ``python`` and ``libbpf`` together with 1 and 2 local worker processes, and on a 2-worker
@@ -27,6 +30,7 @@ than one core busy (python+libbpf overlaps its libbpf process with its own work)
 from __future__ import annotations
 
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -52,7 +56,8 @@ class FuzzRow:
     seconds: float
     wall_rate: float  # examples / campaign wall time (of the best run)
     steady_rate: float  # sum over workers of examples / busy seconds (the best run's)
-    speedup: float | None = None  # steady rate against one local worker
+    speedup: float | None = None  # steady rate against one local worker (best run against best run)
+    per_round: list[float] = field(default_factory=list)  # the speed-up within each round of runs
     note: str = ""
     runs: list[float] = field(default_factory=list)  # the steady rate of every run
     new_findings: int = 0  # findings not known from the warm-up, over all runs
@@ -77,6 +82,8 @@ class FuzzRow:
             text += f"  best of {len(self.runs)}, spread {self.spread:.0%}"
         if self.speedup is not None:
             text += f"  x{self.speedup:.2f}"
+            if len(self.per_round) > 1:
+                text += f" (by round {'/'.join(f'{x:.2f}' for x in self.per_round)})"
         text += f"  load {self.load:.1f}"
         if self.cores is not None:
             text += f"  {self.cores:.2f} cores busy"
@@ -106,15 +113,8 @@ def _campaign(prop: str, impls: list[str], workers: int, seconds: float, corpus:
     return row, sum(1 for f in r.findings if f.new)
 
 
-def _best(prop: str, impls: list[str], workers: int, seconds: float, corpus: str, repeat: int,
-          scheduler: str | None = None, serve_cmd: str | None = None) -> FuzzRow:
-    """The best of ``repeat`` runs of one configuration (their rates in ``runs``)."""
-    rows: list[FuzzRow] = []
-    new = 0
-    for _ in range(max(1, repeat)):
-        row, found = _campaign(prop, impls, workers, seconds, corpus, scheduler, serve_cmd)
-        rows.append(row)
-        new += found
+def _best_of(rows: list[FuzzRow], new: int) -> FuzzRow:
+    """The best of one configuration's runs: every run's rate in ``runs``, the findings new in any of them."""
     best = max(rows, key=lambda r: r.steady_rate)  # its ``cores`` stay those of its own run
     best.runs = [r.runs[0] for r in rows]
     best.new_findings = new
@@ -122,6 +122,36 @@ def _best(prop: str, impls: list[str], workers: int, seconds: float, corpus: str
     if new and not best.note:
         best.note = f"{new} new finding{'s' if new > 1 else ''} during the runs"
     return best
+
+
+def _best(prop: str, impls: list[str], workers: int, seconds: float, corpus: str, repeat: int,
+          serve_cmd: str | None = None) -> FuzzRow:
+    """The best of ``repeat`` runs of one configuration (their rates in ``runs``)."""
+    runs = [_campaign(prop, impls, workers, seconds, corpus, serve_cmd=serve_cmd) for _ in range(max(1, repeat))]
+    return _best_of([row for row, _ in runs], sum(found for _, found in runs))
+
+
+Run = Callable[[], tuple[FuzzRow, int]]
+
+
+def _rounds(configs: list[Run], repeat: int, echo: Callable[[str], None] | None = None) -> list[FuzzRow]:
+    """The best run of each configuration over ``repeat`` rounds of one run of each in turn, so that a slow
+    spell of the shared machine falls on every configuration alike (``runs[i]`` of a row is its round i);
+    ``echo`` gets a line per round."""
+    runs: list[list[tuple[FuzzRow, int]]] = [[] for _ in configs]
+    for n in range(max(1, repeat)):
+        for done, config in zip(runs, configs, strict=True):
+            done.append(config())
+        if echo:
+            echo(f"  round {n + 1}/{max(1, repeat)}: " + ", ".join(
+                f"{done[-1][0].workers} w {done[-1][0].mode} {done[-1][0].steady_rate:.1f}" for done in runs) + " ex/s")
+    return [_best_of([row for row, _ in done], sum(found for _, found in done)) for done in runs]
+
+
+def _speedup(row: FuzzRow, one: FuzzRow) -> None:
+    """``row``'s speed-up against ``one``: best against best, and within each round."""
+    row.speedup = row.steady_rate / one.steady_rate if one.steady_rate else None
+    row.per_round = [r / o for r, o in zip(row.runs, one.runs, strict=False) if o]
 
 
 def _warm_up(prop: str, impls: list[str], workers: int, seconds: float, corpus: str,
@@ -155,29 +185,30 @@ def run(seconds: float = 10.0, cluster: bool = True, echo: Callable[[str], None]
                 served.note = f"{served.steady_rate / python.steady_rate:.0%} of in-process python"
             add(served)
         _warm_up(prop, BOTH, 2, seconds, corpus)
-        one = _best(prop, BOTH, 1, seconds, corpus, repeat)
+        configs: list[Run] = [lambda: _campaign(prop, BOTH, 1, seconds, corpus),
+                              lambda: _campaign(prop, BOTH, 2, seconds, corpus)]
+        if cluster:
+            configs.append(lambda: _cluster_run(prop, seconds, corpus))
+        one, *more = _rounds(configs, repeat, echo)
         one.speedup = 1.0
         add(one)
-        two = _best(prop, BOTH, 2, seconds, corpus, repeat)
-        two.speedup = two.steady_rate / one.steady_rate if one.steady_rate else None
-        add(two)
-        if cluster:
-            add(_cluster_row(prop, seconds, corpus, repeat, one))
+        for row in more:
+            _speedup(row, one)
+            add(row)
     return rows
 
 
-def _cluster_row(prop: str, seconds: float, corpus: str, repeat: int, one: FuzzRow) -> FuzzRow:
-    """python+libbpf on a 2-worker LocalCluster, with its speed-up against one local worker."""
+def _cluster_run(prop: str, seconds: float, corpus: str) -> tuple[FuzzRow, int]:
+    """One python+libbpf run on a 2-worker LocalCluster of its own (its workers' idle work would
+    otherwise weigh on the local runs of the same round)."""
     try:
         from distributed import LocalCluster
     except ImportError:
         return FuzzRow(f"{prop} {'+'.join(BOTH)} (LocalCluster)", 2, 0, 0.0, 0.0, 0.0, note="distributed not installed",
-                       impls="+".join(BOTH), mode="LocalCluster")
+                       runs=[0.0], impls="+".join(BOTH), mode="LocalCluster"), 0
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
                       dashboard_address=None) as lc:
-        row = _best(prop, BOTH, 2, seconds, corpus, repeat, scheduler=lc.scheduler_address)
-    row.speedup = row.steady_rate / one.steady_rate if one.steady_rate else None
-    return row
+        return _campaign(prop, BOTH, 2, seconds, corpus, scheduler=lc.scheduler_address)
 
 
 def summary(rows: list[FuzzRow]) -> list[str]:
@@ -192,11 +223,18 @@ def summary(rows: list[FuzzRow]) -> list[str]:
         lines.append(f"python+libbpf per worker: {one.steady_rate:.1f} ex/s")
     two = by.get(("python+libbpf", "local processes", 2))
     if two and two.speedup is not None:
-        lines.append(f"2 local workers: x{two.speedup:.2f} of one{_per_core(two, one)}")
+        lines.append(f"2 local workers: x{two.speedup:.2f} of one{_by_round(two)}{_per_core(two, one)}")
     lc = by.get(("python+libbpf", "LocalCluster", 2))
     if lc and lc.speedup is not None:
-        lines.append(f"2-worker LocalCluster: x{lc.speedup:.2f} of one local worker{_per_core(lc, one)}")
+        lines.append(f"2-worker LocalCluster: x{lc.speedup:.2f} of one local worker{_by_round(lc)}{_per_core(lc, one)}")
     return lines
+
+
+def _by_round(row: FuzzRow) -> str:
+    """The speed-ups within each round, and their median (the figure least moved by one slow run)."""
+    if len(row.per_round) < 2:
+        return ""
+    return f", x{statistics.median(row.per_round):.2f} median by round"
 
 
 def _per_core(row: FuzzRow, one: FuzzRow | None) -> str:
