@@ -233,6 +233,35 @@ def test_dask_cluster(tmp_path: Path) -> None:
     load_entry(tmp_path / "found" / rec.group)
 
 
+def _profiler_states() -> tuple[bool, list[bool]]:
+    """In a dask task: whether the worker's stack sampling runs before, inside nested pauses, and after."""
+    import distributed
+
+    from btfspec.oracle.fuzz.campaign.dask_worker import PROFILER, profiler_paused
+
+    pc = distributed.get_worker().periodic_callbacks[PROFILER]
+    states = [pc.is_running()]
+    with profiler_paused() as was_running:
+        states.append(pc.is_running())
+        with profiler_paused():  # a second slot of the same worker
+            states.append(pc.is_running())
+        states.append(pc.is_running())  # the first slot still runs: still paused
+    states.append(pc.is_running())
+    return was_running, states
+
+
+def test_a_dask_slot_pauses_its_workers_stack_sampling_and_resumes_it() -> None:
+    distributed = pytest.importorskip("distributed", reason="dask.distributed is not installed")
+    from btfspec.oracle.fuzz.campaign.dask_worker import profiler_paused
+
+    with profiler_paused() as was_running:  # outside a dask task: nothing to pause
+        assert was_running is False
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as lc, \
+            distributed.Client(lc) as client:
+        was_running, states = client.submit(_profiler_states, pure=False).result(timeout=60)
+    assert was_running is True and states == [True, False, False, False, True]
+
+
 def test_ctrl_c_keeps_findings_and_exits_cleanly(tmp_path: Path) -> None:
     need_libbpf()
     proc = _cli(["fuzz", "--time", "2m", "--workers", "2", "--property", "P3", "--impl", "cmd,libbpf",

@@ -47,6 +47,7 @@ from btfspec.oracle.fuzz.campaign.config import (
     open_database,
     signature_key,
 )
+from btfspec.oracle.fuzz.campaign.dask_worker import profiler_paused
 from btfspec.oracle.fuzz.campaign.findings import finding_to_dict
 from btfspec.oracle.fuzz.campaign.hypothesis_glue import (
     NotSeedable,
@@ -551,5 +552,6 @@ def local_slot_main(spec_json: str, directory: str) -> None:
 
 
 def dask_slot_task(spec_json: str, names: dict[str, str]) -> str:
-    """Task of a dask worker."""
-    return json.dumps(run_slot(SlotSpec.from_json(spec_json), DaskChannel(names)))
+    """Task of a dask worker (whose stack sampling is paused meanwhile: :mod:`.dask_worker`)."""
+    with profiler_paused():
+        return json.dumps(run_slot(SlotSpec.from_json(spec_json), DaskChannel(names)))
