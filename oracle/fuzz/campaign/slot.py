@@ -317,16 +317,36 @@ class _Slot:
     def chunk(self, prop: Property, ctx: Context, n: int, seed: int, db: Any, seeded: bool = True,
               cap: int | None = None) -> None:
         """``n`` examples of ``prop``: on the seeded fast path when ``seeded`` and the strategy allows it;
-        with ``cap`` every call (shrinking included) counts against it."""
+        with ``cap`` every call (shrinking included) counts against it.
+
+        After the first round a failure found on the fast path does not end the property's turn: once it
+        is reported, the rest of the ``n`` runs on from another seed.  Otherwise a property that fails
+        often (on libbpf's known quirks, say) would get only a few of its examples per turn while the
+        others get whole chunks (P1 got a seventh of the time in a five-property campaign)."""
         key = database_key(prop.name, ctx.profile, ctx.impls)
         if cap is not None:
             n = max(1, min(n, cap))
-        if db is None and (seeded or self.deferring):  # somewhere to keep a failure until it is shrunk
-            db = InMemoryExampleDatabase()
         self.note("chunk", prop.name)
         if not seeded or prop.name in self.unseedable:
+            if db is None and self.deferring:  # somewhere to keep a failure until it is shrunk
+                db = InMemoryExampleDatabase()
             self.hypothesis_chunk(prop, ctx, n, seed, db, key, cap)
             return
+        part = 0
+        while n > 0:
+            before = self.examples.get(prop.name, 0)
+            found = self._seeded_part(prop, ctx, n, derive_seed(seed, part) if part else seed, db, key, cap)
+            if not found or self.deferring:
+                return
+            n -= max(1, self.examples.get(prop.name, 0) - before)
+            part += 1
+
+    def _seeded_part(self, prop: Property, ctx: Context, n: int, seed: int, db: Any, key: bytes,
+                     cap: int | None) -> bool:
+        """Up to ``n`` seeded examples up to the first failure, which is then reported, deferred or shrunk
+        and reported; whether one was found."""
+        if db is None:  # somewhere to keep a failure until it is shrunk (one per part)
+            db = InMemoryExampleDatabase()
         found = self.seeded_chunk(prop, ctx, n, seed, db, key)
         if found is not None and not self.shrink_limit:  # no shrinking: the finding as found
             self.report(found, ctx, partial=True)
@@ -337,6 +357,7 @@ class _Slot:
             self.report(found, ctx, partial=True)  # only if the replay did not give it (a flaky failure)
         elif prop.name in self.unseedable:
             self.hypothesis_chunk(prop, ctx, n, seed, db, key, cap)
+        return found is not None
 
     def note(self, what: str, prop: str) -> None:
         """Record the start of a chunk or a shrink in :attr:`schedule` (the first ones only)."""
