@@ -328,7 +328,7 @@ class _Slot:
             n = max(1, min(n, cap))
         self.note("chunk", prop.name)
         if not seeded or prop.name in self.unseedable:
-            if db is None and self.deferring:  # somewhere to keep a failure until it is shrunk
+            if db is None and (seeded or self.deferring):  # somewhere to keep a failure until it is shrunk
                 db = InMemoryExampleDatabase()
             self.hypothesis_chunk(prop, ctx, n, seed, db, key, cap)
             return
