@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import struct
 import time
 
 import pytest
 
 from btfspec.oracle.impls import libbpf as lb
-from btfspec.oracle.impls.batch import Step
+from btfspec.oracle.impls.batch import Output, Step
 from btfspec.oracle.impls.outcome import Outcome
 from tests.helpers import appendix_a, need_libbpf
 from tests.helpers import appendix_hex as h
@@ -290,3 +292,77 @@ def test_worker_close_is_idempotent() -> None:
     w.close()
     w.close()
     assert w.pid is None and proc is not None and proc.returncode == 0
+
+
+def _children(pid: int) -> list[int]:
+    """The pids of ``pid``'s child processes (Linux ``/proc/<pid>/task/*/children``)."""
+    out: list[int] = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/children") as f:
+            out += [int(p) for p in f.read().split()]
+    return out
+
+
+def test_a_step_limited_below_fork_below_hangs_or_crashes_in_a_fork_and_the_worker_lives_on() -> None:
+    """A step the caller expects to hang (a limit under ``fork_below``) runs in a fork of the worker:
+    its timeout and crash outcomes are as usual, but the same worker process serves on, unrestarted."""
+    need_libbpf()
+    with lb.LibbpfWorker(timeout=10.0, fork_below=10.0) as w:
+        assert w.call("ping").ok
+        pid = w.pid
+        start = time.monotonic()
+        hung = w.call("sleep", 30.0, timeout=0.3)
+        assert (hung.status, hung.detail) == ("timeout", "killed after 0.3 s")
+        assert 0.25 <= time.monotonic() - start < 3.0
+        crashed = w.call("crash", timeout=2.0)
+        assert (crashed.status, crashed.detail) == ("crash", "SIGSEGV")
+        assert "Segmentation fault" in crashed.log and "died (SIGSEGV) during 'crash'" in crashed.log
+        assert w.pid == pid and w.starts == 1 and _children(pid) == []  # no restart, no fork left over
+        split, base = h("distilled_base", "split_in"), h("distilled_base", "base_in")
+        relocate = (Output(0, "split"), Output(0, "base"), base)
+        want = w.batch([Step("distill", (split, base)), Step("relocate", relocate)])
+        got = w.batch([Step("distill", (split, base), 2.0), Step("relocate", relocate, 2.0)])
+        assert [o.outputs for o in got] == [o.outputs for o in want]  # type: ignore[union-attr]
+        assert w.pid == pid and w.starts == 1
+
+
+def test_a_libbpf_impl_times_out_a_predicted_q5_hang_without_restarting_its_worker() -> None:
+    """The campaign's case: the reference predicts Q5, so libbpf's relocation gets a short limit, and the
+    hang costs a fork of the worker rather than a new worker process (about 90 ms of CPU each)."""
+    need_libbpf()
+    from btfspec.oracle.impls.adapter import LibbpfImpl
+
+    impl = LibbpfImpl(timeout=1.0)
+    try:
+        dist = impl.distill(Q5_SPLIT, Q5_BASE)
+        assert dist.ok, dist.describe()
+        pid = impl.worker.pid
+        for _ in range(3):
+            out = impl.relocate(dist.outputs["split"], dist.outputs["base"], Q5_BASE, timeout=0.2)
+            assert out.status == "timeout"
+        assert impl.worker.pid == pid and impl.worker.starts == 1
+        assert impl.relocate(dist.outputs["split"], dist.outputs["base"], Q5_BASE, timeout=None).status == "timeout"
+        assert impl.worker.pid is None  # at its own limit a hang still kills the worker, as before
+    finally:
+        impl.close()
+
+
+def test_a_forked_step_does_not_outlive_its_worker() -> None:
+    """A worker killed while one of its forks hangs takes the fork with it (``PR_SET_PDEATHSIG``)."""
+    need_libbpf()
+    with lb.LibbpfWorker(timeout=10.0, fork_below=10.0) as w:
+        assert w.call("ping").ok
+        pid = w.pid
+        assert pid is not None
+        finish = w.begin_batch([Step("sleep", (60.0,), 5.0)])
+        deadline = time.monotonic() + 3.0
+        while not _children(pid) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        forks = _children(pid)
+        assert len(forks) == 1
+        os.kill(pid, signal.SIGKILL)
+        assert finish()[0].status == "crash"  # type: ignore[union-attr]
+        deadline = time.monotonic() + 3.0
+        while os.path.exists(f"/proc/{forks[0]}") and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert not os.path.exists(f"/proc/{forks[0]}")

@@ -56,9 +56,9 @@ RELOCATION_CAPS = frozenset({DISTILL, RELOCATE})  # what an implementation needs
 # (<= 60 types) in 0.5 ms (median; p99.9 9 ms, slowest 23 ms, counted from the request to the read, with
 # two python+libbpf workers on two cores), so 30 ms is a margin on a loaded machine (and a slow answer
 # timed out there is what the prediction says anyway), plus time for large inputs (a kernel's base),
-# never more than Q5_SUSPECT_TIMEOUT.  Every hang costs this wait (the next worker is already starting,
-# LibbpfWorker._start): about one seeded P1 case in 150 hangs libbpf, and at 0.1 s those waits were
-# a fifth of a seeded python+libbpf P1 loop's time (at 0.25 s, 40% of a campaign's).
+# never more than Q5_SUSPECT_TIMEOUT.  Every hang costs this wait, in a fork of the libbpf worker (a limit
+# under the impl's own, LibbpfImpl): about one seeded P1 case in 150 hangs libbpf, and at 0.1 s those waits
+# were a fifth of a seeded python+libbpf P1 loop's time (at 0.25 s, 40% of a campaign's).
 Q5_SUSPECT_TIMEOUT = 2.0
 Q5_SUSPECT_MIN = 0.03
 Q5_SUSPECT_PER_MIB = 0.5  # seconds per MiB of relocation input

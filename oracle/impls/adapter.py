@@ -149,7 +149,11 @@ class PythonImpl:
 # --------------------------------------------------------------------------------------------------
 
 class LibbpfImpl:
-    """libbpf v1.6 in a crash- and hang-proof worker process (per-call ``timeout`` seconds)."""
+    """libbpf v1.6 in a crash- and hang-proof worker process (per-call ``timeout`` seconds).
+
+    A call given a shorter limit than ``timeout`` (the reference predicts a hang) runs in a fork of the
+    worker (:class:`~btfspec.oracle.impls.libbpf.LibbpfWorker`'s ``fork_below``), so the hang costs a
+    fork instead of a new worker process."""
 
     name = "libbpf"
     capabilities: frozenset[str] = frozenset({DISTILL, RELOCATE, ACCEPT})
@@ -161,7 +165,7 @@ class LibbpfImpl:
         if reason:
             raise ImplUnavailable(f"libbpf: {reason}")
         self.timeout = timeout
-        self.worker = libbpf.LibbpfWorker(timeout=timeout)
+        self.worker = libbpf.LibbpfWorker(timeout=timeout, fork_below=timeout)
 
     def __repr__(self) -> str:
         return f"LibbpfImpl(timeout={self.timeout})"

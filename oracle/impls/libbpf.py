@@ -13,14 +13,12 @@ Two layers:
   (``python -m btfspec.oracle.impls.libbpf_worker``, started with :mod:`subprocess`, so it also works inside daemonic
   dask workers).  Every call returns an :class:`~btfspec.oracle.impls.outcome.Outcome`; a hang becomes
   ``status="timeout"`` (the child is killed and lazily restarted) and a crash ``status="crash"`` with
-  the signal name and the child's stderr tail.
+  the signal name and the child's stderr tail.  A step expected to hang runs in a fork of the child,
+  which then lives on (``fork_below``).
 
 Relocation follows the reference's advice for Q13: the split is parsed from raw bytes on top of the
 parsed distilled base, relocated onto the separately parsed target base, and only then serialized
 with ``btf__raw_data`` (its header is unchanged by relocation; libbpf edits the cached raw buffer).
-
-(One module of ~800 lines: the worker's client shares the operation table, the wire constants and
-the Outcome conversion with the ctypes layer the worker runs.)
 
 Why one module of ~800 lines: the ctypes layer and the crash-proof worker that hosts it share one wire
 format (the op table, frames, the blob cache mirrored on both sides); the two halves are checked
@@ -430,6 +428,7 @@ _OPS: dict[str, tuple[int, int]] = {
 _BYTES_OPS = ("parse", "roundtrip", "distill", "relocate", "dedup")
 BLOB_MIN_SIZE = 16 << 10  # arguments this large travel once, then by content hash ...
 BLOB_CACHE = 4  # ... while they are among the last BLOB_CACHE such blobs sent to this worker process
+FORK_GRACE = 1.0  # seconds a worker has past a forked step's limit to report it, before it is killed itself
 _MISSING = ("missing",)  # a step input from an earlier step that failed: the worker skips the step
 _STDERR_TAIL = 4000
 
@@ -456,11 +455,16 @@ class LibbpfWorker:
     once and then named by its content hash.  Calls are serialized; the child starts lazily, is
     reused, restarted after a timeout or crash, and closed by :meth:`close`, the context manager, or
     at interpreter exit.
+
+    With ``fork_below``, a step whose limit is shorter (a caller that expects a hang, as the reference's
+    Q5 prediction does) runs in a fork of the worker, which enforces the limit itself: its hang or crash
+    is the step's outcome as usual, but the worker is not restarted.
     """
 
     def __init__(self, *, timeout: float = DEFAULT_TIMEOUT, startup_timeout: float = 60.0,
-                 python: str | None = None) -> None:
+                 python: str | None = None, fork_below: float | None = None) -> None:
         self.timeout = timeout
+        self.fork_below = fork_below
         self.startup_timeout = startup_timeout
         self.python = python or sys.executable
         self.version: str | None = None
@@ -763,7 +767,7 @@ class LibbpfWorker:
         """The first half of :meth:`_run_from`: the request for ``steps[len(outcomes):]`` is sent."""
         first = len(outcomes)
         proc = self._running()
-        request = [(s.op, tuple(self._wire(a, outcomes) for a in s.args)) for s in steps[first:]]
+        request = [(s.op, tuple(self._wire(a, outcomes) for a in s.args), self._fork_limit(s)) for s in steps[first:]]
         os.ftruncate(self._progress.fileno(), 0)
         sent = _Sent(proc, first, time.monotonic())
         try:
@@ -785,7 +789,7 @@ class LibbpfWorker:
                 if current >= len(steps):  # every step is done: the answer is on its way
                     deadline = time.monotonic() + self.startup_timeout
                 else:
-                    deadline = (done[-1][2] if done else sent.at) + self._limit(steps[current])
+                    deadline = (done[-1][2] if done else sent.at) + self._allowance(steps[current])
                 # a later step with a shorter limit may start unseen: look at the progress file meanwhile
                 later = [self._limit(s) for s in steps[current + 1:]]
                 wake = min(deadline, time.monotonic() + min(later) / 4) if later else deadline
@@ -834,6 +838,16 @@ class LibbpfWorker:
 
     def _limit(self, step: Step) -> float:
         return self.timeout if step.timeout is None else step.timeout
+
+    def _fork_limit(self, step: Step) -> float | None:
+        """The limit the worker enforces in a fork for ``step`` (see ``fork_below``), else None."""
+        limit = self._limit(step)
+        return limit if self.fork_below is not None and limit < self.fork_below else None
+
+    def _allowance(self, step: Step) -> float:
+        """How long the worker may take over ``step`` before it is killed: its limit, and for a forked
+        step :data:`FORK_GRACE` more, for the worker to end the fork and answer."""
+        return self._limit(step) + (FORK_GRACE if self._fork_limit(step) is not None else 0.0)
 
     def _crashed(self, proc: subprocess.Popen[bytes], op: str) -> Outcome:
         try:

@@ -1,17 +1,19 @@
 """Main loop of the libbpf worker process (``python -m btfspec.oracle.impls.libbpf_worker``).
 
-Protocol (driven by :class:`btfspec.oracle.impls.libbpf.LibbpfWorker`): every message is an 8-byte little-endian
-length followed by a pickle.  The worker first sends ``("ready", version, pid)`` (or
-``("unavailable", reason)`` and exits); then a request ``("batch", first, [(op, args), ...])`` (the
-steps numbered from ``first``) is answered by ``("done", n)``, or ``("exception", text)`` for a bug in
-the request.  The outcomes go to the progress file (its descriptor is the one argument; the parent
-empties it before each batch): one frame ``(Outcome | None, seconds_spent, monotonic end time)`` per
-step as soon as the step is done (None: an input it takes from an earlier step is missing, so it did
-not run), so that the parent knows what finished when a later step hangs or crashes.  An argument
-is bytes, None, an :class:`~btfspec.oracle.impls.batch.Output` of an earlier step of the batch,
-``("blob", digest, bytes)`` (kept in a small cache) or ``("ref", digest)`` (a cached blob).  EOF on
-stdin ends the worker.  The protocol channel is a private duplicate of the original
-stdout; fd 1 is pointed at stderr so stray C output cannot corrupt it.
+Protocol (driven by :class:`btfspec.oracle.impls.libbpf.LibbpfWorker`): every message is an 8-byte
+little-endian length followed by a pickle.  The worker first sends ``("ready", version, pid)`` (or
+``("unavailable", reason)`` and exits); then a request ``("batch", first, [(op, args, limit), ...])``
+(the steps numbered from ``first``) is answered by ``("done", n)``, or ``("exception", text)`` for a
+bug in the request.  ``limit`` is None, or the seconds a step the parent suspects of hanging may
+take: that step runs in a fork of this worker (:func:`_forked`).  The outcomes go to the progress
+file (its descriptor is the one argument; the parent empties it before each batch): one frame
+``(Outcome | None, seconds_spent, monotonic end time)`` per step as soon as the step is done (None:
+an input it takes from an earlier step is missing, so it did not run), so that the parent knows what
+finished when a later step hangs or crashes.  An argument is bytes, None, an
+:class:`~btfspec.oracle.impls.batch.Output` of an earlier step of the batch, ``("blob", digest,
+bytes)`` (kept in a small cache) or ``("ref", digest)`` (a cached blob).  EOF on stdin ends the
+worker.  The protocol channel is a private duplicate of the original stdout; fd 1 is pointed at
+stderr so stray C output cannot corrupt it.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import faulthandler
 import os
 import pickle
 import resource
+import select
 import signal
 import struct
 import sys
@@ -32,6 +35,7 @@ from collections.abc import Callable
 from typing import Any, BinaryIO
 
 from btfspec.oracle.impls.batch import resolve
+from btfspec.oracle.impls.childproc import file_tail, signal_name
 from btfspec.oracle.impls.libbpf import (
     _MISSING,
     BLOB_CACHE,
@@ -40,9 +44,11 @@ from btfspec.oracle.impls.libbpf import (
     LibbpfUnavailable,
     unavailable_reason,
 )
-from btfspec.oracle.impls.outcome import OK, Outcome
+from btfspec.oracle.impls.outcome import CRASH, OK, TIMEOUT, Outcome
 
 _FRAME = struct.Struct("<Q")
+_PR_SET_PDEATHSIG = 1
+_RAISED = 70  # exit status of a fork whose step raised (EX_SOFTWARE)
 
 
 def _handlers(lib: LibBpf) -> dict[str, Callable[..., Outcome]]:
@@ -88,16 +94,78 @@ class BlobCache:
         return self._blobs[digest]
 
 
+def _die_with_parent(parent: int) -> None:
+    """SIGKILL this process when ``parent`` ends (``PR_SET_PDEATHSIG``), so a hung fork never outlives it."""
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # it ended before the call
+        os._exit(3)
+
+
+def _forked(run: Callable[..., Outcome], args: tuple[Any, ...], op: str, limit: float) -> Outcome:
+    """``run(*args)`` in a fork of this worker, killed after ``limit`` seconds: a hang or crash there is
+    the step's outcome (as :class:`~btfspec.oracle.impls.libbpf.LibbpfWorker` would report it) and this
+    worker lives on, so a campaign pays a fork (about a millisecond) per predicted hang, not a worker
+    start (about 90 ms of CPU)."""
+    err_start = os.fstat(2).st_size
+    parent = os.getpid()
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the fork: answer through the pipe, never return into the worker's loop
+        code = 0
+        try:
+            os.close(r)
+            _die_with_parent(parent)
+            with os.fdopen(w, "wb") as answer:
+                answer.write(pickle.dumps(run(*args), pickle.HIGHEST_PROTOCOL))
+        except BaseException:
+            traceback.print_exc()
+            code = _RAISED
+        finally:
+            os._exit(code)
+    os.close(w)
+    data = bytearray()
+    deadline = time.monotonic() + limit
+    try:
+        while (remaining := deadline - time.monotonic()) > 0:
+            if select.select([r], [], [], remaining)[0]:
+                chunk = os.read(r, 1 << 16)
+                if not chunk:
+                    break
+                data += chunk
+        else:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            return Outcome(TIMEOUT, impl=IMPL, detail=f"killed after {limit:g} s")
+    finally:
+        os.close(r)
+    status = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+    if status == 0 and data:
+        return pickle.loads(data)
+    tail = file_tail(sys.stderr, err_start)
+    if status == _RAISED:  # a bug in the request, as in an unforked step
+        raise RuntimeError(f"{op!r} raised in a fork of the worker:\n{tail}")
+    how = signal_name(status)
+    if tail and not tail.endswith("\n"):
+        tail += "\n"
+    tail += f"btfspec: libbpf worker (pid {pid}, forked for this step) died ({how}) during {op!r}\n"
+    return Outcome(CRASH, log=tail, impl=IMPL, detail=how)
+
+
 def _run_batch(progress: int, handlers: dict[str, Callable[..., Outcome]], blobs: BlobCache, first: int,
-               request: list[tuple[str, tuple[Any, ...]]]) -> int:
+               request: list[tuple[str, tuple[Any, ...], float | None]]) -> int:
     """Run the steps, writing each one's outcome to the progress file as soon as it is known."""
-    steps = [(op, tuple(blobs.arg(a) for a in args)) for op, args in request]
+    steps = [(op, tuple(blobs.arg(a) for a in args), limit) for op, args, limit in request]
     outcomes: list[Outcome | None] = [None] * first
     offset = 0
-    for op, args in steps:
+    for op, args, limit in steps:
         resolved = None if _MISSING in args else resolve(args, outcomes)
         start = time.perf_counter()
-        outcome = None if resolved is None else handlers[op](*resolved)
+        if resolved is None:
+            outcome = None
+        elif limit is None:
+            outcome = handlers[op](*resolved)
+        else:
+            outcome = _forked(handlers[op], resolved, op, limit)
         outcomes.append(outcome)
         frame = pickle.dumps((outcome, time.perf_counter() - start, time.monotonic()), pickle.HIGHEST_PROTOCOL)
         offset += os.pwrite(progress, _FRAME.pack(len(frame)) + frame, offset)
