@@ -27,6 +27,7 @@ from btfspec.spec.kinds import Kind
 from btfspec.spec.model import Btf
 from btfspec.spec.permute import is_name_sorted
 from btfspec.spec.sources import load_input
+from tests.helpers import appendix_hex
 
 if not (shutil.which("gcc") and shutil.which("objcopy")):
     pytest.skip("needs gcc and objcopy (binutils) to build the module fixture", allow_module_level=True)
@@ -368,3 +369,13 @@ def test_bench_rows_show_the_best_run_and_the_spread() -> None:
     assert "spread" in row.line() and "NOT met" in row.line()
     (d,) = as_dict([row])
     assert d["spread"] == t.spread and d["ratio"] == pytest.approx(t / 0.005)
+
+
+def test_bench_startup_times_whole_processes_against_their_targets(tmp_path: Path) -> None:
+    (tmp_path / "base.btf").write_bytes(appendix_hex("distilled_base", "base_in"))
+    code, out, err = cli("bench", "startup", "--input", tmp_path / "base.btf", "--repeat", "1", "--json")
+    assert code == 0, err
+    rows = {r["name"]: r for r in json.loads(out)["rows"]}
+    assert rows["btfspec --help"]["target_seconds"] == 0.2 and rows["btfspec --help"]["seconds"] > 0
+    assert rows["btfspec dump"]["seconds"] > rows["python -c pass (baseline)"]["seconds"]  # a process each
+    assert "target <= 200 ms: NOT met" in Row("x", 0.25, target_seconds=0.2).line()

@@ -36,6 +36,30 @@ def bench_spec(path: str, repeat: int, as_json: bool) -> None:
         click.echo("  " + row.line())
 
 
+@bench.command("startup")
+@click.option("--input", "path", default=HOST_VMLINUX, show_default=True, help="BTF that `dump` prints.")
+@click.option("--repeat", type=click.IntRange(min=1), default=10, show_default=True, help="Best of N runs.")
+@json_option
+@guarded
+def bench_startup(path: str, repeat: int, as_json: bool) -> None:
+    """`btfspec --help` and `btfspec dump` end to end, process start included, beside bpftool."""
+    from btfspec.bench import startup_bench
+
+    load_input(path)  # unreadable input: a usage error, before any timing
+    try:
+        rows = startup_bench.run(path, repeat)
+    except ValueError as exc:  # a benchmark never fails: say what went wrong
+        click.echo(f"bench startup: cannot run: {exc}")
+        return
+    command = " ".join(startup_bench.btfspec_command())
+    if as_json:
+        emit_json({"input": path, "command": command, "python": interpreter(), "rows": as_dict(rows)})
+        return
+    click.echo(f"bench startup: {command} on {path}, best of {repeat}, {interpreter()}")
+    for row in rows:
+        click.echo("  " + row.line())
+
+
 @bench.command("oracle")
 @click.option("--split", "split_path", metavar="F", help="Split BTF to use (default: a ~350-type module built "
               "against --base).")
