@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from btfspec.bench.timing import as_dict, interpreter
+from btfspec.bench.timing import Row, as_dict, interpreter
 from btfspec.clitools import emit_json, guarded, json_option
 from btfspec.oracle.fuzz.property import ACCEPTANCE, DIFFERENTIAL, RELOCATION, ROBUSTNESS, ROUNDTRIP
 from btfspec.spec.model import Btf
@@ -14,6 +14,16 @@ from btfspec.spec.sources import HOST_VMLINUX, load_input
 @click.group()
 def bench() -> None:
     """Benchmarks; they print figures and never fail on a missed target."""
+
+
+def _report(as_json: bool, header: str, rows: list[Row], **meta: object) -> None:
+    """``rows`` as one JSON object (``meta``, the interpreter, the rows), or the header and a line per row."""
+    if as_json:
+        emit_json({**meta, "python": interpreter(), "rows": as_dict(rows)})
+        return
+    click.echo(f"{header}, {interpreter()}")
+    for row in rows:
+        click.echo("  " + row.line())
 
 
 @bench.command("spec")
@@ -28,12 +38,8 @@ def bench_spec(path: str, repeat: int, as_json: bool) -> None:
     inp = load_input(path)
     nr = Btf.from_bytes(inp.btf).nr_types
     rows = spec_bench.run(inp.btf, path, repeat)
-    if as_json:
-        emit_json({"input": path, "types": nr, "python": interpreter(), "rows": as_dict(rows)})
-        return
-    click.echo(f"bench spec: {path} ({len(inp.btf):,} bytes, {nr:,} types), best of {repeat}, {interpreter()}")
-    for row in rows:
-        click.echo("  " + row.line())
+    _report(as_json, f"bench spec: {path} ({len(inp.btf):,} bytes, {nr:,} types), best of {repeat}", rows,
+            input=path, types=nr)
 
 
 @bench.command("startup")
@@ -52,12 +58,7 @@ def bench_startup(path: str, repeat: int, as_json: bool) -> None:
         click.echo(f"bench startup: cannot run: {exc}")
         return
     command = " ".join(startup_bench.btfspec_command())
-    if as_json:
-        emit_json({"input": path, "command": command, "python": interpreter(), "rows": as_dict(rows)})
-        return
-    click.echo(f"bench startup: {command} on {path}, best of {repeat}, {interpreter()}")
-    for row in rows:
-        click.echo("  " + row.line())
+    _report(as_json, f"bench startup: {command} on {path}, best of {repeat}", rows, input=path, command=command)
 
 
 @bench.command("oracle")
