@@ -307,21 +307,21 @@ def test_a_step_limited_below_fork_below_hangs_or_crashes_in_a_fork_and_the_work
     """A step the caller expects to hang (a limit under ``fork_below``) runs in a fork of the worker:
     its timeout and crash outcomes are as usual, but the same worker process serves on, unrestarted."""
     need_libbpf()
-    with lb.LibbpfWorker(timeout=10.0, fork_below=10.0) as w:
+    with lb.LibbpfWorker(timeout=1.5, fork_below=1.5) as w:
         assert w.call("ping").ok
         pid = w.pid
         start = time.monotonic()
-        hung = w.call("sleep", 30.0, timeout=0.3)
+        hung = w.call("sleep", 30.0, timeout=0.3)  # uses no CPU: a hang once the worker's own 1.5 s are over
         assert (hung.status, hung.detail) == ("timeout", "killed after 0.3 s")
-        assert 0.25 <= time.monotonic() - start < 3.0
-        crashed = w.call("crash", timeout=2.0)
+        assert 1.4 <= time.monotonic() - start < 4.0
+        crashed = w.call("crash", timeout=1.0)
         assert (crashed.status, crashed.detail) == ("crash", "SIGSEGV")
         assert "Segmentation fault" in crashed.log and "died (SIGSEGV) during 'crash'" in crashed.log
         assert w.pid == pid and w.starts == 1 and _children(pid) == []  # no restart, no fork left over
         split, base = h("distilled_base", "split_in"), h("distilled_base", "base_in")
         relocate = (Output(0, "split"), Output(0, "base"), base)
         want = w.batch([Step("distill", (split, base)), Step("relocate", relocate)])
-        got = w.batch([Step("distill", (split, base), 2.0), Step("relocate", relocate, 2.0)])
+        got = w.batch([Step("distill", (split, base), 1.0), Step("relocate", relocate, 1.0)])
         assert [o.outputs for o in got] == [o.outputs for o in want]  # type: ignore[union-attr]
         assert w.pid == pid and w.starts == 1
 
@@ -338,8 +338,10 @@ def test_a_libbpf_impl_times_out_a_predicted_q5_hang_without_restarting_its_work
         assert dist.ok, dist.describe()
         pid = impl.worker.pid
         for _ in range(3):
+            start = time.monotonic()
             out = impl.relocate(dist.outputs["split"], dist.outputs["base"], Q5_BASE, timeout=0.2)
             assert out.status == "timeout"
+            assert time.monotonic() - start < 0.9  # libbpf spins: 0.2 s of CPU, well before the 1 s cap
         assert impl.worker.pid == pid and impl.worker.starts == 1
         assert impl.relocate(dist.outputs["split"], dist.outputs["base"], Q5_BASE, timeout=None).status == "timeout"
         assert impl.worker.pid is None  # at its own limit a hang still kills the worker, as before
@@ -366,3 +368,29 @@ def test_a_forked_step_does_not_outlive_its_worker() -> None:
         while os.path.exists(f"/proc/{forks[0]}") and time.monotonic() < deadline:
             time.sleep(0.01)
         assert not os.path.exists(f"/proc/{forks[0]}")
+
+
+def test_a_fork_is_killed_as_hung_once_it_has_spent_its_limit_on_a_cpu_not_before() -> None:
+    """A forked step's limit is CPU time: a fork that answers late while using no CPU (as one starved by
+    a loaded machine would) is waited for, up to the wall-clock cap; one that spins is killed soon after
+    its limit."""
+    import subprocess
+    import sys
+
+    from btfspec.oracle.impls.libbpf_worker import _await_fork
+
+    late = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.6); print('late')"],
+                            stdout=subprocess.PIPE)
+    assert late.stdout is not None
+    assert _await_fork(late.pid, late.stdout.fileno(), 0.1, 10.0) == b"late\n"
+    late.wait()
+    spin = subprocess.Popen([sys.executable, "-c", "while True: pass"], stdout=subprocess.PIPE)
+    assert spin.stdout is not None
+    start = time.monotonic()
+    assert _await_fork(spin.pid, spin.stdout.fileno(), 0.3, 10.0) is None
+    assert 0.3 <= time.monotonic() - start < 5.0
+    starved = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"], stdout=subprocess.PIPE)
+    assert starved.stdout is not None
+    start = time.monotonic()
+    assert _await_fork(starved.pid, starved.stdout.fileno(), 0.1, 0.8) is None  # the wall-clock cap
+    assert 0.75 <= time.monotonic() - start < 5.0

@@ -54,11 +54,12 @@ MIN_TYPES, MAX_TYPES = 3, 60  # universe size of generated base/split pairs
 RELOCATION_CAPS = frozenset({DISTILL, RELOCATE})  # what an implementation needs to take part in P1/P2
 # libbpf's relocate limit where the reference predicts the Q5 hang: libbpf answers a generated case
 # (<= 60 types) in 0.5 ms (median; p99.9 9 ms, slowest 23 ms, counted from the request to the read, with
-# two python+libbpf workers on two cores), so 30 ms is a margin on a loaded machine (and a slow answer
-# timed out there is what the prediction says anyway), plus time for large inputs (a kernel's base),
-# never more than Q5_SUSPECT_TIMEOUT.  Every hang costs this wait, in a fork of the libbpf worker (a limit
-# under the impl's own, LibbpfImpl): about one seeded P1 case in 150 hangs libbpf, and at 0.1 s those waits
-# were a fifth of a seeded python+libbpf P1 loop's time (at 0.25 s, 40% of a campaign's).
+# two python+libbpf workers on two cores), so 30 ms is a wide margin, plus time for large inputs (a
+# kernel's base), never more than Q5_SUSPECT_TIMEOUT.  The call runs in a fork of the libbpf worker (a
+# limit under the impl's own, LibbpfImpl), and the limit counts its CPU time, so a loaded machine that
+# starves it does not turn a slow answer into the predicted hang.  Every hang costs this wait: about one
+# seeded P1 case in 150 hangs libbpf, and at 0.1 s those waits were a fifth of a seeded python+libbpf P1
+# loop's time (at 0.25 s, 40% of a campaign's).
 Q5_SUSPECT_TIMEOUT = 2.0
 Q5_SUSPECT_MIN = 0.03
 Q5_SUSPECT_PER_MIB = 0.5  # seconds per MiB of relocation input

@@ -457,8 +457,9 @@ class LibbpfWorker:
     at interpreter exit.
 
     With ``fork_below``, a step whose limit is shorter (a caller that expects a hang, as the reference's
-    Q5 prediction does) runs in a fork of the worker, which enforces the limit itself: its hang or crash
-    is the step's outcome as usual, but the worker is not restarted.
+    Q5 prediction does) runs in a fork of the worker, which enforces the limit itself, in CPU time: its
+    hang or crash is the step's outcome as usual, but the worker is not restarted, and a slow answer on a
+    loaded machine is not taken for a hang.
     """
 
     def __init__(self, *, timeout: float = DEFAULT_TIMEOUT, startup_timeout: float = 60.0,
@@ -767,7 +768,7 @@ class LibbpfWorker:
         """The first half of :meth:`_run_from`: the request for ``steps[len(outcomes):]`` is sent."""
         first = len(outcomes)
         proc = self._running()
-        request = [(s.op, tuple(self._wire(a, outcomes) for a in s.args), self._fork_limit(s)) for s in steps[first:]]
+        request = [(s.op, tuple(self._wire(a, outcomes) for a in s.args), self._fork(s)) for s in steps[first:]]
         os.ftruncate(self._progress.fileno(), 0)
         sent = _Sent(proc, first, time.monotonic())
         try:
@@ -839,15 +840,18 @@ class LibbpfWorker:
     def _limit(self, step: Step) -> float:
         return self.timeout if step.timeout is None else step.timeout
 
-    def _fork_limit(self, step: Step) -> float | None:
-        """The limit the worker enforces in a fork for ``step`` (see ``fork_below``), else None."""
+    def _fork(self, step: Step) -> tuple[float, float] | None:
+        """For a step run in a fork (see ``fork_below``): its limit in CPU seconds and the worker's own
+        limit as a cap in wall seconds (a fork that a loaded machine starves is not called hung early);
+        None for a step run in the worker itself."""
         limit = self._limit(step)
-        return limit if self.fork_below is not None and limit < self.fork_below else None
+        return (limit, max(limit, self.timeout)) if self.fork_below is not None and limit < self.fork_below else None
 
     def _allowance(self, step: Step) -> float:
-        """How long the worker may take over ``step`` before it is killed: its limit, and for a forked
-        step :data:`FORK_GRACE` more, for the worker to end the fork and answer."""
-        return self._limit(step) + (FORK_GRACE if self._fork_limit(step) is not None else 0.0)
+        """How long the worker may take over ``step`` before it is killed: its limit, or for a forked step
+        the cap and :data:`FORK_GRACE` more, for the worker to end the fork and answer."""
+        fork = self._fork(step)
+        return self._limit(step) if fork is None else fork[1] + FORK_GRACE
 
     def _crashed(self, proc: subprocess.Popen[bytes], op: str) -> Outcome:
         try:

@@ -2,10 +2,11 @@
 
 Protocol (driven by :class:`btfspec.oracle.impls.libbpf.LibbpfWorker`): every message is an 8-byte
 little-endian length followed by a pickle.  The worker first sends ``("ready", version, pid)`` (or
-``("unavailable", reason)`` and exits); then a request ``("batch", first, [(op, args, limit), ...])``
+``("unavailable", reason)`` and exits); then a request ``("batch", first, [(op, args, fork), ...])``
 (the steps numbered from ``first``) is answered by ``("done", n)``, or ``("exception", text)`` for a
-bug in the request.  ``limit`` is None, or the seconds a step the parent suspects of hanging may
-take: that step runs in a fork of this worker (:func:`_forked`).  The outcomes go to the progress
+bug in the request.  ``fork`` is None, or ``(limit, cap)`` for a step the parent suspects of
+hanging: it runs in a fork of this worker, a hang once it has used ``limit`` CPU seconds or ``cap``
+wall seconds (:func:`_forked`).  The outcomes go to the progress
 file (its descriptor is the one argument; the parent empties it before each batch): one frame
 ``(Outcome | None, seconds_spent, monotonic end time)`` per step as soon as the step is done (None:
 an input it takes from an earlier step is missing, so it did not run), so that the parent knows what
@@ -101,11 +102,59 @@ def _die_with_parent(parent: int) -> None:
         os._exit(3)
 
 
-def _forked(run: Callable[..., Outcome], args: tuple[Any, ...], op: str, limit: float) -> Outcome:
-    """``run(*args)`` in a fork of this worker, killed after ``limit`` seconds: a hang or crash there is
-    the step's outcome (as :class:`~btfspec.oracle.impls.libbpf.LibbpfWorker` would report it) and this
-    worker lives on, so a campaign pays a fork (about a millisecond) per predicted hang, not a worker
-    start (about 90 ms of CPU)."""
+class _CpuClock:
+    """A process's CPU time (``clock_getcpuclockid``), or its wall time where that clock is not to be had."""
+
+    def __init__(self, pid: int) -> None:
+        self._start = time.monotonic()
+        self._clock: int | None = None
+        clock = ctypes.c_int()
+        try:
+            if ctypes.CDLL(None).clock_getcpuclockid(pid, ctypes.byref(clock)) == 0:
+                self._clock = clock.value
+        except (OSError, AttributeError):
+            pass
+
+    def seconds(self) -> float:
+        """CPU seconds the process has used (wall seconds since it started without a CPU clock)."""
+        if self._clock is not None:
+            try:
+                return time.clock_gettime(self._clock)
+            except OSError:  # it has just ended: its answer is on the pipe
+                return 0.0
+        return time.monotonic() - self._start
+
+
+def _await_fork(pid: int, answer: int, limit: float, cap: float) -> bytes | None:
+    """What the fork ``pid`` writes to ``answer`` until it closes it; None when the fork was killed as
+    hung: it ran ``limit`` seconds on a CPU (a fork starved by a loaded machine is given more wall
+    time, so a slow answer is not taken for a hang), or ``cap`` seconds of wall time went by."""
+    data = bytearray()
+    clock = _CpuClock(pid)
+    now = time.monotonic()
+    wall_end, check = now + cap, now + limit
+    while now < wall_end:
+        if select.select([answer], [], [], max(0.0, min(check, wall_end) - now))[0]:
+            chunk = os.read(answer, 1 << 16)
+            if not chunk:
+                return bytes(data)
+            data += chunk
+        now = time.monotonic()
+        if now >= check:
+            used = clock.seconds()
+            if used >= limit:
+                break
+            check = now + limit - used  # the soonest it can have used its limit
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    return None
+
+
+def _forked(run: Callable[..., Outcome], args: tuple[Any, ...], op: str, limit: float, cap: float) -> Outcome:
+    """``run(*args)`` in a fork of this worker, killed as hung after ``limit`` CPU seconds (or ``cap`` wall
+    seconds, :func:`_await_fork`): a hang or crash there is the step's outcome (as
+    :class:`~btfspec.oracle.impls.libbpf.LibbpfWorker` reports it) and this worker lives on, so a campaign
+    pays a fork (a few milliseconds) per predicted hang, not a worker start (about 90 ms of CPU)."""
     err_start = os.fstat(2).st_size
     parent = os.getpid()
     r, w = os.pipe()
@@ -123,21 +172,12 @@ def _forked(run: Callable[..., Outcome], args: tuple[Any, ...], op: str, limit: 
         finally:
             os._exit(code)
     os.close(w)
-    data = bytearray()
-    deadline = time.monotonic() + limit
     try:
-        while (remaining := deadline - time.monotonic()) > 0:
-            if select.select([r], [], [], remaining)[0]:
-                chunk = os.read(r, 1 << 16)
-                if not chunk:
-                    break
-                data += chunk
-        else:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            return Outcome(TIMEOUT, impl=IMPL, detail=f"killed after {limit:g} s")
+        data = _await_fork(pid, r, limit, cap)
     finally:
         os.close(r)
+    if data is None:
+        return Outcome(TIMEOUT, impl=IMPL, detail=f"killed after {limit:g} s")
     status = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
     if status == 0 and data:
         return pickle.loads(data)
@@ -152,20 +192,20 @@ def _forked(run: Callable[..., Outcome], args: tuple[Any, ...], op: str, limit: 
 
 
 def _run_batch(progress: int, handlers: dict[str, Callable[..., Outcome]], blobs: BlobCache, first: int,
-               request: list[tuple[str, tuple[Any, ...], float | None]]) -> int:
+               request: list[tuple[str, tuple[Any, ...], tuple[float, float] | None]]) -> int:
     """Run the steps, writing each one's outcome to the progress file as soon as it is known."""
-    steps = [(op, tuple(blobs.arg(a) for a in args), limit) for op, args, limit in request]
+    steps = [(op, tuple(blobs.arg(a) for a in args), fork) for op, args, fork in request]
     outcomes: list[Outcome | None] = [None] * first
     offset = 0
-    for op, args, limit in steps:
+    for op, args, fork in steps:
         resolved = None if _MISSING in args else resolve(args, outcomes)
         start = time.perf_counter()
         if resolved is None:
             outcome = None
-        elif limit is None:
+        elif fork is None:
             outcome = handlers[op](*resolved)
         else:
-            outcome = _forked(handlers[op], resolved, op, limit)
+            outcome = _forked(handlers[op], resolved, op, *fork)
         outcomes.append(outcome)
         frame = pickle.dumps((outcome, time.perf_counter() - start, time.monotonic()), pickle.HIGHEST_PROTOCOL)
         offset += os.pwrite(progress, _FRAME.pack(len(frame)) + frame, offset)
