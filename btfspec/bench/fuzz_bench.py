@@ -138,13 +138,15 @@ def _rounds(configs: list[Run], repeat: int, echo: Callable[[str], None] | None 
     """The best run of each configuration over ``repeat`` rounds of one run of each in turn, so that a slow
     spell of the shared machine falls on every configuration alike (``runs[i]`` of a row is its round i);
     ``echo`` gets a line per round."""
+    rounds = max(1, repeat)
     runs: list[list[tuple[FuzzRow, int]]] = [[] for _ in configs]
-    for n in range(max(1, repeat)):
+    for n in range(rounds):
         for done, config in zip(runs, configs, strict=True):
             done.append(config())
         if echo:
-            echo(f"  round {n + 1}/{max(1, repeat)}: " + ", ".join(
-                f"{done[-1][0].workers} w {done[-1][0].mode} {done[-1][0].steady_rate:.1f}" for done in runs) + " ex/s")
+            latest = [done[-1][0] for done in runs]
+            rates = ", ".join(f"{row.workers} w {row.mode} {row.steady_rate:.1f}" for row in latest)
+            echo(f"  round {n + 1}/{rounds}: {rates} ex/s")
     return [_best_of([row for row, _ in done], sum(found for _, found in done)) for done in runs]
 
 
