@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from btfspec.oracle.impls import libbpf as lb
+from btfspec.oracle.impls import libbpf_process as lp
 from btfspec.oracle.impls.adapter import ACCEPT, DISTILL, RELOCATE, PythonImpl, make_impl, run_steps
 from btfspec.oracle.impls.batch import Output, Step
 from btfspec.oracle.impls.outcome import Outcome
@@ -31,7 +32,7 @@ def case_steps(split: bytes = SPLIT) -> list[Step]:
 
 def big_btf(tag: int) -> bytes:
     """A valid standalone BTF (one INT) whose string section makes it larger than BLOB_MIN_SIZE."""
-    strings = b"\0int\0" + b"".join(b"pad%d_%d\0" % (tag, i) for i in range(lb.BLOB_MIN_SIZE // 8))
+    strings = b"\0int\0" + b"".join(b"pad%d_%d\0" % (tag, i) for i in range(lp.BLOB_MIN_SIZE // 8))
     types = struct.pack("<IIII", 1, 1 << 24, 4, (1 << 24) | 32)
     return struct.pack("<HBBIIIII", 0xEB9F, 1, 0, 24, 0, len(types), len(types), len(strings)) + types + strings
 
@@ -77,13 +78,13 @@ def test_libbpf_batch_skips_a_step_without_its_input(libbpf_impl) -> None:
 
 @needs_libbpf
 def test_a_step_may_only_take_outputs_of_earlier_steps() -> None:
-    with lb.LibbpfWorker() as w, pytest.raises(ValueError, match="does not come before"):
+    with lp.LibbpfWorker() as w, pytest.raises(ValueError, match="does not come before"):
         w.batch([Step("parse", (Output(0, "raw"),))])
 
 
 @needs_libbpf
 def test_hang_mid_batch_times_out_that_step_and_the_rest_run_in_a_new_worker() -> None:
-    with lb.LibbpfWorker(timeout=10.0) as w:
+    with lp.LibbpfWorker(timeout=10.0) as w:
         start = time.monotonic()
         got = w.batch([Step("ping", ()), Step("sleep", (), timeout=1.0), Step("distill", (SPLIT, BASE)),
                        Step("relocate", (Output(2, "split"), Output(2, "base"), BASE))])
@@ -95,7 +96,7 @@ def test_hang_mid_batch_times_out_that_step_and_the_rest_run_in_a_new_worker() -
 
 @needs_libbpf
 def test_crash_mid_batch_is_that_steps_outcome_and_later_steps_get_earlier_outputs() -> None:
-    with lb.LibbpfWorker(timeout=10.0) as w:
+    with lp.LibbpfWorker(timeout=10.0) as w:
         got = w.batch([Step("distill", (SPLIT, BASE)), Step("crash", ()),
                        Step("relocate", (Output(0, "split"), Output(0, "base"), BASE))])
         assert [o.status for o in got] == ["ok", "crash", "ok"]  # type: ignore[union-attr]
@@ -106,14 +107,14 @@ def test_crash_mid_batch_is_that_steps_outcome_and_later_steps_get_earlier_outpu
 @needs_libbpf
 def test_a_large_blob_is_sent_once_and_the_caches_stay_in_step(monkeypatch: pytest.MonkeyPatch) -> None:
     sizes: list[int] = []
-    send = lb.LibbpfWorker._send
+    send = lp.LibbpfWorker._send
 
     def recording_send(proc, obj):  # type: ignore[no-untyped-def]
         sizes.append(len(repr(obj)))
         send(proc, obj)
 
-    monkeypatch.setattr(lb.LibbpfWorker, "_send", staticmethod(recording_send))
-    blobs = [big_btf(i) for i in range(lb.BLOB_CACHE + 1)]
+    monkeypatch.setattr(lp.LibbpfWorker, "_send", staticmethod(recording_send))
+    blobs = [big_btf(i) for i in range(lp.BLOB_CACHE + 1)]
     small = 50 * len(repr(("batch", 0, [("parse", (("ref", "0" * 32),))])))
 
     def parse_sizes(order: list[int]) -> list[int]:
@@ -122,11 +123,11 @@ def test_a_large_blob_is_sent_once_and_the_caches_stay_in_step(monkeypatch: pyte
             assert w.parse(blobs[i]).detail == "type_cnt=2"
         return sizes[:]
 
-    with lb.LibbpfWorker(timeout=10.0) as w:
-        full = parse_sizes(list(range(lb.BLOB_CACHE)))  # fills both caches
-        assert min(full) > lb.BLOB_MIN_SIZE
-        assert max(parse_sizes(list(range(lb.BLOB_CACHE)))) < small  # every one named by its hash
+    with lp.LibbpfWorker(timeout=10.0) as w:
+        full = parse_sizes(list(range(lp.BLOB_CACHE)))  # fills both caches
+        assert min(full) > lp.BLOB_MIN_SIZE
+        assert max(parse_sizes(list(range(lp.BLOB_CACHE)))) < small  # every one named by its hash
         # one more blob evicts the oldest (0) on both sides: 0 is sent again, 1.. still by hash
-        again = parse_sizes([lb.BLOB_CACHE, 0, 2, 3])
-        assert [size > lb.BLOB_MIN_SIZE for size in again] == [True, True, False, False]
+        again = parse_sizes([lp.BLOB_CACHE, 0, 2, 3])
+        assert [size > lp.BLOB_MIN_SIZE for size in again] == [True, True, False, False]
         assert w.starts == 1

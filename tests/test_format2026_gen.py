@@ -13,6 +13,7 @@ from btfspec.btfgen.samples import every_kind, small_split
 from btfspec.cli import main
 from btfspec.oracle.equiv.compare import equivalent_bytes
 from btfspec.oracle.impls import libbpf as lb
+from btfspec.oracle.impls import libbpf_process as lp
 from btfspec.oracle.impls.reference import relocate
 from btfspec.spec.formats import RULE_NAMES
 from btfspec.spec.kinds import INFO_WIDE
@@ -156,7 +157,7 @@ def test_cli_distill_sort(tmp_path) -> None:  # type: ignore[no-untyped-def]
 
 
 def _libbpf_dedup(split: bytes, base: bytes) -> bytes:
-    with lb.LibbpfWorker() as worker:
+    with lp.LibbpfWorker() as worker:
         return worker.dedup(split, base).outputs["split"]
 
 

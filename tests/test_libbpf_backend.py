@@ -10,6 +10,7 @@ import time
 import pytest
 
 from btfspec.oracle.impls import libbpf as lb
+from btfspec.oracle.impls import libbpf_process as lp
 from btfspec.oracle.impls.batch import Output, Step
 from btfspec.oracle.impls.outcome import Outcome
 from tests.helpers import appendix_a, need_libbpf
@@ -57,7 +58,7 @@ def lib() -> lb.LibBpf:
 @pytest.fixture(scope="module")
 def worker():
     need_libbpf()
-    with lb.LibbpfWorker(timeout=10.0) as w:
+    with lp.LibbpfWorker(timeout=10.0) as w:
         yield w
 
 
@@ -144,7 +145,7 @@ def test_distill_of_non_reachable_base_is_empty(lib: lb.LibBpf) -> None:
 
 @needs_libbpf
 @pytest.mark.parametrize("case", DISTILL_CASES)
-def test_worker_distill_vectors(worker: lb.LibbpfWorker, case: str) -> None:
+def test_worker_distill_vectors(worker: lp.LibbpfWorker, case: str) -> None:
     out = worker.distill(h(case, "split_in"), h(case, "base_in"))
     assert out.status == "ok", out.describe()
     assert out.impl == "libbpf"
@@ -153,7 +154,7 @@ def test_worker_distill_vectors(worker: lb.LibbpfWorker, case: str) -> None:
 
 @needs_libbpf
 @pytest.mark.parametrize("case,key", RELOC_OK)
-def test_worker_relocate_vectors(worker: lb.LibbpfWorker, case: str, key: str) -> None:
+def test_worker_relocate_vectors(worker: lp.LibbpfWorker, case: str, key: str) -> None:
     dist_split = h(case, "dist_split")
     out = worker.relocate(dist_split, h(case, "dist_base"), h(case, "base_in"))
     assert out.status == "ok", out.describe()
@@ -163,7 +164,7 @@ def test_worker_relocate_vectors(worker: lb.LibbpfWorker, case: str, key: str) -
 
 @needs_libbpf
 @pytest.mark.parametrize("case", sorted(RELOC_ERR))
-def test_worker_relocate_errors(worker: lb.LibbpfWorker, case: str) -> None:
+def test_worker_relocate_errors(worker: lp.LibbpfWorker, case: str) -> None:
     target = h(case, "reloc_base") if "reloc_base" in VECTORS[case] else h(case, "base_in")
     out = worker.relocate(h(case, "dist_split"), h(case, "dist_base"), target)
     assert (out.status, out.errno, out.outputs) == ("error", VECTORS[case]["reloc_err"], {})
@@ -173,7 +174,7 @@ def test_worker_relocate_errors(worker: lb.LibbpfWorker, case: str) -> None:
 
 
 @needs_libbpf
-def test_worker_parse_errors(worker: lb.LibbpfWorker) -> None:
+def test_worker_parse_errors(worker: lp.LibbpfWorker) -> None:
     out = worker.parse(b"\x00" * 40)
     assert (out.status, out.errno) == ("error", -22)
     assert "Invalid BTF magic" in out.log and out.detail == "parse failed: input"
@@ -188,7 +189,7 @@ def test_worker_parse_errors(worker: lb.LibbpfWorker) -> None:
 
 
 @needs_libbpf
-def test_worker_rejects_programming_errors(worker: lb.LibbpfWorker) -> None:
+def test_worker_rejects_programming_errors(worker: lp.LibbpfWorker) -> None:
     with pytest.raises(ValueError):
         worker.call("nonsense")
     with pytest.raises(TypeError):
@@ -198,7 +199,7 @@ def test_worker_rejects_programming_errors(worker: lb.LibbpfWorker) -> None:
 
 
 @needs_libbpf
-def test_worker_is_reused_and_fast(worker: lb.LibbpfWorker) -> None:
+def test_worker_is_reused_and_fast(worker: lp.LibbpfWorker) -> None:
     assert worker.call("version").detail == "v1.6"
     pid = worker.pid
     split, base = h("distilled_base", "split_in"), h("distilled_base", "base_in")
@@ -214,7 +215,7 @@ def test_worker_is_reused_and_fast(worker: lb.LibbpfWorker) -> None:
 
 
 @needs_libbpf
-def test_worker_survives_crash(worker: lb.LibbpfWorker) -> None:
+def test_worker_survives_crash(worker: lp.LibbpfWorker) -> None:
     assert worker.call("ping").ok
     old_pid = worker.pid
     out = worker.call("crash")
@@ -226,7 +227,7 @@ def test_worker_survives_crash(worker: lb.LibbpfWorker) -> None:
 
 
 @needs_libbpf
-def test_worker_survives_hang(worker: lb.LibbpfWorker) -> None:
+def test_worker_survives_hang(worker: lp.LibbpfWorker) -> None:
     start = time.monotonic()
     out = worker.call("sleep", timeout=1.0)
     elapsed = time.monotonic() - start
@@ -236,7 +237,7 @@ def test_worker_survives_hang(worker: lb.LibbpfWorker) -> None:
 
 
 @needs_libbpf
-def test_q5_cyclic_modifier_relocation_hangs(worker: lb.LibbpfWorker) -> None:
+def test_q5_cyclic_modifier_relocation_hangs(worker: lp.LibbpfWorker) -> None:
     assert worker.parse(Q5_SPLIT, Q5_BASE).ok
     dist = worker.distill(Q5_SPLIT, Q5_BASE)
     assert dist.ok, dist.describe()
@@ -249,7 +250,7 @@ def test_a_worker_that_died_is_replaced_by_a_spare_already_started() -> None:
     """After the first death a spare worker is kept starting: the next death is replaced by it at once
     (no 70 ms start on the campaign's time), and close() ends the spare too."""
     need_libbpf()
-    with lb.LibbpfWorker(timeout=10.0) as w:
+    with lp.LibbpfWorker(timeout=10.0) as w:
         assert w.call("ping").ok and w._spare is None  # a worker that never died has no spare
         assert w.call("crash").status == "crash"
         assert w.call("ping").ok  # started anew: from now on a spare is kept
@@ -269,7 +270,7 @@ def test_a_begun_batch_is_answered_later_and_settled_by_the_next_request() -> No
     settles it first (requests never interleave on the pipe), and a hang in it is still a timeout."""
     need_libbpf()
     split, base = h("distilled_base", "split_in"), h("distilled_base", "base_in")
-    with lb.LibbpfWorker(timeout=10.0) as w:
+    with lp.LibbpfWorker(timeout=10.0) as w:
         want = w.batch([Step("distill", (split, base), None)])[0]
         finish = w.begin_batch([Step("distill", (split, base), None), Step("ping", (), None)])
         other = w.call("version")  # made while the begun batch was not read yet
@@ -285,7 +286,7 @@ def test_a_begun_batch_is_answered_later_and_settled_by_the_next_request() -> No
 
 def test_worker_close_is_idempotent() -> None:
     need_libbpf()
-    w = lb.LibbpfWorker()
+    w = lp.LibbpfWorker()
     assert w.pid is None  # started lazily
     assert w.call("ping").ok
     proc = w._proc
@@ -307,7 +308,7 @@ def test_a_step_limited_below_fork_below_hangs_or_crashes_in_a_fork_and_the_work
     """A step the caller expects to hang (a limit under ``fork_below``) runs in a fork of the worker:
     its timeout and crash outcomes are as usual, but the same worker process serves on, unrestarted."""
     need_libbpf()
-    with lb.LibbpfWorker(timeout=1.5, fork_below=1.5) as w:
+    with lp.LibbpfWorker(timeout=1.5, fork_below=1.5) as w:
         assert w.call("ping").ok
         pid = w.pid
         start = time.monotonic()
@@ -352,7 +353,7 @@ def test_a_libbpf_impl_times_out_a_predicted_q5_hang_without_restarting_its_work
 def test_a_forked_step_does_not_outlive_its_worker() -> None:
     """A worker killed while one of its forks hangs takes the fork with it (``PR_SET_PDEATHSIG``)."""
     need_libbpf()
-    with lb.LibbpfWorker(timeout=10.0, fork_below=10.0) as w:
+    with lp.LibbpfWorker(timeout=10.0, fork_below=10.0) as w:
         assert w.call("ping").ok
         pid = w.pid
         assert pid is not None

@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from btfspec.oracle.impls import libbpf as lb
+from btfspec.oracle.impls import libbpf_process as lp
 from btfspec.oracle.impls import reference as ref
 from btfspec.oracle.impls.outcome import Outcome
 from btfspec.oracle.impls.quirks import Q17_DEPTH, QUIRKS
@@ -1002,14 +1002,14 @@ def modes_agree(py: ref.DistillResult | ref.RelocateResult, strict: ref.DistillR
         assert any(x.startswith("btfspec: strict: ") for x in strict.log)
 
 
-_WORKER: list[lb.LibbpfWorker] = []
+_WORKER: list[lp.LibbpfWorker] = []
 
 
-def worker() -> lb.LibbpfWorker:
+def worker() -> lp.LibbpfWorker:
     """libbpf in a child process (for inputs that can crash it); closed at exit by btfspec.oracle.impls.libbpf."""
     need_libbpf()
     if not _WORKER:
-        _WORKER.append(lb.LibbpfWorker(timeout=10.0))
+        _WORKER.append(lp.LibbpfWorker(timeout=10.0))
     return _WORKER[0]
 
 

@@ -120,7 +120,7 @@ def worker_rows(split: bytes, base: bytes, new_split: bytes, new_base: bytes, li
     """What the crash-proof worker adds to libbpf's calls: on this case against the in-process calls,
     and per small fuzz-sized case, one call per operation against one batch."""
     from btfspec.oracle.impls.batch import Output, Step
-    from btfspec.oracle.impls.libbpf import LibbpfWorker
+    from btfspec.oracle.impls.libbpf_process import LibbpfWorker
 
     with LibbpfWorker() as w:
         rows = [Row("libbpf distill via the worker", best_of(lambda: w.distill(split, base), repeat),

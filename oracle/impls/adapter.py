@@ -152,7 +152,7 @@ class LibbpfImpl:
     """libbpf v1.6 in a crash- and hang-proof worker process (per-call ``timeout`` seconds).
 
     A call given a shorter limit than ``timeout`` (the reference predicts a hang) runs in a fork of the
-    worker (:class:`~btfspec.oracle.impls.libbpf.LibbpfWorker`'s ``fork_below``), so the hang costs a
+    worker (:class:`~btfspec.oracle.impls.libbpf_process.LibbpfWorker`'s ``fork_below``), so the hang costs a
     fork instead of a new worker process."""
 
     name = "libbpf"
@@ -160,12 +160,13 @@ class LibbpfImpl:
 
     def __init__(self, timeout: float = DEFAULT_TIMEOUT) -> None:
         from btfspec.oracle.impls import libbpf
+        from btfspec.oracle.impls.libbpf_process import LibbpfWorker
 
         reason = libbpf.unavailable_reason()
         if reason:
             raise ImplUnavailable(f"libbpf: {reason}")
         self.timeout = timeout
-        self.worker = libbpf.LibbpfWorker(timeout=timeout, fork_below=timeout)
+        self.worker = LibbpfWorker(timeout=timeout, fork_below=timeout)
 
     def __repr__(self) -> str:
         return f"LibbpfImpl(timeout={self.timeout})"

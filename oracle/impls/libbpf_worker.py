@@ -1,6 +1,6 @@
 """Main loop of the libbpf worker process (``python -m btfspec.oracle.impls.libbpf_worker``).
 
-Protocol (driven by :class:`btfspec.oracle.impls.libbpf.LibbpfWorker`): every message is an 8-byte
+Protocol (driven by :class:`btfspec.oracle.impls.libbpf_process.LibbpfWorker`): every message is an 8-byte
 little-endian length followed by a pickle.  The worker first sends ``("ready", version, pid)`` (or
 ``("unavailable", reason)`` and exits); then a request ``("batch", first, [(op, args, fork), ...])``
 (the steps numbered from ``first``) is answered by ``("done", n)``, or ``("exception", text)`` for a
@@ -26,7 +26,6 @@ import pickle
 import resource
 import select
 import signal
-import struct
 import sys
 import threading
 import time
@@ -37,17 +36,10 @@ from typing import Any, BinaryIO
 
 from btfspec.oracle.impls.batch import resolve
 from btfspec.oracle.impls.childproc import file_tail, signal_name
-from btfspec.oracle.impls.libbpf import (
-    _MISSING,
-    BLOB_CACHE,
-    IMPL,
-    LibBpf,
-    LibbpfUnavailable,
-    unavailable_reason,
-)
+from btfspec.oracle.impls.libbpf import IMPL, LibBpf, LibbpfUnavailable, unavailable_reason
+from btfspec.oracle.impls.libbpf_process import _FRAME, _MISSING, BLOB_CACHE
 from btfspec.oracle.impls.outcome import CRASH, OK, TIMEOUT, Outcome
 
-_FRAME = struct.Struct("<Q")
 _PR_SET_PDEATHSIG = 1
 _RAISED = 70  # exit status of a fork whose step raised (EX_SOFTWARE)
 
@@ -153,7 +145,7 @@ def _await_fork(pid: int, answer: int, limit: float, cap: float) -> bytes | None
 def _forked(run: Callable[..., Outcome], args: tuple[Any, ...], op: str, limit: float, cap: float) -> Outcome:
     """``run(*args)`` in a fork of this worker, killed as hung after ``limit`` CPU seconds (or ``cap`` wall
     seconds, :func:`_await_fork`): a hang or crash there is the step's outcome (as
-    :class:`~btfspec.oracle.impls.libbpf.LibbpfWorker` reports it) and this worker lives on, so a campaign
+    :class:`~btfspec.oracle.impls.libbpf_process.LibbpfWorker` reports it) and this worker lives on, so a campaign
     pays a fork (a few milliseconds) per predicted hang, not a worker start (about 90 ms of CPU)."""
     err_start = os.fstat(2).st_size
     parent = os.getpid()

@@ -342,12 +342,12 @@ def distill(mod: Module, impl: Implementation, *, sort: bool = False) -> Result:
 def dedup_like_resolve_btfids(mod: Module, base: bytes) -> tuple[bytes, str | None]:
     """resolve_btfids' first step before distilling and sorting: ``btf__dedup`` of the split (libbpf in a
     worker process), and None; or the split unchanged and why the dedup was skipped."""
-    from btfspec.oracle.impls import libbpf
+    from btfspec.oracle.impls import libbpf, libbpf_process
 
     reason = libbpf.unavailable_reason()
     if reason:
         return mod.inp.btf, f"btf__dedup skipped before the sort: libbpf is not usable ({reason})"
-    with libbpf.LibbpfWorker() as worker:
+    with libbpf_process.LibbpfWorker() as worker:
         out = worker.dedup(mod.inp.btf, base)
     if not out.ok:
         raise failure("btf__dedup", out)
