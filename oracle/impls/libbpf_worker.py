@@ -117,14 +117,15 @@ class _CpuClock:
         return time.monotonic() - self._start
 
 
-def _await_fork(pid: int, answer: int, limit: float, cap: float) -> bytes | None:
-    """What the fork ``pid`` writes to ``answer`` until it closes it; None when the fork was killed as
-    hung: it ran ``limit`` seconds on a CPU (a fork starved by a loaded machine is given more wall
+def _await_fork(pid: int, answer: int, limit: float, cap: float) -> bytes | str:
+    """What the fork ``pid`` writes to ``answer`` until it closes it, or why it was killed as hung
+    (text): it ran ``limit`` seconds on a CPU (a fork starved by a loaded machine is given more wall
     time, so a slow answer is not taken for a hang), or ``cap`` seconds of wall time went by."""
     data = bytearray()
     clock = _CpuClock(pid)
     now = time.monotonic()
     wall_end, check = now + cap, now + limit
+    why = f"killed after {cap:g} s of wall time"
     while now < wall_end:
         if select.select([answer], [], [], max(0.0, min(check, wall_end) - now))[0]:
             chunk = os.read(answer, 1 << 16)
@@ -135,11 +136,12 @@ def _await_fork(pid: int, answer: int, limit: float, cap: float) -> bytes | None
         if now >= check:
             used = clock.seconds()
             if used >= limit:
+                why = f"killed after {limit:g} s"
                 break
             check = now + limit - used  # the soonest it can have used its limit
     os.kill(pid, signal.SIGKILL)
     os.waitpid(pid, 0)
-    return None
+    return why
 
 
 def _forked(run: Callable[..., Outcome], args: tuple[Any, ...], op: str, limit: float, cap: float) -> Outcome:
@@ -168,8 +170,8 @@ def _forked(run: Callable[..., Outcome], args: tuple[Any, ...], op: str, limit: 
         data = _await_fork(pid, r, limit, cap)
     finally:
         os.close(r)
-    if data is None:
-        return Outcome(TIMEOUT, impl=IMPL, detail=f"killed after {limit:g} s")
+    if isinstance(data, str):
+        return Outcome(TIMEOUT, impl=IMPL, detail=data)
     status = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
     if status == 0 and data:
         return pickle.loads(data)
