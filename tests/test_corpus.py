@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -68,8 +69,6 @@ def test_replay(entry: C.Entry, impl_name: str, impl_cache: dict[str, Implementa
 def test_a_step_recorded_as_hanging_is_replayed_with_a_short_limit(impl_cache: dict[str, Implementation | str]) -> None:
     """libbpf's limit is 10 s, but the Q5 entries (recorded as hanging it) replay in about
     EXPECTED_HANG_LIMIT each, and still pass; the limit comes from the step's own expectation."""
-    import time
-
     lib = _impl(impl_cache, "libbpf")
     hangs = [e for e in ENTRIES if any(s["expect"].get("libbpf", {}).get("status") == "timeout" for s in e.steps)]
     assert len(hangs) >= 2

@@ -5,13 +5,17 @@ from __future__ import annotations
 import os
 import signal
 import struct
+import subprocess
+import sys
 import time
 
 import pytest
 
 from btfspec.oracle.impls import libbpf as lb
 from btfspec.oracle.impls import libbpf_process as lp
+from btfspec.oracle.impls.adapter import LibbpfImpl
 from btfspec.oracle.impls.batch import Output, Step
+from btfspec.oracle.impls.libbpf_worker import _await_fork
 from btfspec.oracle.impls.outcome import Outcome
 from tests.helpers import appendix_a, need_libbpf
 from tests.helpers import appendix_hex as h
@@ -331,8 +335,6 @@ def test_a_libbpf_impl_times_out_a_predicted_q5_hang_without_restarting_its_work
     """The campaign's case: the reference predicts Q5, so libbpf's relocation gets a short limit, and the
     hang costs a fork of the worker rather than a new worker process (about 90 ms of CPU each)."""
     need_libbpf()
-    from btfspec.oracle.impls.adapter import LibbpfImpl
-
     impl = LibbpfImpl(timeout=1.0)
     try:
         dist = impl.distill(Q5_SPLIT, Q5_BASE)
@@ -375,11 +377,6 @@ def test_a_fork_is_killed_as_hung_once_it_has_spent_its_limit_on_a_cpu_not_befor
     """A forked step's limit is CPU time: a fork that answers late while using no CPU (as one starved by
     a loaded machine would) is waited for, up to the wall-clock cap; one that spins is killed soon after
     its limit."""
-    import subprocess
-    import sys
-
-    from btfspec.oracle.impls.libbpf_worker import _await_fork
-
     late = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.6); print('late')"],
                             stdout=subprocess.PIPE)
     assert late.stdout is not None

@@ -41,6 +41,7 @@ from btfspec.oracle.impls.libbpf_process import _FRAME, _MISSING, BLOB_CACHE
 from btfspec.oracle.impls.outcome import CRASH, OK, TIMEOUT, Outcome
 
 _PR_SET_PDEATHSIG = 1
+_libc = ctypes.CDLL(None)  # this process's C library: prctl, clock_getcpuclockid
 _RAISED = 70  # exit status of a fork whose step raised (EX_SOFTWARE)
 
 
@@ -89,7 +90,7 @@ class BlobCache:
 
 def _die_with_parent(parent: int) -> None:
     """SIGKILL this process when ``parent`` ends (``PR_SET_PDEATHSIG``), so a hung fork never outlives it."""
-    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != parent:  # it ended before the call
         os._exit(3)
 
@@ -102,7 +103,7 @@ class _CpuClock:
         self._clock: int | None = None
         clock = ctypes.c_int()
         try:
-            if ctypes.CDLL(None).clock_getcpuclockid(pid, ctypes.byref(clock)) == 0:
+            if _libc.clock_getcpuclockid(pid, ctypes.byref(clock)) == 0:
                 self._clock = clock.value
         except (OSError, AttributeError):
             pass
