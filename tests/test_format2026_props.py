@@ -137,3 +137,27 @@ def test_p6_flags_an_implementation_that_breaks_sorted_splits(impls) -> None:  #
     with pytest.raises(PropertyFailure, match="P6 \\[broken\\]"):
         multilevel.check_p6(case, Context({"broken": Broken()}))
     multilevel.check_p6(case, Context({"python": py}))  # the real one is not flagged
+
+
+def test_p6_waits_briefly_for_a_predicted_libbpf_hang() -> None:
+    """A sorted split in the Q5 shape hangs libbpf: P6 gives libbpf's two relocations the short limit of a
+    predicted hang, as P1 does, rather than the campaign's 5 s each (and a new libbpf worker after each)."""
+    import time
+    from pathlib import Path
+
+    from btfspec.btfgen.format2026 import sorted_split_case
+    from btfspec.oracle.fuzz.property import Context
+    from btfspec.oracle.impls.adapter import close_impls, make_impl
+
+    need_libbpf()
+    cases = Path(__file__).resolve().parent.parent / "corpus" / "cases" / "Q5-base-cycle"
+    case = sorted_split_case((cases / "base.btf").read_bytes(), (cases / "split.btf").read_bytes())
+    assert case is not None
+    lib = make_impl("libbpf", timeout=5.0)
+    try:
+        start = time.monotonic()
+        multilevel.check_p6(case, Context({"python": make_impl("python"), "libbpf": lib}, timeout=5.0))
+        assert time.monotonic() - start < 2.0
+        assert lib.worker.starts == 1  # type: ignore[attr-defined]
+    finally:
+        close_impls([lib])

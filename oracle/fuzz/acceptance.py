@@ -80,8 +80,7 @@ def check_p4(case: Any, ctx: Context) -> None:
         produced = [("distilled base", DISTILL, dbase, None), ("distilled split", DISTILL, dsplit, dbase)]
         r: Outcome | None = None
         if RELOCATE in impl.capabilities:
-            r = (calls.libbpf_relocate(dsplit, dbase, base) if name == "libbpf"
-                 else calls.run(name, RELOCATE, dsplit, dbase, base))
+            r = calls.relocate(name, dsplit, dbase, base)
             if r.ok:
                 produced.append(("relocated split", RELOCATE, r.outputs.get("split", b""), base))
         if same_as_libbpf(calls, name, DISTILL, (split, base), d) and (

@@ -192,6 +192,12 @@ class Calls:
         timeout = self._q5_limit(split, dist_base, base) if self.impl("python") is not None else None
         return self.run("libbpf", RELOCATE, split, dist_base, base, timeout=timeout)
 
+    def relocate(self, name: str, split: bytes, dist_base: bytes, base: bytes) -> Outcome:
+        """``name``'s relocation (cached); libbpf's with the short limit of :meth:`libbpf_relocate`."""
+        if name == "libbpf":
+            return self.libbpf_relocate(split, dist_base, base)
+        return self.run(name, RELOCATE, split, dist_base, base)
+
     def begin_distill_relocate(self, name: str, split: bytes, base1: bytes, target: bytes) -> None:
         """Send :meth:`distill_relocate`'s request now when ``name`` takes batches asynchronously (a worker
         process), so that it runs while this process goes on; the next :meth:`distill_relocate` of the same
