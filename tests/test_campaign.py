@@ -359,3 +359,19 @@ def test_bench_fuzz_measures_p1_per_implementation_and_workers() -> None:
     (line,) = [x for x in out["summary"] if x.startswith("2 local workers: x")]
     per_core = (two["steady_rate"] / two["cores"]) / (one["steady_rate"] / one["cores"])
     assert f"per busy core x{per_core:.2f})" in line, line
+
+
+def test_the_report_says_where_the_campaigns_time_went() -> None:
+    """Each property's and each implementation operation's share of the slots' busy time: a property that
+    spends most of a campaign waiting out libbpf hangs (P6 before it used the Q5 prediction) stands out."""
+    from btfspec.oracle.fuzz.campaign.results import CampaignResult
+
+    result = CampaignResult("c", 1, "local", 2, None, None, "found", "mixed", ["python", "libbpf"], {},
+                            ["P1", "P6"], {}, 120.0, None, elapsed=60.0, examples={"P1": 3000, "P6": 90},
+                            busy={"P1": 30.0, "P6": 90.0}, impl_stats={"libbpf relocate": [100, 80.0]})
+    rows = {line.split()[0]: line.split() for line in render_text(result).splitlines() if line.startswith("  ")}
+    assert rows["P1"][-2:] == ["30.0", "25%"] and rows["P6"][-2:] == ["90.0", "75%"]
+    assert render_text(result).count("libbpf relocate") == 1
+    (lib,) = [line.split() for line in render_text(result).splitlines() if "libbpf relocate" in line]
+    assert lib[-2:] == ["80.0", "67%"] and lib[3] == "800.00"  # ms per call
+    assert "| P6 | 90 | 1.5 | 1.0 | 90.0 | 75% |" in render_markdown(result)

@@ -100,11 +100,20 @@ def by_profile(result: CampaignResult) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
-def _impl_rows(result: CampaignResult) -> list[tuple[str, int, float, float]]:
+def _impl_rows(result: CampaignResult) -> list[tuple[str, int, float, float, float, float]]:
+    """Per implementation operation: calls, ms per call, calls/s, seconds in all, share of the busy time."""
     rows = []
     for key, (calls, secs) in sorted(result.impl_stats.items()):
-        rows.append((key, int(calls), secs / calls * 1000 if calls else 0.0, calls / secs if secs else 0.0))
+        rows.append((key, int(calls), secs / calls * 1000 if calls else 0.0, calls / secs if secs else 0.0,
+                     secs, _share(result, secs)))
     return rows
+
+
+def _share(result: CampaignResult, seconds: float) -> float:
+    """``seconds`` as a share of the time the slots spent checking (all properties): where a campaign's time
+    goes, so that one property or one implementation eating most of it (waiting out hangs) stands out."""
+    total = sum(result.busy.values())
+    return seconds / total if total > 0 else 0.0
 
 
 def render_text(result: CampaignResult) -> str:
@@ -148,17 +157,19 @@ def render_text(result: CampaignResult) -> str:
             out.append("  by profile: " + ", ".join(f"{p} {n}" for p, n in profiles.items()))
     out.append("")
     out.append("== throughput per property")
-    out.append(f"  {'property':<9} {'examples':>9} {'ex/s':>8} {'ex/s/worker':>12}")
+    out.append(f"  {'property':<9} {'examples':>9} {'ex/s':>8} {'ex/s/worker':>12} {'busy s':>8} {'share':>6}")
     for p in result.properties:
-        out.append(f"  {p:<9} {result.examples.get(p, 0):>9} {result.rate(p):>8.1f} {result.slot_rate(p):>12.1f}")
+        busy = result.busy.get(p, 0.0)
+        out.append(f"  {p:<9} {result.examples.get(p, 0):>9} {result.rate(p):>8.1f} {result.slot_rate(p):>12.1f} "
+                   f"{busy:>8.1f} {_share(result, busy):>6.0%}")
     rows = _impl_rows(result)
     if rows:
         out.append("")
-        out.append("== throughput per implementation")
+        out.append("== throughput per implementation (share: of the properties' busy time)")
         w = max(len(r[0]) for r in rows)
-        out.append(f"  {'operation':<{w}} {'calls':>8} {'ms/call':>9} {'calls/s':>9}")
-        for key, calls, ms, per in rows:
-            out.append(f"  {key:<{w}} {calls:>8} {ms:>9.2f} {per:>9.0f}")
+        out.append(f"  {'operation':<{w}} {'calls':>8} {'ms/call':>9} {'calls/s':>9} {'seconds':>8} {'share':>6}")
+        for key, calls, ms, per, secs, share in rows:
+            out.append(f"  {key:<{w}} {calls:>8} {ms:>9.2f} {per:>9.0f} {secs:>8.1f} {share:>6.0%}")
     out.append("")
     out.append("== coverage")
     for cat in _categories(result):
@@ -203,14 +214,17 @@ def render_markdown(result: CampaignResult) -> str:
         out += ["", "By quirk: " + ", ".join(f"{q} {n}" for q, n in by_quirk(result).items()) + "."]
     else:
         out.append("None.")
-    out += ["", "## Throughput", "", "| property | examples | examples/s | examples/s per worker |",
-            "|---|---:|---:|---:|"]
-    out += [f"| {p} | {result.examples.get(p, 0)} | {result.rate(p):.1f} | {result.slot_rate(p):.1f} |"
+    out += ["", "## Throughput", "", "| property | examples | examples/s | examples/s per worker | busy s | share |",
+            "|---|---:|---:|---:|---:|---:|"]
+    out += [f"| {p} | {result.examples.get(p, 0)} | {result.rate(p):.1f} | {result.slot_rate(p):.1f} "
+            f"| {result.busy.get(p, 0.0):.1f} | {_share(result, result.busy.get(p, 0.0)):.0%} |"
             for p in result.properties]
     rows = _impl_rows(result)
     if rows:
-        out += ["", "| implementation operation | calls | ms/call | calls/s |", "|---|---:|---:|---:|"]
-        out += [f"| {k} | {c} | {ms:.2f} | {per:.0f} |" for k, c, ms, per in rows]
+        out += ["", "| implementation operation | calls | ms/call | calls/s | seconds | share of busy |",
+                "|---|---:|---:|---:|---:|---:|"]
+        out += [f"| {k} | {c} | {ms:.2f} | {per:.0f} | {secs:.1f} | {share:.0%} |"
+                for k, c, ms, per, secs, share in rows]
     out += ["", "## Coverage", ""]
     for cat in _categories(result):
         values = result.coverage[cat]

@@ -240,16 +240,20 @@ def campaign_page(run: Mapping[str, Any]) -> str:
     found = "".join(_group_html(g, metas.get(g[0].get("group"))) for g in groups) or "<p>None.</p>"
     examples, rates = run.get("examples", {}), run.get("rates", {})
     props = run.get("properties", [])
+    busy = run.get("busy", {})
+    total_busy = sum(busy.values()) or 1.0
     prop_rows = [(p, examples.get(p, 0), f"{rates.get(p, {}).get('examples_per_second', 0):.1f}",
-                  f"{rates.get(p, {}).get('per_worker', 0):.1f}") for p in props]
-    throughput = (_table(["property", "examples", "examples/s", "examples/s per worker"], prop_rows, (1, 2, 3))
+                  f"{rates.get(p, {}).get('per_worker', 0):.1f}", f"{busy.get(p, 0):.1f}",
+                  f"{busy.get(p, 0) / total_busy:.0%}") for p in props]
+    throughput = (_table(["property", "examples", "examples/s", "examples/s per worker", "busy s", "share"],
+                         prop_rows, (1, 2, 3, 4, 5))
                   + svg_bars([(p, float(rates.get(p, {}).get("examples_per_second", 0))) for p in props], "/s")
                   + "<h3>over time</h3>" + _throughput_over_time(run))
-    impl_rows = [(k, int(c), f"{s / c * 1000 if c else 0:.2f}", f"{c / s if s else 0:.0f}")
-                 for k, (c, s) in sorted(run.get("impl_stats", {}).items())]
+    impl_rows = [(k, int(c), f"{s / c * 1000 if c else 0:.2f}", f"{c / s if s else 0:.0f}", f"{s:.1f}",
+                  f"{s / total_busy:.0%}") for k, (c, s) in sorted(run.get("impl_stats", {}).items())]
     if impl_rows:
-        throughput += "<h3>implementation calls</h3>" + _table(["operation", "calls", "ms/call", "calls/s"],
-                                                               impl_rows, (1, 2, 3))
+        throughput += "<h3>implementation calls</h3>" + _table(
+            ["operation", "calls", "ms/call", "calls/s", "seconds", "share of busy"], impl_rows, (1, 2, 3, 4, 5))
     cov = run.get("coverage", {})
     coverage = svg_bars([(c, float(len(v))) for c, v in cov.items()], " values", digits=0)
     for cat, values in cov.items():
