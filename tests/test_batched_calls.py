@@ -33,6 +33,10 @@ class _CountingBatches:
         self.batches.append([s.op for s in steps])
         return self._impl.run_batch(steps)
 
+    def begin_batch(self, steps: Any) -> Any:
+        self.batches.append([s.op for s in steps])
+        return self._impl.begin_batch(steps)
+
     def distill(self, *a: Any, **kw: Any) -> Any:
         self.singles += 1
         return self._impl.distill(*a, **kw)
@@ -96,6 +100,55 @@ def test_a_predicted_q5_hang_gets_the_short_limit_inside_the_batch(libbpf: Any) 
     assert d.ok and r is not None and r.status == TIMEOUT, r
     assert r.detail == f"killed after {Q5_SUSPECT_MIN:g} s" and time.monotonic() - start < 3.0
     assert libbpf.batches == [[DISTILL, RELOCATE]]
+
+
+def test_relocations_begun_together_are_one_request_with_the_outcomes_of_single_calls(libbpf: Any) -> None:
+    ctx = _ctx(libbpf)
+    strategy = get_property("P1").strategy(ctx)
+    rng = random.Random(11)
+    alone = make_impl("libbpf", timeout=5.0)
+    try:
+        checked = 0
+        for _ in range(30):
+            c, _ = seeded_example(strategy, rng.getrandbits(64))
+            d = alone.distill(c.case.split, c.case.base)
+            if not d.ok:
+                continue
+            split, dist = d.outputs["split"], d.outputs["base"]
+            cases = [(split, dist, c.case.base), (split, dist, c.base2)]
+            calls = Calls(ctx)
+            before = len(libbpf.batches)
+            calls.begin_relocations("libbpf", cases + cases[:1])  # a repeated case is sent once
+            calls.begin_relocations("libbpf", cases)  # already sent: nothing more
+            assert libbpf.batches[before:] == [[RELOCATE] * len(set(cases))]
+            for args in cases:
+                got, want = calls.relocate("libbpf", *args), alone.relocate(*args)
+                assert (got.status, got.errno, got.outputs) == (want.status, want.errno, want.outputs)
+                assert calls.relocate("libbpf", *args) is got  # cached
+            assert len(libbpf.batches) == before + 1 and libbpf.singles == 0
+            checked += 1
+    finally:
+        close_impls([alone])
+    assert checked >= 10
+
+
+def test_p6_sends_libbpf_both_relocations_in_one_request(libbpf: Any) -> None:
+    from btfspec.oracle.fuzz import format2026
+
+    ctx = _ctx(libbpf)
+    strategy = format2026.PROPERTY.strategy(ctx)
+    rng = random.Random(7)
+    checked = 0
+    for _ in range(20):
+        case, _ = seeded_example(strategy, rng.getrandbits(64))
+        if case is None:
+            continue
+        before = len(libbpf.batches)
+        format2026.check_p6(case, ctx)
+        distinct = 1 if case.sorted_split == case.split else 2  # a split already sorted is relocated once
+        assert libbpf.batches[before:] == [[RELOCATE] * distinct] and libbpf.singles == 0
+        checked += distinct - 1
+    assert checked >= 5
 
 
 def test_known_findings_are_not_built_and_new_ones_still_raise(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -150,12 +150,15 @@ def check_p6(case: SortedCase | None, ctx: Context) -> None:
     if case is None:
         return
     calls = Calls(ctx)
+    both = [(case.split, case.distilled_base, case.base), (case.sorted_split, case.distilled_base, case.base)]
+    for name in ctx.impls:  # a worker-hosted implementation gets both in one request, run meanwhile
+        calls.begin_relocations(name, both)
     for name, impl in ctx.impls.items():
         if RELOCATE not in impl.capabilities:
             continue
 
         def run(split: bytes, dist: bytes, base: bytes, name: str = name) -> tuple[int, bytes | None]:
-            out = calls.relocate(name, split, dist, base)  # libbpf's predicted Q5 hang waits 30 ms, not 5 s
+            out = calls.relocate(name, split, dist, base)  # libbpf's predicted Q5 hang: 30 ms, not 5 s
             return (0, out.outputs.get("split")) if out.ok else (out.errno or -1, None)
 
         found = sorted_relocation_findings(case, run)

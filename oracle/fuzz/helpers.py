@@ -141,6 +141,7 @@ class Calls:
         self._cache: dict[tuple[Any, ...], Outcome] = {}
         self.memo: dict[Any, Any] = {}  # other work of this check done once (see judge_relocation)
         self._begun: dict[tuple[Any, ...], tuple[Callable[[], list[Outcome | None]], Outcome | None]] = {}
+        self._awaited: dict[tuple[Any, ...], Callable[[], None]] = {}  # calls a begun request will answer
 
     def impl(self, name: str) -> Implementation | None:
         """A selected implementation, or (:meth:`Context.reference`) the in-tree ``python``/``python-strict``."""
@@ -153,6 +154,8 @@ class Calls:
         """``op`` on implementation ``name`` (cached), within ``timeout`` seconds (default the context's);
         records the errno reached in the coverage."""
         key = (name, op, *args)
+        if key in self._awaited:
+            self._awaited[key]()
         if key in self._cache:
             return self._cache[key]
         impl = self.impl(name)
@@ -187,16 +190,51 @@ class Calls:
                        self.ctx.timeout)
         return None
 
+    def _relocate_limit(self, name: str, split: bytes, dist_base: bytes, base: bytes) -> float:
+        """The time limit of ``name``'s relocation: the context's, or libbpf's short one of a predicted Q5 hang."""
+        limit = None
+        if name == "libbpf" and self.impl("python") is not None:
+            limit = self._q5_limit(split, dist_base, base)
+        return self.ctx.timeout if limit is None else limit
+
     def libbpf_relocate(self, split: bytes, dist_base: bytes, base: bytes) -> Outcome:
         """libbpf relocation, with a short limit where the reference predicts the Q5 hang."""
-        timeout = self._q5_limit(split, dist_base, base) if self.impl("python") is not None else None
-        return self.run("libbpf", RELOCATE, split, dist_base, base, timeout=timeout)
+        return self.relocate("libbpf", split, dist_base, base)
 
     def relocate(self, name: str, split: bytes, dist_base: bytes, base: bytes) -> Outcome:
-        """``name``'s relocation (cached); libbpf's with the short limit of :meth:`libbpf_relocate`."""
-        if name == "libbpf":
-            return self.libbpf_relocate(split, dist_base, base)
-        return self.run(name, RELOCATE, split, dist_base, base)
+        """``name``'s relocation (cached; answered by :meth:`begin_relocations`' request when it sent one);
+        libbpf's with the short limit of a predicted Q5 hang."""
+        key = (name, RELOCATE, split, dist_base, base)
+        if key in self._awaited or key in self._cache:
+            return self.run(name, RELOCATE, split, dist_base, base)
+        return self.run(name, RELOCATE, split, dist_base, base,
+                        timeout=self._relocate_limit(name, split, dist_base, base))
+
+    def begin_relocations(self, name: str, cases: Sequence[tuple[bytes, bytes, bytes]]) -> None:
+        """Send ``name``'s relocations of ``cases`` (split, distilled base, base) now, as one request, when
+        ``name`` takes batches asynchronously (a worker process): one round trip for all of them, run while
+        this process goes on; :meth:`relocate` then takes each answer.  Nothing is sent otherwise, or for
+        relocations already made or sent."""
+        impl = self.impl(name)
+        if impl is None or getattr(impl, "begin_batch", None) is None:
+            return
+        keys = list(dict.fromkeys((name, RELOCATE, *c) for c in cases))
+        keys = [k for k in keys if k not in self._cache and k not in self._awaited]
+        if not keys:
+            return
+        finish = begin_steps(impl, [Step(RELOCATE, k[2:], self._relocate_limit(name, *k[2:])) for k in keys])
+        if finish is None:
+            return
+
+        def settle() -> None:
+            outcomes = finish()
+            for k, out in zip(keys, outcomes, strict=True):
+                self._awaited.pop(k, None)
+                if out is not None:
+                    self._keep(k, out)
+
+        for k in keys:
+            self._awaited[k] = settle
 
     def begin_distill_relocate(self, name: str, split: bytes, base1: bytes, target: bytes) -> None:
         """Send :meth:`distill_relocate`'s request now when ``name`` takes batches asynchronously (a worker
