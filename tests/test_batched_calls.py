@@ -151,6 +151,28 @@ def test_p6_sends_libbpf_both_relocations_in_one_request(libbpf: Any) -> None:
     assert checked >= 5
 
 
+def test_p3_sends_libbpf_its_distill_and_relocation_in_one_request(libbpf: Any) -> None:
+    from btfspec.oracle.fuzz.differential import check_p3
+    from btfspec.oracle.fuzz.property import PropertyFailure
+
+    ctx = _ctx(libbpf)
+    strategy = get_property("P3").strategy(ctx)
+    rng = random.Random(9)
+    checked = 0
+    for _ in range(20):
+        case, _ = seeded_example(strategy, rng.getrandbits(64))
+        if not ctx.reference("python").distill(case.split, case.base).ok:
+            continue  # no prediction of libbpf's relocation limit: the calls go one by one
+        before = len(libbpf.batches)
+        try:
+            check_p3(case, ctx)
+        except PropertyFailure:
+            pass
+        assert libbpf.batches[before:] == [[DISTILL, RELOCATE]] and libbpf.singles == 0
+        checked += 1
+    assert checked >= 10
+
+
 def test_known_findings_are_not_built_and_new_ones_still_raise(monkeypatch: pytest.MonkeyPatch) -> None:
     from btfspec.oracle.fuzz import relocation
     from btfspec.oracle.fuzz.property import PropertyFailure

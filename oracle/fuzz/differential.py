@@ -30,6 +30,7 @@ from btfspec.oracle.fuzz.helpers import (
     pairs,
     quirk_ids,
     raise_new,
+    relocation_pipeline,
     store,
 )
 from btfspec.oracle.fuzz.property import DIFFERENTIAL, Context, Finding, Property
@@ -91,7 +92,11 @@ def check_p3(case: Any, ctx: Context) -> None:
     calls = Calls(ctx)
     base, split = case.base, case.split
     others = [n for n, i in ctx.impls.items() if n not in ("libbpf", "kernel") and i.capabilities & {DISTILL, RELOCATE}]
-    lib_d = calls.run("libbpf", DISTILL, split, base)
+    calls.begin_distill_relocate("libbpf", split, base, base)  # one request, run while the others distill
+    for name in others:
+        if DISTILL in ctx.impls[name].capabilities:
+            calls.run(name, DISTILL, split, base)
+    lib_d, lib_r = relocation_pipeline(calls, "libbpf", split, base, base)
     distill_ok: dict[str, bool] = {}
     for name in others:
         if DISTILL not in ctx.impls[name].capabilities:
@@ -105,7 +110,7 @@ def check_p3(case: Any, ctx: Context) -> None:
     if not lib_d.ok:
         return
     args = (lib_d.outputs["split"], lib_d.outputs["base"], base)
-    lib_r = calls.libbpf_relocate(*args)
+    assert lib_r is not None
     for name in others:
         if RELOCATE not in ctx.impls[name].capabilities:
             continue

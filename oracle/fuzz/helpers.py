@@ -520,9 +520,7 @@ def relocation_pipeline(calls: Calls, name: str, split: bytes, base1: bytes,
     d = calls.run(name, DISTILL, split, base1)
     if not d.ok:
         return d, None
-    args = (d.outputs["split"], d.outputs["base"], target)
-    r = calls.libbpf_relocate(*args) if name == "libbpf" else calls.run(name, RELOCATE, *args)
-    return d, r
+    return d, calls.relocate(name, d.outputs["split"], d.outputs["base"], target)
 
 
 def strict_cannot_distill(calls: Calls, split: bytes, base1: bytes) -> bool:
