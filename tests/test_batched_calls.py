@@ -14,7 +14,7 @@ from btfspec.oracle.fuzz.campaign.hypothesis_glue import seeded_example
 from btfspec.oracle.fuzz.helpers import Q5_SUSPECT_MIN, Calls, relocation_pipeline
 from btfspec.oracle.fuzz.property import Context
 from btfspec.oracle.fuzz.registry import get_property
-from btfspec.oracle.impls.adapter import DISTILL, RELOCATE, close_impls, make_impl
+from btfspec.oracle.impls.adapter import ACCEPT, DISTILL, RELOCATE, close_impls, make_impl
 from btfspec.oracle.impls.outcome import TIMEOUT
 from tests.helpers import need_libbpf
 
@@ -170,6 +170,57 @@ def test_p3_sends_libbpf_its_distill_and_relocation_in_one_request(libbpf: Any) 
             pass
         assert libbpf.batches[before:] == [[DISTILL, RELOCATE]] and libbpf.singles == 0
         checked += 1
+    assert checked >= 10
+
+
+def test_p4_sends_libbpf_its_distill_relocation_and_parses_in_one_request(libbpf: Any) -> None:
+    from btfspec.oracle.fuzz.acceptance import check_p4
+    from btfspec.oracle.fuzz.property import PropertyFailure
+
+    ctx = _ctx(libbpf)
+    strategy = get_property("P4").strategy(ctx)
+    rng = random.Random(13)
+    checked = 0
+    for _ in range(20):
+        case, _ = seeded_example(strategy, rng.getrandbits(64))
+        if not ctx.reference("python").distill(case.split, case.base).ok:
+            continue  # no prediction of libbpf's relocation limit: the calls go one by one
+        before = len(libbpf.batches)
+        try:
+            check_p4(case, ctx)
+        except PropertyFailure:
+            pass
+        assert libbpf.batches[before:] == [[DISTILL, RELOCATE, ACCEPT, ACCEPT, ACCEPT]] and libbpf.singles == 0
+        checked += 1
+    assert checked >= 10
+
+
+def test_a_batchs_accepts_are_the_single_calls_outcomes(libbpf: Any) -> None:
+    ctx = _ctx(libbpf)
+    strategy = get_property("P4").strategy(ctx)
+    rng = random.Random(17)
+    alone = make_impl("libbpf", timeout=5.0)
+    try:
+        checked = 0
+        for _ in range(30):
+            case, _ = seeded_example(strategy, rng.getrandbits(64))
+            calls = Calls(ctx)
+            before, singles = len(libbpf.batches), libbpf.singles
+            calls.begin_distill_relocate("libbpf", case.split, case.base, case.base, accepts=True)
+            d = calls.run("libbpf", DISTILL, case.split, case.base)
+            if not d.ok:
+                continue
+            dsplit, dbase = d.outputs["split"], d.outputs["base"]
+            r = calls.relocate("libbpf", dsplit, dbase, case.base)
+            asks = [(dbase, None), (dsplit, dbase)] + ([(r.outputs["split"], case.base)] if r.ok else [])
+            for blob, on in asks:
+                got, want = calls.run("libbpf", ACCEPT, blob, on), alone.accept(blob, on)
+                assert (got.status, got.errno) == (want.status, want.errno)
+            # all answered by the one request
+            assert len(libbpf.batches) == before + 1 and libbpf.singles == singles, libbpf.batches[before:]
+            checked += 1
+    finally:
+        close_impls([alone])
     assert checked >= 10
 
 

@@ -140,7 +140,6 @@ class Calls:
         self.ctx = ctx
         self._cache: dict[tuple[Any, ...], Outcome] = {}
         self.memo: dict[Any, Any] = {}  # other work of this check done once (see judge_relocation)
-        self._begun: dict[tuple[Any, ...], tuple[Callable[[], list[Outcome | None]], Outcome | None]] = {}
         self._awaited: dict[tuple[Any, ...], Callable[[], None]] = {}  # calls a begun request will answer
 
     def impl(self, name: str) -> Implementation | None:
@@ -236,56 +235,77 @@ class Calls:
         for k in keys:
             self._awaited[k] = settle
 
-    def begin_distill_relocate(self, name: str, split: bytes, base1: bytes, target: bytes) -> None:
+    def begin_distill_relocate(self, name: str, split: bytes, base1: bytes, target: bytes,
+                               accepts: bool = False) -> None:
         """Send :meth:`distill_relocate`'s request now when ``name`` takes batches asynchronously (a worker
-        process), so that it runs while this process goes on; the next :meth:`distill_relocate` of the same
-        inputs takes its answer. Nothing is sent for other implementations or calls already made."""
+        process), so that it runs while this process goes on; the calls it makes are then answered from it
+        (:meth:`run`, :meth:`distill_relocate`). With ``accepts`` the request also asks ``name`` to accept
+        what it produced (the distilled base, the distilled split on it, the relocated split on ``target``:
+        P4's parses). Nothing is sent for other implementations or calls already made or sent."""
         impl = self._batching(name, "begin_batch", split, base1)
-        key = (name, split, base1, target)
-        if impl is None or key in self._begun:
+        key = (name, DISTILL, split, base1)
+        if impl is None or key in self._awaited:
             return
-        planned = self._batch_plan(name, split, base1, target)
-        if planned is not None:
-            steps, py = planned
-            finish = begin_steps(impl, steps)
-            if finish is not None:
-                self._begun[key] = (finish, py)
+        planned = self._batch_plan(name, split, base1, target, accepts)
+        if planned is None:
+            return
+        steps, py = planned
+        finish = begin_steps(impl, steps)
+        if finish is None:
+            return
+
+        def settle() -> None:
+            self._awaited.pop(key, None)
+            self._keep_batch(name, split, base1, target, py, finish())
+
+        self._awaited[key] = settle
 
     def distill_relocate(self, name: str, split: bytes, base1: bytes,
                          target: bytes) -> tuple[Outcome, Outcome | None] | None:
         """``name``'s distill of ``split`` on ``base1`` and relocation of its outputs onto ``target`` as one
         request (:func:`~btfspec.oracle.impls.adapter.run_steps`) when ``name`` takes batches (a worker-hosted
         implementation: one round trip instead of two), cached as the two calls; None when the calls are
-        better made one by one (no batches, already cached, or libbpf's Q5 limit cannot be known before).
-        A request :meth:`begin_distill_relocate` sent is answered here.
+        better made one by one (no batches, or libbpf's Q5 limit cannot be known before).  A request
+        :meth:`begin_distill_relocate` sent is answered here.
 
         libbpf's relocation limit depends on the reference's prediction on libbpf's distilled outputs
-        (:meth:`libbpf_relocate`): the batch uses the prediction on python's own outputs and keeps its
+        (:meth:`relocate`): the batch uses the prediction on python's own outputs and keeps its
         relocation only when libbpf distilled the same bytes; otherwise it relocates again, one by one."""
-        begun = self._begun.pop((name, split, base1, target), None)
-        if begun is not None:
-            finish, py = begun
-            d, r = finish()
-        else:
+        key = (name, DISTILL, split, base1)
+        if key in self._awaited:
+            self._awaited[key]()
+        elif key not in self._cache:
             impl = self._batching(name, "run_batch", split, base1)
-            if impl is None:
-                return None
-            planned = self._batch_plan(name, split, base1, target)
-            if planned is None:
+            planned = None if impl is None else self._batch_plan(name, split, base1, target)
+            if impl is None or planned is None:
                 return None
             steps, py = planned
-            d, r = run_steps(impl, steps)
+            self._keep_batch(name, split, base1, target, py, run_steps(impl, steps))
+        d = self._cache[key]
+        if not d.ok:
+            return d, None
+        return d, self.relocate(name, d.outputs["split"], d.outputs["base"], target)
+
+    def _keep_batch(self, name: str, split: bytes, base1: bytes, target: bytes, py: Outcome | None,
+                    outcomes: list[Outcome | None]) -> None:
+        """Keep the outcomes of :meth:`_batch_plan`'s steps as the calls they answer."""
+        d, r, *accepted = outcomes
         assert d is not None
         self._keep((name, DISTILL, split, base1), d)
         if not d.ok:
-            return d, None
-        args = (d.outputs["split"], d.outputs["base"], target)
-        if py is not None and (args[0], args[1]) != (py.outputs["split"], py.outputs["base"]):
-            return d, self.libbpf_relocate(*args)
-        key = (name, RELOCATE, *args)
-        if key not in self._cache and r is not None:
-            self._keep(key, r)
-        return d, self._cache.get(key, r)
+            return
+        dsplit, dbase = d.outputs["split"], d.outputs["base"]
+        answered: list[tuple[tuple[Any, ...], Outcome | None]] = []
+        if accepted:
+            answered += [((name, ACCEPT, dbase, None), accepted[0]), ((name, ACCEPT, dsplit, dbase), accepted[1])]
+        # the relocation's limit came from python's prediction on its own outputs: kept only for the same bytes
+        if py is None or (dsplit, dbase) == (py.outputs["split"], py.outputs["base"]):
+            answered.append(((name, RELOCATE, dsplit, dbase, target), r))
+            if accepted and r is not None and r.ok:
+                answered.append(((name, ACCEPT, r.outputs["split"], target), accepted[2]))
+        for k, out in answered:
+            if out is not None and k not in self._cache:
+                self._keep(k, out)
 
     def _batching(self, name: str, method: str, split: bytes, base1: bytes) -> Implementation | None:
         """``name`` when it has ``method`` (takes batches) and this distill was not made yet, else None."""
@@ -294,10 +314,10 @@ class Calls:
             return None
         return impl
 
-    def _batch_plan(self, name: str, split: bytes, base1: bytes,
-                    target: bytes) -> tuple[list[Step], Outcome | None] | None:
-        """The distill + relocate steps of one request and python's distill they assume (libbpf's Q5
-        limit comes from python's prediction on it); None when python cannot distill (no limit known)."""
+    def _batch_plan(self, name: str, split: bytes, base1: bytes, target: bytes,
+                    accepts: bool = False) -> tuple[list[Step], Outcome | None] | None:
+        """The distill + relocate (+ accept) steps of one request and python's distill they assume (libbpf's
+        Q5 limit comes from python's prediction on it); None when python cannot distill (no limit known)."""
         limit: float | None = None
         py: Outcome | None = None
         if name == "libbpf" and self.impl("python") is not None:
@@ -306,9 +326,13 @@ class Calls:
                 return None
             limit = self._q5_limit(py.outputs["split"], py.outputs["base"], target)
         timeout = self.ctx.timeout
-        return [Step(DISTILL, (split, base1), timeout),
-                Step(RELOCATE, (Output(0, "split"), Output(0, "base"), target),
-                     timeout if limit is None else limit)], py
+        steps = [Step(DISTILL, (split, base1), timeout),
+                 Step(RELOCATE, (Output(0, "split"), Output(0, "base"), target), timeout if limit is None else limit)]
+        if accepts:
+            steps += [Step(ACCEPT, (Output(0, "base"), None), timeout),
+                      Step(ACCEPT, (Output(0, "split"), Output(0, "base")), timeout),
+                      Step(ACCEPT, (Output(1, "split"), target), timeout)]
+        return steps, py
 
 
 def expectation(out: Outcome, files: dict[str, bytes], prefix: str, source: str = "") -> dict[str, Any]:
