@@ -197,6 +197,67 @@ def test_p4_reports_the_empty_distilled_base_the_kernel_rejects(impls, tmp_path:
     acceptance.check_p4(_Case(base, split), ctx)
 
 
+def test_p4_leaves_a_distilled_split_as_libbpfs_to_libbpf(impls) -> None:
+    """python-strict distills this case byte for byte as libbpf does, and the kernel rejects the distilled
+    split (a modifier chain copied behind its user: resolving depth > 32).  That rejection is libbpf's
+    finding, reported once under libbpf, not a second time as python-strict's (a campaign once did).
+    python-strict's relocation differs (libbpf fails with Q4), so its relocated split is its own output,
+    judged as such (the kernel rejects it too)."""
+    from tests.helpers import DATA
+
+    need_impls(impls, "python-strict", "libbpf", "kernel")
+    data = DATA / "p4-shared-deep-chain"
+    case = _Case((data / "base.btf").read_bytes(), (data / "split.btf").read_bytes(), "libbpf-valid")
+    strict, lib = impls["python-strict"], impls["libbpf"]
+    d, lib_d = strict.distill(case.split, case.base), lib.distill(case.split, case.base)
+    assert d.ok and d.outputs == lib_d.outputs  # the same distilled blobs ...
+    args = (d.outputs["split"], d.outputs["base"], case.base)
+    assert strict.relocate(*args).ok and not lib.relocate(*args).ok  # ... relocated otherwise
+    ctx = Context({"python-strict": strict, "libbpf": lib, "kernel": impls["kernel"]})
+    found = []
+    for _ in range(4):
+        try:
+            acceptance.check_p4(case, ctx)
+            break
+        except PropertyFailure as exc:
+            found.append(exc.finding.signature)
+            ctx.known.add(exc.finding.signature)
+    rejected = "rejected by kernel: error -E2BIG (7)"
+    assert sorted(found) == [("P4", "libbpf", f"distilled split {rejected}", "kernel rule resolve.depth"),
+                             ("P4", "python-strict", f"relocated split {rejected}", "kernel rule resolve.depth")]
+
+
+def test_p4_flags_an_implementation_whose_distilled_split_libbpf_rejects(impls) -> None:
+    """Test the tester: a distill that truncates its split (libbpf's parser rejects it) is this
+    implementation's finding; the real python on the same case is not flagged."""
+    import dataclasses
+
+    need_impls(impls, "python", "libbpf")
+    py = impls["python"]
+
+    class Truncating:
+        name = "truncating"
+        capabilities = py.capabilities
+
+        def distill(self, split: bytes, base: bytes, **kw: object) -> Outcome:
+            out = py.distill(split, base, **kw)
+            return dataclasses.replace(out, outputs={**out.outputs, "split": out.outputs["split"][:-4]})
+
+        def relocate(self, *a: bytes, **kw: object) -> Outcome:
+            return py.relocate(*a, **kw)
+
+    b = Builder()
+    i = b.int("int", 4, INT_SIGNED)
+    s = Builder(b.btf)
+    s.struct("user", 4, [("x", i, 0, 0)])
+    case = _Case(b.to_bytes(), s.to_bytes())
+    with pytest.raises(PropertyFailure) as info:
+        acceptance.check_p4(case, Context({"truncating": Truncating(), "libbpf": impls["libbpf"]}))
+    assert info.value.finding.signature[:2] == ("P4", "truncating")
+    assert "distilled split rejected by libbpf" in info.value.finding.outcome
+    acceptance.check_p4(case, Context({"python": py, "libbpf": impls["libbpf"]}))
+
+
 def test_p5_reports_a_parser_that_raises(impls, monkeypatch, tmp_path: Path) -> None:
     ctx = Context({n: impls[n] for n in ("python", "libbpf") if n in impls})
     real = robustness.Btf.from_bytes
