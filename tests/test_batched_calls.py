@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -58,8 +59,25 @@ def libbpf() -> Any:
     close_impls([impl])
 
 
+@pytest.fixture
+def alone() -> Any:
+    """A second libbpf, called one operation at a time: what the batched answers must equal."""
+    need_libbpf()
+    impl = make_impl("libbpf", timeout=5.0)
+    yield impl
+    close_impls([impl])
+
+
 def _ctx(libbpf: Any) -> Context:
     return Context(impls={"python": make_impl("python"), "libbpf": libbpf}, profile="kernel-valid", timeout=5.0)
+
+
+def _seeded_cases(ctx: Context, prop: str, seed: int, n: int) -> Iterator[Any]:
+    """``n`` cases of ``prop`` drawn on the seeded fast path."""
+    strategy = get_property(prop).strategy(ctx)
+    rng = random.Random(seed)
+    for _ in range(n):
+        yield seeded_example(strategy, rng.getrandbits(64))[0]
 
 
 def test_libbpf_distill_and_relocate_are_one_request_and_cached_as_two_calls(libbpf: Any) -> None:
@@ -102,33 +120,26 @@ def test_a_predicted_q5_hang_gets_the_short_limit_inside_the_batch(libbpf: Any) 
     assert libbpf.batches == [[DISTILL, RELOCATE]]
 
 
-def test_relocations_begun_together_are_one_request_with_the_outcomes_of_single_calls(libbpf: Any) -> None:
+def test_relocations_begun_together_are_one_request_with_the_single_calls_outcomes(libbpf: Any, alone: Any) -> None:
     ctx = _ctx(libbpf)
-    strategy = get_property("P1").strategy(ctx)
-    rng = random.Random(11)
-    alone = make_impl("libbpf", timeout=5.0)
-    try:
-        checked = 0
-        for _ in range(30):
-            c, _ = seeded_example(strategy, rng.getrandbits(64))
-            d = alone.distill(c.case.split, c.case.base)
-            if not d.ok:
-                continue
-            split, dist = d.outputs["split"], d.outputs["base"]
-            cases = [(split, dist, c.case.base), (split, dist, c.base2)]
-            calls = Calls(ctx)
-            before = len(libbpf.batches)
-            calls.begin_relocations("libbpf", cases + cases[:1])  # a repeated case is sent once
-            calls.begin_relocations("libbpf", cases)  # already sent: nothing more
-            assert libbpf.batches[before:] == [[RELOCATE] * len(set(cases))]
-            for args in cases:
-                got, want = calls.relocate("libbpf", *args), alone.relocate(*args)
-                assert (got.status, got.errno, got.outputs) == (want.status, want.errno, want.outputs)
-                assert calls.relocate("libbpf", *args) is got  # cached
-            assert len(libbpf.batches) == before + 1 and libbpf.singles == 0
-            checked += 1
-    finally:
-        close_impls([alone])
+    checked = 0
+    for c in _seeded_cases(ctx, "P1", 11, 30):
+        d = alone.distill(c.case.split, c.case.base)
+        if not d.ok:
+            continue
+        split, dist = d.outputs["split"], d.outputs["base"]
+        cases = [(split, dist, c.case.base), (split, dist, c.base2)]
+        calls = Calls(ctx)
+        before = len(libbpf.batches)
+        calls.begin_relocations("libbpf", cases + cases[:1])  # a repeated case is sent once
+        calls.begin_relocations("libbpf", cases)  # already sent: nothing more
+        assert libbpf.batches[before:] == [[RELOCATE] * len(set(cases))]
+        for args in cases:
+            got, want = calls.relocate("libbpf", *args), alone.relocate(*args)
+            assert (got.status, got.errno, got.outputs) == (want.status, want.errno, want.outputs)
+            assert calls.relocate("libbpf", *args) is got  # cached
+        assert len(libbpf.batches) == before + 1 and libbpf.singles == 0
+        checked += 1
     assert checked >= 10
 
 
@@ -136,11 +147,8 @@ def test_p6_sends_libbpf_both_relocations_in_one_request(libbpf: Any) -> None:
     from btfspec.oracle.fuzz import format2026
 
     ctx = _ctx(libbpf)
-    strategy = format2026.PROPERTY.strategy(ctx)
-    rng = random.Random(7)
     checked = 0
-    for _ in range(20):
-        case, _ = seeded_example(strategy, rng.getrandbits(64))
+    for case in _seeded_cases(ctx, format2026.PROPERTY.name, 7, 20):
         if case is None:
             continue
         before = len(libbpf.batches)
@@ -151,76 +159,48 @@ def test_p6_sends_libbpf_both_relocations_in_one_request(libbpf: Any) -> None:
     assert checked >= 5
 
 
-def test_p3_sends_libbpf_its_distill_and_relocation_in_one_request(libbpf: Any) -> None:
-    from btfspec.oracle.fuzz.differential import check_p3
+@pytest.mark.parametrize(("prop", "seed", "request_steps"), [
+    ("P3", 9, [DISTILL, RELOCATE]),
+    ("P4", 13, [DISTILL, RELOCATE, ACCEPT, ACCEPT, ACCEPT]),  # with the parses of what libbpf produced
+])
+def test_p3_and_p4_send_libbpf_one_request_per_case(libbpf: Any, prop: str, seed: int,
+                                                    request_steps: list[str]) -> None:
     from btfspec.oracle.fuzz.property import PropertyFailure
 
     ctx = _ctx(libbpf)
-    strategy = get_property("P3").strategy(ctx)
-    rng = random.Random(9)
     checked = 0
-    for _ in range(20):
-        case, _ = seeded_example(strategy, rng.getrandbits(64))
+    for case in _seeded_cases(ctx, prop, seed, 20):
         if not ctx.reference("python").distill(case.split, case.base).ok:
             continue  # no prediction of libbpf's relocation limit: the calls go one by one
         before = len(libbpf.batches)
         try:
-            check_p3(case, ctx)
+            get_property(prop).check(case, ctx)
         except PropertyFailure:
             pass
-        assert libbpf.batches[before:] == [[DISTILL, RELOCATE]] and libbpf.singles == 0
+        assert libbpf.batches[before:] == [request_steps] and libbpf.singles == 0
         checked += 1
     assert checked >= 10
 
 
-def test_p4_sends_libbpf_its_distill_relocation_and_parses_in_one_request(libbpf: Any) -> None:
-    from btfspec.oracle.fuzz.acceptance import check_p4
-    from btfspec.oracle.fuzz.property import PropertyFailure
-
+def test_a_batchs_accepts_are_the_single_calls_outcomes(libbpf: Any, alone: Any) -> None:
     ctx = _ctx(libbpf)
-    strategy = get_property("P4").strategy(ctx)
-    rng = random.Random(13)
     checked = 0
-    for _ in range(20):
-        case, _ = seeded_example(strategy, rng.getrandbits(64))
-        if not ctx.reference("python").distill(case.split, case.base).ok:
-            continue  # no prediction of libbpf's relocation limit: the calls go one by one
-        before = len(libbpf.batches)
-        try:
-            check_p4(case, ctx)
-        except PropertyFailure:
-            pass
-        assert libbpf.batches[before:] == [[DISTILL, RELOCATE, ACCEPT, ACCEPT, ACCEPT]] and libbpf.singles == 0
+    for case in _seeded_cases(ctx, "P4", 17, 30):
+        calls = Calls(ctx)
+        before, singles = len(libbpf.batches), libbpf.singles
+        calls.begin_distill_relocate("libbpf", case.split, case.base, case.base, accepts=True)
+        d = calls.run("libbpf", DISTILL, case.split, case.base)
+        if not d.ok:
+            continue
+        dsplit, dbase = d.outputs["split"], d.outputs["base"]
+        r = calls.relocate("libbpf", dsplit, dbase, case.base)
+        asks = [(dbase, None), (dsplit, dbase)] + ([(r.outputs["split"], case.base)] if r.ok else [])
+        for blob, on in asks:
+            got, want = calls.run("libbpf", ACCEPT, blob, on), alone.accept(blob, on)
+            assert (got.status, got.errno) == (want.status, want.errno)
+        # all answered by the one request
+        assert len(libbpf.batches) == before + 1 and libbpf.singles == singles, libbpf.batches[before:]
         checked += 1
-    assert checked >= 10
-
-
-def test_a_batchs_accepts_are_the_single_calls_outcomes(libbpf: Any) -> None:
-    ctx = _ctx(libbpf)
-    strategy = get_property("P4").strategy(ctx)
-    rng = random.Random(17)
-    alone = make_impl("libbpf", timeout=5.0)
-    try:
-        checked = 0
-        for _ in range(30):
-            case, _ = seeded_example(strategy, rng.getrandbits(64))
-            calls = Calls(ctx)
-            before, singles = len(libbpf.batches), libbpf.singles
-            calls.begin_distill_relocate("libbpf", case.split, case.base, case.base, accepts=True)
-            d = calls.run("libbpf", DISTILL, case.split, case.base)
-            if not d.ok:
-                continue
-            dsplit, dbase = d.outputs["split"], d.outputs["base"]
-            r = calls.relocate("libbpf", dsplit, dbase, case.base)
-            asks = [(dbase, None), (dsplit, dbase)] + ([(r.outputs["split"], case.base)] if r.ok else [])
-            for blob, on in asks:
-                got, want = calls.run("libbpf", ACCEPT, blob, on), alone.accept(blob, on)
-                assert (got.status, got.errno) == (want.status, want.errno)
-            # all answered by the one request
-            assert len(libbpf.batches) == before + 1 and libbpf.singles == singles, libbpf.batches[before:]
-            checked += 1
-    finally:
-        close_impls([alone])
     assert checked >= 10
 
 
