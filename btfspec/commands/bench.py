@@ -6,7 +6,14 @@ import click
 
 from btfspec.bench.timing import Row, as_dict, interpreter
 from btfspec.clitools import emit_json, guarded, json_option
-from btfspec.oracle.fuzz.property import ACCEPTANCE, DIFFERENTIAL, RELOCATION, ROBUSTNESS, ROUNDTRIP
+from btfspec.oracle.fuzz.property import (
+    ACCEPTANCE,
+    DIFFERENTIAL,
+    RELOCATION,
+    ROBUSTNESS,
+    ROUNDTRIP,
+    SORTED_SPLITS,
+)
 from btfspec.spec.model import Btf
 from btfspec.spec.sources import HOST_VMLINUX, load_input
 
@@ -115,9 +122,9 @@ def bench_oracle(split_path: str | None, base_path: str, repeat: int, with_vm: b
               help="Campaign time per run.")
 @click.option("--repeat", type=click.IntRange(min=1), default=3, show_default=True,
               help="Runs per configuration (the best is shown, with the spread).")
-@click.option("--property", "prop", type=click.Choice([RELOCATION, ROUNDTRIP, DIFFERENTIAL, ACCEPTANCE, ROBUSTNESS]),
-              default=RELOCATION,
-              show_default=True, help="The property measured.")
+@click.option("--property", "prop",
+              type=click.Choice([RELOCATION, ROUNDTRIP, DIFFERENTIAL, ACCEPTANCE, ROBUSTNESS, SORTED_SPLITS]),
+              default=RELOCATION, show_default=True, help="The property measured.")
 @click.option("--no-cluster", is_flag=True, help="Skip the 2-worker dask LocalCluster row.")
 @click.option("--per-impl", is_flag=True, help="Also libbpf alone and serve (the reference server) alone.")
 @json_option
