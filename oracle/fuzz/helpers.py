@@ -215,7 +215,7 @@ class Calls:
         this process goes on; :meth:`relocate` then takes each answer.  Nothing is sent otherwise, or for
         relocations already made or sent."""
         impl = self.impl(name)
-        if impl is None or getattr(impl, "begin_batch", None) is None:
+        if impl is None or RELOCATE not in impl.capabilities or getattr(impl, "begin_batch", None) is None:
             return
         keys = list(dict.fromkeys((name, RELOCATE, *c) for c in cases))
         keys = [k for k in keys if k not in self._cache and k not in self._awaited]
