@@ -105,15 +105,8 @@ def test_p6_property_with_python_and_libbpf(impls, data: st.DataObject) -> None:
     prop.check(data.draw(prop.strategy(ctx)), ctx)
 
 
-def test_p6_flags_an_implementation_that_breaks_sorted_splits(impls) -> None:  # type: ignore[no-untyped-def]
-    """Test the tester: an implementation that relocates sorted splits wrongly is reported."""
-    from btfspec.btfgen.format2026 import sorted_split_case
-    from btfspec.oracle.fuzz.property import Context, PropertyFailure
-    from tests.helpers import need_impls
-
-    need_impls(impls, "python")
-    py = impls["python"]
-
+def _sorted_breaker(py, case):  # type: ignore[no-untyped-def]
+    """An implementation that relocates ``case``'s sorted split wrongly (drops its last type)."""
     class Broken:
         name = "broken"
         capabilities = py.capabilities
@@ -131,12 +124,68 @@ def test_p6_flags_an_implementation_that_breaks_sorted_splits(impls) -> None:  #
                 out.outputs["split"] = cut.to_bytes()
             return out
 
+    return Broken()
+
+
+def test_p6_flags_an_implementation_that_breaks_sorted_splits(impls) -> None:  # type: ignore[no-untyped-def]
+    """Test the tester: an implementation that relocates sorted splits wrongly is reported."""
+    from btfspec.btfgen.format2026 import sorted_split_case
+    from btfspec.oracle.fuzz.property import Context, PropertyFailure
+    from tests.helpers import need_impls
+
+    need_impls(impls, "python")
+    py = impls["python"]
     base, split = sample_pair()
     case = sorted_split_case(base, split)
     assert case is not None
     with pytest.raises(PropertyFailure, match="P6 \\[broken\\]"):
-        multilevel.check_p6(case, Context({"broken": Broken()}))
+        multilevel.check_p6(case, Context({"broken": _sorted_breaker(py, case)}))
     multilevel.check_p6(case, Context({"python": py}))  # the real one is not flagged
+
+
+def test_a_p6_finding_is_a_corpus_entry_that_replays(impls, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A P6 finding carries the two relocations as corpus steps expecting libbpf's outcomes: its entry
+    replays as failing for the implementation at fault and passing for libbpf (a campaign could not
+    write one: "an entry needs at least one step")."""
+    from btfspec.btfgen.format2026 import sorted_split_case
+    from btfspec.oracle.fuzz.corpus import FAIL, PASS, load_entry, write_entry
+    from btfspec.oracle.fuzz.corpus import run_entry as replay
+    from btfspec.oracle.fuzz.property import Context, PropertyFailure
+    from tests.helpers import need_impls
+
+    need_impls(impls, "python", "libbpf")
+    case = sorted_split_case(*sample_pair())
+    assert case is not None
+    broken = _sorted_breaker(impls["python"], case)
+    with pytest.raises(PropertyFailure) as info:
+        multilevel.check_p6(case, Context({"broken": broken, "libbpf": impls["libbpf"]}))
+    f = info.value.finding
+    assert [s["name"] for s in f.steps] == ["relocate-unsorted", "relocate-sorted"]
+    manifest = {"format": 1, "name": "p6", "category": "finding", "operation": "relocate", "summary": f.outcome,
+                "steps": list(f.steps), "provenance": {"source": "fuzz"}}
+    entry = load_entry(write_entry(tmp_path / "p6", manifest, dict(f.files)).path)
+    assert [r.status for r in replay(entry, [broken, impls["libbpf"], impls["python"]])] == [FAIL, PASS, PASS]
+
+
+def test_a_p6_finding_names_the_quirk_python_strict_sees() -> None:
+    """libbpf relocates this sorted split through an id it never validated (Q12: a FUNC_PROTO return id,
+    read out of bounds, so junk that changes between runs), which a campaign reported as "P6 [libbpf]
+    sorted differs" beyond the catalogue. The finding carries python-strict's attribution, Q12; the
+    sample pair's finding carries none."""
+    from btfspec.btfgen.format2026 import SortedCase, sorted_split_case
+    from btfspec.oracle.fuzz.property import Context, PropertyFailure
+    from btfspec.oracle.impls.adapter import make_impl
+    from tests.helpers import DATA
+
+    py = make_impl("python")
+    data = DATA / "p6-q12-sorted"
+    q12 = SortedCase(*((data / f"{n}.btf").read_bytes() for n in ("base", "distilled_base", "split", "sorted_split")))
+    plain = sorted_split_case(*sample_pair())
+    assert plain is not None
+    for case, quirk in ((q12, "Q12"), (plain, None)):
+        with pytest.raises(PropertyFailure) as info:
+            multilevel.check_p6(case, Context({"broken": _sorted_breaker(py, case)}))
+        assert info.value.finding.quirk == quirk
 
 
 def test_p6_waits_briefly_for_a_predicted_libbpf_hang() -> None:

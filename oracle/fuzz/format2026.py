@@ -35,7 +35,7 @@ from hypothesis import strategies as st
 from btfspec.btfgen.format2026 import SortedCase, sorted_split_case
 from btfspec.btfgen.generate import base_split_pairs
 from btfspec.oracle.equiv.compare import equivalent_bytes
-from btfspec.oracle.fuzz.helpers import Calls
+from btfspec.oracle.fuzz.helpers import Calls, corpus_step, op_expect
 from btfspec.oracle.fuzz.property import SORTED_SPLITS, Context, Finding, Property, PropertyFailure
 from btfspec.oracle.impls import reference
 from btfspec.oracle.impls.adapter import RELOCATE
@@ -163,12 +163,30 @@ def check_p6(case: SortedCase | None, ctx: Context) -> None:
 
         found = sorted_relocation_findings(case, run)
         if found:
-            finding = Finding(SORTED_SPLITS, name, "sorted differs", found[0],
-                              files={"base.btf": case.base, "distilled_base.btf": case.distilled_base,
-                                     "split.btf": case.split, "sorted_split.btf": case.sorted_split},
+            quirks = [q for split in (case.split, case.sorted_split)  # python-strict's attribution (Q12: libbpf
+                      for q in calls.strict_quirks(RELOCATE, split, case.distilled_base, case.base)]  # reads junk)
+            finding = Finding(SORTED_SPLITS, name, "sorted differs", found[0], *_p6_replay(case, calls, name),
+                              quirk=",".join(dict.fromkeys(quirks)) or None,
                               description="distilled with python, then name-sorted as resolve_btfids does")
             if finding.signature not in ctx.known:
                 raise PropertyFailure(finding)
+
+
+def _p6_replay(case: SortedCase, calls: Calls, name: str) -> tuple[dict[str, bytes], list[dict[str, Any]]]:
+    """A P6 finding's files and corpus steps: the unsorted and the sorted split relocated onto the base,
+    each expecting what libbpf does (and noting what ``name`` did)."""
+    files = {"base.btf": case.base, "distilled_base.btf": case.distilled_base, "split.btf": case.split,
+             "sorted_split.btf": case.sorted_split}
+    steps = []
+    for which, fname in (("unsorted", "split.btf"), ("sorted", "sorted_split.btf")):
+        split = files[fname]
+        args = (split, case.distilled_base, case.base)
+        got = calls.relocate(name, *args)
+        steps.append(corpus_step(f"relocate-{which}", RELOCATE,
+                                 {"split": fname, "distilled_base": "distilled_base.btf", "target": "base.btf"},
+                                 op_expect(calls, RELOCATE, args, files, f"relocate.{which}", name, got),
+                                 f"{name}: {got.describe()}"))
+    return files, steps
 
 
 PROPERTY = Property(SORTED_SPLITS, "sorted splits: a distilled split name-sorted as resolve_btfids does "
