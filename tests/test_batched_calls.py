@@ -97,7 +97,7 @@ def test_libbpf_distill_and_relocate_are_one_request_and_cached_as_two_calls(lib
         # the same outcomes as the calls one by one, from the cache: no further request
         assert calls.run("libbpf", DISTILL, c.case.split, c.case.base) is d
         if d.ok:
-            assert calls.libbpf_relocate(d.outputs["split"], d.outputs["base"], c.base2) is r
+            assert calls.relocate("libbpf", d.outputs["split"], d.outputs["base"], c.base2) is r
             alone = make_impl("libbpf", timeout=5.0)
             try:
                 again = alone.relocate(d.outputs["split"], d.outputs["base"], c.base2)

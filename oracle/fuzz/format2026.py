@@ -163,8 +163,9 @@ def check_p6(case: SortedCase | None, ctx: Context) -> None:
 
         found = sorted_relocation_findings(case, run)
         if found:
-            quirks = [q for split in (case.split, case.sorted_split)  # python-strict's attribution (Q12: libbpf
-                      for q in calls.strict_quirks(RELOCATE, split, case.distilled_base, case.base)]  # reads junk)
+            # python-strict's attribution of either relocation (Q12: libbpf follows an id it never validated)
+            quirks = [q for split in (case.split, case.sorted_split)
+                      for q in calls.strict_quirks(RELOCATE, split, case.distilled_base, case.base)]
             finding = Finding(SORTED_SPLITS, name, "sorted differs", found[0], *_p6_replay(case, calls, name),
                               quirk=",".join(dict.fromkeys(quirks)) or None,
                               description="distilled with python, then name-sorted as resolve_btfids does")

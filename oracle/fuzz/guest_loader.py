@@ -267,7 +267,7 @@ def _check_variant(case: GuestCase, how: str, ctx: Context, calls: Calls, vm: An
     vmlinux = vm.vmlinux
     begin = getattr(vm, "begin_relocate", None)
     finish = begin(d_split, d_base, vmlinux) if begin else None
-    lib = calls.libbpf_relocate(d_split, d_base, vmlinux) if ctx.get("libbpf") is not None else None
+    lib = calls.relocate("libbpf", d_split, d_base, vmlinux) if ctx.get("libbpf") is not None else None
     py = calls.run("python", RELOCATE, d_split, d_base, vmlinux) if lib and calls.impl("python") else None
     got = finish() if finish else vm.relocate(d_split, d_base, vmlinux)
     coverage.record("errno", f"{IMPL} relocate {short(got)}")

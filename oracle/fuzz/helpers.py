@@ -196,10 +196,6 @@ class Calls:
             limit = self._q5_limit(split, dist_base, base)
         return self.ctx.timeout if limit is None else limit
 
-    def libbpf_relocate(self, split: bytes, dist_base: bytes, base: bytes) -> Outcome:
-        """libbpf relocation, with a short limit where the reference predicts the Q5 hang."""
-        return self.relocate("libbpf", split, dist_base, base)
-
     def relocate(self, name: str, split: bytes, dist_base: bytes, base: bytes) -> Outcome:
         """``name``'s relocation (cached; answered by :meth:`begin_relocations`' request when it sent one);
         libbpf's with the short limit of a predicted Q5 hang."""
@@ -396,7 +392,7 @@ def op_expect(calls: Calls, op: str, args: tuple[bytes, ...], files: dict[str, b
         if fallback is None:
             return {"default": {"skip": "no libbpf in the campaign that found this"}}
         return {at_fault: expectation(fallback, files, f"{at_fault}.{prefix}", at_fault)}
-    lib = calls.libbpf_relocate(*args) if op == RELOCATE else calls.run("libbpf", op, *args)
+    lib = calls.relocate("libbpf", *args) if op == RELOCATE else calls.run("libbpf", op, *args)
     exp = {"default": expectation(lib, files, prefix, source_of("libbpf"))}
     python_may_be_default = at_fault not in ("cmd", "serve", "python")
     if python_may_be_default and lib.status in (TIMEOUT, CRASH) and calls.impl("python") is not None:
@@ -607,7 +603,7 @@ def same_as_libbpf(calls: Calls, name: str, op: str, args: tuple[bytes, ...], go
     never a second one of its own: the mode "testing an implementation against libbpf"."""
     if name == "libbpf" or calls.ctx.get("libbpf") is None:
         return False
-    lib = calls.libbpf_relocate(*args) if op == RELOCATE else calls.run("libbpf", op, *args)
+    lib = calls.relocate("libbpf", *args) if op == RELOCATE else calls.run("libbpf", op, *args)
     return outcome_difference(lib, got) is None
 
 

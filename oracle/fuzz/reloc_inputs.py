@@ -133,7 +133,7 @@ def check_p8(c: RelocationInput, ctx: Context) -> None:
         return
     dist, split, what = mutated
     args = (split, dist, case.base)
-    lib_r = calls.libbpf_relocate(*args)
+    lib_r = calls.relocate("libbpf", *args)
     for name, impl in ctx.impls.items():
         if name in ("libbpf", "kernel") or RELOCATE not in impl.capabilities:
             continue
