@@ -178,6 +178,21 @@ def test_real_debian_modules_relocate_like_libbpf(vm: kernel_vm.KernelVmImpl, li
     assert len(compared) >= 20
 
 
+def test_the_loader_takes_an_empty_distilled_base(vm: kernel_vm.KernelVmImpl, libbpf: Any) -> None:
+    """A module whose BTF refers to nothing in vmlinux gets an empty ``.BTF.base`` (reference E10).
+    BPF_BTF_LOAD would reject it ("No type found"); the module loader relocates over it as libbpf does,
+    which is why P4 does not count that rejection (btfspec.oracle.fuzz.acceptance)."""
+    from btfspec.spec.builder import Builder
+
+    s = Builder(Btf.from_bytes(vm.vmlinux))
+    s.struct("btfspec_lonely", 0, [])
+    d = libbpf.distill(s.to_bytes(), vm.vmlinux)
+    assert d.ok and not list(Btf.from_bytes(d.outputs["base"]).own_types()), d
+    got = vm.relocate(d.outputs["split"], d.outputs["base"], vm.vmlinux)
+    want = libbpf.relocate(d.outputs["split"], d.outputs["base"], vm.vmlinux)
+    assert want.ok and (got.status, got.outputs) == (want.status, want.outputs), (got, want)
+
+
 def test_carrier_template_round_trip(vm: kernel_vm.KernelVmImpl, tmp_path: Any) -> None:
     built = vm.image.carrier.build(b"split-bytes", b"base-bytes")
     assert read_sections(built, (".BTF", ".BTF.base")) == {".BTF": b"split-bytes", ".BTF.base": b"base-bytes"}

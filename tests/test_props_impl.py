@@ -18,6 +18,7 @@ from btfspec.oracle.fuzz.registry import REGISTRY, get_property
 from btfspec.oracle.impls.outcome import Outcome
 from btfspec.spec.builder import Builder
 from btfspec.spec.kinds import INT_SIGNED
+from btfspec.spec.model import Btf
 from tests.helpers import need_impls, open_impls
 
 # Fixed examples, whatever the settings profile: the same cases on every run.
@@ -30,15 +31,12 @@ def impls():
     yield from open_impls("python", "python-strict", "libbpf", "kernel")
 
 
-def _empty_base_signatures(impls) -> set[tuple[str, ...]]:
-    """P4 findings already documented (corpus/cases/E22, reference §3 Q6): an empty distilled base that
-    BPF_BTF_LOAD rejects ("No type found"), and libbpf's Q6 split with dangling ids that its own parser
-    rejects.  They are real findings (the campaign reports them); this test looks for *other* ones."""
-    sigs = set()
-    for name in ("python", "python-strict", "libbpf"):
-        sigs.add(("P4", name, "distilled base rejected by kernel: error -EINVAL (22)", "kernel rule type.none"))
-        sigs.add(("P4", name, "distilled split rejected by libbpf: error -EINVAL (22)", "libbpf rule ref.range"))
-    return sigs
+def _q6_split_signatures(impls) -> set[tuple[str, ...]]:
+    """P4 findings already documented (reference §3 Q6, corpus/findings/Q6-empty-distilled-base-*):
+    libbpf's Q6 split with dangling ids that its own parser rejects.  They are real findings (the
+    campaign reports them); this test looks for *other* ones."""
+    return {("P4", name, "distilled split rejected by libbpf: error -EINVAL (22)", "libbpf rule ref.range")
+            for name in ("python", "python-strict", "libbpf")}
 
 
 def test_registry_names_the_three_properties() -> None:
@@ -74,7 +72,7 @@ def test_p3_python_and_strict_agree_with_libbpf(impls) -> None:
 
 def test_p4_outputs_are_accepted(impls) -> None:
     need_impls(impls, "libbpf", "python")
-    ctx = Context(dict(impls), known=_empty_base_signatures(impls))
+    ctx = Context(dict(impls), known=_q6_split_signatures(impls))
     prop = REGISTRY[ACCEPTANCE]
 
     @settings(FIXED, max_examples=40)
@@ -178,23 +176,66 @@ class _Case:
         self.base, self.split, self.profile = base, split, profile
 
 
-def test_p4_reports_the_empty_distilled_base_the_kernel_rejects(impls, tmp_path: Path) -> None:
+def test_p4_takes_an_empty_distilled_base_as_the_module_loader_does(impls) -> None:
+    """BPF_BTF_LOAD rejects the empty distilled base of a split that refers to nothing in its base ("No
+    type found"); the module loader takes it (tests/test_kernel_vm.py), so P4 finds nothing."""
     need_impls(impls, "libbpf", "kernel")
-    ctx = Context({"libbpf": impls["libbpf"], "kernel": impls["kernel"]})
     base, split = _no_base_refs()
+    d = impls["libbpf"].distill(split, base)
+    assert d.ok and not list(Btf.from_bytes(d.outputs["base"]).own_types())
+    assert impls["kernel"].accept(d.outputs["base"]).describe() == "error -EINVAL (22): No type found"
+    acceptance.check_p4(_Case(base, split), Context({"libbpf": impls["libbpf"], "kernel": impls["kernel"]}))
+
+
+def test_p4_flags_an_empty_distilled_base_the_kernel_rejects_for_another_reason(impls) -> None:
+    """Test the tester: an empty distilled base with a header the kernel refuses (flags set) is still this
+    implementation's finding, judged by the kernel."""
+    import dataclasses
+
+    need_impls(impls, "python", "libbpf", "kernel")
+    py = impls["python"]
+
+    class Flagging:
+        name = "flagging"
+        capabilities = py.capabilities
+
+        def distill(self, split: bytes, base: bytes, **kw: object) -> Outcome:
+            out = py.distill(split, base, **kw)
+            dbase = bytearray(out.outputs["base"])
+            dbase[3] = 1  # btf_header.flags
+            return dataclasses.replace(out, outputs={**out.outputs, "base": bytes(dbase)})
+
+        def relocate(self, *a: bytes, **kw: object) -> Outcome:
+            return py.relocate(*a, **kw)
+
+    base, split = _no_base_refs()
+    ctx = Context({"flagging": Flagging(), "libbpf": impls["libbpf"], "kernel": impls["kernel"]})
     with pytest.raises(PropertyFailure) as info:
         acceptance.check_p4(_Case(base, split), ctx)
+    rejected = "distilled base rejected by kernel: error -ENOTSUPP (524)"
+    assert info.value.finding.signature == ("P4", "flagging", rejected, "kernel rule hdr.flags")
+
+
+def test_p4_finding_is_a_corpus_entry_that_replays(impls, tmp_path: Path) -> None:
+    """libbpf's Q6 split (dangling ids, its own parser rejects it): the finding's steps make a valid corpus
+    entry recording what libbpf and the kernel did; a known signature then counts as passing."""
+    from btfspec.locations import CORPUS_DIR
+
+    need_impls(impls, "libbpf", "kernel")
+    ctx = Context({"libbpf": impls["libbpf"], "kernel": impls["kernel"]})
+    data = CORPUS_DIR / "findings" / "Q6-empty-distilled-base-unparsable-split"
+    case = _Case((data / "base1.btf").read_bytes(), (data / "split.btf").read_bytes(), "libbpf-valid")
+    with pytest.raises(PropertyFailure) as info:
+        acceptance.check_p4(case, ctx)
     f = info.value.finding
-    assert f.signature == ("P4", "libbpf", "distilled base rejected by kernel: error -EINVAL (22)",
-                           "kernel rule type.none")
-    # the finding's steps make a valid corpus entry recording what libbpf and the kernel did
+    assert f.signature == ("P4", "libbpf", "distilled split rejected by libbpf: error -EINVAL (22)",
+                           "libbpf rule ref.range")
     manifest = {"format": 1, "name": "p4", "category": "finding", "operation": "mixed", "summary": "x",
                 "steps": list(f.steps), "provenance": {"source": "fuzz"}}
     entry = load_entry(write_entry(tmp_path / "p4", manifest, dict(f.files)).path)
     assert [r.status for r in run_entry(entry, [impls["libbpf"], impls["kernel"]])] == [PASS, PASS]
-    # a known signature counts as passing
     ctx.known.add(f.signature)
-    acceptance.check_p4(_Case(base, split), ctx)
+    acceptance.check_p4(case, ctx)
 
 
 def test_p4_leaves_a_distilled_split_as_libbpfs_to_libbpf(impls) -> None:
