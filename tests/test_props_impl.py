@@ -108,10 +108,13 @@ def test_judge_applies_each_implementations_rule() -> None:
     assert judge("cmd", OK_A, Outcome("ok", outputs={"split": b"a"})) is None
     assert judge("cmd", OK_A, OK_B) == "differs from libbpf"
     assert judge("python", OK_A, OK_B) == "differs from libbpf"
-    # python: only the Q5/Q17 pairings of btfspec.oracle.impls.adapter.agree are excused
+    # python: the Q5/Q17 pairings of btfspec.oracle.impls.adapter.agree are excused ...
     hang = Outcome("timeout", impl="libbpf")
     assert judge("python", hang, Outcome("error", -errno.ELOOP, detail="Q5")) is None
     assert judge("python", hang, Outcome("error", -errno.ELOOP, detail="")) == "differs from libbpf"
+    # ... and where libbpf read its id map out of bounds (Q12), there is no answer to be identical to
+    assert judge("python", OK_A, Outcome("ok", outputs={"split": b"b"}, detail="Q12")) is None
+    assert judge("python", OK_A, Outcome("ok", outputs={"split": b"b"}, detail="Q6")) == "differs from libbpf"
     assert judge("cmd", hang, Outcome("error", -errno.ELOOP, detail="Q5")) == "differs from libbpf"
     # python-strict: a difference must name a quirk; without one it must agree
     assert judge("python-strict", EINVAL, Outcome("ok", outputs={"split": b"a"}, detail="Q1")) is None
@@ -266,6 +269,34 @@ def test_p4_leaves_a_distilled_split_as_libbpfs_to_libbpf(impls) -> None:
     rejected = "rejected by kernel: error -E2BIG (7)"
     assert sorted(found) == [("P4", "libbpf", f"distilled split {rejected}", "kernel rule resolve.depth"),
                              ("P4", "python-strict", f"relocated split {rejected}", "kernel rule resolve.depth")]
+
+
+def test_p4_leaves_the_references_answer_where_libbpfs_is_undefined_to_libbpf(impls) -> None:
+    """libbpf relocates this case's distilled split through a FUNC_PROTO return id it never validated
+    (Q12): its answer is read out of bounds of its id map.  The reference reads 0 there, and the kernel
+    rejects its relocated split; that is libbpf's root cause (a campaign reported it as python's own
+    group, Q12), so P4 judges only libbpf's outputs of this case."""
+    from tests.helpers import DATA
+
+    need_impls(impls, "python", "libbpf", "kernel")
+    data = DATA / "p4-q12-python"
+    case = _Case((data / "base.btf").read_bytes(), (data / "split.btf").read_bytes(), "libbpf-valid")
+    py, lib = impls["python"], impls["libbpf"]
+    d = py.distill(case.split, case.base)
+    r = py.relocate(d.outputs["split"], d.outputs["base"], case.base)
+    assert r.ok and "Q12" in r.detail.split(",")
+    merged = acceptance.merged(r.outputs["split"], case.base)
+    assert impls["kernel"].accept(merged).status == "error"  # what the campaign reported as python's
+    ctx = Context({"python": py, "libbpf": lib, "kernel": impls["kernel"]})
+    found = []
+    for _ in range(6):
+        try:
+            acceptance.check_p4(case, ctx)
+            break
+        except PropertyFailure as exc:
+            found.append(exc.finding.signature)
+            ctx.known.add(exc.finding.signature)
+    assert [s for s in found if s[1] != "libbpf"] == []
 
 
 def test_p4_flags_an_implementation_whose_distilled_split_libbpf_rejects(impls) -> None:

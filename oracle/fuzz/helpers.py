@@ -41,6 +41,7 @@ from btfspec.oracle.impls.adapter import (
     begin_steps,
     blob_difference,
     known_finding,
+    libbpf_undefined,
     outcome_difference,
     run_steps,
 )
@@ -597,14 +598,21 @@ def relocation_finding(prop: str, calls: Calls, name: str, case: Case, target_na
 
 
 def same_as_libbpf(calls: Calls, name: str, op: str, args: tuple[bytes, ...], got: Outcome) -> bool:
-    """Does ``name``'s outcome equal libbpf's on the same operation (libbpf selected, ``name`` another)?
+    """Does ``name`` answer as libbpf does on the same operation (libbpf selected, ``name`` another): the
+    same outcome, or the Python reference's where libbpf's is undefined (Q12: it remapped an id read out
+    of bounds of its id map, :func:`~btfspec.oracle.impls.adapter.libbpf_undefined`)?
 
     What an implementation does exactly as libbpf does is libbpf's finding (judged on libbpf itself),
     never a second one of its own: the mode "testing an implementation against libbpf"."""
     if name == "libbpf" or calls.ctx.get("libbpf") is None:
         return False
     lib = calls.relocate("libbpf", *args) if op == RELOCATE else calls.run("libbpf", op, *args)
-    return outcome_difference(lib, got) is None
+    if outcome_difference(lib, got) is None:
+        return True
+    if lib.status in (TIMEOUT, CRASH):  # no answer: P4 has nothing of libbpf's to judge in its place
+        return False
+    ref = got if name == "python" else calls.run("python", op, *args)
+    return libbpf_undefined(lib, ref) is not None and outcome_difference(ref, got) is None
 
 
 def shared_with_libbpf(calls: Calls, name: str, judge: Callable[[Outcome, Outcome | None], Verdict | None],
