@@ -266,3 +266,47 @@ def test_expected_distilled_fwd_needs_exactly_one_candidate(impls) -> None:
         assert r.ok == (count == 1), (extra, r.describe())
         if not r.ok:
             assert r.errno == -errno.EINVAL
+
+
+def test_the_references_eloop_where_libbpf_loops_forever_is_libbpfs_finding(impls) -> None:
+    """libbpf's relocation of this round trip loops forever (Q5, on a cycle its Q6 distill made); the
+    reference stands in with -ELOOP.  Both violate the expected success; the root cause is libbpf's, so
+    the reference's violation is shared with libbpf (a campaign once reported it as python's own group)
+    -- while a port answering otherwise is still its own finding."""
+    from btfspec.oracle.fuzz.helpers import Calls, Verdict, relocation_pipeline, shared_with_libbpf
+    from tests.helpers import DATA
+
+    need_impls(impls, "python", "libbpf")
+    data = DATA / "p2-q5-python-eloop"
+    split, base = (data / "split.btf").read_bytes(), (data / "base1.btf").read_bytes()
+
+    def judge(d: Outcome, r: Outcome | None) -> Verdict | None:  # the round trip's label: success expected
+        return None if d.ok and r is not None and r.ok else Verdict(f"relocate {(r or d).describe()}", "x", "x")
+
+    calls = Calls(Context({"python": impls["python"], "libbpf": impls["libbpf"]}, timeout=5.0))
+    lib_d, lib_r = relocation_pipeline(calls, "libbpf", split, base, base)
+    py_d, py_r = relocation_pipeline(calls, "python", split, base, base)
+    assert lib_d.outputs == py_d.outputs and lib_r is not None and lib_r.status == "timeout"
+    assert py_r is not None and py_r.errno == -errno.ELOOP and "Q5" in py_r.detail.split(",")
+    v = judge(py_d, py_r)
+    assert v is not None and shared_with_libbpf(calls, "python", judge, v, split, base, base)
+    # a port that answers -EINVAL there is at fault on its own; one answering as the reference does is not
+    py = impls["python"]
+
+    class Port:
+        name = "port"
+        capabilities = py.capabilities
+
+        def __init__(self, errno_: int) -> None:
+            self.errno = errno_
+
+        def distill(self, *a: bytes, **kw: object) -> Outcome:
+            return py.distill(*a, **kw)
+
+        def relocate(self, *a: bytes, **kw: object) -> Outcome:
+            return Outcome("error", -self.errno, detail=py.relocate(*a, **kw).detail)
+
+    for errno_, shared in ((errno.EINVAL, False), (errno.ELOOP, True)):
+        port = Calls(Context({"port": Port(errno_), "libbpf": impls["libbpf"]}, timeout=5.0))
+        pv = judge(*relocation_pipeline(port, "port", split, base, base))
+        assert pv is not None and shared_with_libbpf(port, "port", judge, pv, split, base, base) is shared

@@ -620,17 +620,21 @@ def shared_with_libbpf(calls: Calls, name: str, judge: Callable[[Outcome, Outcom
     """Does libbpf violate P1/P2 the same way (the same outcome against the same label) on this case?
     Then ``name``'s violation is libbpf's finding, a shared quirk, judged on libbpf alone (testing
     against libbpf).  Where libbpf hangs or crashes, giving the Python reference's exact answer counts
-    as shared too."""
+    as shared too; so does the reference's own -ELOOP where libbpf's relocation of the same distill
+    loops forever (Q5, the pairing :func:`~btfspec.oracle.impls.adapter.agree` excuses)."""
     if name == "libbpf" or calls.ctx.get("libbpf") is None:
         return False
     lib_d, lib_r = relocation_pipeline(calls, "libbpf", split, base1, target)
     lib = judge(lib_d, lib_r)
     if lib is not None and lib.outcome == v.outcome:  # the same status and errno against the same label
         return True
-    if name == "python" or not any(o is not None and o.status in (TIMEOUT, CRASH) for o in (lib_d, lib_r)):
+    if not any(o is not None and o.status in (TIMEOUT, CRASH) for o in (lib_d, lib_r)):
         return False
     # libbpf gives no answer (its own Q5/Q17 finding): the Python reference's answer is as good as libbpf's
     ref_d, ref_r = relocation_pipeline(calls, "python", split, base1, target)
+    if name == "python":
+        return (lib_r is not None and ref_r is not None and outcome_difference(lib_d, ref_d) is None
+                and known_finding(lib_r, ref_r) == Q5)
     d, r = relocation_pipeline(calls, name, split, base1, target)
     return outcome_difference(ref_d, d) is None and (r is None or ref_r is None or outcome_difference(ref_r, r) is None)
 
