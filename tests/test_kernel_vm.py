@@ -191,6 +191,11 @@ def test_the_loader_takes_an_empty_distilled_base(vm: kernel_vm.KernelVmImpl, li
     got = vm.relocate(d.outputs["split"], d.outputs["base"], vm.vmlinux)
     want = libbpf.relocate(d.outputs["split"], d.outputs["base"], vm.vmlinux)
     assert want.ok and (got.status, got.outputs) == (want.status, want.outputs), (got, want)
+    # the loader does parse that empty .BTF.base: with its header flags set it refuses the module
+    flagged = bytearray(d.outputs["base"])
+    flagged[3] = 1
+    refused = vm.relocate(d.outputs["split"], bytes(flagged), vm.vmlinux)
+    assert (refused.status, refused.errno) == (ERROR, -524) and "Unsupported flags" in refused.log, refused
 
 
 def test_carrier_template_round_trip(vm: kernel_vm.KernelVmImpl, tmp_path: Any) -> None:
