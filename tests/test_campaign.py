@@ -286,14 +286,21 @@ def test_ctrl_c_keeps_findings_and_exits_cleanly(tmp_path: Path) -> None:
             os.kill(slot["pid"], 0)
 
 
-def _fake_property_module(monkeypatch, check) -> None:
-    """Register an in-process property as P1 (only for workers=0: spawned workers cannot see it)."""
+def _fake_property_module(monkeypatch, check, seedable: bool = False) -> None:
+    """Register an in-process property as P1 (only for workers=0: spawned workers cannot see it); with
+    ``seedable`` its integers are drawn as the generators draw theirs (the campaign's seeded fast path)."""
     from hypothesis import strategies as st
 
+    from btfspec.btfgen.chooser import HypothesisChooser
     from btfspec.oracle.fuzz.property import Property
     from btfspec.oracle.fuzz.registry import REGISTRY
 
-    monkeypatch.setitem(REGISTRY, "P1", Property("P1", "fake", lambda ctx: st.integers(0, 1000), check, frozenset()))
+    def pair(draw) -> tuple[int, int]:
+        choose = HypothesisChooser(draw)
+        return choose.int(0, 1000), choose.int(0, 5)
+
+    strategy = st.composite(pair)() if seedable else st.integers(0, 1000)
+    monkeypatch.setitem(REGISTRY, "P1", Property("P1", "fake", lambda ctx: strategy, check, frozenset()))
 
 
 def test_distinct_findings_are_each_shrunk_and_written(tmp_path: Path, monkeypatch) -> None:
@@ -317,6 +324,34 @@ def test_distinct_findings_are_each_shrunk_and_written(tmp_path: Path, monkeypat
     got = {f.outcome: f.description for f in result.new_findings}
     assert got == {"even number": "x=10", "odd number": "x=11"}  # both found, each shrunk to its minimum
     assert {e.name for e in tmp_path.iterdir()} == {f.group for f in result.new_findings}
+
+
+@pytest.mark.parametrize("database", ["none", "directory"])
+def test_every_seeded_finding_is_shrunk_with_or_without_a_database(tmp_path: Path, monkeypatch,
+                                                                    database: str) -> None:
+    """Findings found on the seeded path after the first are shrunk too.  With an example database the
+    one-example replay used to meet the first finding's saved (known, so passing) example and stop
+    there: every later finding of the property was written as found (its example unshrunk)."""
+    from btfspec.oracle.fuzz.property import Finding, PropertyFailure
+    from btfspec.spec.builder import Builder
+
+    blob = Builder().to_bytes()
+    steps = [{"name": "accept", "op": "accept", "inputs": {"btf": "blob.btf"}, "expect": {"default": {"status": "ok"}}}]
+
+    def check(case: tuple[int, int], ctx) -> None:
+        x, flag = case
+        if x >= 10:  # a shrink drives the flag down, never up: a higher flag is found on the seeded path
+            f = Finding("P1", "python", f"flag {flag}", "f", {"blob.btf": blob}, steps, description=f"x={x}")
+            if f.signature not in ctx.known:
+                raise PropertyFailure(f)
+
+    _fake_property_module(monkeypatch, check, seedable=True)
+    db = None if database == "none" else str(tmp_path / "db")
+    result = run_campaign(["P1"], ["python"], workers=0, max_examples=400, seed=4, db=db,
+                          corpus_dir=tmp_path / "found", progress=False)
+    assert sum(s["seeded"].get("P1", 0) for s in result.slots) > 0
+    got = {f.outcome: (f.description, f.partial) for f in result.new_findings}
+    assert got == {f"flag {i}": ("x=10", False) for i in range(6)}
 
 
 def test_a_property_that_errors_is_reported_not_fatal(tmp_path: Path, monkeypatch) -> None:

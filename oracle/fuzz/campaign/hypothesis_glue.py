@@ -129,6 +129,43 @@ def seeded_example(strategy: SearchStrategy[Any], seed: int) -> tuple[Any, list[
     return data.draw(strategy), data.choices
 
 
+def shrinking_database(shared: Any) -> Any:
+    """A database for shrinking the failures of one run: it replays only what is saved through it, and
+    what hypothesis saves, moves or deletes goes to ``shared`` (when there is one) as well.
+
+    A one-example replay of the shared database under a property's key would meet its saved examples
+    first -- a known finding's shrunk one, which passes because the campaign excuses it -- and end
+    before the new failure is reached: that failure would go unshrunk (every finding of a property after
+    its first, in a campaign with a database)."""
+    from hypothesis.database import ExampleDatabase, InMemoryExampleDatabase
+
+    own = InMemoryExampleDatabase()
+
+    class _Shrinking(ExampleDatabase):
+        def save(self, key: bytes, value: bytes) -> None:
+            own.save(key, value)
+            if shared is not None:
+                shared.save(key, value)
+
+        def fetch(self, key: bytes) -> Any:
+            return own.fetch(key)
+
+        def delete(self, key: bytes, value: bytes) -> None:
+            own.delete(key, value)
+            if shared is not None:
+                shared.delete(key, value)
+
+        def move(self, src: bytes, dest: bytes, value: bytes) -> None:
+            own.move(src, dest, value)
+            if shared is not None:
+                shared.move(src, dest, value)
+
+        def __repr__(self) -> str:
+            return f"shrinking({shared!r})"
+
+    return _Shrinking()
+
+
 def save_for_shrinking(database: Any, database_key: bytes, choices: list[int]) -> None:
     """Store ``choices`` so that the next run under ``database_key`` replays them first and shrinks them."""
     from hypothesis.database import choices_to_bytes

@@ -57,6 +57,7 @@ from btfspec.oracle.fuzz.campaign.hypothesis_glue import (
     requeue_for_shrinking,
     save_for_shrinking,
     seeded_example,
+    shrinking_database,
 )
 from btfspec.oracle.fuzz.property import Context, Finding, Property, PropertyFailure
 from btfspec.oracle.fuzz.registry import get_property
@@ -328,7 +329,9 @@ class _Slot:
             n = max(1, min(n, cap))
         self.note("chunk", prop.name)
         if not seeded or prop.name in self.unseedable:
-            if db is None and (seeded or self.deferring):  # somewhere to keep a failure until it is shrunk
+            if self.deferring:  # somewhere to keep a failure until it is shrunk, replayed on its own
+                db = shrinking_database(db)
+            elif db is None and seeded:
                 db = InMemoryExampleDatabase()
             self.hypothesis_chunk(prop, ctx, n, seed, db, key, cap)
             return
@@ -345,8 +348,7 @@ class _Slot:
                      cap: int | None) -> bool:
         """Up to ``n`` seeded examples up to the first failure, which is then reported, deferred or shrunk
         and reported; whether one was found."""
-        if db is None:  # somewhere to keep a failure until it is shrunk (one per part)
-            db = InMemoryExampleDatabase()
+        db = shrinking_database(db)  # somewhere to keep a failure until it is shrunk, replayed on its own
         found = self.seeded_chunk(prop, ctx, n, seed, db, key)
         if found is not None and not self.shrink_limit:  # no shrinking: the finding as found
             self.report(found, ctx, partial=True)
