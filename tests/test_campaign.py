@@ -354,6 +354,33 @@ def test_every_seeded_finding_is_shrunk_with_or_without_a_database(tmp_path: Pat
     assert got == {f"flag {i}": ("x=10", False) for i in range(6)}
 
 
+def test_a_root_cause_is_shrunk_once_per_slot(tmp_path: Path, monkeypatch) -> None:
+    """Findings of one group (one root cause: the same outcome, other first differences) are shrunk once:
+    the group's entry keeps the shrunk example, later findings of it are reported as found and cost no
+    shrinking time."""
+    from btfspec.oracle.fuzz.property import Finding, PropertyFailure
+    from btfspec.spec.builder import Builder
+
+    blob = Builder().to_bytes()
+    steps = [{"name": "accept", "op": "accept", "inputs": {"btf": "blob.btf"}, "expect": {"default": {"status": "ok"}}}]
+
+    def check(case: tuple[int, int], ctx) -> None:
+        x, flag = case
+        if x >= 10:
+            f = Finding("P1", "python", "big", f"flag {flag}", {"blob.btf": blob}, steps, description=f"x={x}")
+            if f.signature not in ctx.known:
+                raise PropertyFailure(f)
+
+    _fake_property_module(monkeypatch, check, seedable=True)
+    result = run_campaign(["P1"], ["python"], workers=0, max_examples=400, seed=4, db=None,
+                          corpus_dir=tmp_path / "found", progress=False)
+    (group,) = result.groups
+    assert group.count == len(result.new_findings) == 6
+    shrunk = [f for f in result.new_findings if not f.partial]
+    assert shrunk and any(f.description == "x=10" for f in shrunk)
+    assert any(f.partial and f.description != "x=10" for f in result.new_findings)  # reported as found
+
+
 def test_a_property_that_errors_is_reported_not_fatal(tmp_path: Path, monkeypatch) -> None:
     def check(x: int, ctx) -> None:
         raise KeyError("bug in the property")

@@ -59,6 +59,7 @@ from btfspec.oracle.fuzz.campaign.hypothesis_glue import (
     seeded_example,
     shrinking_database,
 )
+from btfspec.oracle.fuzz.groups import group_key
 from btfspec.oracle.fuzz.property import Context, Finding, Property, PropertyFailure
 from btfspec.oracle.fuzz.registry import get_property
 from btfspec.oracle.impls.adapter import Implementation, close_impls, make_impl
@@ -218,6 +219,9 @@ class _Slot:
                                          max(0.2, FIRST_ROUND_SHARE * spec.time_budget / len(spec.properties)))
         self.deferring = False  # in the first round: failures wait in ``deferred`` for their shrinking
         self.deferred: list[_Deferred] = []
+        # root causes (groups) this slot already shrank a finding of: a later finding of one is reported as
+        # found -- its group already has a small example, and its shrinking would cost the others' time
+        self.shrunk_groups: set[tuple[str, ...]] = set()
         self.schedule: list[list[Any]] = []  # [what, property, started at (s), examples]: the first chunks
         self.examples: dict[str, int] = {}
         self.seeded: dict[str, int] = {}  # of those, drawn on the seeded fast path
@@ -252,6 +256,8 @@ class _Slot:
         if finding.signature in ctx.known:
             return
         ctx.known.add(finding.signature)
+        if not partial:
+            self.shrunk_groups.add(group_key(finding))
         self.reported.append(entry_name(finding.signature))
         self.channel.send({"type": "finding", "slot": self.spec.index, "partial": partial,
                            "profile": ctx.profile, "finding": finding_to_dict(finding)})
@@ -350,8 +356,8 @@ class _Slot:
         and reported; whether one was found."""
         db = shrinking_database(db)  # somewhere to keep a failure until it is shrunk, replayed on its own
         found = self.seeded_chunk(prop, ctx, n, seed, db, key)
-        if found is not None and not self.shrink_limit:  # no shrinking: the finding as found
-            self.report(found, ctx, partial=True)
+        if found is not None and (not self.shrink_limit or group_key(found) in self.shrunk_groups):
+            self.report(found, ctx, partial=True)  # no shrinking (or its group has a shrunk example): as found
         elif found is not None and self.deferring:
             self.deferred.append(_Deferred(prop, ctx.profile, seed, db, key, found))
         elif found is not None:  # hypothesis replays the saved failure first and shrinks it
@@ -373,6 +379,9 @@ class _Slot:
         d = self.deferred.pop(0)
         if d.finding.signature in ctx.known:
             return True
+        if group_key(d.finding) in self.shrunk_groups:  # its group has a shrunk example already
+            self.report(d.finding, ctx, partial=True)
+            return True
         profile, ctx.profile = ctx.profile, d.profile
         self.note("shrink", d.prop.name)
         try:
@@ -383,6 +392,10 @@ class _Slot:
         finally:
             ctx.profile = profile
         return True
+
+    def _to_shrink(self, pending: Mapping[tuple[str, ...], Finding]) -> int:
+        """How many of a run's failures earn shrinking time: those of groups not yet shrunk (at least one)."""
+        return max(1, sum(1 for f in pending.values() if group_key(f) not in self.shrunk_groups))
 
     def hypothesis_chunk(self, prop: Property, ctx: Context, n: int, seed: int, db: Any, key: bytes,
                          cap: int | None = None) -> None:
@@ -403,7 +416,7 @@ class _Slot:
             now = time.monotonic()
             if pending and self.deferring:
                 raise _Defer()
-            if pending and (now - first_failure[0] > self.shrink_limit * len(pending)
+            if pending and (now - first_failure[0] > self.shrink_limit * self._to_shrink(pending)
                             or (cap is not None and calls[0] >= cap)):
                 raise _ShrinkLimit()  # keeps the smallest failing example reached (reported as partial)
             if not pending and calls[0] and now - begun > limit:
