@@ -381,6 +381,32 @@ def test_a_root_cause_is_shrunk_once_per_slot(tmp_path: Path, monkeypatch) -> No
     assert any(f.partial and f.description != "x=10" for f in result.new_findings)  # reported as found
 
 
+def test_a_finding_is_dated_when_found_not_when_its_shrinking_ends(tmp_path: Path, monkeypatch) -> None:
+    """'first at' is when the slot found the failure; shrinking it (here over a second) comes after."""
+    from btfspec.oracle.fuzz.property import Finding, PropertyFailure
+    from btfspec.spec.builder import Builder
+
+    blob = Builder().to_bytes()
+    steps = [{"name": "accept", "op": "accept", "inputs": {"btf": "blob.btf"}, "expect": {"default": {"status": "ok"}}}]
+    failed_at: list[float] = []
+
+    def check(case: tuple[int, int], ctx) -> None:
+        if case[0] >= 10:
+            failed_at.append(time.time())
+            time.sleep(0.05)
+            f = Finding("P1", "python", "big", "b", {"blob.btf": blob}, steps, description=f"x={case[0]}")
+            if f.signature not in ctx.known:
+                raise PropertyFailure(f)
+
+    _fake_property_module(monkeypatch, check, seedable=True)
+    start = time.time()
+    result = run_campaign(["P1"], ["python"], workers=0, max_examples=60, seed=4, db=None,
+                          corpus_dir=tmp_path / "found", progress=False)
+    (group,) = result.groups
+    assert failed_at[-1] - failed_at[0] > 0.5  # the shrinking took a while ...
+    assert group.seconds <= failed_at[0] - start + 0.2  # ... and the finding is dated by its discovery
+
+
 def test_a_property_that_errors_is_reported_not_fatal(tmp_path: Path, monkeypatch) -> None:
     def check(x: int, ctx) -> None:
         raise KeyError("bug in the property")

@@ -85,7 +85,7 @@ class FindingGroup:
     new: bool
     count: int = 0
     smallest: int = 0  # bytes of the kept example
-    seconds: float = 0.0  # when its first finding was recorded
+    seconds: float = 0.0  # when its first finding was found (its shrinking came after)
     property: str = ""  # of the kept example
     outcome: str = ""  # of the kept example
     operation: str = ""  # of the kept example

@@ -103,6 +103,7 @@ class Parent:
         self.pids: dict[int, tuple[str, int]] = {}
         self.done: set[int] = set()
         self.start = time.monotonic()
+        self.start_epoch = time.time()  # slots date their findings by the clock (found_at)
         self.stop_wanted = False  # opts["stop_when"] said yes to a finding
         self.groups: dict[tuple[str, ...], FindingGroup] = {}
         self.kept: dict[tuple[str, ...], tuple[Finding, list[tuple[str, ...]]]] = {}  # example, signatures
@@ -120,15 +121,17 @@ class Parent:
             self.sample()
         elif kind == "finding":
             self.add_finding(finding_from_dict(event["finding"]), slot, bool(event.get("partial")),
-                             str(event.get("profile", "")))
+                             str(event.get("profile", "")), event.get("found_at"))
         elif kind == "start":
             self.pids[slot] = (event.get("host", ""), int(event.get("pid", 0)))
         elif kind == "done":
             self.done.add(slot)
 
-    def add_finding(self, f: Finding, slot: int, partial: bool = False, profile: str = "") -> None:
+    def add_finding(self, f: Finding, slot: int, partial: bool = False, profile: str = "",
+                    found_at: float | None = None) -> None:
         """Record a finding into its group (:mod:`btfspec.oracle.fuzz.groups`): the group's one corpus entry
-        keeps the smallest example seen."""
+        keeps the smallest example seen.  Its time is when the slot found it (``found_at``, epoch seconds;
+        its shrinking came after), else when it arrives."""
         sig = tuple(f.signature)
         if sig in self.known:
             self.result.duplicates += 1
@@ -139,12 +142,14 @@ class Parent:
         name = group_name(key)
         path = Path(self.result.corpus_dir) / name
         reproduce = self._reproduce(path, f)
-        seconds = round(time.monotonic() - self.start, 3)
+        now = time.monotonic() - self.start
+        seconds = round(now if found_at is None else min(max(float(found_at) - self.start_epoch, 0.0), now), 3)
         group = self.groups.get(key)
         if group is None:
             group = FindingGroup.of(key, display_path(path), name not in self.existing_names, seconds)
             self.groups[key] = group
             self.result.groups.append(group)
+        group.seconds = min(group.seconds, seconds)  # found earlier than the group's first arrival
         smaller = group.add(f, profile)  # one entry per group: it keeps the smallest example ...
         kept, sigs = self.kept.get(key, (f, []))
         sigs.append(sig)  # ... and every signature seen, so a later campaign knows them all

@@ -222,6 +222,10 @@ class _Slot:
         # root causes (groups) this slot already shrank a finding of: a later finding of one is reported as
         # found -- its group already has a small example, and its shrinking would cost the others' time
         self.shrunk_groups: set[tuple[str, ...]] = set()
+        # when each signature was first found (epoch seconds): a finding's time, though reported after its
+        # shrinking; a replay's first failure is the one it replays (``_origin``)
+        self.found_at: dict[tuple[str, ...], float] = {}
+        self._origin: float | None = None
         self.schedule: list[list[Any]] = []  # [what, property, started at (s), examples]: the first chunks
         self.examples: dict[str, int] = {}
         self.seeded: dict[str, int] = {}  # of those, drawn on the seeded fast path
@@ -260,7 +264,8 @@ class _Slot:
             self.shrunk_groups.add(group_key(finding))
         self.reported.append(entry_name(finding.signature))
         self.channel.send({"type": "finding", "slot": self.spec.index, "partial": partial,
-                           "profile": ctx.profile, "finding": finding_to_dict(finding)})
+                           "profile": ctx.profile, "found_at": self.found_at.get(finding.signature, time.time()),
+                           "finding": finding_to_dict(finding)})
 
     # --- stop --------------------------------------------------------------------------------------
 
@@ -316,6 +321,7 @@ class _Slot:
                     prop.check(case, ctx)
                 except PropertyFailure as exc:
                     save_for_shrinking(db, key, choices)
+                    self.found_at.setdefault(exc.finding.signature, time.time())
                     return exc.finding
             return None
         finally:
@@ -361,7 +367,7 @@ class _Slot:
         elif found is not None and self.deferring:
             self.deferred.append(_Deferred(prop, ctx.profile, seed, db, key, found))
         elif found is not None:  # hypothesis replays the saved failure first and shrinks it
-            self.hypothesis_chunk(prop, ctx, 1, seed, db, key, cap)
+            self._replay(found, lambda: self.hypothesis_chunk(prop, ctx, 1, seed, db, key, cap))
             self.report(found, ctx, partial=True)  # only if the replay did not give it (a flaky failure)
         elif prop.name in self.unseedable:
             self.hypothesis_chunk(prop, ctx, n, seed, db, key, cap)
@@ -387,11 +393,19 @@ class _Slot:
         try:
             if d.requeue:
                 requeue_for_shrinking(d.db, d.key)
-            self.hypothesis_chunk(d.prop, ctx, 1, d.seed, d.db, d.key, cap)
+            self._replay(d.finding, lambda: self.hypothesis_chunk(d.prop, ctx, 1, d.seed, d.db, d.key, cap))
             self.report(d.finding, ctx, partial=True)  # only if the replay did not give it (a flaky failure)
         finally:
             ctx.profile = profile
         return True
+
+    def _replay(self, found: Finding, run: Callable[[], None]) -> None:
+        """``run`` (a hypothesis run replaying ``found`` to shrink it), its first failure dated as ``found``."""
+        self._origin = self.found_at.get(found.signature)
+        try:
+            run()
+        finally:
+            self._origin = None
 
     def _to_shrink(self, pending: Mapping[tuple[str, ...], Finding]) -> int:
         """How many of a run's failures earn shrinking time: those of groups not yet shrunk (at least one)."""
@@ -430,6 +444,8 @@ class _Slot:
             try:
                 prop.check(case, ctx)
             except PropertyFailure as exc:
+                self.found_at.setdefault(exc.finding.signature, self._origin if self._origin is not None
+                                         and not pending else time.time())
                 pending[exc.finding.signature] = exc.finding
                 if not first_failure:
                     first_failure.append(time.monotonic())
