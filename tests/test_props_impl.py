@@ -4,7 +4,9 @@ rules, the finding classes and the corpus entries findings become."""
 from __future__ import annotations
 
 import errno
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -179,6 +181,38 @@ class _Case:
         self.base, self.split, self.profile = base, split, profile
 
 
+def _p4_signatures(case: _Case, ctx: Context, most: int = 6) -> list[tuple[str, ...]]:
+    """Every P4 finding of one case: each found is made known and the case checked again."""
+    found: list[tuple[str, ...]] = []
+    for _ in range(most):
+        try:
+            acceptance.check_p4(case, ctx)
+            break
+        except PropertyFailure as exc:
+            found.append(exc.finding.signature)
+            ctx.known.add(exc.finding.signature)
+    return found
+
+
+def _seeded_distill(py: Any, name: str, change: Callable[[dict[str, bytes]], dict[str, bytes]]) -> Any:
+    """A seeded bug: the Python reference whose distill outputs pass through ``change``."""
+    import dataclasses
+
+    class Seeded:
+        capabilities = py.capabilities
+
+        def distill(self, split: bytes, base: bytes, **kw: object) -> Outcome:
+            out = py.distill(split, base, **kw)
+            return dataclasses.replace(out, outputs=change(out.outputs)) if out.ok else out
+
+        def relocate(self, *a: bytes, **kw: object) -> Outcome:
+            return py.relocate(*a, **kw)
+
+    impl = Seeded()
+    impl.name = name  # type: ignore[attr-defined]
+    return impl
+
+
 def test_p4_takes_an_empty_distilled_base_as_the_module_loader_does(impls) -> None:
     """BPF_BTF_LOAD rejects the empty distilled base of a split that refers to nothing in its base ("No
     type found"); the module loader takes it (tests/test_kernel_vm.py), so P4 finds nothing."""
@@ -193,26 +227,16 @@ def test_p4_takes_an_empty_distilled_base_as_the_module_loader_does(impls) -> No
 def test_p4_flags_an_empty_distilled_base_the_kernel_rejects_for_another_reason(impls) -> None:
     """Test the tester: an empty distilled base with a header the kernel refuses (flags set) is still this
     implementation's finding, judged by the kernel."""
-    import dataclasses
-
     need_impls(impls, "python", "libbpf", "kernel")
-    py = impls["python"]
 
-    class Flagging:
-        name = "flagging"
-        capabilities = py.capabilities
-
-        def distill(self, split: bytes, base: bytes, **kw: object) -> Outcome:
-            out = py.distill(split, base, **kw)
-            dbase = bytearray(out.outputs["base"])
-            dbase[3] = 1  # btf_header.flags
-            return dataclasses.replace(out, outputs={**out.outputs, "base": bytes(dbase)})
-
-        def relocate(self, *a: bytes, **kw: object) -> Outcome:
-            return py.relocate(*a, **kw)
+    def flagged(out: dict[str, bytes]) -> dict[str, bytes]:
+        dbase = bytearray(out["base"])
+        dbase[3] = 1  # btf_header.flags
+        return {**out, "base": bytes(dbase)}
 
     base, split = _no_base_refs()
-    ctx = Context({"flagging": Flagging(), "libbpf": impls["libbpf"], "kernel": impls["kernel"]})
+    ctx = Context({"flagging": _seeded_distill(impls["python"], "flagging", flagged), "libbpf": impls["libbpf"],
+                   "kernel": impls["kernel"]})
     with pytest.raises(PropertyFailure) as info:
         acceptance.check_p4(_Case(base, split), ctx)
     rejected = "distilled base rejected by kernel: error -ENOTSUPP (524)"
@@ -258,14 +282,7 @@ def test_p4_leaves_a_distilled_split_as_libbpfs_to_libbpf(impls) -> None:
     args = (d.outputs["split"], d.outputs["base"], case.base)
     assert strict.relocate(*args).ok and not lib.relocate(*args).ok  # ... relocated otherwise
     ctx = Context({"python-strict": strict, "libbpf": lib, "kernel": impls["kernel"]})
-    found = []
-    for _ in range(4):
-        try:
-            acceptance.check_p4(case, ctx)
-            break
-        except PropertyFailure as exc:
-            found.append(exc.finding.signature)
-            ctx.known.add(exc.finding.signature)
+    found = _p4_signatures(case, ctx)
     rejected = "rejected by kernel: error -E2BIG (7)"
     assert sorted(found) == [("P4", "libbpf", f"distilled split {rejected}", "kernel rule resolve.depth"),
                              ("P4", "python-strict", f"relocated split {rejected}", "kernel rule resolve.depth")]
@@ -288,43 +305,23 @@ def test_p4_leaves_the_references_answer_where_libbpfs_is_undefined_to_libbpf(im
     merged = acceptance.merged(r.outputs["split"], case.base)
     assert impls["kernel"].accept(merged).status == "error"  # what the campaign reported as python's
     ctx = Context({"python": py, "libbpf": lib, "kernel": impls["kernel"]})
-    found = []
-    for _ in range(6):
-        try:
-            acceptance.check_p4(case, ctx)
-            break
-        except PropertyFailure as exc:
-            found.append(exc.finding.signature)
-            ctx.known.add(exc.finding.signature)
-    assert [s for s in found if s[1] != "libbpf"] == []
+    assert [s for s in _p4_signatures(case, ctx) if s[1] != "libbpf"] == []
 
 
 def test_p4_flags_an_implementation_whose_distilled_split_libbpf_rejects(impls) -> None:
     """Test the tester: a distill that truncates its split (libbpf's parser rejects it) is this
     implementation's finding; the real python on the same case is not flagged."""
-    import dataclasses
-
     need_impls(impls, "python", "libbpf")
     py = impls["python"]
-
-    class Truncating:
-        name = "truncating"
-        capabilities = py.capabilities
-
-        def distill(self, split: bytes, base: bytes, **kw: object) -> Outcome:
-            out = py.distill(split, base, **kw)
-            return dataclasses.replace(out, outputs={**out.outputs, "split": out.outputs["split"][:-4]})
-
-        def relocate(self, *a: bytes, **kw: object) -> Outcome:
-            return py.relocate(*a, **kw)
 
     b = Builder()
     i = b.int("int", 4, INT_SIGNED)
     s = Builder(b.btf)
     s.struct("user", 4, [("x", i, 0, 0)])
     case = _Case(b.to_bytes(), s.to_bytes())
+    truncating = _seeded_distill(py, "truncating", lambda out: {**out, "split": out["split"][:-4]})
     with pytest.raises(PropertyFailure) as info:
-        acceptance.check_p4(case, Context({"truncating": Truncating(), "libbpf": impls["libbpf"]}))
+        acceptance.check_p4(case, Context({"truncating": truncating, "libbpf": impls["libbpf"]}))
     assert info.value.finding.signature[:2] == ("P4", "truncating")
     assert "distilled split rejected by libbpf" in info.value.finding.outcome
     acceptance.check_p4(case, Context({"python": py, "libbpf": impls["libbpf"]}))
