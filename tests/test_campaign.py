@@ -264,8 +264,10 @@ def test_a_dask_slot_pauses_its_workers_stack_sampling_and_resumes_it() -> None:
 
 def test_ctrl_c_keeps_findings_and_exits_cleanly(tmp_path: Path) -> None:
     need_libbpf()
+    # a shell's background job ignores Ctrl-C, and its children inherit that: give this one its own
     proc = _cli(["fuzz", "--time", "2m", "--workers", "2", "--property", "P3", "--impl", "cmd,libbpf",
-                 "--distill-cmd", BROKEN_DISTILL, "--corpus-dir", "found", "--report", "r.json", "--quiet"], tmp_path)
+                 "--distill-cmd", BROKEN_DISTILL, "--corpus-dir", "found", "--report", "r.json", "--quiet"], tmp_path,
+                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     found = tmp_path / "found"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not list(found.glob("P3-cmd-*/manifest.json")) and proc.poll() is None:
