@@ -35,6 +35,15 @@ def quiet_stdout() -> None:
         pass
 
 
+def stdout_closed() -> bool:
+    """Has the reader of stdout gone (a BrokenPipeError then came from stdout, not from a helper's pipe)?"""
+    try:
+        sys.stdout.flush()
+    except (OSError, ValueError):
+        return True
+    return False
+
+
 def guarded(func: F) -> F:
     """Turn known exceptions into one-line errors: unreadable input -> 2, invalid BTF -> 1."""
 
@@ -46,9 +55,11 @@ def guarded(func: F) -> F:
             fail(str(exc), EXIT_USAGE)
         except BtfError as exc:
             fail(f"invalid BTF: {exc} [{errno_text(exc.errno)}]", EXIT_NEGATIVE)
-        except BrokenPipeError:
-            quiet_stdout()
-            sys.exit(EXIT_OK)
+        except BrokenPipeError as exc:
+            if stdout_closed():  # ``| head`` stopped reading: not an error
+                quiet_stdout()
+                sys.exit(EXIT_OK)
+            fail(f"a helper process closed its pipe: {exc.strerror or exc} [-EPIPE (32)]", EXIT_USAGE)
         except KeyboardInterrupt:
             fail("interrupted", 130)
         return None

@@ -75,3 +75,28 @@ def test_unknown_command_is_a_usage_error() -> None:
     result = CliRunner().invoke(main, ["no-such-command"])
     assert result.exit_code == 2
     assert "No such command" in result.output
+
+
+def test_a_helpers_broken_pipe_is_an_error_and_a_closed_stdout_is_not(tmp_path: Path) -> None:
+    """A BrokenPipeError from a helper's pipe (a QEMU guest, a worker) is a one-line error, exit 2; one
+    from stdout (``| head`` stopped reading) ends the command quietly with 0."""
+    from btfspec.clitools import guarded
+
+    @click.command()
+    @guarded
+    def broken() -> None:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    res = CliRunner().invoke(broken, [])
+    assert res.exit_code == 2 and res.output.strip() == \
+        "btfspec: a helper process closed its pipe: Broken pipe [-EPIPE (32)]", res.output
+    from btfspec.spec.sources import HOST_VMLINUX
+    from tests.helpers import host_vmlinux
+
+    host_vmlinux()  # skips without one
+    proc = subprocess.Popen([sys.executable, "-m", "btfspec", "dump", HOST_VMLINUX], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stdout.readline().startswith(b"[1] ")
+    proc.stdout.close()  # as head does after its line
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0 and b"Traceback" not in err and b"helper" not in err, err

@@ -93,7 +93,7 @@ def bench_oracle(split_path: str | None, base_path: str, repeat: int, with_vm: b
         try:
             vm_rows, vm_info = oracle_bench.run_kernel_vm()
             vm_why = ""
-        except ValueError as exc:
+        except (ValueError, OSError) as exc:  # the guest would not boot, or its pipe broke
             vm_why = str(exc)
     if as_json:
         emit_json({"split": split_path or "generated", "base": base_path, **info, "python": interpreter(),
