@@ -18,6 +18,7 @@ replays it as a not-yet-shrunk failure (the ``.secondary`` key of the database l
 
 from __future__ import annotations
 
+import functools
 import random
 from collections.abc import Callable
 from typing import Any
@@ -137,33 +138,42 @@ def shrinking_database(shared: Any) -> Any:
     first -- a known finding's shrunk one, which passes because the campaign excuses it -- and end
     before the new failure is reached: that failure would go unshrunk (every finding of a property after
     its first, in a campaign with a database)."""
+    from hypothesis.database import InMemoryExampleDatabase
+
+    if shared is None:
+        return InMemoryExampleDatabase()
+    return _shrinking_class()(shared)
+
+
+@functools.cache
+def _shrinking_class() -> type:
+    """The class of :func:`shrinking_database` (made once: hypothesis is imported only when needed)."""
     from hypothesis.database import ExampleDatabase, InMemoryExampleDatabase
 
-    own = InMemoryExampleDatabase()
-
     class _Shrinking(ExampleDatabase):
+        def __init__(self, shared: Any) -> None:
+            super().__init__()
+            self.own, self.shared = InMemoryExampleDatabase(), shared
+
         def save(self, key: bytes, value: bytes) -> None:
-            own.save(key, value)
-            if shared is not None:
-                shared.save(key, value)
+            self.own.save(key, value)
+            self.shared.save(key, value)
 
         def fetch(self, key: bytes) -> Any:
-            return own.fetch(key)
+            return self.own.fetch(key)
 
         def delete(self, key: bytes, value: bytes) -> None:
-            own.delete(key, value)
-            if shared is not None:
-                shared.delete(key, value)
+            self.own.delete(key, value)
+            self.shared.delete(key, value)
 
         def move(self, src: bytes, dest: bytes, value: bytes) -> None:
-            own.move(src, dest, value)
-            if shared is not None:
-                shared.move(src, dest, value)
+            self.own.move(src, dest, value)
+            self.shared.move(src, dest, value)
 
         def __repr__(self) -> str:
-            return f"shrinking({shared!r})"
+            return f"shrinking({self.shared!r})"
 
-    return _Shrinking()
+    return _Shrinking
 
 
 def save_for_shrinking(database: Any, database_key: bytes, choices: list[int]) -> None:
