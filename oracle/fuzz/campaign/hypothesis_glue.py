@@ -147,7 +147,7 @@ def shrinking_database(shared: Any) -> Any:
 
 @functools.cache
 def _shrinking_class() -> type:
-    """The class of :func:`shrinking_database` (made once: hypothesis is imported only when needed)."""
+    """The class of :func:`shrinking_database`, made once on first use."""
     from hypothesis.database import ExampleDatabase, InMemoryExampleDatabase
 
     class _Shrinking(ExampleDatabase):
