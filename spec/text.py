@@ -11,8 +11,10 @@ prints a kind at a time: one list comprehension per line shape, each line writte
 the output. The records are read one by one (:class:`_ListRecords`) or, for large objects, as numpy
 columns (:class:`_ArrayRecords`, names by table lookup); both feed the one printer,
 :func:`_print_records`. The word position of every printed field is looked up by name in
-:func:`btfspec.spec.fastpath.layouts`. On a 126.6k-type vmlinux (12 MB of text) loading plus dumping
-takes about 1.5x bpftool's own time, process start included for bpftool.
+:func:`btfspec.spec.fastpath.layouts`. An object of more than ``FORK_MIN_WORDS`` words of records is
+split in two by lines: a forked helper (:mod:`btfspec.spec.forked`) formats the second part on another
+core while this process formats the first. On a 125.9k-type vmlinux (12 MB of text) loading plus
+dumping takes 1.6x bpftool's own time, process start included for bpftool (2.0x in one process).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from itertools import accumulate
 from typing import Any
 
 from btfspec.spec.fastpath import VECTOR_MIN_WORDS, layouts, step_tables
+from btfspec.spec.forked import ForkedCall, can_fork
 from btfspec.spec.kinds import INFO_WIDE, KIND_MAX, LINKAGE_NAMES, Kind
 from btfspec.spec.model import Btf
 
@@ -38,6 +41,8 @@ PRINTED_KINDS = frozenset({INT, ARRAY, FWD, FUNC, VAR, FLOAT, DECL_TAG}) | REF_L
 # btf_int_enc_str: any other value, including SIGNED|CHAR (3), is "UNKN".
 INT_ENC_STR: dict[int, str] = {0: "(none)", 1: "SIGNED", 2: "CHAR", 4: "BOOL"}
 UNKNOWN_LINKAGE = "(unknown)"
+FORK_MIN_WORDS = 1 << 18  # a dump of fewer words of records (1 MB) is not worth a forked helper
+PARENT_SHARE = 0.55  # of the lines, when a helper formats the rest (it also joins, encodes and writes them)
 
 
 @functools.cache
@@ -138,15 +143,16 @@ def _ranges(btf: Btf, start_id: int | None) -> list[tuple[Btf, int]]:
     return out[::-1]
 
 
-def dump_raw(btf: Btf, *, start_id: int | None = None) -> str:
+def dump_raw(btf: Btf, *, start_id: int | None = None, fork: bool = True) -> str:
     """``bpftool btf dump file F [-B BASE] format raw`` as text (one character per output byte).
 
     Prints ids from ``start_id`` (default: the object's own types, as bpftool does for split BTF)
-    to ``type_cnt - 1``; encode the result as latin-1 to get bpftool's bytes.
+    to ``type_cnt - 1``; encode the result as latin-1 to get bpftool's bytes. ``fork``: let a forked
+    helper format the second half of a large object on another core (:mod:`btfspec.spec.forked`).
     """
     out: list[str] = []
     for obj, first in _ranges(btf, start_id):
-        _dump_own(obj, first, btf.type_cnt, out, btf)
+        _dump_own(obj, first, btf.type_cnt, out, btf, fork=fork)
     out.append("")
     return "\n".join(out)
 
@@ -352,28 +358,72 @@ class _ArrayRecords:
 
 
 _Records = _ListRecords | _ArrayRecords
+Flat = tuple[Sequence[int], Sequence[int]]  # a model's flat_words(): record words and record starts
 
 
-def _records(btf: Btf, first: int, top: Btf) -> _Records:
-    """The own records of ``btf`` from id ``first`` on, read with numpy when there are many of them."""
-    words, starts = btf.flat_words()
-    skip = first - btf.start_id
+def _records(flat: Flat, btf: Btf, first: int, stop: int, top: Btf) -> _Records:
+    """The own records of ``btf`` (``flat``: its :meth:`~btfspec.spec.model.Btf.flat_words`) with ids
+    ``first`` to ``stop - 1``, read with numpy when there are many."""
+    words, starts = flat
+    skip, end = first - btf.start_id, stop - btf.start_id
     if len(words) >= VECTOR_MIN_WORDS and len(starts):
         import numpy as np
 
         w = np.frombuffer(words, dtype=np.uint32)
         s = np.frombuffer(starts, dtype=np.uint32).astype(np.int64)
         if _ArrayRecords.fits(w, s, btf):
-            return _ArrayRecords(w, s[skip:], btf, first, top)
-    return _ListRecords(words, starts[skip:], btf, first, top)
+            return _ArrayRecords(w, s[skip:end], btf, first, top)
+    return _ListRecords(words, starts[skip:end], btf, first, top)
 
 
-def _dump_own(btf: Btf, first: int, type_cnt: int, out: list[str], top: Btf) -> None:
-    """Append the lines of ``btf``'s own types with ids >= ``first`` to ``out``."""
-    recs = _records(btf, first, top)
+def _own_lines(flat: Flat, btf: Btf, first: int, stop: int, type_cnt: int, top: Btf) -> list[str]:
+    """The lines of ``btf``'s own types with ids ``first`` to ``stop - 1``."""
+    recs = _records(flat, btf, first, stop, top)
     lines = recs.new_lines()
     _print_records(recs, top, type_cnt, lines)
-    out.extend(recs.finish(lines))
+    return recs.finish(lines)
+
+
+def _halfway(flat: Flat, btf: Btf, first: int) -> int | None:
+    """The id where a forked helper (:mod:`btfspec.spec.forked`) takes over the lines of the records from
+    ``first`` on, when they are many enough for that to pay; the caller keeps ``PARENT_SHARE`` of them."""
+    words, starts = flat
+    skip = first - btf.start_id
+    if skip >= len(starts) or len(words) - starts[skip] < FORK_MIN_WORDS or not can_fork():
+        return None
+    import numpy as np
+
+    w = np.frombuffer(words, dtype=np.uint32)
+    s = np.frombuffer(starts, dtype=np.uint32).astype(np.int64)[skip:]
+    if not _ArrayRecords.fits(w, s, btf):
+        return None
+    info = w[s + 1]
+    shows = np.zeros(btf.info.kinds, dtype=bool)
+    shows[list(ELEM_LINE_KINDS)] = True
+    lines = np.cumsum(1 + np.where(shows[(info >> 24) & btf.info.kind_mask], info & btf.info.vlen_mask, 0))
+    mid = int(np.searchsorted(lines, lines[-1] * PARENT_SHARE))
+    return first + mid if 0 < mid < len(s) else None
+
+
+def _dump_own(btf: Btf, first: int, type_cnt: int, out: list[str], top: Btf, *, fork: bool) -> None:
+    """Append the lines of ``btf``'s own types with ids >= ``first`` to ``out``; with ``fork``, a large
+    object's second half is formatted by a forked helper meanwhile (the same lines: it only saves time)."""
+    stop, flat = btf.type_cnt, btf.flat_words()
+    mid = _halfway(flat, btf, first) if fork else None
+    if mid is None:
+        out.extend(_own_lines(flat, btf, first, stop, type_cnt, top))
+        return
+    helper = ForkedCall(lambda: "\n".join(_own_lines(flat, btf, mid, stop, type_cnt, top)).encode("latin-1"))
+    try:
+        out.extend(_own_lines(flat, btf, first, mid, type_cnt, top))
+    except BaseException:
+        helper.close()
+        raise
+    second = helper.result()
+    if second is not None:
+        out.append(second.decode("latin-1"))
+    else:
+        out.extend(_own_lines(flat, btf, mid, stop, type_cnt, top))
 
 
 @functools.cache

@@ -290,7 +290,37 @@ def test_array_reader_prints_what_the_list_reader_prints(case: str, monkeypatch:
     btf, start_id = _reader_cases()[case]
     expected = dump_raw(btf, start_id=start_id)
     monkeypatch.setattr(text, "VECTOR_MIN_WORDS", 0)
-    assert isinstance(text._records(btf, btf.start_id, btf), text._ArrayRecords)
+    assert isinstance(text._records(btf.flat_words(), btf, btf.start_id, btf.type_cnt, btf), text._ArrayRecords)
+    assert dump_raw(btf, start_id=start_id) == expected
+
+
+@pytest.mark.parametrize("case", list(_reader_cases()))
+def test_forked_dump_prints_what_one_process_prints(case: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A large object's second half is formatted by a forked helper; forced onto small objects (of
+    every shape the readers take) the text is the one-process text, and a helper that fails (here:
+    raises in the child) leaves the parent to print that half itself."""
+    from btfspec.spec import forked, text
+
+    btf, start_id = _reader_cases()[case]
+    expected = dump_raw(btf, start_id=start_id, fork=False)
+    monkeypatch.setattr(text, "FORK_MIN_WORDS", 0)
+    monkeypatch.setattr(text, "VECTOR_MIN_WORDS", 0)
+    monkeypatch.setattr(text, "can_fork", lambda: True)
+    helpers: list[forked.ForkedCall] = []
+    monkeypatch.setattr(text, "ForkedCall", lambda fn: helpers.append(forked.ForkedCall(fn)) or helpers[-1])
+    assert dump_raw(btf, start_id=start_id) == expected
+    if text._halfway(btf.flat_words(), btf, btf.start_id) is None:
+        assert btf.nr_types < 2 or not helpers  # nothing to split: no helper
+        return
+    assert helpers and all(h.pid is None for h in helpers)  # a helper ran, and was reaped
+    parent, own_lines = os.getpid(), text._own_lines
+
+    def fails_in_child(*args: object) -> list[str]:
+        if os.getpid() != parent:
+            raise RuntimeError("helper fails")
+        return own_lines(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(text, "_own_lines", fails_in_child)
     assert dump_raw(btf, start_id=start_id) == expected
 
 
