@@ -12,11 +12,12 @@ from typing import Any
 import pytest
 
 from btfspec.oracle.fuzz.campaign.hypothesis_glue import seeded_example
-from btfspec.oracle.fuzz.helpers import Q5_SUSPECT_MIN, Calls, relocation_pipeline
+from btfspec.oracle.fuzz.helpers import Calls, relocation_pipeline
 from btfspec.oracle.fuzz.property import Context
 from btfspec.oracle.fuzz.registry import get_property
 from btfspec.oracle.impls.adapter import ACCEPT, DISTILL, RELOCATE, close_impls, make_impl
 from btfspec.oracle.impls.outcome import TIMEOUT
+from btfspec.oracle.impls.quirks import Q5_SUSPECT_MIN
 from tests.helpers import need_libbpf
 
 CASES = Path(__file__).resolve().parent.parent / "corpus" / "cases"

@@ -148,6 +148,26 @@ def test_analyse_mapping_lists_every_failing_type_with_reasons() -> None:
     assert analyse_mapping(d.split, d.base, Target(old)) == []
 
 
+@pytest.mark.skipif(_libbpf_reason() is not None, reason=f"libbpf unusable: {_libbpf_reason()}")
+def test_a_module_that_hangs_libbpf_is_answered_at_once_and_its_problem_is_the_modules() -> None:
+    """A cyclic modifier chain below a member hangs libbpf's relocation (Q5, corpus case E13): with
+    ``--impl libbpf`` the reference predicts the hang and libbpf gets a moment, not the 10 s
+    ``--timeout``; the problem is the module's BTF, not a distilled base type that fails to map."""
+    import time
+
+    case = Path(__file__).resolve().parent.parent / "corpus" / "cases" / "E13-const-cycle-hangs-relocate"
+    args = ("check", case / "split.btf", "--built-against", case / "base.btf", "--target", case / "base.btf")
+    start = time.monotonic()
+    code, out, err = cli(*args, "--impl", "libbpf")
+    assert time.monotonic() - start < 5, "libbpf was given the whole --timeout"
+    assert code == 1 and "WILL NOT LOAD" in out and "did not finish (killed after" in out, (out, err)
+    assert "as the Python reference predicts its hang (Q5:" in out
+    assert "  the module's BTF: btfspec: Q5: cyclic modifier chain" in out
+    assert "distilled base type cannot be mapped" not in out and "the target: " not in out
+    code, out, _ = cli(*args, "--impl", "python")
+    assert code == 1 and "-ELOOP (40)" in out and "predicts its hang" not in out
+
+
 def test_copy_start_finds_the_copied_suffix() -> None:
     b = Builder()
     i = b.int("int", 4, INT_SIGNED)

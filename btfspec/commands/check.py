@@ -39,14 +39,17 @@ def print_report(r: CheckReport) -> None:
         click.echo(f"  {r.stage} [{r.impl}], which stops at the first failure: {r.reason}")
     else:
         click.echo(f"  relocation [{r.impl}]: ok, every distilled base type maps onto the target")
-    if r.problems:
-        n = len(r.problems)
+    for p in (p for p in r.problems if not p.dist_id):  # the module's BTF or the target as a whole
+        click.echo(f"  {p.label}: {p.text}")
+    typed = [p for p in r.problems if p.dist_id]
+    if typed:
+        n = len(typed)
         click.echo(f"  {n} distilled base type{'s' if n > 1 else ''} cannot be mapped onto the target:")
-        for p in r.problems[:MAX_LISTED]:
+        for p in typed[:MAX_LISTED]:
             click.echo(f"    {p.label}: {p.text}")
             if p.affected:
                 click.echo(f"      affects: {', '.join(p.affected)}")
-            elif p.dist_id:
+            else:
                 click.echo("      affects: no named type of the module (only anonymous types nothing refers to)")
         if n > MAX_LISTED:
             click.echo(f"    ... and {n - MAX_LISTED} more (--json lists all)")

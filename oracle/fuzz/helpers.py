@@ -14,9 +14,7 @@
 
 from __future__ import annotations
 
-import errno as _errno
 import os
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -47,24 +45,12 @@ from btfspec.oracle.impls.adapter import (
 )
 from btfspec.oracle.impls.batch import Output, Step
 from btfspec.oracle.impls.outcome import CRASH, ERROR, OK, TIMEOUT, Outcome
-from btfspec.oracle.impls.quirks import Q5, Q12
+from btfspec.oracle.impls.quirks import Q5, Q12, q5_limit, quirk_ids
 from btfspec.spec.errors import BtfError, errno_text
 from btfspec.spec.model import Btf
 
 MIN_TYPES, MAX_TYPES = 3, 60  # universe size of generated base/split pairs
 RELOCATION_CAPS = frozenset({DISTILL, RELOCATE})  # what an implementation needs to take part in P1/P2
-# libbpf's relocate limit where the reference predicts the Q5 hang: libbpf answers a generated case
-# (<= 60 types) in 0.5 ms (median; p99.9 9 ms, slowest 23 ms, counted from the request to the read, with
-# two python+libbpf workers on two cores), so 30 ms is a wide margin, plus time for large inputs (a
-# kernel's base), never more than Q5_SUSPECT_TIMEOUT.  The call runs in a fork of the libbpf worker (a
-# limit under the impl's own, LibbpfImpl), and the limit counts its CPU time, so a loaded machine that
-# starves it does not turn a slow answer into the predicted hang.  Every hang costs this wait: about one
-# seeded P1 case in 150 hangs libbpf, and at 0.1 s those waits were a fifth of a seeded python+libbpf P1
-# loop's time (at 0.25 s, 40% of a campaign's).
-Q5_SUSPECT_TIMEOUT = 2.0
-Q5_SUSPECT_MIN = 0.03
-Q5_SUSPECT_PER_MIB = 0.5  # seconds per MiB of relocation input
-_QUIRK_ID = re.compile(r"Q\d+\Z")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -78,11 +64,6 @@ def short(out: Outcome) -> str:
     if out.status == CRASH and out.detail:
         return f"crash ({out.detail})"
     return out.status
-
-
-def quirk_ids(out: Outcome) -> list[str]:
-    """The catalogue ids a reference outcome names in ``detail`` (nothing for other details)."""
-    return [p.strip() for p in out.detail.split(",") if _QUIRK_ID.match(p.strip())]
 
 
 def bytes_class(want: bytes, got: bytes) -> str:
@@ -184,11 +165,7 @@ class Calls:
     def _q5_limit(self, split: bytes, dist_base: bytes, base: bytes) -> float | None:
         """The short limit of a libbpf relocation the reference predicts to hang (Q5), else None."""
         pred = self.run("python", RELOCATE, split, dist_base, base)
-        if pred.status == ERROR and pred.errno == -_errno.ELOOP and Q5 in quirk_ids(pred):
-            size = len(split) + len(dist_base) + len(base)
-            return min(round(Q5_SUSPECT_MIN + Q5_SUSPECT_PER_MIB * size / (1 << 20), 2), Q5_SUSPECT_TIMEOUT,
-                       self.ctx.timeout)
-        return None
+        return q5_limit(pred, len(split) + len(dist_base) + len(base), self.ctx.timeout)
 
     def _relocate_limit(self, name: str, split: bytes, dist_base: bytes, base: bytes) -> float:
         """The time limit of ``name``'s relocation: the context's, or libbpf's short one of a predicted Q5 hang."""

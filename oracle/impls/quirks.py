@@ -9,7 +9,11 @@ bytes-in/bytes-out API (they need a libbpf object state) and are never recorded.
 
 from __future__ import annotations
 
+import errno
+import re
 from dataclasses import dataclass
+
+from btfspec.oracle.impls.outcome import ERROR, Outcome
 
 
 @dataclass(frozen=True)
@@ -107,6 +111,33 @@ Q17_DEPTH = 10_000
 # A chain depth that crashes libbpf v1.6 for certain: it overflows an 8 MiB stack somewhere between 70k
 # and 100k levels (the corpus's Q17 entry uses it).
 Q17_CRASH_DEPTH = 200_000
+
+
+# libbpf's relocate limit where the reference predicts the Q5 hang: libbpf answers a generated case
+# (<= 60 types) in 0.5 ms (median; p99.9 9 ms, slowest 23 ms, counted from the request to the read, with
+# two python+libbpf workers on two cores), so 30 ms is a wide margin, plus time for large inputs (a
+# kernel's base), never more than Q5_SUSPECT_TIMEOUT.  The call runs in a fork of the libbpf worker (a
+# limit under the impl's own, LibbpfImpl), and the limit counts its CPU time, so a loaded machine that
+# starves it does not turn a slow answer into the predicted hang.  Every hang costs this wait: about one
+# seeded P1 case in 150 hangs libbpf, and at 0.1 s those waits were a fifth of a seeded python+libbpf P1
+# loop's time (at 0.25 s, 40% of a campaign's).
+Q5_SUSPECT_TIMEOUT = 2.0
+Q5_SUSPECT_MIN = 0.03
+Q5_SUSPECT_PER_MIB = 0.5  # seconds per MiB of relocation input
+_QUIRK_ID = re.compile(r"Q\d+\Z")
+
+
+def quirk_ids(out: Outcome) -> list[str]:
+    """The catalogue ids a reference outcome names in ``detail`` (nothing for other details)."""
+    return [p.strip() for p in out.detail.split(",") if _QUIRK_ID.match(p.strip())]
+
+
+def q5_limit(prediction: Outcome, size: int, timeout: float) -> float | None:
+    """The short time limit of a libbpf relocation of ``size`` input bytes that the Python reference's
+    ``prediction`` (its relocation of the same input) says hangs (Q5), else None; never above ``timeout``."""
+    if prediction.status == ERROR and prediction.errno == -errno.ELOOP and Q5 in quirk_ids(prediction):
+        return min(round(Q5_SUSPECT_MIN + Q5_SUSPECT_PER_MIB * size / (1 << 20), 2), Q5_SUSPECT_TIMEOUT, timeout)
+    return None
 
 
 def describe(qid: str) -> str:

@@ -26,6 +26,8 @@ MAX_AFFECTED = 12
 # problem reasons (MapProblem.reason)
 MISSING, SIZE_CHANGED, SIZE_MISMATCH, AMBIGUOUS = "missing", "size-changed", "size-mismatch", "ambiguous"
 ENCODING_CHANGED, KIND_CHANGED, INVALID, INCOMPATIBLE = "encoding-changed", "kind-changed", "invalid", "incompatible"
+# what a problem of no one distilled type is about (MapProblem.about)
+MODULE, TARGET = "the module's BTF", "the target"
 _ROOT_KINDS = frozenset({Kind.STRUCT, Kind.UNION, Kind.ENUM, Kind.ENUM64, Kind.TYPEDEF, Kind.FUNC, Kind.VAR,
                          Kind.DATASEC})
 
@@ -43,11 +45,12 @@ class MapProblem:
     target_ids: list[int] = field(default_factory=list)  # same-named types in the target
     embedded: bool = False
     affected: list[str] = field(default_factory=list)  # the module's own types that reach it
+    about: str = ""  # for a problem of no one distilled type (dist_id 0): MODULE or TARGET
 
     @property
     def label(self) -> str:
-        """``STRUCT 'device' [13]``."""
-        return f"{self.kind} '{self.name}' [{self.dist_id}]" if self.dist_id else "the target"
+        """``STRUCT 'device' [13]``, or what a problem of no one distilled type is about."""
+        return f"{self.kind} '{self.name}' [{self.dist_id}]" if self.dist_id else self.about
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -160,7 +163,7 @@ def analyse_mapping(split: bytes, dist: bytes, target: Target, first_copy: int |
         s = ref.parse_btf(split, d.btf, run, "split")
     except ref.Fail as f:
         return [MapProblem(0, "", "", INVALID, f"the module's BTF does not parse ({errno_text(f.errno)}): "
-                                              + " ".join(run.log))]
+                                              + " ".join(run.log), about=MODULE)]
     dbtf, sbtf = d.btf, s.btf
     nr_dist, nr_types = dbtf.type_cnt, sbtf.type_cnt
     bad = [_invalid_distilled(dbtf, i) for i in range(1, nr_dist)]
@@ -171,7 +174,7 @@ def analyse_mapping(split: bytes, dist: bytes, target: Target, first_copy: int |
     try:
         ref.mark_embedded(sbtf, nr_dist, nr_types, id_map, run)
     except ref.Fail:
-        return [MapProblem(0, "", "", INVALID, " ".join(run.log))]
+        return [MapProblem(0, "", "", INVALID, " ".join(run.log), about=MODULE)]
     embedded = {i for i in range(1, nr_dist) if id_map[i] == ref.BTF_IS_EMBEDDED}
     matched, named, void_hits = _scan(dbtf, target, embedded, run)
     rev = reverse_refs(sbtf)
@@ -187,7 +190,8 @@ def analyse_mapping(split: bytes, dist: bytes, target: Target, first_copy: int |
     if void_hits:
         problems.append(MapProblem(0, "", "", INVALID, f"target types {void_hits[:4]} have a non-zero name offset "
                                                        "pointing at an empty string; relocation refuses any "
-                                                       "target like that (libbpf quirk Q3)", target_ids=void_hits))
+                                                       "target like that (libbpf quirk Q3)", target_ids=void_hits,
+                                   about=TARGET))
     return problems
 
 
