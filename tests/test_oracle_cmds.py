@@ -326,6 +326,23 @@ def test_relocation_errors_name_the_type(mod: dict, distilled: Path, tmp_path: P
     assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".x.ko")]
 
 
+@needs_libbpf
+def test_a_relocation_that_hangs_libbpf_ends_at_once_and_says_why(tmp_path: Path) -> None:
+    """libbpf loops forever on a cyclic modifier chain below a member (Q5, corpus case E13); the reference
+    predicts it, so ``relocate``/``compare --impl libbpf`` give libbpf a moment, not the 10 s ``--timeout``."""
+    case = Path(__file__).resolve().parent.parent / "corpus" / "cases" / "E13-const-cycle-hangs-relocate"
+    out = tmp_path / "x.btf"
+    start = time.monotonic()
+    code, _, err = cli("relocate", case / "distill.split.btf", "--distilled-base", case / "distill.base.btf",
+                       "--base", case / "base.btf", "--impl", "libbpf", "-o", out)
+    assert code == 1 and not out.exists() and err.count("\n") == 1, err
+    assert err.startswith("btfspec: relocation failed [libbpf]: did not finish (killed after ")
+    assert "the hang the Python reference predicts: Q5:" in err
+    code, text, _ = cli("compare", case / "split.btf", "--base", case / "base.btf", "--impl", "python,libbpf")
+    assert code == 0 and "known libbpf quirk Q5" in text  # the hang is the quirk python-vs-libbpf excuses
+    assert time.monotonic() - start < 8, "libbpf was given the whole --timeout"
+
+
 def test_usage_and_input_errors(mod: dict, tmp_path: Path) -> None:
     d = mod["dir"]
     cases = [

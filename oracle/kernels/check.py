@@ -28,8 +28,7 @@ from typing import Any
 
 from btfspec.oracle.impls import reference as ref
 from btfspec.oracle.impls.adapter import Implementation, ImplUnavailable, make_impl
-from btfspec.oracle.impls.outcome import DEFAULT_TIMEOUT, TIMEOUT, Outcome
-from btfspec.oracle.impls.quirks import Q5, describe, q5_limit
+from btfspec.oracle.impls.outcome import DEFAULT_TIMEOUT, Outcome
 from btfspec.oracle.kernels import btfids
 from btfspec.oracle.kernels.fetch import MANIFEST, VMLINUX_BTF, read_manifest
 from btfspec.oracle.kernels.kmodule import (
@@ -39,6 +38,7 @@ from btfspec.oracle.kernels.kmodule import (
     reference_distill,
     reference_relocate,
     relocate_map,
+    relocate_outcome,
 )
 from btfspec.oracle.kernels.stale import StaleFinder
 from btfspec.oracle.kernels.unmapped import MapProblem, affected, analyse_mapping, reverse_refs
@@ -270,16 +270,6 @@ def _run(impl: Implementation, op: str, *args: bytes) -> Outcome:
     return getattr(impl, op)(*args)
 
 
-def _libbpf_relocate(libbpf: Any, split: bytes, dist: bytes, base: bytes) -> tuple[Outcome, float | None]:
-    """libbpf's relocation and its time limit when that was short: the reference predicted the Q5 hang (as
-    campaigns do: :func:`~btfspec.oracle.impls.quirks.q5_limit`), so a module that hangs libbpf is answered
-    in a moment instead of after the whole ``--timeout``."""
-    limit = q5_limit(reference_relocate(split, dist, base), len(split) + len(dist) + len(base), libbpf.timeout)
-    if limit is None:
-        return libbpf.relocate(split, dist, base), None
-    return libbpf.relocate(split, dist, base, timeout=limit), limit
-
-
 def check_module(module: str, target: str = HOST_VMLINUX, built_against: str | None = None,
                  impl: str = "python", *, timeout: float = DEFAULT_TIMEOUT,
                  prepared: Target | None = None) -> CheckReport:
@@ -374,13 +364,7 @@ def _check(inp: BtfInput, tgt: Target, tlabel: str, built_against: str | None, i
         rep.distilled_types = on_dist.start_id - 1
         rep.own_types = first_copy - on_dist.start_id
         rep.copied_types = on_dist.type_cnt - first_copy
-    if relocator is None and impl == "libbpf":
-        rel, limit = _libbpf_relocate(runner, split, dist, tgt.data)
-        if limit is not None and rel.status == TIMEOUT:
-            rep.notes.append(f"libbpf was given {limit:g} s, as the Python reference predicts its hang "
-                             f"({describe(Q5)})")
-    else:
-        rel = _run(relocator or runner, "relocate", split, dist, tgt.data)
+    rel = relocate_outcome(relocator or runner, split, dist, tgt.data)
     if relocator is not None:
         _compare_loader(rep, rel, reference_relocate(split, dist, tgt.data))
     if not rel.ok:
