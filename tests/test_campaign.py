@@ -19,6 +19,7 @@ from click.testing import CliRunner
 
 from btfspec.cli import main
 from btfspec.oracle.fuzz.campaign import known_findings, parse_duration, run_campaign
+from btfspec.oracle.fuzz.campaign.findings import AS_FOUND_GROUP_SHRUNK, AS_FOUND_NO_SHRINKING
 from btfspec.oracle.fuzz.corpus import FAIL, PASS, load_entry, run_entry
 from btfspec.oracle.fuzz.report import render_markdown, render_text
 from btfspec.oracle.impls.external import CmdImpl
@@ -90,6 +91,7 @@ def test_shrink_share_zero_records_findings_as_found(tmp_path: Path) -> None:
                           corpus_dir=tmp_path / "found", distill_cmd=BROKEN_DISTILL, progress=False, shrink_share=0)
     (rec,) = _cmd_findings(result)[:1]
     assert rec.outcome == "distill differs from libbpf" and rec.partial  # kept as found, not shrunk
+    assert rec.unshrunk == AS_FOUND_NO_SHRINKING and f"({AS_FOUND_NO_SHRINKING})" in render_text(result)
     (slot,) = result.slots
     assert slot["examples"]["P3"] == slot["seeded"]["P3"] == 20, slot  # every call a drawn case, none a shrink
     assert not any(what == "shrink" for what, *_ in slot["schedule"]), slot["schedule"]
@@ -381,6 +383,8 @@ def test_a_root_cause_is_shrunk_once_per_slot(tmp_path: Path, monkeypatch) -> No
     shrunk = [f for f in result.new_findings if not f.partial]
     assert shrunk and any(f.description == "x=10" for f in shrunk)
     assert any(f.partial and f.description != "x=10" for f in result.new_findings)  # reported as found
+    assert {f.unshrunk for f in result.new_findings if f.partial} == {AS_FOUND_GROUP_SHRUNK}  # and says why
+    assert all(f.unshrunk == "" for f in shrunk)
 
 
 def test_a_finding_is_dated_when_found_not_when_its_shrinking_ends(tmp_path: Path, monkeypatch) -> None:

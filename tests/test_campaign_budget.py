@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from btfspec.oracle.fuzz.campaign import BUDGET_OVERRUN, run_campaign
+from btfspec.oracle.fuzz.campaign.findings import PARTLY_TIME_UP
 
 PY = sys.executable
 
@@ -99,6 +100,7 @@ def test_shrinking_gets_its_share_then_keeps_the_smallest_example(tmp_path: Path
     assert time.monotonic() - start < budget + BUDGET_OVERRUN
     (finding,) = r.findings
     assert finding.partial and finding.seconds < 0.1 * budget + 6.0, finding  # 2 s of shrinking, not the budget
+    assert finding.unshrunk == PARTLY_TIME_UP, finding
 
 
 def test_max_examples_counts_shrinking(tmp_path: Path) -> None:

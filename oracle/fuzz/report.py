@@ -144,7 +144,7 @@ def render_text(result: CampaignResult) -> str:
         out.append(f"        first difference: {f.first_difference}")
         if f.quirk:
             out.append(f"        quirk: {f.quirk}")
-        out.append(f"        entry: {f.path}" + (" (partially shrunk: stopped early)" if f.partial else ""))
+        out.append(f"        entry: {f.path}" + (f" ({f.unshrunk or 'not shrunk to the end'})" if f.partial else ""))
         out.append(f"        reproduce: {f.reproduce}")
         if f.error:
             out.append(f"        NOT WRITTEN as an entry ({f.error}); raw files kept under .unwritten/")

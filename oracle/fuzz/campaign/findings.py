@@ -59,6 +59,15 @@ def known_findings(corpus_dir: str | os.PathLike[str]) -> tuple[set[tuple[str, .
     return sigs, names
 
 
+# Why a finding's example is not (fully) shrunk (FoundRecord.unshrunk, a report's "entry: ... (...)").
+AS_FOUND_NO_SHRINKING = "as found: shrinking is off (--shrink-share 0)"
+AS_FOUND_GROUP_SHRUNK = "as found: its group already has a shrunk example"
+AS_FOUND_FLAKY = "as found: replayed to shrink it, it did not fail again (flaky)"
+AS_FOUND_NO_TURN = "as found: the campaign ended before its turn to shrink"
+PARTLY_TIME_UP = "partly shrunk: its shrinking time ran out"
+PARTLY_STOPPED = "partly shrunk: the campaign ended meanwhile"
+
+
 @dataclass
 class FoundRecord:
     """A finding as the parent recorded it."""
@@ -73,7 +82,7 @@ class FoundRecord:
     reproduce: str
     new: bool
     slot: int
-    partial: bool = False
+    partial: bool = False  # not shrunk to the end: ``unshrunk`` says why
     description: str = ""
     error: str | None = None
     seconds: float = 0.0  # when the parent recorded it, from the campaign's start
@@ -81,6 +90,7 @@ class FoundRecord:
     group: str = ""  # the name of its group (groups.FindingGroup), which is its corpus entry's name
     operator: str = ""  # the perturbation or mutation operator of its case, when recorded
     shared_with: list[str] = dataclasses.field(default_factory=list)  # implementations doing exactly as libbpf
+    unshrunk: str = ""  # why the example is as found or partly shrunk (AS_FOUND_*, PARTLY_*); "" when shrunk
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

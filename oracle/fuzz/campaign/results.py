@@ -121,14 +121,14 @@ class Parent:
             self.sample()
         elif kind == "finding":
             self.add_finding(finding_from_dict(event["finding"]), slot, bool(event.get("partial")),
-                             str(event.get("profile", "")), event.get("found_at"))
+                             str(event.get("profile", "")), event.get("found_at"), str(event.get("unshrunk", "")))
         elif kind == "start":
             self.pids[slot] = (event.get("host", ""), int(event.get("pid", 0)))
         elif kind == "done":
             self.done.add(slot)
 
     def add_finding(self, f: Finding, slot: int, partial: bool = False, profile: str = "",
-                    found_at: float | None = None) -> None:
+                    found_at: float | None = None, unshrunk: str = "") -> None:
         """Record a finding into its group (:mod:`btfspec.oracle.fuzz.groups`): the group's one corpus entry
         keeps the smallest example seen.  Its time is when the slot found it (``found_at``, epoch seconds;
         its shrinking came after), else when it arrives."""
@@ -162,7 +162,7 @@ class Parent:
                                       reproduce=self._reproduce(path, example), signatures=sigs)
             record = FoundRecord(sig, f.property, f.impl, f.outcome, f.first_difference, f.quirk,
                                  display_path(path), reproduce, group.new, slot, partial, f.description, error,
-                                 seconds, profile, name, f.operator, list(f.shared_with))
+                                 seconds, profile, name, f.operator, list(f.shared_with), unshrunk)
             self.result.findings.append(record)
         stop_when = self.opts.get("stop_when")
         if callable(stop_when) and stop_when(record):

@@ -48,7 +48,15 @@ from btfspec.oracle.fuzz.campaign.config import (
     signature_key,
 )
 from btfspec.oracle.fuzz.campaign.dask_worker import profiler_paused
-from btfspec.oracle.fuzz.campaign.findings import finding_to_dict
+from btfspec.oracle.fuzz.campaign.findings import (
+    AS_FOUND_FLAKY,
+    AS_FOUND_GROUP_SHRUNK,
+    AS_FOUND_NO_SHRINKING,
+    AS_FOUND_NO_TURN,
+    PARTLY_STOPPED,
+    PARTLY_TIME_UP,
+    finding_to_dict,
+)
 from btfspec.oracle.fuzz.campaign.hypothesis_glue import (
     NotSeedable,
     campaign_test,
@@ -256,14 +264,17 @@ class _Slot:
             event["coverage"] = _cov_delta(coverage.snapshot(), self.cov0)
         self.channel.send(event)
 
-    def report(self, finding: Finding, ctx: Context, partial: bool = False) -> None:
+    def report(self, finding: Finding, ctx: Context, unshrunk: str = "") -> None:
+        """Send a new finding to the parent; ``unshrunk`` says why its example is not shrunk to the end
+        (:data:`~btfspec.oracle.fuzz.campaign.findings.AS_FOUND_GROUP_SHRUNK` and the others)."""
         if finding.signature in ctx.known:
             return
         ctx.known.add(finding.signature)
-        if not partial:
+        if not unshrunk:
             self.shrunk_groups.add(group_key(finding))
         self.reported.append(entry_name(finding.signature))
-        self.channel.send({"type": "finding", "slot": self.spec.index, "partial": partial,
+        self.channel.send({"type": "finding", "slot": self.spec.index, "partial": bool(unshrunk),
+                           "unshrunk": unshrunk,
                            "profile": ctx.profile, "found_at": self.found_at.get(finding.signature, time.time()),
                            "finding": finding_to_dict(finding)})
 
@@ -362,13 +373,15 @@ class _Slot:
         and reported; whether one was found."""
         db = shrinking_database(db)  # somewhere to keep a failure until it is shrunk, replayed on its own
         found = self.seeded_chunk(prop, ctx, n, seed, db, key)
-        if found is not None and (not self.shrink_limit or group_key(found) in self.shrunk_groups):
-            self.report(found, ctx, partial=True)  # no shrinking (or its group has a shrunk example): as found
+        if found is not None and not self.shrink_limit:
+            self.report(found, ctx, AS_FOUND_NO_SHRINKING)
+        elif found is not None and group_key(found) in self.shrunk_groups:
+            self.report(found, ctx, AS_FOUND_GROUP_SHRUNK)
         elif found is not None and self.deferring:
             self.deferred.append(_Deferred(prop, ctx.profile, seed, db, key, found))
         elif found is not None:  # hypothesis replays the saved failure first and shrinks it
             self._replay(found, lambda: self.hypothesis_chunk(prop, ctx, 1, seed, db, key, cap))
-            self.report(found, ctx, partial=True)  # only if the replay did not give it (a flaky failure)
+            self.report(found, ctx, AS_FOUND_FLAKY)  # only if the replay did not give it
         elif prop.name in self.unseedable:
             self.hypothesis_chunk(prop, ctx, n, seed, db, key, cap)
         return found is not None
@@ -385,8 +398,8 @@ class _Slot:
         d = self.deferred.pop(0)
         if d.finding.signature in ctx.known:
             return True
-        if group_key(d.finding) in self.shrunk_groups:  # its group has a shrunk example already
-            self.report(d.finding, ctx, partial=True)
+        if group_key(d.finding) in self.shrunk_groups:
+            self.report(d.finding, ctx, AS_FOUND_GROUP_SHRUNK)
             return True
         profile, ctx.profile = ctx.profile, d.profile
         self.note("shrink", d.prop.name)
@@ -394,7 +407,7 @@ class _Slot:
             if d.requeue:
                 requeue_for_shrinking(d.db, d.key)
             self._replay(d.finding, lambda: self.hypothesis_chunk(d.prop, ctx, 1, d.seed, d.db, d.key, cap))
-            self.report(d.finding, ctx, partial=True)  # only if the replay did not give it (a flaky failure)
+            self.report(d.finding, ctx, AS_FOUND_FLAKY)  # only if the replay did not give it
         finally:
             ctx.profile = profile
         return True
@@ -463,9 +476,10 @@ class _Slot:
             test()
         except _Defer:
             self.deferred += [_Deferred(prop, ctx.profile, seed, db_given, key, f, True) for f in pending.values()]
-        except _Stop:
+        except _Stop as stop:
+            why = PARTLY_TIME_UP if isinstance(stop, _ShrinkLimit) else PARTLY_STOPPED
             for finding in pending.values():  # the smallest failing example seen so far
-                self.report(finding, ctx, partial=True)
+                self.report(finding, ctx, why)
         except BaseException as exc:
             if isinstance(exc, KeyboardInterrupt):
                 raise
@@ -569,7 +583,7 @@ def run_slot(spec: SlotSpec, channel: Channel) -> dict[str, Any]:
     finally:
         if ctx is not None:
             for d in slot.deferred:  # found but never shrunk: the example as found
-                slot.report(d.finding, ctx, partial=True)
+                slot.report(d.finding, ctx, AS_FOUND_NO_TURN)
         close_impls(impls)
     slot.progress(force=True)
     result = {"slot": spec.index, "seed": spec.seed, "examples": slot.examples, "seeded": slot.seeded,
