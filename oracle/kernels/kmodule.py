@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from btfspec.oracle.impls.adapter import Implementation, PythonImpl, bytes_difference
-from btfspec.oracle.impls.outcome import CRASH, TIMEOUT, Outcome
+from btfspec.oracle.impls.outcome import CRASH, DEFAULT_TIMEOUT, TIMEOUT, Outcome
 from btfspec.oracle.impls.quirks import Q5, describe, q5_limit
 from btfspec.oracle.kernels import btfids
 from btfspec.spec.elf import create_temp, remove_quietly, replace_keeping_mode, write_sections
@@ -161,7 +161,8 @@ def relocate_outcome(impl: Implementation, split: bytes, distilled_base: bytes, 
     limit = None
     if impl.name == "libbpf":
         size = len(split) + len(distilled_base) + len(base)
-        limit = q5_limit(reference_relocate(split, distilled_base, base), size, getattr(impl, "timeout", size))
+        prediction = reference_relocate(split, distilled_base, base)
+        limit = q5_limit(prediction, size, getattr(impl, "timeout", DEFAULT_TIMEOUT))
     if limit is None:
         return impl.relocate(split, distilled_base, base)
     out = impl.relocate(split, distilled_base, base, timeout=limit)
