@@ -12,7 +12,10 @@ the module loader parses ``.BTF.base`` without that rule and relocates over an e
 (``tests/test_kernel_vm.py`` shows it on Debian's 6.12).  Any other rejection of it still counts.
 
 A finding's first difference is the validator rule the rejected blob breaks (a stable class); its
-``steps`` replay the distill (and relocate) and an ``accept`` step per produced blob.
+``steps`` replay the distill (and relocate) and an ``accept`` step per produced blob.  A relocated split
+rejected by an acceptor for the rule its distilled split already breaks (a modifier chain that distill
+copied deeper than the kernel resolves, say) inherits that rejection: the distilled split's is the finding,
+whoever relocated it -- libbpf's own, or python-strict's where libbpf's distill was the same.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from btfspec.spec.errors import BtfError
 from btfspec.spec.model import Btf
 
 DISTILLED_BASE = "distilled base"  # what P4 calls the distilled base among the blobs it judges
+DISTILLED_SPLIT = "distilled split"
 NO_TYPES = "No type found"  # BPF_BTF_LOAD's last log line for BTF without types
 
 
@@ -102,7 +106,7 @@ def check_p4(case: Any, ctx: Context) -> None:
         if not d.ok:
             continue
         dbase, dsplit = d.outputs.get("base", b""), d.outputs.get("split", b"")
-        produced = [(DISTILLED_BASE, DISTILL, dbase, None), ("distilled split", DISTILL, dsplit, dbase)]
+        produced = [(DISTILLED_BASE, DISTILL, dbase, None), (DISTILLED_SPLIT, DISTILL, dsplit, dbase)]
         r: Outcome | None = None
         if RELOCATE in impl.capabilities:
             r = calls.relocate(name, dsplit, dbase, base)
@@ -112,15 +116,31 @@ def check_p4(case: Any, ctx: Context) -> None:
         # relocated split when the relocation is too (a rejection of them is libbpf's finding, not a second one)
         same_d = same_as_libbpf(calls, name, DISTILL, (split, base), d)
         same_r = same_d and (r is None or same_as_libbpf(calls, name, RELOCATE, (dsplit, dbase, base), r))
+        broken: set[tuple[str, str]] = set()  # (acceptor, rule) the distilled split breaks
         for what, op, blob, on in produced:
-            if same_r or (same_d and op == DISTILL):
+            own = not (same_r or (same_d and op == DISTILL))
+            if not own and what != DISTILLED_SPLIT:
                 continue
             for who, verdict in acc.rejections(blob, on, what):
-                raise_new(ctx, _p4_finding(case, calls, acc, name, d, r, what, op, blob, on, who, verdict))
+                rule = _rejection_rule(who, blob, on)
+                if what == DISTILLED_SPLIT:
+                    broken.add((who, rule))
+                elif op == RELOCATE and (who, rule) in broken:
+                    continue  # inherited from the distilled split it was made from: that rejection is the finding
+                if own:
+                    raise_new(ctx, _p4_finding(case, calls, name, d, r, what, op, blob, who, verdict, rule))
 
 
-def _p4_finding(case: Any, calls: Calls, acc: _Acceptance, name: str, d: Outcome, r: Outcome | None, what: str,
-                op: str, blob: bytes, on: bytes | None, who: str, verdict: Outcome) -> Finding:
+def _rejection_rule(who: str, blob: bytes, on: bytes | None) -> str:
+    """The validator rule behind ``who``'s rejection of ``blob`` (on ``on``): kernel rules on the split merged
+    with its base, as BPF_BTF_LOAD sees it, or libbpf's on the split parsed on its base."""
+    if who == "kernel":
+        return _rule(merged(blob, on) if on is not None else blob, None, "kernel")
+    return _rule(blob, on, "libbpf")
+
+
+def _p4_finding(case: Any, calls: Calls, name: str, d: Outcome, r: Outcome | None, what: str, op: str,
+                blob: bytes, who: str, verdict: Outcome, rule: str) -> Finding:
     files: dict[str, bytes] = {"base.btf": case.base, "split.btf": case.split}
     steps: list[dict[str, Any]] = []
     exp = op_expect(calls, DISTILL, (case.split, case.base), files, "distill", name, d)
@@ -143,8 +163,6 @@ def _p4_finding(case: Any, calls: Calls, acc: _Acceptance, name: str, d: Outcome
         if data == blob:
             break
     rules = "kernel" if who == "kernel" else "libbpf"
-    rule = _rule(merged(blob, on) if who == "kernel" and on is not None else blob, None if who == "kernel" else on,
-                 rules)
     quirks = calls.strict_quirks(op, *((case.split, case.base) if op == DISTILL else
                                        (d.outputs["split"], d.outputs["base"], case.base)))
     if not quirks and op == RELOCATE:
