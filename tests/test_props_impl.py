@@ -314,9 +314,11 @@ def test_p4_leaves_the_references_answer_where_libbpfs_is_undefined_to_libbpf(im
     assert [s for s in _p4_signatures(case, ctx) if s[1] != "libbpf"] == []
 
 
-def test_p4_flags_an_implementation_whose_distilled_split_libbpf_rejects(impls) -> None:
-    """Test the tester: a distill that truncates its split (libbpf's parser rejects it) is this
-    implementation's finding; the real python on the same case is not flagged."""
+@pytest.mark.parametrize("stage", ["distill", "relocate"])
+def test_p4_flags_an_implementation_whose_output_libbpf_rejects(impls, stage: str) -> None:
+    """Test the tester: a distill (or relocation) that truncates its split (libbpf's parser rejects it) is
+    this implementation's finding -- the relocated split's own, not one inherited from its distilled split
+    -- and the real python on the same case is not flagged."""
     need_impls(impls, "python", "libbpf")
     py = impls["python"]
 
@@ -325,29 +327,13 @@ def test_p4_flags_an_implementation_whose_distilled_split_libbpf_rejects(impls) 
     s = Builder(b.btf)
     s.struct("user", 4, [("x", i, 0, 0)])
     case = _Case(b.to_bytes(), s.to_bytes())
-    truncating = _seeded(py, "truncating", distill=lambda out: {**out, "split": out["split"][:-4]})
+    truncating = _seeded(py, "truncating", **{stage: lambda out: {**out, "split": out["split"][:-4]}})
     with pytest.raises(PropertyFailure) as info:
         acceptance.check_p4(case, Context({"truncating": truncating, "libbpf": impls["libbpf"]}))
     assert info.value.finding.signature[:2] == ("P4", "truncating")
-    assert "distilled split rejected by libbpf" in info.value.finding.outcome
+    what = "distilled split" if stage == "distill" else "relocated split"
+    assert info.value.finding.outcome.startswith(f"{what} rejected by libbpf")
     acceptance.check_p4(case, Context({"python": py, "libbpf": impls["libbpf"]}))
-
-
-def test_p4_flags_a_relocated_split_rejected_for_a_rule_of_its_own(impls) -> None:
-    """Test the tester: a relocation that truncates its output is flagged although the relocated split is
-    judged only for rules its distilled split does not already break (the inherited rejections)."""
-    need_impls(impls, "python", "libbpf")
-    py = impls["python"]
-    b = Builder()
-    i = b.int("int", 4, INT_SIGNED)
-    s = Builder(b.btf)
-    s.struct("user", 4, [("x", i, 0, 0)])
-    case = _Case(b.to_bytes(), s.to_bytes())
-    truncating = _seeded(py, "truncating", relocate=lambda out: {**out, "split": out["split"][:-4]})
-    with pytest.raises(PropertyFailure) as info:
-        acceptance.check_p4(case, Context({"truncating": truncating, "libbpf": impls["libbpf"]}))
-    assert info.value.finding.signature[:2] == ("P4", "truncating")
-    assert info.value.finding.outcome.startswith("relocated split rejected by libbpf")
 
 
 def test_p5_reports_a_parser_that_raises(impls, monkeypatch, tmp_path: Path) -> None:
