@@ -15,7 +15,15 @@ from btfspec.oracle.fuzz import acceptance, differential, robustness
 from btfspec.oracle.fuzz.corpus import FAIL, PASS, load_entry, run_entry, write_entry
 from btfspec.oracle.fuzz.differential import judge
 from btfspec.oracle.fuzz.helpers import outcome_class, quirk_ids
-from btfspec.oracle.fuzz.property import ACCEPTANCE, ALIASES, DIFFERENTIAL, ROBUSTNESS, Context, PropertyFailure
+from btfspec.oracle.fuzz.property import (
+    ACCEPTANCE,
+    ALIASES,
+    DIFFERENTIAL,
+    ROBUSTNESS,
+    Context,
+    Finding,
+    PropertyFailure,
+)
 from btfspec.oracle.fuzz.registry import REGISTRY, get_property
 from btfspec.oracle.impls.outcome import Outcome
 from btfspec.spec.builder import Builder
@@ -181,17 +189,22 @@ class _Case:
         self.base, self.split, self.profile = base, split, profile
 
 
-def _p4_signatures(case: _Case, ctx: Context, most: int = 6) -> list[tuple[str, ...]]:
+def _p4_findings(case: _Case, ctx: Context, most: int = 6) -> list[Finding]:
     """Every P4 finding of one case: each found is made known and the case checked again."""
-    found: list[tuple[str, ...]] = []
+    found: list[Finding] = []
     for _ in range(most):
         try:
             acceptance.check_p4(case, ctx)
             break
         except PropertyFailure as exc:
-            found.append(exc.finding.signature)
+            found.append(exc.finding)
             ctx.known.add(exc.finding.signature)
     return found
+
+
+def _p4_signatures(case: _Case, ctx: Context, most: int = 6) -> list[tuple[str, ...]]:
+    """The signatures of :func:`_p4_findings`."""
+    return [f.signature for f in _p4_findings(case, ctx, most)]
 
 
 Change = Callable[[dict[str, bytes]], dict[str, bytes]]
@@ -292,6 +305,23 @@ def test_p4_leaves_a_distilled_split_as_libbpfs_to_libbpf(impls) -> None:
     rejected = "rejected by kernel: error -E2BIG (7)"
     assert sorted(found) == [("P4", "libbpf", f"distilled split {rejected}", "kernel rule resolve.depth")]
     assert not impls["kernel"].accept(strict.relocate(*args).outputs["split"], case.base).ok  # rejected: inherited
+
+
+def test_p4_a_relocation_quirk_is_its_own_finding_where_the_distilled_split_breaks_the_same_rule(impls) -> None:
+    """A campaign's case (tests/data/p4-q6-then-q12): libbpf's distilled split breaks the kernel's id-range
+    rule (Q6: wrong ids over an empty distilled base), and its relocated split breaks it again, through
+    ids its relocation never validated (Q12).  The second rejection is not inherited: python-strict names
+    a quirk of the relocation, so both are libbpf's findings, each under its quirk."""
+    from tests.helpers import DATA
+
+    need_impls(impls, "python-strict", "libbpf", "kernel")
+    data = DATA / "p4-q6-then-q12"
+    case = _Case((data / "base.btf").read_bytes(), (data / "split.btf").read_bytes(), "libbpf-valid")
+    ctx = Context({"python-strict": impls["python-strict"], "libbpf": impls["libbpf"], "kernel": impls["kernel"]})
+    rejected = "rejected by kernel: error -EINVAL (22)"
+    assert sorted((*f.signature, f.quirk) for f in _p4_findings(case, ctx)) == [
+        ("P4", "libbpf", f"distilled split {rejected}", "kernel rule ref.range", "Q6"),
+        ("P4", "libbpf", f"relocated split {rejected}", "kernel rule ref.range", "Q12")]
 
 
 def test_p4_leaves_the_references_answer_where_libbpfs_is_undefined_to_libbpf(impls) -> None:

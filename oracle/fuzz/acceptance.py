@@ -14,8 +14,10 @@ the module loader parses ``.BTF.base`` without that rule and relocates over an e
 A finding's first difference is the validator rule the rejected blob breaks (a stable class); its
 ``steps`` replay the distill (and relocate) and an ``accept`` step per produced blob.  A relocated split
 rejected by an acceptor for the rule its distilled split already breaks (a modifier chain that distill
-copied deeper than the kernel resolves, say) inherits that rejection: the distilled split's is the finding,
-whoever relocated it -- libbpf's own, or python-strict's where libbpf's distill was the same.
+copied deeper than the kernel resolves, say) inherits that rejection, unless python-strict names a libbpf
+quirk of the relocation (Q12's unvalidated ids break the same id-range rule as Q6's wrong ones): the
+distilled split's is the finding, whoever relocated it -- libbpf's own, or python-strict's where libbpf's
+distill was the same.
 """
 
 from __future__ import annotations
@@ -125,10 +127,17 @@ def check_p4(case: Any, ctx: Context) -> None:
                 rule = _rejection_rule(who, blob, on)
                 if what == DISTILLED_SPLIT:
                     broken.add((who, rule))
-                elif op == RELOCATE and (who, rule) in broken:
+                elif (op == RELOCATE and (who, rule) in broken
+                      and not _relocation_quirks(calls, name, dsplit, dbase, base)):
                     continue  # inherited from the distilled split it was made from: that rejection is the finding
                 if own:
                     raise_new(ctx, _p4_finding(case, calls, name, d, r, what, op, blob, who, verdict, rule))
+
+
+def _relocation_quirks(calls: Calls, name: str, dsplit: bytes, dbase: bytes, base: bytes) -> list[str]:
+    """The libbpf quirks that may have made ``name``'s relocated split what it is: those python-strict names
+    on the relocation, unless ``name`` is python-strict (it names the quirks it corrects, not ones it has)."""
+    return [] if name == "python-strict" else calls.strict_quirks(RELOCATE, dsplit, dbase, base)
 
 
 def _rejection_rule(who: str, blob: bytes, on: bytes | None) -> str:
