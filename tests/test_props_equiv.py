@@ -310,3 +310,53 @@ def test_the_references_eloop_where_libbpf_loops_forever_is_libbpfs_finding(impl
         port = Calls(Context({"port": Port(errno_), "libbpf": impls["libbpf"]}, timeout=5.0))
         pv = judge(*relocation_pipeline(port, "port", split, base, base))
         assert pv is not None and shared_with_libbpf(port, "port", judge, pv, split, base, base) is shared
+
+
+def test_the_references_answer_where_libbpf_read_out_of_bounds_is_libbpfs_finding(impls) -> None:
+    """libbpf relocates this case's FUNC_PROTO return id through its id map out of bounds (Q12, on a Q6
+    distill: a campaign's case): its answer changes from run to run and happened to be right once, so the
+    reference's 0 there was reported as python's own group.  That answer is as good as libbpf's (shared
+    with libbpf), while a port answering otherwise is still its own finding."""
+    import dataclasses
+
+    from btfspec.oracle.fuzz.helpers import Calls, Verdict, relocation_pipeline, shared_with_libbpf
+    from tests.helpers import DATA
+
+    need_impls(impls, "python", "libbpf")
+    data = DATA / "p1-q12-python"
+    split, base1, base2 = ((data / f).read_bytes() for f in ("split.btf", "base1.btf", "base2.btf"))
+    calls = Calls(Context({"python": impls["python"], "libbpf": impls["libbpf"]}, timeout=5.0))
+    lib_d, lib_r = relocation_pipeline(calls, "libbpf", split, base1, base2)
+    py_d, py_r = relocation_pipeline(calls, "python", split, base1, base2)
+    assert lib_d.outputs == py_d.outputs and lib_r is not None and py_r is not None and lib_r.ok and py_r.ok
+    assert "Q12" in py_r.detail.split(",")  # libbpf read that id out of bounds: its answer varies
+
+    def judge(d: Outcome, r: Outcome | None) -> Verdict | None:
+        """The reference's answer (0 for the return id) violates; libbpf's (whatever it read) passes, as once."""
+        assert r is not None and py_r is not None
+        if len(r.outputs["split"]) != len(py_r.outputs["split"]):
+            return Verdict("relocated split truncated", "x", "x")
+        return Verdict("relocated split differs", "x", "x") if r.outputs == py_r.outputs else None
+
+    v = judge(py_d, py_r)
+    assert v is not None and shared_with_libbpf(calls, "python", judge, v, split, base1, base2)
+    py = impls["python"]
+
+    class Port:
+        name = "port"
+        capabilities = py.capabilities
+
+        def __init__(self, change: bool) -> None:
+            self.change = change
+
+        def distill(self, *a: bytes, **kw: object) -> Outcome:
+            return py.distill(*a, **kw)
+
+        def relocate(self, *a: bytes, **kw: object) -> Outcome:
+            out = py.relocate(*a, **kw)
+            return dataclasses.replace(out, outputs={"split": out.outputs["split"][:-4]}) if self.change else out
+
+    for change, shared in ((True, False), (False, True)):
+        port = Calls(Context({"port": Port(change), "libbpf": impls["libbpf"]}, timeout=5.0))
+        pv = judge(*relocation_pipeline(port, "port", split, base1, base2))
+        assert pv is not None and shared_with_libbpf(port, "port", judge, pv, split, base1, base2) is shared

@@ -594,22 +594,27 @@ def shared_with_libbpf(calls: Calls, name: str, judge: Callable[[Outcome, Outcom
                        v: Verdict, split: bytes, base1: bytes, target: bytes) -> bool:
     """Does libbpf violate P1/P2 the same way (the same outcome against the same label) on this case?
     Then ``name``'s violation is libbpf's finding, a shared quirk, judged on libbpf alone (testing
-    against libbpf).  Where libbpf hangs or crashes, giving the Python reference's exact answer counts
-    as shared too; so does the reference's own -ELOOP where libbpf's relocation of the same distill
-    loops forever (Q5, the pairing :func:`~btfspec.oracle.impls.adapter.agree` excuses)."""
+    against libbpf).  Where libbpf hangs or crashes, or relocates from ids it read out of bounds (Q12,
+    an answer that changes from run to run), giving the Python reference's exact answer counts as
+    shared too; so does the reference's own answer there: its -ELOOP where libbpf's relocation of the
+    same distill loops forever (Q5, the pairing :func:`~btfspec.oracle.impls.adapter.agree` excuses),
+    or its 0 where libbpf read out of bounds (:func:`~btfspec.oracle.impls.adapter.libbpf_undefined`)."""
     if name == "libbpf" or calls.ctx.get("libbpf") is None:
         return False
     lib_d, lib_r = relocation_pipeline(calls, "libbpf", split, base1, target)
     lib = judge(lib_d, lib_r)
     if lib is not None and lib.outcome == v.outcome:  # the same status and errno against the same label
         return True
-    if not any(o is not None and o.status in (TIMEOUT, CRASH) for o in (lib_d, lib_r)):
+    no_answer = any(o is not None and o.status in (TIMEOUT, CRASH) for o in (lib_d, lib_r))
+    if not no_answer and (lib_r is None or not lib_r.ok):  # Q12 is an answer remapped from unread ids
         return False
-    # libbpf gives no answer (its own Q5/Q17 finding): the Python reference's answer is as good as libbpf's
+    # libbpf gives no answer it can be held to (its Q5/Q17/Q12 finding): the reference's is as good as libbpf's
     ref_d, ref_r = relocation_pipeline(calls, "python", split, base1, target)
+    if not no_answer and (ref_r is None or libbpf_undefined(lib_r, ref_r) != Q12):  # type: ignore[arg-type]
+        return False
     if name == "python":
         return (lib_r is not None and ref_r is not None and outcome_difference(lib_d, ref_d) is None
-                and known_finding(lib_r, ref_r) == Q5)
+                and (known_finding(lib_r, ref_r) == Q5 or libbpf_undefined(lib_r, ref_r) == Q12))
     d, r = relocation_pipeline(calls, name, split, base1, target)
     return outcome_difference(ref_d, d) is None and (r is None or ref_r is None or outcome_difference(ref_r, r) is None)
 
