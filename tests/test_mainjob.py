@@ -24,7 +24,7 @@ def test_only_catalogued_quirks_pass(tmp_path: Path) -> None:
     if not new:
         pytest.skip("this campaign found nothing in its budget (P1 on the reference usually finds quirk Q2)")
     assert all(f["quirk"] for f in new), new  # the reference imitates libbpf: its P1 findings are quirks
-    quirks = sorted({q for f in new for q in f["quirk"].split(",")})  # a finding may name several ("Q6,Q3")
+    quirks = sorted({q for f in new for q in f["quirk"].split(",")}, key=lambda q: int(q[1:]))  # may be "Q6,Q3"
     assert catalogued_only(str(report)) == (f"{len(new)} new finding{'s' if len(new) != 1 else ''}: catalogued "
                                             f"quirks ({', '.join(quirks)})")
     new[0]["quirk"], new[0]["impl"] = None, "libbpf"  # libbpf's own finding beyond the catalogue: reported
@@ -34,3 +34,10 @@ def test_only_catalogued_quirks_pass(tmp_path: Path) -> None:
     report.write_text(json.dumps(run))
     assert catalogued_only(str(report)) is None
     assert catalogued_only(str(tmp_path / "nowhere.json")) is None
+
+
+def test_quirks_are_listed_in_catalogue_order(tmp_path: Path) -> None:
+    report = tmp_path / "run.json"
+    findings = [{"new": True, "impl": "libbpf", "quirk": q} for q in ("Q12", "Q2", "Q6,Q3")]
+    report.write_text(json.dumps({"findings": findings}))
+    assert catalogued_only(str(report)) == "3 new findings: catalogued quirks (Q2, Q3, Q6, Q12)"
