@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import errno
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, Phase, find, given, settings
@@ -268,6 +270,22 @@ def test_expected_distilled_fwd_needs_exactly_one_candidate(impls) -> None:
             assert r.errno == -errno.EINVAL
 
 
+def _port(py: Any, answer: Callable[[Outcome], Outcome]) -> Any:
+    """A port named ``port``: the reference's distill, and its relocation's outcome passed through ``answer``."""
+
+    class Port:
+        name = "port"
+        capabilities = py.capabilities
+
+        def distill(self, *a: bytes, **kw: object) -> Outcome:
+            return py.distill(*a, **kw)
+
+        def relocate(self, *a: bytes, **kw: object) -> Outcome:
+            return answer(py.relocate(*a, **kw))
+
+    return Port()
+
+
 def test_the_references_eloop_where_libbpf_loops_forever_is_libbpfs_finding(impls) -> None:
     """libbpf's relocation of this round trip loops forever (Q5, on a cycle its Q6 distill made); the
     reference stands in with -ELOOP.  Both violate the expected success; the root cause is libbpf's, so
@@ -291,23 +309,9 @@ def test_the_references_eloop_where_libbpf_loops_forever_is_libbpfs_finding(impl
     v = judge(py_d, py_r)
     assert v is not None and shared_with_libbpf(calls, "python", judge, v, split, base, base)
     # a port that answers -EINVAL there is at fault on its own; one answering as the reference does is not
-    py = impls["python"]
-
-    class Port:
-        name = "port"
-        capabilities = py.capabilities
-
-        def __init__(self, errno_: int) -> None:
-            self.errno = errno_
-
-        def distill(self, *a: bytes, **kw: object) -> Outcome:
-            return py.distill(*a, **kw)
-
-        def relocate(self, *a: bytes, **kw: object) -> Outcome:
-            return Outcome("error", -self.errno, detail=py.relocate(*a, **kw).detail)
-
     for errno_, shared in ((errno.EINVAL, False), (errno.ELOOP, True)):
-        port = Calls(Context({"port": Port(errno_), "libbpf": impls["libbpf"]}, timeout=5.0))
+        answer = _port(impls["python"], lambda out, e=errno_: Outcome("error", -e, detail=out.detail))
+        port = Calls(Context({"port": answer, "libbpf": impls["libbpf"]}, timeout=5.0))
         pv = judge(*relocation_pipeline(port, "port", split, base, base))
         assert pv is not None and shared_with_libbpf(port, "port", judge, pv, split, base, base) is shared
 
@@ -340,23 +344,10 @@ def test_the_references_answer_where_libbpf_read_out_of_bounds_is_libbpfs_findin
 
     v = judge(py_d, py_r)
     assert v is not None and shared_with_libbpf(calls, "python", judge, v, split, base1, base2)
-    py = impls["python"]
+    def truncated(out: Outcome) -> Outcome:
+        return dataclasses.replace(out, outputs={"split": out.outputs["split"][:-4]})
 
-    class Port:
-        name = "port"
-        capabilities = py.capabilities
-
-        def __init__(self, change: bool) -> None:
-            self.change = change
-
-        def distill(self, *a: bytes, **kw: object) -> Outcome:
-            return py.distill(*a, **kw)
-
-        def relocate(self, *a: bytes, **kw: object) -> Outcome:
-            out = py.relocate(*a, **kw)
-            return dataclasses.replace(out, outputs={"split": out.outputs["split"][:-4]}) if self.change else out
-
-    for change, shared in ((True, False), (False, True)):
-        port = Calls(Context({"port": Port(change), "libbpf": impls["libbpf"]}, timeout=5.0))
+    for change, shared in ((truncated, False), (lambda out: out, True)):
+        port = Calls(Context({"port": _port(impls["python"], change), "libbpf": impls["libbpf"]}, timeout=5.0))
         pv = judge(*relocation_pipeline(port, "port", split, base1, base2))
         assert pv is not None and shared_with_libbpf(port, "port", judge, pv, split, base1, base2) is shared
