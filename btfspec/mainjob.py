@@ -51,7 +51,7 @@ def catalogued_only(report: str) -> str | None:
     if not new or any(not x.get("quirk") and x.get("impl") != LIBBPF for x in new):
         return None
     quirks = sorted({q.strip() for x in new if x.get("quirk") for q in x["quirk"].split(",")},
-                    key=lambda q: (not q[1:].isdigit(), int(q[1:]) if q[1:].isdigit() else 0, q))  # Q2 before Q12
+                    key=lambda q: (len(q), q))  # catalogue order: Q2 before Q12
     plain = sum(1 for x in new if not x.get("quirk"))
     parts = ([f"catalogued quirks ({', '.join(quirks)})"] if quirks else []) + (
         [f"{plain} libbpf finding{'s' if plain != 1 else ''} beyond the catalogue"] if plain else [])

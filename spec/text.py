@@ -245,6 +245,15 @@ class _ListRecords:
         return lines  # type: ignore[return-value]
 
 
+def _element_lines(kinds: Any, vlens: Any, btf: Btf) -> Any:
+    """Per record (numpy arrays of its kind and vlen): how many element lines it prints below its own."""
+    import numpy as np
+
+    shows = np.zeros(btf.info.kinds, dtype=bool)
+    shows[list(ELEM_LINE_KINDS)] = True
+    return np.where(shows[kinds], vlens, 0)
+
+
 class _ArrayRecords:
     """:class:`_ListRecords` over numpy arrays: each question is a few gathers over all records, and
     names are looked up by a binary search over the string starts instead of one by one.
@@ -265,9 +274,7 @@ class _ArrayRecords:
         self.kflags = info >> 31
         self.elem_at = starts + fixed[self.kinds]
         self.elem_words = elem
-        shows = np.zeros(btf.info.kinds, dtype=bool)
-        shows[list(ELEM_LINE_KINDS)] = True
-        printed = np.where(shows[self.kinds], self.vlens, 0)
+        printed = _element_lines(self.kinds, self.vlens, btf)
         ends = np.cumsum(printed)
         self.heads = np.arange(len(starts)) + ends - printed
         self.total_lines = len(starts) + (int(ends[-1]) if len(ends) else 0)
@@ -398,9 +405,7 @@ def _halfway(flat: Flat, btf: Btf, first: int) -> int | None:
     if not _ArrayRecords.fits(w, s, btf):
         return None
     info = w[s + 1]
-    shows = np.zeros(btf.info.kinds, dtype=bool)
-    shows[list(ELEM_LINE_KINDS)] = True
-    lines = np.cumsum(1 + np.where(shows[(info >> 24) & btf.info.kind_mask], info & btf.info.vlen_mask, 0))
+    lines = np.cumsum(1 + _element_lines((info >> 24) & btf.info.kind_mask, info & btf.info.vlen_mask, btf))
     mid = int(np.searchsorted(lines, lines[-1] * PARENT_SHARE))
     return first + mid if 0 < mid < len(s) else None
 

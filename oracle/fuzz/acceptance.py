@@ -23,6 +23,7 @@ distill was the same.
 from __future__ import annotations
 
 import errno
+import functools
 from typing import Any
 
 from btfspec.btfgen import coverage
@@ -140,6 +141,7 @@ def _relocation_quirks(calls: Calls, name: str, dsplit: bytes, dbase: bytes, bas
     return [] if name == "python-strict" else calls.strict_quirks(RELOCATE, dsplit, dbase, base)
 
 
+@functools.lru_cache(maxsize=64)  # each implementation's loop asks it of the same shared distilled split
 def _rejection_rule(who: str, blob: bytes, on: bytes | None) -> str:
     """The validator rule behind ``who``'s rejection of ``blob`` (on ``on``): kernel rules on the split merged
     with its base, as BPF_BTF_LOAD sees it, or libbpf's on the split parsed on its base."""

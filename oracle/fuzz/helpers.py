@@ -610,11 +610,12 @@ def shared_with_libbpf(calls: Calls, name: str, judge: Callable[[Outcome, Outcom
         return False
     # libbpf gives no answer it can be held to (its Q5/Q17/Q12 finding): the reference's is as good as libbpf's
     ref_d, ref_r = relocation_pipeline(calls, "python", split, base1, target)
-    if not no_answer and (ref_r is None or libbpf_undefined(lib_r, ref_r) != Q12):  # type: ignore[arg-type]
+    undefined = lib_r is not None and ref_r is not None and libbpf_undefined(lib_r, ref_r) == Q12
+    if not (no_answer or undefined):
         return False
     if name == "python":
         return (lib_r is not None and ref_r is not None and outcome_difference(lib_d, ref_d) is None
-                and (known_finding(lib_r, ref_r) == Q5 or libbpf_undefined(lib_r, ref_r) == Q12))
+                and (undefined or known_finding(lib_r, ref_r) == Q5))
     d, r = relocation_pipeline(calls, name, split, base1, target)
     return outcome_difference(ref_d, d) is None and (r is None or ref_r is None or outcome_difference(ref_r, r) is None)
 
