@@ -8,6 +8,7 @@ when an input needs it.
 from __future__ import annotations
 
 import io
+import itertools
 import os
 import struct
 from collections.abc import Callable, Iterator
@@ -209,9 +210,18 @@ def decompress(data: bytes, label: str, limit: int | None = None) -> tuple[bytes
 
 
 def _read_file(path: str, limit: int) -> bytes:
+    """The bytes of ``path`` (at most ``limit``): a file whose size is known is read into one buffer,
+    anything else (a pipe, a file that grows meanwhile) chunk by chunk."""
+    too_big = f"{path}: file has"
     try:
         with open(path, "rb") as f:
-            data = _read_limited(_stream_chunks(f), limit, f"{path}: file has")
+            size = os.fstat(f.fileno()).st_size
+            if 0 < size <= limit:
+                data = f.read(size)
+                if len(data) == size and (more := f.read(1)):
+                    data = _read_limited(itertools.chain((data, more), _stream_chunks(f)), limit, too_big)
+            else:
+                data = _read_limited(_stream_chunks(f), limit, too_big)
     except OSError as e:
         raise InputError(f"{path}: cannot read: {e.strerror or e}") from None
     if not data:

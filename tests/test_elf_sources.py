@@ -303,6 +303,28 @@ def test_load_input_uses_global_limit(tmp_path: Path, monkeypatch: pytest.Monkey
     assert "refusing to load" in one_line_error(ei)
 
 
+def test_file_reads_whole_and_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file of known size is read in one buffer; over the limit, from a pipe, or longer than its
+    size said (it grew), the chunked read still returns every byte and still refuses too many."""
+    payload = os.urandom(3 << 20)
+    path = tmp_path / "file"
+    path.write_bytes(payload)
+    assert read_bytes_any(str(path)) == payload
+    with pytest.raises(InputError) as ei:
+        read_bytes_any(str(path), limit=1 << 20)
+    assert one_line_error(ei) == f"{path}: file has more than {1 << 20} bytes, refusing to load"
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    writer = subprocess.Popen(["sh", "-c", f"cat {path} > {fifo}"])
+    assert read_bytes_any(str(fifo)) == payload
+    writer.wait()
+    real_fstat = os.fstat
+    monkeypatch.setattr(os, "fstat", lambda fd: os.stat_result((*real_fstat(fd)[:6], 1 << 20, *real_fstat(fd)[7:])))
+    assert read_bytes_any(str(path)) == payload
+    with pytest.raises(InputError):
+        read_bytes_any(str(path), limit=2 << 20)
+
+
 # --- raw BTF, sysfs, unrecognised and unreadable inputs ------------------------------------------
 
 
