@@ -1,6 +1,6 @@
 """``python -m btfspec`` is the ``btfspec`` command."""
 
-from btfspec.cli import main
+from btfspec.cli import run
 
 if __name__ == "__main__":
-    main()
+    run()

@@ -10,6 +10,7 @@ import importlib
 
 import click
 
+from btfspec.clitools import running_as_command
 from btfspec.locations import keep_hypothesis_out_of_the_tree
 
 # name -> ("module:attribute" of the click command, its short help: the docstring's first
@@ -90,3 +91,9 @@ def main() -> None:
     to give, 2 usage error or unreadable input.
     """
     keep_hypothesis_out_of_the_tree()
+
+
+def run() -> None:
+    """The ``btfspec`` console script (and ``python -m btfspec``): :func:`main` as the process itself."""
+    running_as_command()
+    main()

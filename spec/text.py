@@ -150,11 +150,21 @@ def dump_raw(btf: Btf, *, start_id: int | None = None, fork: bool = True) -> str
     to ``type_cnt - 1``; encode the result as latin-1 to get bpftool's bytes. ``fork``: let a forked
     helper format the second half of a large object on another core (:mod:`btfspec.spec.forked`).
     """
-    out: list[str] = []
+    return b"".join(dump_raw_chunks(btf, start_id=start_id, fork=fork)).decode("latin-1")
+
+
+def dump_raw_chunks(btf: Btf, *, start_id: int | None = None, fork: bool = True) -> list[bytes]:
+    """:func:`dump_raw` as bpftool's bytes, in runs of whole lines to write one after the other (a large
+    object's text is never joined into one piece)."""
+    out: list[bytes] = []
     for obj, first in _ranges(btf, start_id):
         _dump_own(obj, first, btf.type_cnt, out, btf, fork=fork)
-    out.append("")
-    return "\n".join(out)
+    return out
+
+
+def _line_run(lines: list[str]) -> bytes:
+    """Lines as one run of bpftool's bytes, each ending in a newline."""
+    return ("\n".join(lines) + "\n").encode("latin-1") if lines else b""
 
 
 def _datasec_target(btf: Btf, tid: int, names: _Names, type_cnt: int) -> str:
@@ -410,25 +420,22 @@ def _halfway(flat: Flat, btf: Btf, first: int) -> int | None:
     return first + mid if 0 < mid < len(s) else None
 
 
-def _dump_own(btf: Btf, first: int, type_cnt: int, out: list[str], top: Btf, *, fork: bool) -> None:
+def _dump_own(btf: Btf, first: int, type_cnt: int, out: list[bytes], top: Btf, *, fork: bool) -> None:
     """Append the lines of ``btf``'s own types with ids >= ``first`` to ``out``; with ``fork``, a large
     object's second half is formatted by a forked helper meanwhile (the same lines: it only saves time)."""
     stop, flat = btf.type_cnt, btf.flat_words()
     mid = _halfway(flat, btf, first) if fork else None
     if mid is None:
-        out.extend(_own_lines(flat, btf, first, stop, type_cnt, top))
+        out.append(_line_run(_own_lines(flat, btf, first, stop, type_cnt, top)))
         return
-    helper = ForkedCall(lambda: "\n".join(_own_lines(flat, btf, mid, stop, type_cnt, top)).encode("latin-1"))
+    helper = ForkedCall(lambda: _line_run(_own_lines(flat, btf, mid, stop, type_cnt, top)))
     try:
-        out.extend(_own_lines(flat, btf, first, mid, type_cnt, top))
+        out.append(_line_run(_own_lines(flat, btf, first, mid, type_cnt, top)))
     except BaseException:
         helper.close()
         raise
     second = helper.result()
-    if second is not None:
-        out.append(second.decode("latin-1"))
-    else:
-        out.extend(_own_lines(flat, btf, mid, stop, type_cnt, top))
+    out.append(second if second is not None else _line_run(_own_lines(flat, btf, mid, stop, type_cnt, top)))
 
 
 @functools.cache

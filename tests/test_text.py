@@ -21,7 +21,7 @@ from btfspec.cli import main
 from btfspec.spec.builder import Builder
 from btfspec.spec.kinds import Kind
 from btfspec.spec.model import Btf
-from btfspec.spec.text import dump_json, dump_raw
+from btfspec.spec.text import FORK_MIN_WORDS, dump_json, dump_raw
 from btfspec.spec.textparse import TextError, parse_text
 from tests.helpers import host_vmlinux
 
@@ -587,3 +587,56 @@ def test_cli_dump_into_closed_pipe_is_quiet(edge_files: dict[str, Path]) -> None
     proc.stderr.close()
     assert proc.wait(timeout=60) == 0
     assert err == b""
+
+
+def test_console_dump_ends_without_teardown_and_loses_nothing(tmp_path: Path) -> None:
+    """The console script leaves a finished dump with ``os._exit`` (clitools.leave_now): stdout, redirected
+    to a file, still holds every line, byte for byte the in-process text, for a dump large enough for the
+    forked helper; ``python -m btfspec`` does the same."""
+    if not BTFSPEC.exists():
+        pytest.skip(f"console script {BTFSPEC} is not installed")
+    big = Builder()
+    for i in range(90000):
+        big.int(f"t{i}", 4)
+    path = tmp_path / "big.btf"
+    path.write_bytes(big.to_bytes())
+    btf = Btf.from_bytes(path.read_bytes())
+    assert len(btf.flat_words()[0]) >= FORK_MIN_WORDS
+    want = dump_raw(btf).encode("latin-1")
+    for argv in ([str(BTFSPEC)], [sys.executable, "-m", "btfspec"]):
+        out = tmp_path / "out.txt"
+        with open(out, "wb") as f:
+            res = subprocess.run([*argv, "dump", str(path)], stdout=f, stderr=subprocess.PIPE, timeout=120)
+        assert (res.returncode, res.stderr) == (0, b"")
+        assert out.read_bytes() == want
+
+
+def test_leave_now_only_for_the_command_process_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In-process callers (tests, CliRunner), another thread or an exit handler keep the normal return.
+    (pytest itself registers exit handlers, so their count is set here.)"""
+    import atexit
+    import threading
+
+    from btfspec import clitools
+
+    exits: list[int] = []
+    monkeypatch.setattr(os, "_exit", exits.append)
+    monkeypatch.setattr(atexit, "_ncallbacks", lambda: 0)
+    clitools.leave_now()
+    assert exits == []  # not the btfspec process
+    monkeypatch.setattr(clitools, "_AT_TOP", True)
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        clitools.leave_now()
+    finally:
+        stop.set()
+        other.join()
+    assert exits == []
+    monkeypatch.setattr(atexit, "_ncallbacks", lambda: 1)
+    clitools.leave_now()
+    assert exits == []
+    monkeypatch.setattr(atexit, "_ncallbacks", lambda: 0)
+    clitools.leave_now()
+    assert exits == [0]

@@ -43,12 +43,12 @@ def run(blob: bytes, path: str, repeat: int = 5) -> list[Row]:
         bpftool_s = best_of(run_bpftool, repeat)
         rows.append(Row("bpftool dump raw (baseline)", bpftool_s))
     try:
-        from btfspec.spec.text import dump_raw
+        from btfspec.spec.text import dump_raw_chunks
     except ImportError:
-        dump_raw = None
-    if dump_raw is not None:
-        def dump() -> None:
-            dump_raw(Btf.from_bytes(blob))
+        dump_raw_chunks = None
+    if dump_raw_chunks is not None:
+        def dump() -> None:  # the bytes bpftool writes, as `btfspec dump` writes them
+            dump_raw_chunks(Btf.from_bytes(blob))
         rows.append(Row("open + raw dump", best_of(dump, repeat), "bpftool dump", bpftool_s, 1.5))
 
     order = grammar.byteorder_of(blob)

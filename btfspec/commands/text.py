@@ -7,12 +7,12 @@ import sys
 
 import click
 
-from btfspec.clitools import guarded, quiet_stdout
+from btfspec.clitools import guarded, leave_now, quiet_stdout
 from btfspec.spec.errors import InputError
 from btfspec.spec.loader import implied_base, open_standalone, parse_labeled
 from btfspec.spec.model import Btf
 from btfspec.spec.sources import load_input, write_atomic
-from btfspec.spec.text import dump_json, dump_raw
+from btfspec.spec.text import dump_json, dump_raw_chunks
 
 
 def load_btf(path: str, base_path: str | None) -> Btf:
@@ -27,11 +27,12 @@ def load_btf(path: str, base_path: str | None) -> Btf:
     return parse_labeled(inp.btf, path, implied_base(inp, base_path), use_layout=True)
 
 
-def _write_stdout(data: bytes) -> None:
+def _write_stdout(chunks: list[bytes]) -> None:
     """Write to stdout; a closed pipe (``| head``) ends quietly with status 0."""
     out = sys.stdout.buffer
     try:
-        out.write(data)
+        for data in chunks:
+            out.write(data)
         out.flush()
     except BrokenPipeError:
         quiet_stdout()
@@ -54,10 +55,11 @@ def dump_cmd(file: str, base_path: str | None, fmt: str) -> None:
     btf = load_btf(file, base_path)
     if fmt == "json":
         text = json.dumps({"types": dump_json(btf)}, ensure_ascii=False, separators=(",", ":")) + "\n"
-        data = text.encode("utf-8", "surrogateescape")
+        chunks = [text.encode("utf-8", "surrogateescape")]
     else:
-        data = dump_raw(btf).encode("latin-1")
-    _write_stdout(data)
+        chunks = dump_raw_chunks(btf)
+    _write_stdout(chunks)
+    leave_now()
 
 
 @click.command("parse-text")
