@@ -102,6 +102,9 @@ QUIRK_SHAPES = ("empty_name", "long_name", "odd_name", "odd_linkage", "fwd_struc
 # fixed rates of quirks decided per universe or per rare construct (the others use Knobs.quirk_percent)
 QUIRK_PERCENT = {"nondedup_strings": 30, "empty_distill": 50, "fwd_struct_same_name": 30,
                  "odd_linkage": 15, "base_decl_ref": 40, "odd_enum_size": 40, "twin_composites": 60}
+# typedefs of a named struct or union, the kernel's habit (spinlock_t, wait_queue_head_t): composites
+# embed them by value, and relocation must follow the typedef to size-check what they embed
+TYPEDEF_STRUCT_PERCENT = 50
 UNION_FWD_PERCENT = 30  # FWDs that declare a union (kflag 1; the kernel accepts them)
 MODULE_FWD_PERCENT = 40  # universes whose module points at a kernel FWD (a distilled FWD)
 KERNEL_EMPTY_NAME_PERCENT = 2  # kernel-valid INT/FLOATs named "" at a non-zero offset (the kernel allows it)
@@ -472,7 +475,11 @@ class _Gen:
             t = self._add_modifier(Qual(self.key(), self.ch.pick((Kind.CONST, Kind.VOLATILE, Kind.RESTRICT)), t))
 
     def c_typedef(self) -> None:
-        t = self.modifier_target()
+        named = self.pool("named_comp")
+        if named and self.ch.chance(TYPEDEF_STRUCT_PERCENT):  # typedef struct spinlock spinlock_t
+            t: Ref = self.ch.pick(named)
+        else:
+            t = self.modifier_target()
         self._add_modifier(Typedef(self.key(), self.name(required=True), t), "typedef", "decl_target")
 
     def c_type_tag(self) -> None:
