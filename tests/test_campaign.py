@@ -290,8 +290,8 @@ def test_ctrl_c_keeps_findings_and_exits_cleanly(tmp_path: Path) -> None:
             os.kill(slot["pid"], 0)
 
 
-def _fake_property_module(monkeypatch, check, seedable: bool = False) -> None:
-    """Register an in-process property as P1 (only for workers=0: spawned workers cannot see it); with
+def _fake_property_module(monkeypatch, check, seedable: bool = False, name: str = "P1") -> None:
+    """Register an in-process property as ``name`` (only for workers=0: spawned workers cannot see it); with
     ``seedable`` its integers are drawn as the generators draw theirs (the campaign's seeded fast path)."""
     from hypothesis import strategies as st
 
@@ -304,7 +304,7 @@ def _fake_property_module(monkeypatch, check, seedable: bool = False) -> None:
         return choose.int(0, 1000), choose.int(0, 5)
 
     strategy = st.composite(pair)() if seedable else st.integers(0, 1000)
-    monkeypatch.setitem(REGISTRY, "P1", Property("P1", "fake", lambda ctx: strategy, check, frozenset()))
+    monkeypatch.setitem(REGISTRY, name, Property(name, "fake", lambda ctx: strategy, check, frozenset()))
 
 
 def test_distinct_findings_are_each_shrunk_and_written(tmp_path: Path, monkeypatch) -> None:
@@ -356,6 +356,64 @@ def test_every_seeded_finding_is_shrunk_with_or_without_a_database(tmp_path: Pat
     assert sum(s["seeded"].get("P1", 0) for s in result.slots) > 0
     got = {f.outcome: (f.description, f.partial) for f in result.new_findings}
     assert got == {f"flag {i}": ("x=10", False) for i in range(6)}
+
+
+def test_many_failures_of_one_root_cause_earn_one_shrinking_share(tmp_path: Path, monkeypatch) -> None:
+    """A shrink that meets many failures of one group (its outcome with other first differences) gets one
+    share of shrinking time, not one per failure: the shrink ends, and the other properties get their turns.
+    Counting failures, P1's first shrink here took 4.4 s of the 8 s budget (a share is 0.8 s) and P2 had
+    run 10 examples at 7 s, 0.9 s of the 8."""
+    from btfspec.oracle.fuzz.property import Finding, PropertyFailure
+    from btfspec.spec.builder import Builder
+
+    blob = Builder().to_bytes()
+    steps = [{"name": "accept", "op": "accept", "inputs": {"btf": "blob.btf"}, "expect": {"default": {"status": "ok"}}}]
+
+    def fails(case: tuple[int, int], ctx) -> None:
+        x, _ = case
+        time.sleep(0.002)
+        f = Finding("P1", "python", "always", f"x={x}", {"blob.btf": blob}, steps, description=f"x={x}")
+        if f.signature not in ctx.known:
+            raise PropertyFailure(f)
+
+    _fake_property_module(monkeypatch, fails, seedable=True)
+    _fake_property_module(monkeypatch, lambda case, ctx: time.sleep(0.002), seedable=True, name="P2")
+    result = run_campaign(["P1", "P2"], ["python"], workers=0, time_budget=8.0, seed=4, db=None,
+                          corpus_dir=tmp_path / "found", progress=False, shrink_share=0.1)
+    (group,) = result.groups
+    assert result.busy["P2"] > 0.25 * result.elapsed, (result.busy, result.examples)
+    assert result.examples["P2"] > 300, result.examples
+
+
+def test_a_run_ending_in_several_stops_reports_its_failures_and_the_slot_goes_on() -> None:
+    """Hypothesis replays each distinct failure at the end of a run; when each replay meets the shrink limit
+    it raises a group of stops.  That group used to escape the slot (a dead worker, "exit code 1"); it now
+    ends the run like one stop: the failures are reported, as far as they were shrunk.  A real error or
+    Ctrl-C still goes through."""
+    from types import SimpleNamespace
+
+    from btfspec.oracle.fuzz.campaign import slot
+    from btfspec.oracle.fuzz.campaign.findings import PARTLY_STOPPED, PARTLY_TIME_UP
+    from btfspec.oracle.fuzz.property import Finding, PropertyFailure
+
+    a, b = (Finding("P1", "python", "o", first) for first in ("a", "b"))
+    pending = {f.signature: f for f in (a, b)}
+    ctx = SimpleNamespace(known=set())
+
+    def ended(exc: BaseException) -> tuple[list[tuple[str, str]], list[Finding]]:
+        reported: list[tuple[str, str]] = []
+        fake = SimpleNamespace(deferred=[], report=lambda f, c, why="": reported.append((f.first_difference, why)))
+        slot._Slot._run_ended(fake, exc, pending, lambda f: f, ctx)
+        return reported, fake.deferred
+
+    limits = BaseExceptionGroup("2 distinct failures", [slot._ShrinkLimit(), slot._ShrinkLimit()])
+    assert ended(limits) == ([("a", PARTLY_TIME_UP), ("b", PARTLY_TIME_UP)], [])
+    assert ended(BaseExceptionGroup("g", [slot._ShrinkLimit(), slot._Stop()]))[0][0] == ("a", PARTLY_STOPPED)
+    assert ended(BaseExceptionGroup("g", [slot._Defer(), slot._Defer()])) == ([], [a, b])
+    assert ended(ExceptionGroup("g", [PropertyFailure(a), ValueError("x")])) == ([("a", "")], [])  # shrunk
+    for escapes in (ValueError("bug"), BaseExceptionGroup("g", [slot._ShrinkLimit(), KeyboardInterrupt()])):
+        with pytest.raises(type(escapes)):
+            ended(escapes)
 
 
 def test_a_root_cause_is_shrunk_once_per_slot(tmp_path: Path, monkeypatch) -> None:

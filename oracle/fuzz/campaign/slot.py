@@ -421,8 +421,9 @@ class _Slot:
             self._origin = None
 
     def _to_shrink(self, pending: Mapping[tuple[str, ...], Finding]) -> int:
-        """How many of a run's failures earn shrinking time: those of groups not yet shrunk (at least one)."""
-        return max(1, sum(1 for f in pending.values() if group_key(f) not in self.shrunk_groups))
+        """How many shrinking shares a run's failures earn: one per group not yet shrunk among them (at least
+        one); many failures of one group (its outcomes in several operations, say) earn one share."""
+        return max(1, len({group_key(f) for f in pending.values()} - self.shrunk_groups))
 
     def hypothesis_chunk(self, prop: Property, ctx: Context, n: int, seed: int, db: Any, key: bytes,
                          cap: int | None = None) -> None:
@@ -474,24 +475,32 @@ class _Slot:
         start = time.monotonic()
         try:
             test()
-        except _Defer:
-            self.deferred += [_Deferred(prop, ctx.profile, seed, db_given, key, f, True) for f in pending.values()]
-        except _Stop as stop:
-            why = PARTLY_TIME_UP if isinstance(stop, _ShrinkLimit) else PARTLY_STOPPED
-            for finding in pending.values():  # the smallest failing example seen so far
-                self.report(finding, ctx, why)
         except BaseException as exc:
-            if isinstance(exc, KeyboardInterrupt):
-                raise
-            parts = _flatten(exc)
-            failures = [e for e in parts if isinstance(e, PropertyFailure)]
-            for f in failures:
-                self.report(f.finding, ctx)
-            others = [e for e in parts if not isinstance(e, PropertyFailure)]
-            if others and not failures:
-                raise
+            self._run_ended(exc, pending, lambda f: _Deferred(prop, ctx.profile, seed, db_given, key, f, True), ctx)
         finally:
             self.busy[prop.name] = self.busy.get(prop.name, 0.0) + time.monotonic() - start
+
+    def _run_ended(self, exc: BaseException, pending: Mapping[tuple[str, ...], Finding],
+                   deferred: Callable[[Finding], _Deferred], ctx: Context) -> None:
+        """Act on how a hypothesis run ended: its shrunk failures are reported; a stop (:class:`_Stop`: the
+        time limit, the campaign's end) reports the smallest failing examples reached as partly shrunk, or in
+        the first round (:class:`_Defer`) keeps them in :attr:`deferred`; anything else goes through unless
+        failures came with it.  A group (hypothesis replays every distinct failure at the end, and each
+        replay may meet the limit) counts as its parts."""
+        parts = _flatten(exc)
+        failures = [e for e in parts if isinstance(e, PropertyFailure)]
+        stops = [e for e in parts if isinstance(e, _Stop)]
+        others = [e for e in parts if not isinstance(e, PropertyFailure | _Stop)]
+        if others and (not failures or any(isinstance(e, KeyboardInterrupt) for e in others)):
+            raise exc
+        for f in failures:
+            self.report(f.finding, ctx)
+        if any(isinstance(e, _Defer) for e in stops):
+            self.deferred += [deferred(f) for f in pending.values() if f.signature not in ctx.known]
+        elif stops:
+            why = PARTLY_TIME_UP if all(isinstance(e, _ShrinkLimit) for e in stops) else PARTLY_STOPPED
+            for finding in pending.values():  # the smallest failing example seen so far
+                self.report(finding, ctx, why)
 
 
 def _cap(st: Mapping[str, Any]) -> int | None:
@@ -520,6 +529,8 @@ def _guarded(slot: _Slot, prop: Property, st: dict[str, Any], active: list[Prope
             active.remove(prop)
         return False
     done = slot.examples.get(prop.name, 0) - before
+    if adapt == SEEDED and prop.name in slot.unseedable:  # it turned out the fast path cannot draw it
+        adapt = HYPOTHESIS
     if adapt:
         spent = max(time.monotonic() - t0, 1e-3)
         st[adapt] = max(5, min(MAX_CHUNK, int(done / spent * CHUNK_SECONDS) or 5))
