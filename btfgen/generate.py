@@ -102,9 +102,11 @@ QUIRK_SHAPES = ("empty_name", "long_name", "odd_name", "odd_linkage", "fwd_struc
 # fixed rates of quirks decided per universe or per rare construct (the others use Knobs.quirk_percent)
 QUIRK_PERCENT = {"nondedup_strings": 30, "empty_distill": 50, "fwd_struct_same_name": 30,
                  "odd_linkage": 15, "base_decl_ref": 40, "odd_enum_size": 40, "twin_composites": 60}
-# typedefs of a named struct or union, the kernel's habit (spinlock_t, wait_queue_head_t): composites
-# embed them by value, and relocation must follow the typedef to size-check what they embed
+# typedefs and arrays of a named struct or union (spinlock_t, struct hlist_head table[16]; vmlinux: 13% of
+# its typedefs, 24% of its arrays): composites embed them by value, and relocation must follow the typedef
+# or the array to size-check what they embed, so they are weighted up
 TYPEDEF_STRUCT_PERCENT = 50
+ARRAY_OF_STRUCTS_PERCENT = 50
 UNION_FWD_PERCENT = 30  # FWDs that declare a union (kflag 1; the kernel accepts them)
 MODULE_FWD_PERCENT = 40  # universes whose module points at a kernel FWD (a distilled FWD)
 KERNEL_EMPTY_NAME_PERCENT = 2  # kernel-valid INT/FLOATs named "" at a non-zero offset (the kernel allows it)
@@ -458,7 +460,12 @@ class _Gen:
         return out, -(-end // max_align) * max_align, max_align
 
     def c_array(self) -> None:
-        elem, idx = self.sized_ref(), self.ref("index")
+        named = [k for k in self.pool("named_comp") if k in self.size and self.regular[k]]
+        if named and self.ch.chance(ARRAY_OF_STRUCTS_PERCENT):  # struct hlist_head table[16]
+            elem: Key | None = self.ch.pick(named)
+        else:
+            elem = self.sized_ref()
+        idx = self.ref("index")
         if elem is None or idx is None:
             return
         n = 0 if self.ch.chance(12) else (self.ch.int(1, 16) if self.ch.chance(85) else self.ch.int(17, 4096))
