@@ -634,10 +634,10 @@ def test_leave_now_only_for_the_command_process_alone(monkeypatch: pytest.Monkey
         stop.set()
         other.join()
     assert exits == []
+    monkeypatch.setattr(threading, "active_count", lambda: 1)  # another test's thread may outlive it here
     monkeypatch.setattr(atexit, "_ncallbacks", lambda: 1)
     clitools.leave_now()
     assert exits == []
     monkeypatch.setattr(atexit, "_ncallbacks", lambda: 0)
-    monkeypatch.setattr(threading, "active_count", lambda: 1)  # another test's thread may outlive it here
     clitools.leave_now()
     assert exits == [0]
