@@ -563,9 +563,22 @@ def only_at(result: EquivResult, b_nodes: Collection[int] = (), a_nodes: Collect
         return False
     for side, ids, unmatched in ((cmp.A, {a for a, _ in below}, result.unmatched_a),
                                  (cmp.B, {b for _, b in below}, result.unmatched_b)):
-        if unmatched and not set(unmatched) <= _references(side, ids):
+        left = {x for x in unmatched if not _alike_elsewhere(cmp, side, x)}
+        if left and not left <= _references(side, ids):
             return False
     return True
+
+
+def _alike_elsewhere(cmp: _Compare, side: Side, x: int) -> bool:
+    """Is ``x``, a split type of ``side`` left without a counterpart, equivalent to a split type of the other
+    side all the same?  The pairing gave that one to another type of ``side``: two pointers to one distilled
+    copy of two alike types, one of which changed (the pointer to the unchanged one is no difference)."""
+    other = cmp.B if side is cmp.A else cmp.A
+    key = side.hash.get(x, 0)
+    for y in other.split_ids():
+        if other.hash.get(y, 0) == key and (cmp.equal(x, y) if side is cmp.A else cmp.equal(y, x)):
+            return True
+    return False
 
 
 def _references(side: Side, roots: Iterable[int]) -> set[int]:
