@@ -18,6 +18,7 @@ import tempfile
 import time
 
 from btfspec.locations import results_dir
+from btfspec.oracle.impls.quirks import catalogue_order
 from btfspec.spec.sources import HOST_VMLINUX as HOST
 
 LIBBPF = "libbpf"  # the implementation whose findings are the campaign's product
@@ -50,8 +51,7 @@ def catalogued_only(report: str) -> str | None:
         return None
     if not new or any(not x.get("quirk") and x.get("impl") != LIBBPF for x in new):
         return None
-    quirks = sorted({q.strip() for x in new if x.get("quirk") for q in x["quirk"].split(",")},
-                    key=lambda q: (len(q), q))  # catalogue order: Q2 before Q12
+    quirks = catalogue_order(q.strip() for x in new if x.get("quirk") for q in x["quirk"].split(","))
     plain = sum(1 for x in new if not x.get("quirk"))
     parts = ([f"catalogued quirks ({', '.join(quirks)})"] if quirks else []) + (
         [f"{plain} libbpf finding{'s' if plain != 1 else ''} beyond the catalogue"] if plain else [])

@@ -26,10 +26,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from btfspec.oracle.fuzz.property import Finding
+from btfspec.oracle.impls.quirks import catalogue_ids, catalogue_order
 
 QUIRK = "quirk"  # the first element of a quirk group's key, and its ``root``
 BUG = "bug"
-_QUIRK_ID = re.compile(r"Q\d+")
 
 
 def operation(steps: Sequence[Mapping[str, Any]]) -> str:
@@ -43,8 +43,7 @@ def operation(steps: Sequence[Mapping[str, Any]]) -> str:
 
 def catalogued_quirks(quirk: str | None) -> str:
     """The catalogue ids in a finding's ``quirk`` (comma-joined, in catalogue order), "" for none."""
-    ids = {q.strip() for q in (quirk or "").split(",") if _QUIRK_ID.fullmatch(q.strip())}
-    return ",".join(sorted(ids, key=lambda q: int(q[1:])))
+    return ",".join(catalogue_order(catalogue_ids(quirk or "")))
 
 
 def group_key(f: Finding) -> tuple[str, ...]:

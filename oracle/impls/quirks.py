@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from btfspec.oracle.impls.outcome import ERROR, Outcome
@@ -127,9 +128,19 @@ Q5_SUSPECT_PER_MIB = 0.5  # seconds per MiB of relocation input
 _QUIRK_ID = re.compile(r"Q\d+\Z")
 
 
+def catalogue_ids(text: str) -> list[str]:
+    """The catalogue ids in a comma-joined ``text`` (a finding's ``quirk``, an outcome's detail), as given."""
+    return [p.strip() for p in text.split(",") if _QUIRK_ID.match(p.strip())]
+
+
+def catalogue_order(ids: Iterable[str]) -> list[str]:
+    """``ids`` once each, in catalogue order (Q2 before Q12)."""
+    return sorted(set(ids), key=lambda q: (len(q), q))
+
+
 def quirk_ids(out: Outcome) -> list[str]:
     """The catalogue ids a reference outcome names in ``detail`` (nothing for other details)."""
-    return [p.strip() for p in out.detail.split(",") if _QUIRK_ID.match(p.strip())]
+    return catalogue_ids(out.detail)
 
 
 def q5_limit(prediction: Outcome, size: int, timeout: float) -> float | None:

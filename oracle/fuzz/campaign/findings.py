@@ -7,7 +7,6 @@ import contextlib
 import dataclasses
 import json
 import os
-import re
 import shlex
 import signal
 import threading
@@ -20,6 +19,7 @@ from btfspec.oracle.fuzz.groups import operation
 from btfspec.oracle.fuzz.property import Finding
 from btfspec.oracle.impls.adapter import KNOWN, OPT_IN
 from btfspec.oracle.impls.outcome import DEFAULT_TIMEOUT as REPLAY_TIMEOUT
+from btfspec.oracle.impls.quirks import catalogue_ids
 
 SIGNATURE_NOTE = "signature: "
 
@@ -143,9 +143,9 @@ def finding_manifest(f: Finding, *, name: str, campaign: str, seed: int, reprodu
                        "notes": SIGNATURE_NOTE + "\n".join(json.dumps(list(sig))
                                                             for sig in (signatures or [f.signature]))},
     }
-    quirks = [q for q in (f.quirk or "").split(",") if re.fullmatch(r"Q\d+", q.strip())]
+    quirks = catalogue_ids(f.quirk or "")
     if quirks:
-        m["quirks"] = [q.strip() for q in quirks]
+        m["quirks"] = quirks
     return m
 
 
