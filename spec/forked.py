@@ -14,9 +14,12 @@ the half itself, so the result never depends on the fork.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import threading
 from collections.abc import Callable
+
+PIPE_BYTES = 1 << 20  # the pipe's buffer (Linux's default limit for users): fewer, larger hand-overs
 
 
 def usable_cores() -> int:
@@ -37,6 +40,10 @@ class ForkedCall:
 
     def __init__(self, fn: Callable[[], bytes]) -> None:
         read_fd, write_fd = os.pipe()
+        try:
+            fcntl.fcntl(write_fd, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+        except (AttributeError, OSError):  # not Linux, or over the system's limit: the default pipe
+            pass
         pid = os.fork()
         if pid == 0:  # the child: compute, write, leave without returning
             status = 1
@@ -54,8 +61,9 @@ class ForkedCall:
         self.pid: int | None = pid
         self._read_fd = read_fd
 
-    def result(self) -> bytes | None:
-        """The child's bytes, or ``None`` when it did not finish cleanly (or was closed)."""
+    def result(self) -> list[bytes] | None:
+        """The child's bytes, in the pieces they were read in (not joined: the caller writes them one
+        after the other), or ``None`` when it did not finish cleanly (or was closed)."""
         if self.pid is None:
             return None
         chunks = []
@@ -66,7 +74,7 @@ class ForkedCall:
             self.close()
             return None
         ok = self._reap(block=True)
-        return b"".join(chunks) if ok else None
+        return chunks if ok else None
 
     def close(self) -> None:
         """Give up on the child: end it if it still runs, and reap it."""

@@ -42,7 +42,7 @@ PRINTED_KINDS = frozenset({INT, ARRAY, FWD, FUNC, VAR, FLOAT, DECL_TAG}) | REF_L
 INT_ENC_STR: dict[int, str] = {0: "(none)", 1: "SIGNED", 2: "CHAR", 4: "BOOL"}
 UNKNOWN_LINKAGE = "(unknown)"
 FORK_MIN_WORDS = 1 << 18  # a dump of fewer words of records (1 MB) is not worth a forked helper
-PARENT_SHARE = 0.55  # of the lines, when a helper formats the rest (it also joins, encodes and writes them)
+PARENT_SHARE = 0.5  # of the lines, when a helper formats the rest (it also joins, encodes and writes them)
 
 
 @functools.cache
@@ -163,8 +163,10 @@ def dump_raw_chunks(btf: Btf, *, start_id: int | None = None, fork: bool = True)
 
 
 def _line_run(lines: list[str]) -> bytes:
-    """Lines as one run of bpftool's bytes, each ending in a newline."""
-    return ("\n".join(lines) + "\n").encode("latin-1") if lines else b""
+    """Lines as one run of bpftool's bytes, each ending in a newline (``lines`` gets an empty last
+    one: the text is not copied again to end it)."""
+    lines.append("")
+    return "\n".join(lines).encode("latin-1")
 
 
 def _datasec_target(btf: Btf, tid: int, names: _Names, type_cnt: int) -> str:
@@ -264,20 +266,57 @@ def _element_lines(kinds: Any, vlens: Any, btf: Btf) -> Any:
     return np.where(shows[kinds], vlens, 0)
 
 
+class _StringTable:
+    """The names of ``top`` for offsets by the array: every string of its own section, then "(anon)",
+    then a marker for offsets looked up one by one (the middle of a string, the base's strings);
+    ``index`` maps an offset in the section to its string's number (or the marker).
+
+    Built once per dump: a forked helper shares the parent's instead of building its own.
+    """
+
+    def __init__(self, top: Btf) -> None:
+        import numpy as np
+
+        self.np = np
+        self.names = _Names(top, prefill=False)
+        own = top.strings
+        nuls = np.flatnonzero(np.frombuffer(own, dtype=np.uint8) == 0)
+        parts = own.decode("latin-1").split("\0")[:len(nuls)]
+        self.table = np.array([*parts, "(anon)", None], dtype=object)
+        self.index = np.full(len(own) + 1, len(parts) + 1, dtype=np.int32)
+        if parts:
+            self.index[0] = 0
+        self.index[nuls[:-1] + 1] = np.arange(1, len(parts), dtype=np.int32)
+        self.base = top.start_str_off
+
+    def names_of(self, offs: Any) -> list[str]:
+        """The names at the string offsets ``offs`` (an array)."""
+        np, index, table = self.np, self.index, self.table
+        local = offs.astype(np.int64) - self.base
+        inside = (local >= 0) & (local < len(index))
+        pick = index[np.where(inside, local, len(index) - 1)]
+        pick[~inside] = len(table) - 1
+        pick[offs == 0] = len(table) - 2
+        out = table[pick].tolist()
+        for i in np.flatnonzero(pick == len(table) - 1).tolist():  # not a string start of the section
+            out[i] = self.names[int(offs[i])]
+        return out
+
+
 class _ArrayRecords:
     """:class:`_ListRecords` over numpy arrays: each question is a few gathers over all records, and
-    names are looked up by a binary search over the string starts instead of one by one.
+    names are looked up in a :class:`_StringTable` instead of one by one.
 
     Only for records that end within the word array (:meth:`fits`); a selection is an index array.
     """
 
-    def __init__(self, words: Any, starts: Any, btf: Btf, first: int, top: Btf) -> None:
+    def __init__(self, words: Any, starts: Any, btf: Btf, first: int, top: Btf,
+                 strings: _StringTable | None = None) -> None:
         import numpy as np
 
         self.np = np
         fixed, elem = (np.array(t, dtype=np.int64) for t in _record_words(btf))
         self.words, self.first, self.starts = words, first, starts
-        self.names = _Names(top, prefill=False)
         info = words[starts + 1]
         self.kinds = (info >> 24) & btf.info.kind_mask
         self.vlens = (info & btf.info.vlen_mask).astype(np.int64)
@@ -288,17 +327,8 @@ class _ArrayRecords:
         ends = np.cumsum(printed)
         self.heads = np.arange(len(starts)) + ends - printed
         self.total_lines = len(starts) + (int(ends[-1]) if len(ends) else 0)
-        # Every string of top's own section, then "(anon)", then a marker for offsets looked up one
-        # by one; ``str_index`` maps an offset in the section to its string's number (or the marker).
-        own = top.strings
-        nuls = np.flatnonzero(np.frombuffer(own, dtype=np.uint8) == 0)
-        parts = own.decode("latin-1").split("\0")[:len(nuls)]
-        self.str_table = np.array([*parts, "(anon)", None], dtype=object)
-        self.str_index = np.full(len(own) + 1, len(parts) + 1, dtype=np.int32)
-        if parts:
-            self.str_index[0] = 0
-        self.str_index[nuls[:-1] + 1] = np.arange(1, len(parts), dtype=np.int32)
-        self.str_base = top.start_str_off
+        self.strings = strings if strings is not None else _StringTable(top)
+        self.names = self.strings.names
         self.kind_order = np.argsort(self.kinds, kind="stable")
         self.kind_bounds = np.searchsorted(self.kinds[self.kind_order], np.arange(btf.info.kinds + 1))
 
@@ -327,20 +357,8 @@ class _ArrayRecords:
     def field(self, sel: Any, pos: int) -> list[int]:
         return self.words[self.starts[sel] + pos].tolist()
 
-    def _names_of(self, offs: Any) -> list[str]:
-        np = self.np
-        local = offs.astype(np.int64) - self.str_base
-        inside = (local >= 0) & (local < len(self.str_index))
-        pick = self.str_index[np.where(inside, local, len(self.str_index) - 1)]
-        pick[~inside] = len(self.str_table) - 1
-        pick[offs == 0] = len(self.str_table) - 2
-        out = self.str_table[pick].tolist()
-        for i in np.flatnonzero(pick == len(self.str_table) - 1).tolist():  # not a string start of the section
-            out[i] = self.names[int(offs[i])]
-        return out
-
     def name_field(self, sel: Any) -> list[str]:
-        return self._names_of(self.words[self.starts[sel]])
+        return self.strings.names_of(self.words[self.starts[sel]])
 
     def column(self, sel: Any, values: Any) -> list[int]:
         return values[sel].tolist()
@@ -357,7 +375,7 @@ class _ArrayRecords:
         within = np.arange(total) - (np.cumsum(cnt) - cnt)[owner]
         rec = sel[owner]
         at = self.elem_at[rec] + self.elem_words[self.kinds[rec]] * within
-        names = self._names_of(self.words[at + name_pos]) if name_pos is not None else []
+        names = self.strings.names_of(self.words[at + name_pos]) if name_pos is not None else []
         cols = [self.words[at + pos].tolist() for pos in positions]
         return names, cols, self.heads[rec] + 1 + within, self.kflags[rec].tolist()
 
@@ -378,9 +396,11 @@ _Records = _ListRecords | _ArrayRecords
 Flat = tuple[Sequence[int], Sequence[int]]  # a model's flat_words(): record words and record starts
 
 
-def _records(flat: Flat, btf: Btf, first: int, stop: int, top: Btf) -> _Records:
+def _records(flat: Flat, btf: Btf, first: int, stop: int, top: Btf, strings: _StringTable | None = None
+             ) -> _Records:
     """The own records of ``btf`` (``flat``: its :meth:`~btfspec.spec.model.Btf.flat_words`) with ids
-    ``first`` to ``stop - 1``, read with numpy when there are many."""
+    ``first`` to ``stop - 1``, read with numpy when there are many (naming them from ``strings`` when
+    given)."""
     words, starts = flat
     skip, end = first - btf.start_id, stop - btf.start_id
     if len(words) >= VECTOR_MIN_WORDS and len(starts):
@@ -389,13 +409,14 @@ def _records(flat: Flat, btf: Btf, first: int, stop: int, top: Btf) -> _Records:
         w = np.frombuffer(words, dtype=np.uint32)
         s = np.frombuffer(starts, dtype=np.uint32).astype(np.int64)
         if _ArrayRecords.fits(w, s, btf):
-            return _ArrayRecords(w, s[skip:end], btf, first, top)
+            return _ArrayRecords(w, s[skip:end], btf, first, top, strings)
     return _ListRecords(words, starts[skip:end], btf, first, top)
 
 
-def _own_lines(flat: Flat, btf: Btf, first: int, stop: int, type_cnt: int, top: Btf) -> list[str]:
+def _own_lines(flat: Flat, btf: Btf, first: int, stop: int, type_cnt: int, top: Btf,
+               strings: _StringTable | None = None) -> list[str]:
     """The lines of ``btf``'s own types with ids ``first`` to ``stop - 1``."""
-    recs = _records(flat, btf, first, stop, top)
+    recs = _records(flat, btf, first, stop, top, strings)
     lines = recs.new_lines()
     _print_records(recs, top, type_cnt, lines)
     return recs.finish(lines)
@@ -428,14 +449,17 @@ def _dump_own(btf: Btf, first: int, type_cnt: int, out: list[bytes], top: Btf, *
     if mid is None:
         out.append(_line_run(_own_lines(flat, btf, first, stop, type_cnt, top)))
         return
-    helper = ForkedCall(lambda: _line_run(_own_lines(flat, btf, mid, stop, type_cnt, top)))
+    strings = _StringTable(top)  # built before the fork: the helper shares it
+    helper = ForkedCall(lambda: _line_run(_own_lines(flat, btf, mid, stop, type_cnt, top, strings)))
     try:
-        out.append(_line_run(_own_lines(flat, btf, first, mid, type_cnt, top)))
+        out.append(_line_run(_own_lines(flat, btf, first, mid, type_cnt, top, strings)))
     except BaseException:
         helper.close()
         raise
     second = helper.result()
-    out.append(second if second is not None else _line_run(_own_lines(flat, btf, mid, stop, type_cnt, top)))
+    if second is None:
+        second = [_line_run(_own_lines(flat, btf, mid, stop, type_cnt, top, strings))]
+    out.extend(second)
 
 
 @functools.cache
