@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import array
 import functools
-import gc
 import struct
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -31,6 +30,7 @@ from btfspec.spec.fastpath import (
     step_tables,
     type_words,
 )
+from btfspec.spec.gcpause import gc_paused
 from btfspec.spec.kinds import (
     HDR_LEN,
     HDR_LEN_LAYOUT,
@@ -443,8 +443,7 @@ class Btf:
         """Decode every own type now (the full-decode path: record by record for a small object, else
         vectorised over the word array).
 
-        The cyclic garbage collector is paused meanwhile: it would otherwise rescan the
-        hundreds of thousands of new tuples several times and triple the cost.
+        The cyclic garbage collector is paused meanwhile (:mod:`btfspec.spec.gcpause`).
         """
         if self._words is None or self._offsets is None or not self._offsets:
             return
@@ -453,13 +452,8 @@ class Btf:
                 if self._types[i] is None:
                     self._types[i] = self._decode(i)
             return
-        was_enabled = gc.isenabled()
-        gc.disable()
-        try:
+        with gc_paused():
             self._decode_all_vectorised()
-        finally:
-            if was_enabled:
-                gc.enable()
 
     def _decode_all_vectorised(self) -> None:
         import numpy as np  # imported here: it costs ~45 ms at start-up of every command

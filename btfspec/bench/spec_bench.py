@@ -52,10 +52,10 @@ def run(blob: bytes, path: str, repeat: int = 5) -> list[Row]:
         rows.append(Row("open + raw dump", best_of(dump, repeat), "bpftool dump", bpftool_s, 1.5))
 
     order = grammar.byteorder_of(blob)
-    codec = grammar.compiled(order)
-    container = codec.parse(blob)
-    rows.append(Row("Construct parse (compiled)", best_of(lambda: codec.parse(blob), 2),
+    container = grammar.parse(blob, use_compiled=True)
+    rows.append(Row("Construct parse (compiled)", best_of(lambda: grammar.parse(blob, use_compiled=True), 2),
                     "libbpf btf__new", libbpf_s, 100))
-    rows.append(Row("Construct build (compiled)", best_of(lambda: codec.build(container), 2),
+    rows.append(Row("Construct build (compiled)",
+                    best_of(lambda: grammar.build(container, order, use_compiled=True), 2),
                     "libbpf btf__new", libbpf_s, 200))
     return rows
