@@ -202,7 +202,7 @@ def parse(blob: bytes, *, use_compiled: bool = False) -> Container:
     """Parse a whole blob with the reference codec (interpreted unless ``use_compiled``)."""
     order = byteorder_of(blob)
     g = compiled(order) if use_compiled else grammar(order)
-    with gc_paused():  # a container or two per record: collections would rescan them (1.6x the time)
+    with gc_paused():  # a container or two per record: collections would rescan them (1.25-1.35x the time)
         return g.parse(blob)
 
 
