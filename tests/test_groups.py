@@ -106,3 +106,28 @@ def test_what_python_does_exactly_as_libbpf_is_shown_once_as_shared(tmp_path: Pa
     text = report.render_text(result)
     for g in quirks:
         assert text.count(f"python: shared with libbpf ({g.quirk})") == (1 if g.shared_with else 0)
+
+
+def test_the_terminal_lists_a_few_findings_of_each_group_and_counts_the_rest(tmp_path: Path) -> None:
+    """A default campaign records a hundred findings or more, most of a few quirks: the terminal report
+    gives each group the command that reproduces its entry and lists its first findings, counting the
+    others; the Markdown and JSON reports keep every finding."""
+    result, parent = _parent(tmp_path)
+    for i in range(5):
+        parent.add_finding(_finding("P1", "libbpf", f"relocate bytes differ {i}", f"type {i}", 100 + i, "Q6"), 0)
+    parent.add_finding(_finding("P2", "serve", "relocate ok where error", "type 7", 80), 0)
+    text = report.render_text(result)
+    findings = text[text.index("== findings"):text.index("== throughput")]
+    assert findings.count("[NEW] P1 [libbpf]") == report.FINDINGS_SHOWN_PER_GROUP == 2
+    assert findings.count("[NEW] P2 [serve]") == 1  # a group's only finding is listed
+    assert "... and 3 more findings of these groups" in findings
+    groups = text[text.index("== finding groups"):text.index("== findings")]
+    assert groups.count("reproduce: btfspec corpus run") == 2  # one per group, with its entry
+    for g in result.groups:
+        assert f"reproduce: btfspec corpus run {g.path}" in groups
+    assert report.render_markdown(result).count("| **new** | P1 | libbpf |") == 5
+    assert len(report.render_json(result)["findings"]) == 6
+    parent.add_finding(_finding("P2", "serve", "relocate ok where error", "type 8", 90), 0)
+    text = report.render_text(result)
+    findings = text[text.index("== findings"):text.index("== throughput")]
+    assert findings.count("[NEW] P2 [serve]") == 2 and "... and 3 more findings" in findings

@@ -3,10 +3,12 @@
 All three show the same things: the campaign's setup (seed, workers, database, implementations,
 properties run and skipped with the reason), its finding groups (:mod:`btfspec.oracle.fuzz.groups`:
 quirk groups first, each with where it was seen and, when another implementation did exactly as
-libbpf, "shared with libbpf (Qn)"), its findings (signature, quirk, corpus path, the command
-that reproduces each; new ones first), throughput per property (examples per second over the
-campaign's wall time and per worker slot) and per implementation operation (calls, mean time), and
-the coverage reached (BTF kinds, shapes, mutation labels, validator rules, errnos).
+libbpf, "shared with libbpf (Qn)"), its findings (signature, quirk, corpus path, the command that
+reproduces each; new ones first), throughput per property (examples per second over the campaign's
+wall time and per worker slot) and per implementation operation (calls, mean time), and the coverage
+reached (BTF kinds, shapes, mutation labels, validator rules, errnos). The terminal report also gives
+each group the command that reproduces its entry, and lists the first ``FINDINGS_SHOWN_PER_GROUP``
+findings of each group, counting the rest (a default campaign finds a hundred or more).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ if TYPE_CHECKING:
     from btfspec.oracle.fuzz.campaign import CampaignResult, FoundRecord
 
 FORMATS = (".md", ".json")
+FINDINGS_SHOWN_PER_GROUP = 2  # in the terminal report; the Markdown and JSON reports list every finding
 COVERAGE_ORDER = ("kind", "shape", "label", "rule", "errno", "profile", "note")
 
 
@@ -125,6 +128,9 @@ def render_text(result: CampaignResult) -> str:
     out.append("")
     out.append(f"== finding groups (one per root cause): {sum(g.new for g in result.groups)} new, "
                f"{sum(not g.new for g in result.groups)} already in the corpus")
+    reproduce = {}
+    for f in result.findings:
+        reproduce.setdefault(f.path, f.reproduce)
     for g in _ordered_groups(result):
         out.append(f"  [{'NEW' if g.new else 'old'}] {g.title()}: {g.count} finding{'s' if g.count != 1 else ''}, "
                    f"first at {g.seconds:.1f} s" + (f" ({', '.join(g.profiles)})" if g.profiles else ""))
@@ -133,12 +139,20 @@ def render_text(result: CampaignResult) -> str:
         out.append(f"        seen in: {g.seen_in()}")
         out.append(f"        smallest: {g.smallest} B, {g.property} {g.outcome}: {g.first_difference}")
         out.append(f"        entry: {g.path}")
+        if reproduce.get(g.path):
+            out.append(f"        reproduce: {reproduce[g.path]}")
     if not result.groups:
         out.append("  none")
     out.append("")
     out.append(f"== findings: {len(new)} new, {len(result.findings) - len(new)} already in the corpus, "
                f"{result.duplicates} duplicate reports")
+    listed: dict[str, int] = {}
+    unlisted = 0
     for f in _ordered(result):
+        if listed.get(f.path, 0) >= FINDINGS_SHOWN_PER_GROUP and not f.error:
+            unlisted += 1
+            continue
+        listed[f.path] = listed.get(f.path, 0) + 1
         tag = "NEW" if f.new else "old"
         out.append(f"  [{tag}] {f.property} [{f.impl}] {f.outcome}" + (f"  ({f.profile})" if f.profile else ""))
         out.append(f"        first difference: {f.first_difference}")
@@ -148,6 +162,10 @@ def render_text(result: CampaignResult) -> str:
         out.append(f"        reproduce: {f.reproduce}")
         if f.error:
             out.append(f"        NOT WRITTEN as an entry ({f.error}); raw files kept under .unwritten/")
+    if unlisted:
+        out.append(f"  ... and {unlisted} more finding{'s' if unlisted != 1 else ''} of these groups (the first "
+                   f"{FINDINGS_SHOWN_PER_GROUP} of each are listed): all of them are in the report file "
+                   "(--report FILE.md or .json) and in --json")
     if not result.findings:
         out.append("  none")
     else:
