@@ -464,6 +464,8 @@ def test_cli_dump_raw_json_and_split(edge_files: dict[str, Path]) -> None:
     base, split = split_pair()
     res = invoke("dump", "--base", edge_files["base"], edge_files["split"])
     assert res.exit_code == 0 and res.stdout_bytes == raw(split)
+    res = invoke("dump", "-B", edge_files["base"], edge_files["split"])  # bpftool's spelling
+    assert res.exit_code == 0 and res.stdout_bytes == raw(split)
 
 
 @needs_bpftool

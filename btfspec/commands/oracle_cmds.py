@@ -138,7 +138,7 @@ def _sizes(res: Result, roles: tuple[str, ...]) -> str:
 
 @click.command("distill")
 @click.argument("split")
-@click.option("--base", "base_path", metavar="BASE",
+@click.option("-B", "--base", "base_path", metavar="BASE",
               help="Base BTF SPLIT was built on (default for /sys/kernel/btf/<module>: vmlinux).")
 @_impl_options(multi=False)
 @click.option("-o", "--output", "out_elf", metavar="OUT.ko",
@@ -192,7 +192,7 @@ def _guest_base(impl: Any, base_path: str | None) -> tuple[bytes, str]:
 @click.argument("split")
 @click.option("--distilled-base", "dist_path", metavar="DB",
               help="Distilled base SPLIT sits on (default: its .BTF.base section).")
-@click.option("--base", "base_path", metavar="BASE",
+@click.option("-B", "--base", "base_path", metavar="BASE",
               help="Full base BTF to relocate onto (required, except with --impl kernel-vm: its guest's vmlinux).")
 @_impl_options(multi=False, guest=True)
 @click.option("-o", "--output", "out", metavar="OUT", required=True,
@@ -249,7 +249,7 @@ def _outcome_dict(out: Outcome) -> dict[str, Any]:
 
 @click.command("compare")
 @click.argument("split")
-@click.option("--base", "base_path", metavar="BASE", help="Base BTF SPLIT was built on.")
+@click.option("-B", "--base", "base_path", metavar="BASE", help="Base BTF SPLIT was built on.")
 @click.option("--target", "target_path", metavar="BASE2", help="Base to relocate onto (default: BASE).")
 @_impl_options(multi=True)
 @json_option

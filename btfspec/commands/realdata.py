@@ -136,7 +136,7 @@ def _print_report(s: dict[str, Any], rows: list[Any], table: bool, top: int) -> 
                    "with the new builds.")
 @click.option("--base-old", metavar="VMLINUX", default=None, help="--cross: the old vmlinux [default: OLD_MODULES'].")
 @click.option("--base-new", metavar="VMLINUX", default=None, help="--cross: the new vmlinux [default: NEW_MODULES'].")
-@click.option("--base", "base", metavar="VMLINUX", default=None,
+@click.option("-B", "--base", "base", metavar="VMLINUX", default=None,
               help="vmlinux BTF (raw or ELF) [default: MODULES/vmlinux.btf of a fetch-kernel directory].")
 @click.option("--impl", type=click.Choice(["libbpf", "python", "kernel-vm"]), default="libbpf", show_default=True,
               help="Implementation that distills (and relocates). kernel-vm: --cross only, the new kernel's module "

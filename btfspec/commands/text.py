@@ -41,7 +41,8 @@ def _write_stdout(chunks: list[bytes]) -> None:
 
 @click.command("dump")
 @click.argument("file")
-@click.option("--base", "base_path", metavar="BASE", help="Base BTF: FILE is split BTF on top of it.")
+@click.option("-B", "--base", "base_path", metavar="BASE",
+              help="Base BTF: FILE is split BTF on top of it (bpftool's -B).")
 @click.option("--format", "fmt", type=click.Choice(["raw", "json"]), default="raw", show_default=True,
               help="bpftool's 'format raw' text, or its -j JSON.")
 @guarded
@@ -64,7 +65,7 @@ def dump_cmd(file: str, base_path: str | None, fmt: str) -> None:
 
 @click.command("parse-text")
 @click.argument("text_path", metavar="TEXT")
-@click.option("--base", "base_path", metavar="BASE", help="Base BTF of split-BTF text.")
+@click.option("-B", "--base", "base_path", metavar="BASE", help="Base BTF of split-BTF text.")
 @click.option("--endian", type=click.Choice(["little", "big"]), default="little", show_default=True,
               help="Byte order of the output.")
 @click.option("-o", "--output", "out_path", required=True, metavar="OUT", help="Raw BTF file to write.")

@@ -34,7 +34,7 @@ def _load(path: str) -> tuple[bytes, bytes | None, str | None]:
 
 @click.command("validate")
 @click.argument("file", type=click.Path(dir_okay=False))
-@click.option("--base", "base_path", type=click.Path(dir_okay=False),
+@click.option("-B", "--base", "base_path", type=click.Path(dir_okay=False),
               help="Base BTF for a split FILE (default: FILE's own .BTF.base, or vmlinux for /sys/kernel/btf "
                    "modules).")
 @click.option("--rules", type=click.Choice(RULES), default="libbpf", show_default=True,
