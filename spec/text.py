@@ -268,9 +268,9 @@ def _element_lines(kinds: Any, vlens: Any, btf: Btf) -> Any:
 
 
 class _StringTable:
-    """The names of ``top`` for offsets by the array: every string of its own section, then "(anon)",
-    then a marker for offsets looked up one by one (the middle of a string, the base's strings);
-    ``index`` maps an offset in the section to its string's number (or the marker).
+    """``top``'s names for whole arrays of string offsets: ``table`` holds every string of its own
+    section, then "(anon)", then a marker for offsets looked up one by one (the middle of a string, the
+    base's strings); ``index`` maps an offset in the section to its string's number (or the marker).
 
     Built once per dump: a forked helper shares the parent's instead of building its own.
     """
