@@ -131,3 +131,16 @@ def test_the_terminal_lists_a_few_findings_of_each_group_and_counts_the_rest(tmp
     text = report.render_text(result)
     findings = text[text.index("== findings"):text.index("== throughput")]
     assert findings.count("[NEW] P2 [serve]") == 2 and "... and 3 more findings" in findings
+
+
+def test_quirk_groups_and_counts_come_in_catalogue_order(tmp_path: Path) -> None:
+    """Q2 before Q12 (a sort by the text put Q12 between Q1 and Q2), a combination after its first id."""
+    result, parent = _parent(tmp_path)
+    for i, quirk in enumerate(["Q12", "Q2", "Q1,Q3", "Q6", "Q1", "Q3,Q6", "Q3"]):
+        parent.add_finding(_finding("P1", "libbpf", f"relocate bytes differ {i}", f"type {i}", 50, quirk), 0)
+    order = ["Q1", "Q1,Q3", "Q2", "Q3", "Q3,Q6", "Q6", "Q12"]
+    assert [g.quirk for g in report._ordered_groups(result)] == order
+    text = report.render_text(result)
+    assert [text.index(f"[libbpf] quirk {q}:") for q in order] == sorted(text.index(f"[libbpf] quirk {q}:")
+                                                                          for q in order)
+    assert list(report.by_quirk(result)) == ["Q1", "Q2", "Q3", "Q6", "Q12"]

@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from btfspec.oracle.fuzz.property import Finding
-from btfspec.oracle.impls.quirks import catalogue_ids, catalogue_order
+from btfspec.oracle.impls.quirks import catalogue_ids, catalogue_key, catalogue_order
 
 QUIRK = "quirk"  # the first element of a quirk group's key, and its ``root``
 BUG = "bug"
@@ -146,4 +146,5 @@ class FindingGroup:
 
 def ordered(groups: Sequence[FindingGroup]) -> list[FindingGroup]:
     """Quirk groups (named root causes) first, then bug groups; new before already in the corpus."""
-    return sorted(groups, key=lambda g: (g.root != QUIRK, not g.new, g.impl, g.quirk, g.property, g.outcome))
+    return sorted(groups, key=lambda g: (g.root != QUIRK, not g.new, g.impl, catalogue_key(g.quirk), g.property,
+                                         g.outcome))

@@ -20,6 +20,8 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from btfspec.oracle.impls.quirks import catalogue_key
+
 if TYPE_CHECKING:
     from btfspec.oracle.fuzz.campaign import CampaignResult, FoundRecord
 
@@ -91,7 +93,7 @@ def by_quirk(result: CampaignResult) -> dict[str, int]:
     for f in result.findings:
         for q in (f.quirk or "none").split(","):
             counts[q.strip()] = counts.get(q.strip(), 0) + 1
-    return dict(sorted(counts.items(), key=lambda kv: (kv[0] == "none", kv[0])))
+    return dict(sorted(counts.items(), key=lambda kv: (kv[0] == "none", catalogue_key(kv[0]), kv[0])))
 
 
 def by_profile(result: CampaignResult) -> dict[str, int]:

@@ -133,9 +133,18 @@ def catalogue_ids(text: str) -> list[str]:
     return [p.strip() for p in text.split(",") if _QUIRK_ID.match(p.strip())]
 
 
+def _id_key(q: str) -> tuple[int, str]:
+    return len(q), q  # Q2 before Q12
+
+
 def catalogue_order(ids: Iterable[str]) -> list[str]:
     """``ids`` once each, in catalogue order (Q2 before Q12)."""
-    return sorted(set(ids), key=lambda q: (len(q), q))
+    return sorted(set(ids), key=_id_key)
+
+
+def catalogue_key(text: str) -> tuple[tuple[int, str], ...]:
+    """A sort key for comma-joined catalogue ids (a group's ``Q3,Q6``): Q1, Q1,Q3, Q2 ... Q12."""
+    return tuple(_id_key(q) for q in catalogue_ids(text))
 
 
 def quirk_ids(out: Outcome) -> list[str]:
