@@ -144,3 +144,6 @@ def test_quirk_groups_and_counts_come_in_catalogue_order(tmp_path: Path) -> None
     assert [text.index(f"[libbpf] quirk {q}:") for q in order] == sorted(text.index(f"[libbpf] quirk {q}:")
                                                                           for q in order)
     assert list(report.by_quirk(result)) == ["Q1", "Q2", "Q3", "Q6", "Q12"]
+    page = render_html(json.loads(json.dumps(report.render_json(result))))
+    at = [page.index(f">quirk {q}<") for q in order]
+    assert at == sorted(at)

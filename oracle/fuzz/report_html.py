@@ -159,15 +159,20 @@ def finding_groups(findings: Sequence[Mapping[str, Any]],
                    groups: Sequence[Mapping[str, Any]] = ()) -> list[list[Mapping[str, Any]]]:
     """Findings grouped by their ``group`` key when the campaign gave one, else by property,
     implementation, outcome and quirk; quirk groups (the report's ``groups``, when given, say which) first,
-    then new groups first, each group's new findings first."""
+    then new groups first, quirk groups in catalogue order, each group's new findings first."""
+    from btfspec.oracle.impls.quirks import catalogue_key
+
     by_key: dict[Any, list[Mapping[str, Any]]] = {}
     for f in findings:
         key = f.get("group") or (f.get("property"), f.get("impl"), f.get("outcome"), f.get("quirk"))
         by_key.setdefault(json.dumps(key, sort_keys=True, default=str), []).append(f)
     roots = {g.get("name"): g.get("root") for g in groups}
+    quirks = {g.get("name"): str(g.get("quirk") or "") for g in groups}
     ordered = [sorted(g, key=lambda f: not f.get("new")) for g in by_key.values()]
     return sorted(ordered, key=lambda g: (roots.get(g[0].get("group")) != "quirk",
-                                          not any(f.get("new") for f in g), str(g[0].get("property"))))
+                                          not any(f.get("new") for f in g),
+                                          catalogue_key(quirks.get(g[0].get("group"), "")),
+                                          str(g[0].get("property"))))
 
 
 def _group_html(group: Sequence[Mapping[str, Any]], meta: Mapping[str, Any] | None = None) -> str:
