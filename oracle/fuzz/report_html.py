@@ -166,13 +166,15 @@ def finding_groups(findings: Sequence[Mapping[str, Any]],
     for f in findings:
         key = f.get("group") or (f.get("property"), f.get("impl"), f.get("outcome"), f.get("quirk"))
         by_key.setdefault(json.dumps(key, sort_keys=True, default=str), []).append(f)
-    roots = {g.get("name"): g.get("root") for g in groups}
-    quirks = {g.get("name"): str(g.get("quirk") or "") for g in groups}
+    meta = {g.get("name"): g for g in groups}
     ordered = [sorted(g, key=lambda f: not f.get("new")) for g in by_key.values()]
-    return sorted(ordered, key=lambda g: (roots.get(g[0].get("group")) != "quirk",
-                                          not any(f.get("new") for f in g),
-                                          catalogue_key(quirks.get(g[0].get("group"), "")),
-                                          str(g[0].get("property"))))
+
+    def key(g: list[Mapping[str, Any]]) -> tuple[Any, ...]:
+        m = meta.get(g[0].get("group"), {})
+        return (m.get("root") != "quirk", not any(f.get("new") for f in g), catalogue_key(str(m.get("quirk") or "")),
+                str(g[0].get("property")))
+
+    return sorted(ordered, key=key)
 
 
 def _group_html(group: Sequence[Mapping[str, Any]], meta: Mapping[str, Any] | None = None) -> str:
