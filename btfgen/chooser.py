@@ -104,3 +104,80 @@ class HypothesisChooser(Chooser):
         # like st.lists: one "continue" choice per element, so shrinking can stop early or delete
         # a whole construct (its choices and this flag) from the middle
         return self.int(0, 99) != 0
+
+
+# A recorded decision: ("int", value), ("chance", 0/1) or ("pick", index, key of the picked node or None).
+Decision = tuple[Any, ...]
+
+
+def _key_of(item: Any) -> Any:
+    return getattr(item, "key", None)
+
+
+class RecordingChooser(Chooser):
+    """Passes every decision to ``inner`` unchanged (the same draws in the same order) and records it,
+    picks with the key of the picked node, so that :class:`ReplayChooser` can make them again on a
+    smaller universe."""
+
+    def __init__(self, inner: Chooser) -> None:
+        self.inner = inner
+        self.decisions: list[Decision] = []
+
+    def int(self, lo: int, hi: int) -> int:
+        v = self.inner.int(lo, hi)
+        self.decisions.append(("int", v))
+        return v
+
+    def chance(self, percent: int) -> bool:
+        v = self.inner.chance(percent)
+        self.decisions.append(("chance", int(v)))
+        return v
+
+    def pick(self, seq: Sequence[T]) -> T:
+        i = self.inner.int(0, len(seq) - 1) if len(seq) > 1 else 0
+        self.decisions.append(("pick", i, _key_of(seq[i])))
+        return seq[i]
+
+    def more(self) -> bool:
+        return self.inner.more()
+
+    def begin(self, label: int) -> None:
+        self.inner.begin(label)
+
+    def end(self) -> None:
+        self.inner.end()
+
+
+class ReplayChooser(Chooser):
+    """Makes recorded decisions again: a pick takes the node with the recorded key when it is still among
+    the candidates (else the recorded index, clamped), an integer its recorded value clamped to the new
+    bounds; past the record every decision is the simplest one."""
+
+    def __init__(self, decisions: Sequence[Decision]) -> None:
+        self.decisions = list(decisions)
+        self.pos = 0
+
+    def _next(self) -> Decision | None:
+        if self.pos >= len(self.decisions):
+            return None
+        self.pos += 1
+        return self.decisions[self.pos - 1]
+
+    def int(self, lo: int, hi: int) -> int:
+        d = self._next()
+        v = d[1] if d is not None else lo
+        return min(max(v, lo), hi)
+
+    def chance(self, percent: int) -> bool:
+        d = self._next()
+        return bool(d[1]) if d is not None else False
+
+    def pick(self, seq: Sequence[T]) -> T:
+        d = self._next()
+        if d is None:
+            return seq[0]
+        if d[0] == "pick" and d[2] is not None:
+            for item in seq:
+                if _key_of(item) == d[2]:
+                    return item
+        return seq[min(max(d[1], 0), len(seq) - 1)]

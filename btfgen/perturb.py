@@ -41,7 +41,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 from btfspec.btfgen import coverage
-from btfspec.btfgen.chooser import Chooser, HypothesisChooser
+from btfspec.btfgen.chooser import Chooser, Decision, HypothesisChooser, RecordingChooser, ReplayChooser
 from btfspec.btfgen.encoder import Case, Encoded, EncodeOptions, encode_base, encode_split
 from btfspec.btfgen.universe import (
     Array,
@@ -75,6 +75,7 @@ EQUIVALENT = "equivalent"
 ERROR = "error"
 STALE = "stale-copy"
 LABELS = (EQUIVALENT, ERROR, STALE)
+IDENTITY = "identity"  # the kind when no perturbation applies: the kernel part unchanged
 EINVAL = -_errno.EINVAL
 ELOOP = -_errno.ELOOP
 
@@ -145,6 +146,7 @@ class Perturbation:
     options: EncodeOptions = EncodeOptions()
     base_ids: Mapping[Key, int] = field(default_factory=dict, repr=False, compare=False)  # original base
     base2_ids: Mapping[Key, int] = field(default_factory=dict, repr=False, compare=False)
+    decisions: tuple[Decision, ...] = field(default=(), repr=False, compare=False)  # the kind's, for replay
 
     def expected(self) -> dict[str, Any]:
         """The ``expected.json`` form (stale nodes with their ids in base and base2)."""
@@ -738,12 +740,13 @@ def perturb(case: Case, ch: Chooser, kinds: tuple[str, ...] | None = None) -> tu
     """Apply one perturbation to the kernel part: a label, then a kind of it, chosen by ``ch``.
 
     Inapplicable kinds are skipped (other kinds of the label, then other labels); when nothing
-    applies the kernel part is left unchanged (kind ``identity``, label ``equivalent``).
+    applies the kernel part is left unchanged (kind ``identity``, label ``equivalent``).  The
+    applied kind's decisions are kept in :attr:`Perturbation.decisions` (:func:`replay`).
     """
     names = list(kinds or PERTURBATIONS)
     ctx = _Ctx(case, ch)
     result: _Result | None = None
-    kind = "identity"
+    kind = IDENTITY
     first = ch.int(0, len(LABELS) - 1)  # a label first, so each is drawn about equally often
     for label in LABELS[first:] + LABELS[:first]:
         group = [k for k in names if PERTURBATIONS[k][0] == label]
@@ -753,14 +756,39 @@ def perturb(case: Case, ch: Chooser, kinds: tuple[str, ...] | None = None) -> tu
             j = i + ch.weighted([WEIGHTS.get(k, 1) for k in group[i:]])
             group[i], group[j] = group[j], group[i]
             kind = group[i]
+            ctx.ch = RecordingChooser(ch)
             result = PERTURBATIONS[kind][1](ctx)
             if result is not None:
                 break
         if result is not None:
             break
     if result is None:
-        kind = "identity"
-        result = (list(ctx.kernel), "kernel part unchanged", (), None)
+        kind = IDENTITY
+        result = _unchanged(ctx)
+    decisions = ctx.ch.decisions if isinstance(ctx.ch, RecordingChooser) else []
+    return _perturbed_base(case, kind, result, tuple(decisions))
+
+
+def _unchanged(ctx: _Ctx) -> _Result:
+    return list(ctx.kernel), "kernel part unchanged", (), None
+
+
+def replay(case: Case, kind: str, decisions: tuple[Decision, ...]) -> tuple[bytes, Perturbation] | None:
+    """Perturbation ``kind`` of ``case`` made again with recorded ``decisions`` (:class:`ReplayChooser`:
+    the same target node where it still exists), or None when it no longer applies.  The label follows
+    from the perturbation run on this case, as in :func:`perturb`, so it is right for the new case too."""
+    ctx = _Ctx(case, ReplayChooser(decisions))
+    if kind == IDENTITY:
+        return _perturbed_base(case, kind, _unchanged(ctx), decisions)
+    if kind not in PERTURBATIONS:
+        return None
+    result = PERTURBATIONS[kind][1](ctx)
+    return None if result is None else _perturbed_base(case, kind, result, decisions)
+
+
+def _perturbed_base(case: Case, kind: str, result: _Result,
+                    decisions: tuple[Decision, ...]) -> tuple[bytes, Perturbation]:
+    """``base2`` and its :class:`Perturbation` from one perturbation's result (the label, an inherent error)."""
     nodes, description, stale, opts = result
     label = PERTURBATIONS[kind][0] if kind in PERTURBATIONS else EQUIVALENT
     errno = EINVAL if label == ERROR else 0
@@ -771,7 +799,7 @@ def perturb(case: Case, ch: Chooser, kinds: tuple[str, ...] | None = None) -> tu
         description = f"{description}; relocation fails anyway: {forced[1]}"
     opts = opts or case.options
     enc = encode_base(u2, opts=opts)
-    p = Perturbation(kind, label, errno, description, stale, u2, opts, case.base_ids, enc.ids)
+    p = Perturbation(kind, label, errno, description, stale, u2, opts, case.base_ids, enc.ids, decisions)
     coverage.record("perturbation", kind)
     coverage.record("label", label)
     if p.errno:
