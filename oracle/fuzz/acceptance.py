@@ -28,6 +28,7 @@ from typing import Any
 
 from btfspec.btfgen import coverage
 from btfspec.oracle.fuzz.helpers import (
+    PAIR_REDUCTION,
     Calls,
     accept_expect,
     case_description,
@@ -206,6 +207,6 @@ def unusable_reason(ctx: Context) -> str | None:
 
 
 PROPERTY = Property(ACCEPTANCE, "acceptance: successful outputs are accepted by libbpf's parser and the kernel",
-                    pairs, check_p4, frozenset({DISTILL}), unusable_reason)
+                    pairs, check_p4, frozenset({DISTILL}), unusable_reason, PAIR_REDUCTION)
 
 __all__ = ["PROPERTY", "check_p4", "merged", "unusable_reason"]

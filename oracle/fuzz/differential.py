@@ -23,6 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from btfspec.oracle.fuzz.helpers import (
+    PAIR_REDUCTION,
     Calls,
     case_description,
     corpus_step,
@@ -132,6 +133,6 @@ def unusable_reason(ctx: Context) -> str | None:
 
 
 PROPERTY = Property(DIFFERENTIAL, "differential: every implementation agrees with libbpf on distill and relocate",
-                    pairs, check_p3, frozenset({DISTILL}), unusable_reason)
+                    pairs, check_p3, frozenset({DISTILL}), unusable_reason, PAIR_REDUCTION)
 
 __all__ = ["PROPERTY", "check_p3", "judge", "unusable_reason"]

@@ -9,7 +9,8 @@
 * relocation judging shared by P1 and P2: :class:`Expected`, :func:`expected`, :class:`Verdict`,
   :func:`judge_relocation`, :func:`relocation_pipeline`, :func:`attribute_quirk`,
   :func:`relocation_finding`;
-* :func:`pairs` (the generated base/split pairs), :func:`case_description`, :func:`raise_new`.
+* :func:`pairs` (the generated base/split pairs) and :data:`PAIR_REDUCTION` (how one is reduced),
+  :func:`case_description`, :func:`raise_new`.
 """
 
 from __future__ import annotations
@@ -22,10 +23,11 @@ from typing import Any
 from hypothesis import strategies as st
 
 from btfspec.btfgen import coverage
-from btfspec.btfgen.encoder import Case
+from btfspec.btfgen.encoder import Case, EncodeError, make_case
 from btfspec.btfgen.generate import base_split_pairs
 from btfspec.btfgen.perturb import ERROR as LABEL_ERROR
 from btfspec.btfgen.perturb import Perturbation, inherent_error
+from btfspec.btfgen.reduce import CaseReduction
 from btfspec.btfgen.universe import Universe
 from btfspec.oracle.equiv.compare import EquivResult, difference_class, equivalent, identical, only_at
 from btfspec.oracle.equiv.explain import normalize
@@ -109,6 +111,17 @@ def case_description(case: Any) -> str:
 def pairs(ctx: Context) -> st.SearchStrategy[Case]:
     """Generated base/split pairs of the context's profile (P2, P3, P4)."""
     return base_split_pairs(ctx.profile, MIN_TYPES, MAX_TYPES)
+
+
+def smaller_pair(case: Case, u: Universe) -> Case | None:
+    """A base/split pair encoded from a smaller universe with ``case``'s options (None if it does not encode)."""
+    try:
+        return make_case(u, case.options)
+    except EncodeError:
+        return None
+
+
+PAIR_REDUCTION: CaseReduction[Case] = CaseReduction(lambda case: case.universe, smaller_pair)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -23,6 +23,8 @@ from btfspec.oracle.impls.outcome import DEFAULT_TIMEOUT
 if TYPE_CHECKING:
     from hypothesis.strategies import SearchStrategy
 
+    from btfspec.btfgen.reduce import CaseReduction
+
 RELOCATION = "P1"  # the relocated split matches the direct encoding against a perturbed base
 ROUNDTRIP = "P2"  # relocation onto the base the split was distilled from gives it back
 DIFFERENTIAL = "P3"  # every implementation agrees with libbpf
@@ -105,6 +107,7 @@ class Property:
     check: Callable[[Any, Context], None]
     needs: frozenset[str] = frozenset()  # capabilities an implementation must have to take part
     unusable: Callable[[Context], str | None] | None = None  # why the selected implementations cannot run it
+    reduction: CaseReduction[Any] | None = None  # how a failing case is reduced after shrinking (btfgen.reduce)
 
     def applies(self, ctx: Context) -> bool:
         """Whether any selected implementation can take part."""

@@ -41,9 +41,11 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from btfspec.btfgen.encoder import Case
+from btfspec.btfgen.encoder import Case, EncodeError, make_case
 from btfspec.btfgen.generate import Knobs, base_split_pairs
-from btfspec.btfgen.perturb import STALE, Perturbation, direct_split, perturbed_bases, relocation_loops
+from btfspec.btfgen.perturb import STALE, Perturbation, direct_split, perturbed_bases, relocation_loops, replay
+from btfspec.btfgen.reduce import CaseReduction
+from btfspec.btfgen.universe import Universe
 from btfspec.oracle.fuzz.helpers import (
     MAX_TYPES,
     MIN_TYPES,
@@ -113,6 +115,21 @@ def relocation_cases(ctx: Context, kinds: tuple[str, ...] | None = None,
     return draw()
 
 
+def smaller_relocation_case(c: RelocationCase, u: Universe) -> RelocationCase | None:
+    """``c`` rebuilt on a smaller universe: encoded again, and its perturbation made again from the recorded
+    decisions (:func:`~btfspec.btfgen.perturb.replay`: the label follows from the smaller case); None when it
+    does not encode or the perturbation no longer applies."""
+    try:
+        case = make_case(u, c.case.options)
+    except EncodeError:
+        return None
+    got = replay(case, c.perturbation.kind, c.perturbation.decisions)
+    return None if got is None else RelocationCase(case, *got)
+
+
+REDUCTION: CaseReduction[RelocationCase] = CaseReduction(lambda c: c.case.universe, smaller_relocation_case)
+
+
 def check_p1(c: RelocationCase, ctx: Context) -> None:
     """P1 on one case (see the module docstring)."""
     calls = Calls(ctx)
@@ -151,6 +168,6 @@ def check_p1(c: RelocationCase, ctx: Context) -> None:
 
 PROPERTY = Property(RELOCATION, "relocation: the relocated split matches the direct encoding against the new base, "
                                 "as the perturbation's label says", relocation_cases, check_p1, RELOCATION_CAPS,
-                    relocation_unusable)
+                    relocation_unusable, REDUCTION)
 
 __all__ = ["PROPERTY", "RelocationCase", "check_p1", "relocation_cases", "relocation_loops"]

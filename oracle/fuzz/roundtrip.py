@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from btfspec.btfgen.encoder import Case
 from btfspec.oracle.fuzz.helpers import (
+    PAIR_REDUCTION,
     RELOCATION_CAPS,
     Calls,
     Verdict,
@@ -69,6 +70,6 @@ def check_p2(case: Case, ctx: Context) -> None:
 
 
 PROPERTY = Property(ROUNDTRIP, "round trip: relocating the distilled split onto its own base is equivalent to the "
-                               "original", pairs, check_p2, RELOCATION_CAPS, relocation_unusable)
+                               "original", pairs, check_p2, RELOCATION_CAPS, relocation_unusable, PAIR_REDUCTION)
 
 __all__ = ["PROPERTY", "check_p2"]
