@@ -183,6 +183,14 @@ def save_for_shrinking(database: Any, database_key: bytes, choices: list[int]) -
     database.save(database_key + b".secondary", choices_to_bytes(choices))
 
 
+def keep_for_replay(database: Any, database_key: bytes, choices: list[int]) -> None:
+    """Store ``choices`` where hypothesis keeps a failure it shrank: every later run under ``database_key`` (on
+    any worker or machine sharing ``database``) replays them first."""
+    from hypothesis.database import choices_to_bytes
+
+    database.save(database_key, choices_to_bytes(choices))
+
+
 def requeue_for_shrinking(database: Any, database_key: bytes) -> None:
     """Move the failures saved under ``database_key`` to where the next run shrinks them: hypothesis
     replays its primary entries as already shrunk (a run stopped before shrinking left them there)."""

@@ -7,8 +7,10 @@ distinct finding through its :class:`~.channels.Channel` as soon as it is found.
 A chunk draws its cases on the seeded fast path (:func:`~.hypothesis_glue.seeded_example`: the
 property's own strategy code, without hypothesis's bookkeeping) when the property's strategy allows
 it, except every :data:`~.config.HYPOTHESIS_EVERY`-th chunk, which hypothesis draws. The first
-failure on the fast path is handed to hypothesis: its choices are saved in the example database and
-a one-example hypothesis run replays and shrinks it, and reports the shrunk finding as any other.
+failure on the fast path of a property with a reduction (P1-P4) is reduced at the universe level
+(:mod:`~.reduction`) and reported; of another property it is handed to hypothesis: its choices are
+saved in the example database and a one-example hypothesis run replays and shrinks it, and reports
+the shrunk finding as any other (a P1-P4 failure hypothesis shrank is then reduced too).
 Properties whose strategies the fast path cannot draw run on hypothesis alone.
 """
 
@@ -60,6 +62,7 @@ from btfspec.oracle.fuzz.campaign.findings import (
 from btfspec.oracle.fuzz.campaign.hypothesis_glue import (
     NotSeedable,
     campaign_test,
+    keep_for_replay,
     keeping_database,
     quiet_hypothesis_warnings,
     requeue_for_shrinking,
@@ -67,6 +70,7 @@ from btfspec.oracle.fuzz.campaign.hypothesis_glue import (
     seeded_example,
     shrinking_database,
 )
+from btfspec.oracle.fuzz.campaign.reduction import reduce_failure
 from btfspec.oracle.fuzz.groups import group_key
 from btfspec.oracle.fuzz.property import Context, Finding, Property, PropertyFailure
 from btfspec.oracle.fuzz.registry import get_property
@@ -126,6 +130,7 @@ class _Deferred:
     key: bytes
     finding: Finding
     requeue: bool = False
+    case: Any = None  # the failing case, for a property with a reduction (reduced instead of replayed)
 
 
 SCHEDULE_KEPT = 64  # entries of a slot's schedule kept for its result
@@ -308,11 +313,13 @@ class _Slot:
 
     # --- one chunk ---------------------------------------------------------------------------------
 
-    def seeded_chunk(self, prop: Property, ctx: Context, n: int, seed: int, db: Any, key: bytes) -> Finding | None:
+    def seeded_chunk(self, prop: Property, ctx: Context, n: int, seed: int, db: Any,
+                     key: bytes) -> tuple[Finding, Any] | None:
         """Up to ``n`` checks of seeded cases (in the first round: for at most :attr:`first_round_limit`
-        seconds); the first failure's finding (its choices are then saved in ``db`` under ``key`` for
-        hypothesis to shrink), else None. A strategy the fast path cannot draw is noted in
-        :attr:`unseedable` (no check run)."""
+        seconds); the first failure's finding and case, else None.  The failure's choices are saved in
+        ``db`` under ``key``: for hypothesis to shrink, or for a property with a reduction (which reduces
+        the case instead) where every later run replays them.  A strategy the fast path cannot draw is
+        noted in :attr:`unseedable` (no check run)."""
         strategy = prop.strategy(ctx)
         rng = random.Random(seed)
         start = time.monotonic()
@@ -331,9 +338,9 @@ class _Slot:
                 try:
                     prop.check(case, ctx)
                 except PropertyFailure as exc:
-                    save_for_shrinking(db, key, choices)
+                    (save_for_shrinking if prop.reduction is None else keep_for_replay)(db, key, choices)
                     self.found_at.setdefault(exc.finding.signature, time.time())
-                    return exc.finding
+                    return exc.finding, case
             return None
         finally:
             self.busy[prop.name] = self.busy.get(prop.name, 0.0) + time.monotonic() - start
@@ -371,14 +378,20 @@ class _Slot:
                      cap: int | None) -> bool:
         """Up to ``n`` seeded examples up to the first failure, which is then reported, deferred or shrunk
         and reported; whether one was found."""
-        db = shrinking_database(db)  # somewhere to keep a failure until it is shrunk, replayed on its own
-        found = self.seeded_chunk(prop, ctx, n, seed, db, key)
+        if prop.reduction is None:
+            db = shrinking_database(db)  # somewhere to keep a failure until it is shrunk, replayed on its own
+        elif db is None:
+            db = InMemoryExampleDatabase()
+        got = self.seeded_chunk(prop, ctx, n, seed, db, key)
+        found, case = got if got is not None else (None, None)
         if found is not None and not self.shrink_limit:
             self.report(found, ctx, AS_FOUND_NO_SHRINKING)
         elif found is not None and group_key(found) in self.shrunk_groups:
             self.report(found, ctx, AS_FOUND_GROUP_SHRUNK)
         elif found is not None and self.deferring:
-            self.deferred.append(_Deferred(prop, ctx.profile, seed, db, key, found))
+            self.deferred.append(_Deferred(prop, ctx.profile, seed, db, key, found, case=case))
+        elif found is not None and prop.reduction is not None:  # reduced at the universe level, not replayed
+            self.report_reduced(prop, case, found, ctx, cap)
         elif found is not None:  # hypothesis replays the saved failure first and shrinks it
             self._replay(found, lambda: self.hypothesis_chunk(prop, ctx, 1, seed, db, key, cap))
             self.report(found, ctx, AS_FOUND_FLAKY)  # only if the replay did not give it
@@ -404,6 +417,9 @@ class _Slot:
         profile, ctx.profile = ctx.profile, d.profile
         self.note("shrink", d.prop.name)
         try:
+            if d.case is not None and d.prop.reduction is not None:
+                self.report_reduced(d.prop, d.case, d.finding, ctx, cap)
+                return True
             if d.requeue:
                 requeue_for_shrinking(d.db, d.key)
             self._replay(d.finding, lambda: self.hypothesis_chunk(d.prop, ctx, 1, d.seed, d.db, d.key, cap))
@@ -411,6 +427,43 @@ class _Slot:
         finally:
             ctx.profile = profile
         return True
+
+    def report_reduced(self, prop: Property, case: Any, found: Finding, ctx: Context, cap: int | None,
+                       unshrunk: str = "") -> None:
+        """Reduce ``case`` (:func:`~.reduction.reduce_failure`, for :attr:`shrink_limit` seconds, within the
+        budget's grace) and report the finding of the smallest case reached; ``unshrunk`` (a partial
+        hypothesis shrink) stays, and a reduction stopped by its time limit or the slot's end makes the
+        finding partial.
+        Should the reduction itself fail, the finding is reported as it came, and the error noted."""
+        start = time.monotonic()
+        seconds = self.shrink_limit
+        if self.deadline is not None:
+            seconds = min(seconds, max(0.0, self.deadline + self.grace - start))
+        self.note("reduce", prop.name)
+        self.shrinking = True
+        try:
+            finding, reduced = reduce_failure(prop, case, found, ctx, seconds, cap, self._stop_due)
+        except Exception as exc:  # noqa: BLE001 - a reducer bug must not lose the finding
+            self.errors.append(f"{prop.name} reduction: {type(exc).__name__}: {exc}")
+            finding, stopped = found, False
+        else:
+            stopped = reduced.stopped
+            # its checks count as examples, as hypothesis's shrinking calls do (and against an example quota)
+            self.examples[prop.name] = self.examples.get(prop.name, 0) + reduced.checks
+        finally:
+            self.shrinking = False
+            self.busy[prop.name] = self.busy.get(prop.name, 0.0) + time.monotonic() - start
+        if stopped:
+            unshrunk = unshrunk or (PARTLY_STOPPED if self.stopped else PARTLY_TIME_UP)
+        self.report(finding, ctx, unshrunk)
+
+    def _stop_due(self) -> bool:
+        """Whether the slot must end now (:meth:`poll` would stop it; :attr:`stopped` is then set)."""
+        try:
+            self.poll()
+        except _Stop:
+            return True
+        return False
 
     def _replay(self, found: Finding, run: Callable[[], None]) -> None:
         """``run`` (a hypothesis run replaying ``found`` to shrink it), its first failure dated as ``found``."""
@@ -432,6 +485,7 @@ class _Slot:
         first round the run ends at its first failure (hypothesis saved it in ``db``), which waits in
         :attr:`deferred`."""
         pending: dict[tuple[str, ...], Finding] = {}
+        cases: dict[tuple[str, ...], Any] = {}  # the smallest failing case of each (for a reduction)
         limit = self.first_round_limit if self.deferring else self.chunk_limit
         self.shrinking = False
         known = ctx.known
@@ -461,6 +515,7 @@ class _Slot:
                 self.found_at.setdefault(exc.finding.signature, self._origin if self._origin is not None
                                          and not pending else time.time())
                 pending[exc.finding.signature] = exc.finding
+                cases[exc.finding.signature] = case
                 if not first_failure:
                     first_failure.append(time.monotonic())
                 self.shrinking = True
@@ -476,31 +531,42 @@ class _Slot:
         try:
             test()
         except BaseException as exc:
-            self._run_ended(exc, pending, lambda f: _Deferred(prop, ctx.profile, seed, db_given, key, f, True), ctx)
+            def report(f: Finding, unshrunk: str = "") -> None:
+                if prop.reduction is None or f.signature not in cases or unshrunk == PARTLY_STOPPED:
+                    self.report(f, ctx, unshrunk)
+                else:  # what hypothesis shrank is reduced further
+                    self.report_reduced(prop, cases[f.signature], f, ctx, cap, unshrunk)
+
+            self._run_ended(exc, pending, lambda f: _Deferred(prop, ctx.profile, seed, db_given, key, f, True,
+                                                              cases.get(f.signature)), ctx, report)
         finally:
             self.busy[prop.name] = self.busy.get(prop.name, 0.0) + time.monotonic() - start
 
     def _run_ended(self, exc: BaseException, pending: Mapping[tuple[str, ...], Finding],
-                   deferred: Callable[[Finding], _Deferred], ctx: Context) -> None:
+                   deferred: Callable[[Finding], _Deferred], ctx: Context,
+                   report: Callable[[Finding, str], None] | None = None) -> None:
         """Act on how a hypothesis run ended: its shrunk failures are reported; a stop (:class:`_Stop`: the
         time limit, the campaign's end) reports the smallest failing examples reached as partly shrunk, or in
         the first round (:class:`_Defer`) keeps them in :attr:`deferred`; anything else goes through unless
-        failures came with it.  A group (hypothesis replays every distinct failure at the end, and each
-        replay may meet the limit) counts as its parts."""
+        failures came with it.  ``report`` reports one (default :meth:`report`).  A group (hypothesis replays
+        every distinct failure at the end, and each replay may meet the limit) counts as its parts."""
         parts = _flatten(exc)
         failures = [e for e in parts if isinstance(e, PropertyFailure)]
         stops = [e for e in parts if isinstance(e, _Stop)]
         others = [e for e in parts if not isinstance(e, PropertyFailure | _Stop)]
         if others and (not failures or any(isinstance(e, KeyboardInterrupt) for e in others)):
             raise exc
+        if report is None:
+            def report(f: Finding, unshrunk: str = "") -> None:
+                self.report(f, ctx, unshrunk)
         for f in failures:
-            self.report(f.finding, ctx)
+            report(f.finding, "")
         if any(isinstance(e, _Defer) for e in stops):
             self.deferred += [deferred(f) for f in pending.values() if f.signature not in ctx.known]
         elif stops:
             why = PARTLY_TIME_UP if all(isinstance(e, _ShrinkLimit) for e in stops) else PARTLY_STOPPED
             for finding in pending.values():  # the smallest failing example seen so far
-                self.report(finding, ctx, why)
+                report(finding, why)
 
 
 def _cap(st: Mapping[str, Any]) -> int | None:
