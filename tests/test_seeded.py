@@ -155,6 +155,9 @@ def test_bench_shrink_reports_each_failure_and_a_summary() -> None:
     groups = [r["group"] for r in out["rows"]]
     assert groups[:3] == ["stand-in"] * 3 and groups[3:] == ["finding"], groups
     assert all(r["shrunk"] <= r["found"] and r["checks"] > 0 for r in out["rows"]), out["rows"]
-    assert [line.split(":")[0] for line in out["summary"]] == ["stand-in", "finding"], out["summary"]
+    assert all(r["reduced"] <= r["found"] and r["reduce_checks"] > 0 for r in out["rows"]), out["rows"]
+    assert [line.split(":")[0] for line in out["summary"]] == [
+        "stand-in, hypothesis shrink", "stand-in, reducer", "finding, hypothesis shrink", "finding, reducer"], \
+        out["summary"]
     bad = CliRunner().invoke(main, ["bench", "shrink", "--impl", "nosuch"])
     assert bad.exit_code == 2 and "unknown implementation 'nosuch'" in bad.output, bad.output

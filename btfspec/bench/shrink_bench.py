@@ -1,9 +1,12 @@
 """``btfspec bench shrink``: how small, and how fast, a failure found on the campaign's seeded path shrinks.
 
-A campaign draws its cases on the seeded fast path and hands a failure's recorded choices to
-hypothesis, which replays and shrinks them (:func:`~btfspec.oracle.fuzz.campaign.hypothesis_glue.save_for_shrinking`).
-This takes exactly that path and reports, per failure, the universe's nodes as found and as shrunk,
-the seconds and the checks the shrinking took.  Two groups of failures:
+A campaign draws its cases on the seeded fast path.  A failure of a property with a reduction (P1-P4)
+is reduced at the universe level (:mod:`btfspec.btfgen.reduce`); one of another property has its
+recorded choices replayed and shrunk by hypothesis
+(:func:`~btfspec.oracle.fuzz.campaign.hypothesis_glue.save_for_shrinking`).  This takes both paths
+from the same P1 failures and reports, per failure, the universe's nodes as found, as hypothesis
+shrank them and as the reducer reduced them, with the seconds and the checks each took.  Two groups
+of failures:
 
 * ``stand-in``: conditions on the generated universe alone (no implementation runs), each on large
   seeded P1 cases: a composite of three or more members, a module pointer to a kernel composite, a
@@ -57,7 +60,7 @@ STAND_INS: dict[str, Callable[[Universe], bool]] = {
 
 @dataclass
 class ShrinkRow:
-    """One failure: its universe's nodes as found and as shrunk, and what the shrinking cost."""
+    """One failure: its universe's nodes as found, as shrunk by hypothesis and as reduced, and what each cost."""
 
     group: str  # "stand-in" or "finding"
     what: str  # the stand-in's condition, or the finding's outcome and first difference
@@ -67,15 +70,42 @@ class ShrinkRow:
     seconds: float
     checks: int
     stopped: bool = False  # the shrink reached max_seconds
+    reduced: int = 0
+    reduce_seconds: float = 0.0
+    reduce_checks: int = 0
+    reduce_stopped: bool = False
 
     def line(self) -> str:
-        text = (f"{self.group:<8} {self.profile:<12} {self.found:>3} -> {self.shrunk:>3} nodes "
-                f"{self.seconds:6.1f} s {self.checks:>5} checks  {self.what[:100]}")
-        return text + ("  (stopped at the time limit)" if self.stopped else "")
+        stop = "*"
+        return (f"{self.group:<8} {self.profile:<12} {self.found:>3} -> hypothesis {self.shrunk:>3}"
+                f"{stop if self.stopped else ' '} {self.seconds:5.1f} s {self.checks:>5}  | reduced {self.reduced:>3}"
+                f"{stop if self.reduce_stopped else ' '} {self.reduce_seconds:5.1f} s {self.reduce_checks:>4}  "
+                f"{self.what[:90]}")
 
 
 class _OutOfTime(KeyboardInterrupt):
     """Ends one shrink at its time limit (hypothesis lets a KeyboardInterrupt through)."""
+
+
+def reduce_found(case: Any, fails: Callable[[Any], bool], max_seconds: float) -> tuple[int, float, int, bool]:
+    """Reduce the failing P1 ``case`` as a campaign does: (nodes of the smallest case that still ``fails``,
+    seconds, checks, stopped at the limit)."""
+    from btfspec.btfgen.reduce import reduce
+    from btfspec.oracle.fuzz.relocation import REDUCTION
+
+    t0 = time.perf_counter()
+    done = reduce(case, REDUCTION, fails, time.monotonic() + max_seconds)
+    return len(_universe(done.case).nodes), time.perf_counter() - t0, done.checks, done.stopped
+
+
+def _row(group: str, what: str, case: Any, strategy: Any, choices: list[int], fails: Callable[[Any], bool],
+         seed: int, max_seconds: float) -> ShrinkRow:
+    """Both paths from one failure: hypothesis's shrink of its choices, the reducer from its case."""
+    shrunk, secs, checks, stopped = shrink_recorded(strategy, choices, fails, seed, max_seconds)
+    reduced, rsecs, rchecks, rstopped = reduce_found(case, fails, max_seconds)
+    u = _universe(case)
+    return ShrinkRow(group, what, u.profile, len(u.nodes), shrunk, secs, checks, stopped, reduced, rsecs, rchecks,
+                     rstopped)
 
 
 def shrink_recorded(strategy: Any, choices: list[int], fails: Callable[[Any], bool], seed: int,
@@ -134,9 +164,8 @@ def stand_in_rows(per_condition: int, seed: int, max_seconds: float,
             if len(u.nodes) < MIN_FOUND_NODES or not cond(u):
                 continue
             met += 1
-            shrunk, secs, checks, stopped = shrink_recorded(
-                strategy, choices, lambda c, cond=cond: cond(_universe(c)), seed, max_seconds)
-            rows.append(ShrinkRow("stand-in", what, u.profile, len(u.nodes), shrunk, secs, checks, stopped))
+            rows.append(_row("stand-in", what, case, strategy, choices, lambda c, cond=cond: cond(_universe(c)), seed,
+                             max_seconds))
             if on_row:
                 on_row(rows[-1])
     return rows
@@ -178,25 +207,27 @@ def finding_rows(impl: Any, count: int, seed: int, max_seconds: float,
             if sig is None or sig in seen:
                 continue
             seen.add(sig)
-            shrunk, secs, checks, stopped = shrink_recorded(
-                strategy, choices, lambda c, sig=sig, signature=signature: signature(c) == sig, seed, max_seconds)
-            what = sig[3]  # the first difference
-            rows.append(ShrinkRow("finding", what, profile, len(_universe(case).nodes), shrunk, secs, checks,
-                                  stopped))
+            rows.append(_row("finding", sig[3], case, strategy, choices,  # sig[3]: the first difference
+                             lambda c, sig=sig, signature=signature: signature(c) == sig, seed, max_seconds))
             if on_row:
                 on_row(rows[-1])
     return rows
 
 
 def summary(rows: list[ShrinkRow]) -> list[str]:
-    """Per group: failures, mean and largest shrunk size, total shrinking time."""
+    """Per group and path: failures, mean and largest size, total time and checks."""
     lines = []
     for group in ("stand-in", "finding"):
         g = [r for r in rows if r.group == group]
-        if g:
-            lines.append(f"{group}: {len(g)} failures shrunk to {sum(r.shrunk for r in g) / len(g):.1f} nodes on "
-                         f"average (largest {max(r.shrunk for r in g)}, from {sum(r.found for r in g) / len(g):.1f}) "
-                         f"in {sum(r.seconds for r in g):.1f} s")
+        if not g:
+            continue
+        found = sum(r.found for r in g) / len(g)
+        for path, size, secs, checks in (("hypothesis shrink", [r.shrunk for r in g], [r.seconds for r in g],
+                                          [r.checks for r in g]),
+                                         ("reducer", [r.reduced for r in g], [r.reduce_seconds for r in g],
+                                          [r.reduce_checks for r in g])):
+            lines.append(f"{group}, {path}: {len(g)} failures to {sum(size) / len(g):.1f} nodes on average "
+                         f"(largest {max(size)}, from {found:.1f}) in {sum(secs):.1f} s, {sum(checks)} checks")
     return lines
 
 

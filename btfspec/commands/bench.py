@@ -257,13 +257,17 @@ def bench_gen(seconds: float, as_json: bool) -> None:
 @click.option("--stand-ins", "stand_ins", type=click.IntRange(min=0), default=4, show_default=True,
               help="Seeded cases shrunk per stand-in condition.")
 @click.option("--max-seconds", type=click.FloatRange(min=1), default=60.0, show_default=True,
-              help="Time limit of one shrink.")
+              help="Time limit of one shrink or reduction.")
 @click.option("--seed", type=int, default=1, show_default=True, help="Seed of the seeded cases.")
 @json_option
 @guarded
 def bench_shrink(impl_list: str, findings: int, stand_ins: int, max_seconds: float, seed: int,
                  as_json: bool) -> None:
-    """Nodes a failure found on the campaign's seeded path keeps after shrinking, and the time it takes."""
+    """Nodes a failure found on the campaign's seeded path keeps after shrinking, and the time it takes.
+
+    Each P1 failure goes both ways: hypothesis shrinking its recorded choices (what properties without a
+    reduction get) and the universe-level reducer (what P1-P4 get), with nodes, seconds and checks.
+    """
     from btfspec.bench import shrink_bench
     from btfspec.clitools import fail
     from btfspec.oracle.impls.adapter import close_impls, open_usable, parse_impl_list
@@ -279,8 +283,9 @@ def bench_shrink(impl_list: str, findings: int, stand_ins: int, max_seconds: flo
 
     on_row = None if as_json else show
     if not as_json:
-        click.echo(f"bench shrink: the campaign's path (seeded case, then hypothesis replays and shrinks it), "
-                   f"seed {seed}, at most {max_seconds:g} s a shrink")
+        click.echo(f"bench shrink: P1 failures from seeded cases, shrunk by hypothesis from their choices and "
+                   f"reduced from their universe (the campaign's path), seed {seed}, at most {max_seconds:g} s each "
+                   f"(* stopped there)")
     rows = []
     try:
         rows += shrink_bench.stand_in_rows(stand_ins, seed, max_seconds, on_row) if stand_ins else []
