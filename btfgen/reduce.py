@@ -7,7 +7,8 @@ works on the universe itself: it deletes runs of nodes (halves first, as delta d
 one node at a time (repairing its users: a composite, a function prototype or a DATASEC loses the
 member, parameter or entry that referred to it; any other user goes with it), then one member,
 parameter, enumerator or DATASEC entry at a time, and keeps each smaller universe on which the
-failure still happens, until a whole pass keeps nothing or a limit is met.
+failure still happens, until a whole pass keeps nothing or a limit is met.  Each pass first tries the
+property's simpler cases on the same universe (for P1: the same case without its perturbation).
 
 The property rebuilds its case from a smaller universe (:class:`CaseReduction`); for a relocation
 case that re-runs the same perturbation with its recorded decisions
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -35,11 +36,13 @@ MIN_RUN = 4  # the shortest run of nodes deleted as one edit (shorter runs go no
 
 @dataclass(frozen=True)
 class CaseReduction(Generic[C]):
-    """How a property's case is reduced: its universe, and the case rebuilt from a smaller universe
-    (None when the smaller universe makes no case of this property)."""
+    """How a property's case is reduced: its universe, the case rebuilt from a smaller universe (None when
+    the smaller universe makes no case of this property) and, tried first in every pass, simpler cases on
+    the same universe (P1: no perturbation at all)."""
 
     universe: Callable[[C], Universe]
     rebuild: Callable[[C, Universe], C | None]
+    simpler: Callable[[C], Iterable[C]] = lambda _case: ()
 
 
 @dataclass
@@ -170,6 +173,14 @@ def reduce(case: C, how: CaseReduction[C], fails: Callable[[C], bool], deadline:
     changed = True
     while changed:  # one pass: every edit in turn, going on after a kept one from where it was
         changed = False
+        for simpler in how.simpler(out.case):
+            if limits.met(out.checks):
+                out.stopped = True
+                return out
+            out.checks += 1
+            if fails(simpler):
+                out.case, out.kept, changed = simpler, out.kept + 1, True
+                break
         pos = 0
         while (step := _first_kept(out, how, fails, pos, limits)) is not None:
             pos, changed = step, True

@@ -43,7 +43,15 @@ from hypothesis import strategies as st
 
 from btfspec.btfgen.encoder import Case, EncodeError, make_case
 from btfspec.btfgen.generate import Knobs, base_split_pairs
-from btfspec.btfgen.perturb import STALE, Perturbation, direct_split, perturbed_bases, relocation_loops, replay
+from btfspec.btfgen.perturb import (
+    IDENTITY,
+    STALE,
+    Perturbation,
+    direct_split,
+    perturbed_bases,
+    relocation_loops,
+    replay,
+)
 from btfspec.btfgen.reduce import CaseReduction
 from btfspec.btfgen.universe import Universe
 from btfspec.oracle.fuzz.helpers import (
@@ -127,7 +135,16 @@ def smaller_relocation_case(c: RelocationCase, u: Universe) -> RelocationCase | 
     return None if got is None else RelocationCase(case, *got)
 
 
-REDUCTION: CaseReduction[RelocationCase] = CaseReduction(lambda c: c.case.universe, smaller_relocation_case)
+def unperturbed(c: RelocationCase) -> list[RelocationCase]:
+    """``c`` without its perturbation (``base2`` is the kernel part unchanged), unless it already is."""
+    if c.perturbation.kind == IDENTITY:
+        return []
+    got = replay(c.case, IDENTITY, ())
+    return [] if got is None else [RelocationCase(c.case, *got)]
+
+
+REDUCTION: CaseReduction[RelocationCase] = CaseReduction(lambda c: c.case.universe, smaller_relocation_case,
+                                                         unperturbed)
 
 
 def check_p1(c: RelocationCase, ctx: Context) -> None:
