@@ -2,7 +2,7 @@
 
 Used by a campaign's slot (for every property with a :attr:`~btfspec.oracle.fuzz.property.Property.reduction`,
 a failure found on the seeded path is reduced instead of being replayed for hypothesis to shrink, and
-one hypothesis shrank is reduced further) and by ``btfspec bench shrink``.
+a hypothesis run ends at such a failure, which is reduced too) and by ``btfspec bench shrink``.
 """
 
 from __future__ import annotations

@@ -10,7 +10,8 @@ it, except every :data:`~.config.HYPOTHESIS_EVERY`-th chunk, which hypothesis dr
 failure on the fast path of a property with a reduction (P1-P4) is reduced at the universe level
 (:mod:`~.reduction`) and reported; of another property it is handed to hypothesis: its choices are
 saved in the example database and a one-example hypothesis run replays and shrinks it, and reports
-the shrunk finding as any other (a P1-P4 failure hypothesis shrank is then reduced too).
+the shrunk finding as any other (a hypothesis run meeting a P1-P4 failure ends there, and the
+reducer takes the failure).
 Properties whose strategies the fast path cannot draw run on hypothesis alone.
 """
 
@@ -116,6 +117,10 @@ class _ShrinkLimit(_Stop):
 
 class _Defer(_ShrinkLimit):
     """Ends a first-round hypothesis run at its first failure: shrinking waits until every property ran."""
+
+
+class _Reduce(_ShrinkLimit):
+    """Ends a hypothesis run at its first failure of a property with a reduction: the reducer takes it."""
 
 
 @dataclass
@@ -498,6 +503,8 @@ class _Slot:
             now = time.monotonic()
             if pending and self.deferring:
                 raise _Defer()
+            if pending and prop.reduction is not None:
+                raise _Reduce()
             if pending and (now - first_failure[0] > self.shrink_limit * self._to_shrink(pending)
                             or (cap is not None and calls[0] >= cap)):
                 raise _ShrinkLimit()  # keeps the smallest failing example reached (reported as partial)
@@ -534,7 +541,7 @@ class _Slot:
             def report(f: Finding, unshrunk: str = "") -> None:
                 if prop.reduction is None or f.signature not in cases or unshrunk == PARTLY_STOPPED:
                     self.report(f, ctx, unshrunk)
-                else:  # what hypothesis shrank is reduced further
+                else:  # the failure hypothesis met is reduced
                     self.report_reduced(prop, cases[f.signature], f, ctx, cap, unshrunk)
 
             self._run_ended(exc, pending, lambda f: _Deferred(prop, ctx.profile, seed, db_given, key, f, True,
@@ -563,6 +570,9 @@ class _Slot:
             report(f.finding, "")
         if any(isinstance(e, _Defer) for e in stops):
             self.deferred += [deferred(f) for f in pending.values() if f.signature not in ctx.known]
+        elif stops and all(isinstance(e, _Reduce) for e in stops):
+            for finding in pending.values():  # not shrunk by hypothesis: ``report`` reduces it
+                report(finding, "")
         elif stops:
             why = PARTLY_TIME_UP if all(isinstance(e, _ShrinkLimit) for e in stops) else PARTLY_STOPPED
             for finding in pending.values():  # the smallest failing example seen so far
