@@ -6,9 +6,10 @@ the case although the failure does not need it, and a shrink takes thousands of 
 works on the universe itself: it deletes runs of nodes (halves first, as delta debugging does), then
 one node at a time (repairing its users: a composite, a function prototype or a DATASEC loses the
 member, parameter or entry that referred to it; any other user goes with it), then one member,
-parameter, enumerator or DATASEC entry at a time, and keeps each smaller universe on which the
-failure still happens, until a whole pass keeps nothing or a limit is met.  Each pass first tries the
-property's simpler cases on the same universe (for P1: the same case without its perturbation).
+parameter, enumerator or DATASEC entry at a time, then tries each long name short, and keeps each
+smaller universe on which the failure still happens, until a whole pass keeps nothing or a limit is
+met.  Each pass first tries the property's simpler cases on the same universe (for P1: the same case
+without its perturbation).
 
 The property rebuilds its case from a smaller universe (:class:`CaseReduction`); for a relocation
 case that re-runs the same perturbation with its recorded decisions
@@ -29,9 +30,10 @@ from btfspec.btfgen.universe import Composite, Datasec, DeclTag, Enum, Func, Fun
 C = TypeVar("C")
 
 # An edit: ("node", key, ...) deletes nodes; ("item", key, index) deletes one member, parameter,
-# enumerator or DATASEC entry of a node.
+# enumerator or DATASEC entry of a node; ("name", name) makes a long name short.
 Edit = tuple[Any, ...]
 MIN_RUN = 4  # the shortest run of nodes deleted as one edit (shorter runs go node by node)
+LONG_NAME = 32  # a longer name is tried short (every use of it at once: same names stay the same)
 
 
 @dataclass(frozen=True)
@@ -80,7 +82,46 @@ def edits(u: Universe) -> list[Edit]:
     out += [("node", k) for k in reversed(keys)]
     for n in reversed(u.nodes):
         out += [("item", n.key, i) for i in reversed(range(_items(n)))]
+    out += [("name", name) for name in dict.fromkeys(_names(u)) if len(name) > LONG_NAME]
     return out
+
+
+def _names(u: Universe) -> Iterator[str]:
+    """Every name in ``u``: of nodes, members, parameters and enumerators."""
+    for n in u.nodes:
+        if n.name:
+            yield n.name
+        if isinstance(n, Composite):
+            yield from (m.name for m in n.members if m.name)
+        elif isinstance(n, FuncProto):
+            yield from (p for p, _ in n.params if p)
+        elif isinstance(n, Enum):
+            yield from (v for v, _ in n.values)
+
+
+def _renamed(u: Universe, old: str) -> Universe:
+    """``u`` with every use of the name ``old`` replaced by one short name no other use has."""
+    used = set(_names(u))
+    i = 0
+    while f"n{i}" in used:
+        i += 1
+    new = f"n{i}"
+
+    def name(x: str | None) -> str | None:
+        return new if x == old else x
+
+    nodes = []
+    for n in u.nodes:
+        if n.name == old:
+            n = dataclasses.replace(n, name=new)  # type: ignore[call-arg]
+        if isinstance(n, Composite):
+            n = dataclasses.replace(n, members=tuple(dataclasses.replace(m, name=name(m.name)) for m in n.members))
+        elif isinstance(n, FuncProto):
+            n = dataclasses.replace(n, params=tuple((name(p), t) for p, t in n.params))
+        elif isinstance(n, Enum):
+            n = dataclasses.replace(n, values=tuple((new if v == old else v, x) for v, x in n.values))
+        nodes.append(n)
+    return dataclasses.replace(u, nodes=tuple(nodes))
 
 
 def _drop_item(n: Node, i: int) -> Node:
@@ -144,6 +185,8 @@ def apply(u: Universe, edit: Edit) -> Universe | None:
     if edit[0] == "node":
         gone = {k for k in edit[1:] if k in u}
         return _without(u, gone) if gone else None
+    if edit[0] == "name":
+        return _renamed(u, edit[1]) if edit[1] in set(_names(u)) else None
     _, key, i = edit
     n = u.get(key)
     if n is None or i >= _items(n):

@@ -204,3 +204,13 @@ def test_limits_end_a_reduction_with_the_smallest_case_so_far() -> None:
     assert capped.stopped and capped.checks == 2 and "s" in capped.case
     stopped = reduce(u, how, fails, time.monotonic() + 30, stop=lambda: True)
     assert stopped.stopped and stopped.case is u
+
+
+def test_a_long_name_is_made_short_everywhere_at_once() -> None:
+    long = "long_" + "x" * 40
+    u = Universe((Int("i", "int", 4), Composite("s", long, 4, (Member(long, "i", 0),)), Typedef("t", long, "s"),
+                  Typedef("n0", "n0", "i")), frozenset({"t"}))
+    (edit,) = [e for e in edits(u) if e[0] == "name"]  # "int" and "n0" are short already
+    short = apply(u, edit)
+    assert short is not None
+    assert short["s"].name == short["s"].members[0].name == short["t"].name == "n1"  # n0 was taken
