@@ -13,11 +13,12 @@ Name-sorting (resolve_btfids ``sort_btf_by_name`` + ``btf__permute``) lives in
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from hypothesis import strategies as st
 
+from btfspec.btfgen.encoder import Case
 from btfspec.spec.builder import Builder
 from btfspec.spec.fastpath import KindLayoutEntries, layouts
 from btfspec.spec.kinds import INFO_WIDE, KIND_MAX, InfoLayout, make_info
@@ -99,16 +100,18 @@ class SortedCase:
     distilled_base: bytes
     split: bytes  # distilled split, as distill wrote it
     sorted_split: bytes  # the same, name-sorted (resolve_btfids)
+    pair: Case | None = field(default=None, repr=False, compare=False)  # the generated pair, when it was one
 
 
-def sorted_split_case(base: bytes, split: bytes) -> SortedCase | None:
-    """Distill (the Python reference) then sort, as resolve_btfids ``finalize_btf``; None if distill fails."""
+def sorted_split_case(base: bytes, split: bytes, pair: Case | None = None) -> SortedCase | None:
+    """Distill (the Python reference) then sort, as resolve_btfids ``finalize_btf``; None if distill fails.
+    ``pair``: the generated base/split pair ``base`` and ``split`` are (what a reduction works on)."""
     from btfspec.oracle.impls.reference import distill
 
     res = distill(split, base)
     if res.rc or res.base is None or res.split is None:
         return None
-    return SortedCase(base, res.base, res.split, sort_split_blob(res.split, res.base))
+    return SortedCase(base, res.base, res.split, sort_split_blob(res.split, res.base), pair)
 
 
 def third_level(l0: bytes, l1: bytes, names: Sequence[str] = ("level2_t",)) -> bytes:

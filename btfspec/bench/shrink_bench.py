@@ -1,6 +1,6 @@
 """``btfspec bench shrink``: how small, and how fast, a failure found on the campaign's seeded path shrinks.
 
-A campaign draws its cases on the seeded fast path.  A failure of a property with a reduction (P1-P4)
+A campaign draws its cases on the seeded fast path.  A failure of a property with a reduction (P1-P4 and P6)
 is reduced at the universe level (:mod:`btfspec.btfgen.reduce`); one of another property has its
 recorded choices replayed and shrunk by hypothesis
 (:func:`~btfspec.oracle.fuzz.campaign.hypothesis_glue.save_for_shrinking`).  This takes both paths

@@ -266,7 +266,7 @@ def bench_shrink(impl_list: str, findings: int, stand_ins: int, max_seconds: flo
     """Nodes a failure found on the campaign's seeded path keeps after shrinking, and the time it takes.
 
     Each P1 failure goes both ways: hypothesis shrinking its recorded choices (what properties without a
-    reduction get) and the universe-level reducer (what P1-P4 get), with nodes, seconds and checks.
+    reduction get) and the universe-level reducer (what P1-P4 and P6 get), with nodes, seconds and checks.
     """
     from btfspec.bench import shrink_bench
     from btfspec.clitools import fail

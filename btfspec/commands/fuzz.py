@@ -52,8 +52,8 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> 
 @click.option("--serve-cmd", metavar="COMMAND",
               help="serve: a program answering requests on stdin/stdout (oracle/impls/PROTOCOL.md).")
 @click.option("--shrink-share", type=click.FloatRange(min=0.0, max=1.0), default=0.1, show_default=True,
-              metavar="FRACTION", help="Shrinking (or, for P1-P4, reducing) time per finding, as a share of --time "
-              "(30 s without --time); then its smallest example so far is kept. 0: findings are kept as found.")
+              metavar="FRACTION", help="Shrinking (or, for P1-P4 and P6, reducing) time per finding, as a share of "
+              "--time (30 s without --time); then its smallest example so far is kept. 0: findings are kept as found.")
 @click.option("--quiet", is_flag=True, help="No live progress on stderr.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout instead of text.")
 def fuzz(impl_list: str | None, prop_list: str | None, workers: int | None, time_budget: float | None,

@@ -7,10 +7,10 @@ distinct finding through its :class:`~.channels.Channel` as soon as it is found.
 A chunk draws its cases on the seeded fast path (:func:`~.hypothesis_glue.seeded_example`: the
 property's own strategy code, without hypothesis's bookkeeping) when the property's strategy allows
 it, except every :data:`~.config.HYPOTHESIS_EVERY`-th chunk, which hypothesis draws. The first
-failure on the fast path of a property with a reduction (P1-P4) is reduced at the universe level
+failure on the fast path of a property with a reduction (P1-P4 and P6) is reduced at the universe level
 (:mod:`~.reduction`) and reported; of another property it is handed to hypothesis: its choices are
 saved in the example database and a one-example hypothesis run replays and shrinks it, and reports
-the shrunk finding as any other (a hypothesis run meeting a P1-P4 failure ends there, and the
+the shrunk finding as any other (a hypothesis run meeting a P1-P4 and P6 failure ends there, and the
 reducer takes the failure).
 Properties whose strategies the fast path cannot draw run on hypothesis alone.
 """
