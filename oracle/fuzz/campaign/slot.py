@@ -10,8 +10,8 @@ it, except every :data:`~.config.HYPOTHESIS_EVERY`-th chunk, which hypothesis dr
 failure on the fast path of a property with a reduction (P1-P4 and P6) is reduced at the universe level
 (:mod:`~.reduction`) and reported; of another property it is handed to hypothesis: its choices are
 saved in the example database and a one-example hypothesis run replays and shrinks it, and reports
-the shrunk finding as any other (a hypothesis run meeting a P1-P4 and P6 failure ends there, and the
-reducer takes the failure).
+the shrunk finding as any other (a hypothesis run meeting a failure of a property with a reduction
+ends there, and the reducer takes the failure).
 Properties whose strategies the fast path cannot draw run on hypothesis alone.
 """
 
@@ -438,8 +438,8 @@ class _Slot:
         """Reduce ``case`` (:func:`~.reduction.reduce_failure`, for :attr:`shrink_limit` seconds, within the
         budget's grace) and report the finding of the smallest case reached; ``unshrunk`` (a partial
         hypothesis shrink) stays, and a reduction stopped by its time limit or the slot's end makes the
-        finding partial.
-        Should the reduction itself fail, the finding is reported as it came, and the error noted."""
+        finding partial.  Should the reduction itself fail, the finding is reported as it came, and the
+        error noted."""
         start = time.monotonic()
         seconds = self.shrink_limit
         if self.deadline is not None:
