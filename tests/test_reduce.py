@@ -214,3 +214,24 @@ def test_a_long_name_is_made_short_everywhere_at_once() -> None:
     short = apply(u, edit)
     assert short is not None
     assert short["s"].name == short["s"].members[0].name == short["t"].name == "n1"  # n0 was taken
+
+
+def test_a_reduction_hands_on_the_other_failures_it_meets() -> None:
+    """Like hypothesis's shrinking, a reduction meets other bugs on its way; they are passed on, not dropped."""
+    from btfspec.btfgen.reduce import CaseReduction
+    from btfspec.oracle.fuzz.property import Finding, Property
+
+    def check(u: Universe, _ctx: Context) -> None:
+        if "s" in u:  # the failure being reduced
+            raise PropertyFailure(Finding("P9", "x", "s kept", "s"))
+        if "i" in u:  # another one, met when s is deleted
+            raise PropertyFailure(Finding("P9", "x", "i kept", "i"))
+
+    prop = Property("P9", "test", lambda _ctx: None, check,  # type: ignore[arg-type,return-value]
+                    reduction=CaseReduction(lambda x: x, lambda _x, smaller: smaller))
+    met: list[tuple[str, ...]] = []
+    first = Finding("P9", "x", "s kept", "s")
+    got, how = reduce_failure(prop, _universe(), first, Context({}), 30.0,
+                              other=lambda f, _case: met.append(f.signature))
+    assert got.signature == first.signature and [n.key for n in how.case.nodes] == ["s"]
+    assert ("P9", "x", "i kept", "i") in met

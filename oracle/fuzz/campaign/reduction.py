@@ -16,11 +16,13 @@ from btfspec.oracle.fuzz.property import Context, Finding, Property, PropertyFai
 
 
 def reduce_failure(prop: Property, case: Any, finding: Finding, ctx: Context, seconds: float,
-                   max_checks: int | None = None,
-                   stop: Callable[[], bool] | None = None) -> tuple[Finding, Reduced[Any]]:
+                   max_checks: int | None = None, stop: Callable[[], bool] | None = None,
+                   other: Callable[[Finding, Any], None] | None = None) -> tuple[Finding, Reduced[Any]]:
     """``case`` (on which ``prop`` fails with ``finding``) reduced for at most ``seconds`` (and ``max_checks``
     checks, until ``stop()``) while the check still fails with ``finding``'s signature: the finding of the
-    smallest case reached, and how it was reached.  Without a reduction, ``finding`` and ``case`` as they are."""
+    smallest case reached, and how it was reached.  Without a reduction, ``finding`` and ``case`` as they are.
+    A candidate failing with another signature is passed to ``other`` (finding, case): a bug the
+    reduction met, as hypothesis's shrinking meets some."""
     if prop.reduction is None:
         return finding, Reduced(case)
     smallest = [finding]
@@ -32,6 +34,8 @@ def reduce_failure(prop: Property, case: Any, finding: Finding, ctx: Context, se
             if exc.finding.signature == finding.signature:
                 smallest[0] = exc.finding
                 return True
+            if other is not None:
+                other(exc.finding, candidate)
         return False
 
     reduced = reduce(case, prop.reduction, fails, time.monotonic() + seconds, max_checks, stop)

@@ -139,6 +139,7 @@ class _Deferred:
 
 
 SCHEDULE_KEPT = 64  # entries of a slot's schedule kept for its result
+MET_WHILE_REDUCING = 8  # new failures of other signatures a reduction may hand on (each reduced in turn)
 SEEDED, HYPOTHESIS = "chunk", "hypothesis chunk"  # a property's chunk size per drawing mode (slot state keys)
 
 
@@ -435,6 +436,30 @@ class _Slot:
 
     def report_reduced(self, prop: Property, case: Any, found: Finding, ctx: Context, cap: int | None,
                        unshrunk: str = "") -> None:
+        """Reduce ``case`` (:meth:`_reduce_one`) and report the finding of the smallest case reached; then
+        the new failures its reduction met (up to :data:`MET_WHILE_REDUCING`), each reduced in turn, or
+        reported as found when its group already has a shrunk example or the slot must end."""
+        met: dict[tuple[str, ...], tuple[Finding, Any]] = {}
+
+        def other(f: Finding, c: Any) -> None:
+            if f.signature not in ctx.known and len(met) < MET_WHILE_REDUCING:
+                self.found_at.setdefault(f.signature, time.time())
+                met.setdefault(f.signature, (f, c))
+
+        self._reduce_one(prop, case, found, ctx, cap, unshrunk, other)
+        done: set[tuple[str, ...]] = set()
+        while pending := [sig for sig in met if sig not in done]:
+            done.add(pending[0])
+            f, c = met[pending[0]]
+            if f.signature in ctx.known:
+                continue
+            if group_key(f) in self.shrunk_groups or self.stopped:
+                self.report(f, ctx, AS_FOUND_GROUP_SHRUNK if not self.stopped else PARTLY_STOPPED)
+            else:
+                self._reduce_one(prop, c, f, ctx, cap, "", other)
+
+    def _reduce_one(self, prop: Property, case: Any, found: Finding, ctx: Context, cap: int | None,
+                    unshrunk: str, other: Callable[[Finding, Any], None]) -> None:
         """Reduce ``case`` (:func:`~.reduction.reduce_failure`, for :attr:`shrink_limit` seconds, within the
         budget's grace) and report the finding of the smallest case reached; ``unshrunk`` (a partial
         hypothesis shrink) stays, and a reduction stopped by its time limit or the slot's end makes the
@@ -447,7 +472,7 @@ class _Slot:
         self.note("reduce", prop.name)
         self.shrinking = True
         try:
-            finding, reduced = reduce_failure(prop, case, found, ctx, seconds, cap, self._stop_due)
+            finding, reduced = reduce_failure(prop, case, found, ctx, seconds, cap, self._stop_due, other)
         except Exception as exc:  # noqa: BLE001 - a reducer bug must not lose the finding
             self.errors.append(f"{prop.name} reduction: {type(exc).__name__}: {exc}")
             finding, stopped = found, False
