@@ -762,11 +762,15 @@ def perturb(case: Case, ch: Chooser, kinds: tuple[str, ...] | None = None) -> tu
                 break
         if result is not None:
             break
+    decisions: list[Decision] = ctx.ch.decisions if isinstance(ctx.ch, RecordingChooser) else []
     if result is None:
-        kind = IDENTITY
-        result = _unchanged(ctx)
-    decisions = ctx.ch.decisions if isinstance(ctx.ch, RecordingChooser) else []
-    return _perturbed_base(case, kind, result, tuple(decisions))
+        kind, result, decisions = IDENTITY, _unchanged(ctx), []
+    base2, p = _perturbed_base(case, kind, result, tuple(decisions))
+    coverage.record("perturbation", kind)  # here, not in _perturbed_base: a reducer's replays are no new cases
+    coverage.record("label", p.label)
+    if p.errno:
+        coverage.record("errno", errno_text(p.errno))
+    return base2, p
 
 
 def _unchanged(ctx: _Ctx) -> _Result:
@@ -799,12 +803,7 @@ def _perturbed_base(case: Case, kind: str, result: _Result,
         description = f"{description}; relocation fails anyway: {forced[1]}"
     opts = opts or case.options
     enc = encode_base(u2, opts=opts)
-    p = Perturbation(kind, label, errno, description, stale, u2, opts, case.base_ids, enc.ids, decisions)
-    coverage.record("perturbation", kind)
-    coverage.record("label", label)
-    if p.errno:
-        coverage.record("errno", errno_text(p.errno))
-    return enc.data, p
+    return enc.data, Perturbation(kind, label, errno, description, stale, u2, opts, case.base_ids, enc.ids, decisions)
 
 
 @st.composite
