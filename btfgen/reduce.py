@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from btfspec.btfgen.universe import Composite, Datasec, DeclTag, Enum, Func, FuncProto, Key, Node, Universe, refs
+from btfspec.btfgen.universe import Composite, Datasec, DeclTag, Enum, Func, FuncProto, Key, Node, Ref, Universe, refs
 
 C = TypeVar("C")
 
@@ -57,17 +57,30 @@ class Reduced(Generic[C]):
     stopped: bool = False  # the time limit ended it
 
 
+@dataclass(frozen=True)
+class _ItemField:
+    """A node's list of deletable items: the field, what an item refers to, how many must stay."""
+
+    name: str
+    ref: Callable[[Any], Ref] | None  # None: the items refer to nothing
+    keep: int
+
+
+_ITEM_FIELDS: dict[type, _ItemField] = {
+    Composite: _ItemField("members", lambda m: m.type, 0),
+    FuncProto: _ItemField("params", lambda p: p[1], 0),
+    Datasec: _ItemField("entries", lambda e: e[0], 1),  # a DATASEC without entries goes as a whole
+    Enum: _ItemField("values", None, 1),
+}
+
+
 def _items(n: Node) -> int:
     """How many deletable items (members, parameters, enumerators, entries) a node has."""
-    if isinstance(n, Composite):
-        return len(n.members)
-    if isinstance(n, FuncProto):
-        return len(n.params)
-    if isinstance(n, Enum):
-        return len(n.values) if len(n.values) > 1 else 0
-    if isinstance(n, Datasec):
-        return len(n.entries) if len(n.entries) > 1 else 0
-    return 0
+    f = _ITEM_FIELDS.get(type(n))
+    if f is None:
+        return 0
+    count = len(getattr(n, f.name))
+    return count if count > f.keep else 0
 
 
 def edits(u: Universe) -> list[Edit]:
@@ -125,14 +138,8 @@ def _renamed(u: Universe, old: str) -> Universe:
 
 
 def _drop_item(n: Node, i: int) -> Node:
-    if isinstance(n, Composite):
-        return dataclasses.replace(n, members=n.members[:i] + n.members[i + 1:])
-    if isinstance(n, FuncProto):
-        return dataclasses.replace(n, params=n.params[:i] + n.params[i + 1:])
-    if isinstance(n, Enum):
-        return dataclasses.replace(n, values=n.values[:i] + n.values[i + 1:])
-    assert isinstance(n, Datasec)
-    return dataclasses.replace(n, entries=n.entries[:i] + n.entries[i + 1:])
+    items = getattr(n, _ITEM_FIELDS[type(n)].name)
+    return dataclasses.replace(n, **{_ITEM_FIELDS[type(n)].name: items[:i] + items[i + 1:]})
 
 
 def _retag(nodes: dict[Key, Node], target: Key, i: int) -> None:
@@ -158,25 +165,26 @@ def _without(u: Universe, gone: set[Key]) -> Universe | None:
         for k, n in list(nodes.items()):
             if key not in refs(n):
                 continue
-            if isinstance(n, Composite | FuncProto | Datasec):
-                items = n.members if isinstance(n, Composite) else n.params if isinstance(n, FuncProto) else n.entries
-                for i in reversed(range(len(items))):
-                    ref = items[i].type if isinstance(n, Composite) else items[i][0] if isinstance(n, Datasec) \
-                        else items[i][1]
-                    if ref == key:
-                        n = _drop_item(n, i)
-                        _retag(nodes, k, i)
-                if isinstance(n, FuncProto) and n.ret == key:
-                    n = dataclasses.replace(n, ret=None)
-                if isinstance(n, Datasec) and not n.entries:
-                    work.append(k)
-                    continue
-                nodes[k] = n
-            else:
+            f = _ITEM_FIELDS.get(type(n))
+            if f is None or f.ref is None:  # no item to lose: the user goes too
                 work.append(k)
-    if not nodes:
-        return None
-    kept = tuple(n for n in (nodes.get(m.key) for m in u.nodes) if n is not None)
+                continue
+            for i in reversed(range(len(getattr(n, f.name)))):
+                if f.ref(getattr(n, f.name)[i]) == key:
+                    n = _drop_item(n, i)
+                    _retag(nodes, k, i)
+            if isinstance(n, FuncProto) and n.ret == key:
+                n = dataclasses.replace(n, ret=None)
+            if len(getattr(n, f.name)) < f.keep:
+                work.append(k)
+                continue
+            nodes[k] = n
+    return _in_order(u, nodes) if nodes else None
+
+
+def _in_order(u: Universe, nodes: dict[Key, Node]) -> Universe:
+    """``u`` made of ``nodes`` (some of its nodes, maybe edited), in ``u``'s order."""
+    kept = tuple(nodes[m.key] for m in u.nodes if m.key in nodes)
     return dataclasses.replace(u, nodes=kept, module=u.module & nodes.keys())
 
 
@@ -194,8 +202,7 @@ def apply(u: Universe, edit: Edit) -> Universe | None:
     nodes = {m.key: m for m in u.nodes}
     nodes[key] = _drop_item(n, i)
     _retag(nodes, key, i)
-    kept = tuple(nodes[m.key] for m in u.nodes if m.key in nodes)
-    return dataclasses.replace(u, nodes=kept)
+    return _in_order(u, nodes)
 
 
 def candidates(u: Universe, start: int = 0) -> Iterator[tuple[int, Universe]]:

@@ -76,11 +76,10 @@ class ShrinkRow:
     reduce_stopped: bool = False
 
     def line(self) -> str:
-        stop = "*"
         return (f"{self.group:<8} {self.profile:<12} {self.found:>3} -> hypothesis {self.shrunk:>3}"
-                f"{stop if self.stopped else ' '} {self.seconds:5.1f} s {self.checks:>5}  | reduced {self.reduced:>3}"
-                f"{stop if self.reduce_stopped else ' '} {self.reduce_seconds:5.1f} s {self.reduce_checks:>4}  "
-                f"{self.what[:90]}")
+                f"{'*' if self.stopped else ' '} {self.seconds:5.1f} s {self.checks:>5}  | reduced {self.reduced:>3}"
+                f"{'*' if self.reduce_stopped else ' '} {self.reduce_seconds:5.1f} s {self.reduce_checks:>4}  "
+                f"{self.what[:90]}")  # *: stopped at the time limit
 
 
 class _OutOfTime(KeyboardInterrupt):

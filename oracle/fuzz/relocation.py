@@ -41,7 +41,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from btfspec.btfgen.encoder import Case, EncodeError, make_case
+from btfspec.btfgen.encoder import Case
 from btfspec.btfgen.generate import Knobs, base_split_pairs
 from btfspec.btfgen.perturb import (
     IDENTITY,
@@ -71,6 +71,7 @@ from btfspec.oracle.fuzz.helpers import (
     relocation_unusable,
     shared_with_libbpf,
     sharing_libbpf,
+    smaller_pair,
     strict_cannot_distill,
 )
 from btfspec.oracle.fuzz.property import RELOCATION, Context, Property
@@ -127,12 +128,9 @@ def smaller_relocation_case(c: RelocationCase, u: Universe) -> RelocationCase | 
     """``c`` rebuilt on a smaller universe: encoded again, and its perturbation made again from the recorded
     decisions (:func:`~btfspec.btfgen.perturb.replay`: the label follows from the smaller case); None when it
     does not encode or the perturbation no longer applies."""
-    try:
-        case = make_case(u, c.case.options)
-    except EncodeError:
-        return None
-    got = replay(case, c.perturbation.kind, c.perturbation.decisions)
-    return None if got is None else RelocationCase(case, *got)
+    case = smaller_pair(c.case, u)
+    got = None if case is None else replay(case, c.perturbation.kind, c.perturbation.decisions)
+    return None if case is None or got is None else RelocationCase(case, *got)
 
 
 def unperturbed(c: RelocationCase) -> list[RelocationCase]:
